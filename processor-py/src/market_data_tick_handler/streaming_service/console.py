@@ -1,0 +1,79 @@
+"""Human-readable output: a live candle table and the end-of-run summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from ..timeutil import iso_us
+from .messages import CandleEvent
+
+_HEADER = (
+    f"{'exchange':<16} {'symbol':<14} {'tf':>4} {'bucket start (UTC)':<26} {'open':>12} {'high':>12}"
+    f" {'low':>12} {'close':>12} {'volume':>12} {'trades':>7} {'vwap':>12}  flags"
+)
+
+
+class CandleTable:
+    def __init__(self, out: TextIO = sys.stdout, timeframes: set[str] | None = None) -> None:
+        self.out = out
+        self.timeframes = timeframes
+        self.rows = 0
+
+    def __call__(self, event: CandleEvent) -> None:
+        c = event.candle
+        if self.timeframes is not None and c.timeframe not in self.timeframes:
+            return
+        if self.rows % 40 == 0:
+            print(_HEADER, file=self.out)
+        self.rows += 1
+        flags = ",".join(
+            name
+            for name, on in (
+                ("empty", c.is_empty),
+                ("gap", c.has_gap),
+                ("partial", c.is_partial),
+                (f"rev{c.revision}", c.revision),
+            )
+            if on
+        )
+        vwap = f"{c.vwap:12.2f}" if c.vwap is not None else f"{'-':>12}"
+        print(
+            f"{c.exchange:<16} {c.symbol:<14} {c.timeframe:>4} {iso_us(c.timestamp_in):<26}"
+            f" {c.open:12.2f} {c.high:12.2f} {c.low:12.2f} {c.close:12.2f} {c.volume:12.5f}"
+            f" {c.trade_count:7d} {vwap}  {flags}",
+            file=self.out,
+            flush=True,
+        )
+
+
+def percentile(samples: list[int], q: float) -> float | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def summary_lines(stats: dict[str, Any]) -> list[str]:
+    counts = stats["counts"]
+    lines = [
+        f"frames received     {counts.get('frames', 0)} (lost {counts.get('frames_lost', 0)},"
+        f" undecodable {counts.get('bad_frames', 0)})",
+        f"trades              {stats['ticks_by_type'].get('trade', 0)}"
+        f" (bad rows dropped {counts.get('bad_trades', 0)}, late {stats['late_ticks']})",
+        f"disconnects         {counts.get('disconnects', 0)}",
+        f"candles closed      {counts.get('candles_out', 0)}",
+    ]
+    per_tf: dict[str, int] = {}
+    for engine in stats.get("candles_by_timeframe", {}).values():
+        for tf, k in engine.items():
+            per_tf[tf] = per_tf.get(tf, 0) + k
+    if per_tf:
+        lines.append("  by timeframe      " + ", ".join(f"{tf}: {k}" for tf, k in per_tf.items()))
+    if "serve" in stats:
+        s = stats["serve"]
+        lines.append(
+            f"published           {s['candles_published']} candles in {s['round_trips']} round trips"
+            f" ({s['messages_published']} messages; retries {s['publish_retries']}, lost {s['candles_lost']})"
+        )
+    return lines

@@ -1,0 +1,115 @@
+"""Start and watch the Node ingester (ingest-node/src/cli.js) as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ...config import ConfigError, IngestConfig
+
+log = logging.getLogger("ingest")
+
+
+def find_ingester() -> Path:
+    override = os.environ.get("MDTH_INGEST_NODE")
+    if override:
+        return Path(override)
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "ingest-node" / "src" / "cli.js"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError("ingest-node/src/cli.js not found: set MDTH_INGEST_NODE to its path")
+
+
+def ingester_args(ingest: IngestConfig, endpoint: str) -> list[str]:
+    args = [
+        "--source",
+        ingest.source,
+        "--exchange",
+        ingest.exchange,
+        "--symbols",
+        ",".join(ingest.symbols),
+        "--data-types",
+        ",".join(ingest.data_types),
+        "--speed",
+        str(ingest.speed),
+        "--endpoint",
+        endpoint,
+        "--sndhwm",
+        str(ingest.sndhwm),
+        "--max-batch",
+        str(ingest.max_batch),
+    ]
+    if ingest.files:
+        args += ["--files", ",".join(str(Path(f).resolve()) for f in ingest.files)]
+    return args + list(ingest.extra_args)
+
+
+class IngesterProcess:
+    def __init__(self, ingest: IngestConfig, endpoint: str) -> None:
+        self.ingest = ingest
+        self.endpoint = endpoint
+        self.summary: dict[str, Any] | None = None
+        self.last_lines: list[str] = []
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        script = find_ingester()
+        node = shutil.which(self.ingest.node)
+        if node is None:
+            raise ConfigError(
+                f"'{self.ingest.node}' (Node.js) not found on PATH: the ingester needs Node 20+"
+            )
+        if not (script.parent.parent / "node_modules").is_dir():
+            raise ConfigError(f"{script.parent.parent}/node_modules is missing: run `make setup` (npm ci)")
+        cmd = [node, str(script), *ingester_args(self.ingest, self.endpoint)]
+        log.info("starting ingester: %s %s", Path(node).name, " ".join(cmd[1:]))
+        self._proc = await asyncio.create_subprocess_exec(
+            *cmd,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        self._reader = asyncio.create_task(self._read_stderr())
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        async for raw in self._proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if not line:
+                continue
+            self.last_lines = [*self.last_lines[-19:], line]
+            if line.startswith("ingest: summary "):
+                with contextlib.suppress(json.JSONDecodeError):
+                    self.summary = json.loads(line.removeprefix("ingest: summary "))
+            log.info("%s", line.removeprefix("ingest: "))
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.returncode
+
+    async def wait(self, timeout: float | None = None) -> int | None:
+        if self._proc is None:
+            return None
+        try:
+            await asyncio.wait_for(self._proc.wait(), timeout)
+        except TimeoutError:
+            return None
+        if self._reader is not None:
+            await self._reader
+        return self._proc.returncode
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        self._proc.terminate()
+        if await self.wait(timeout) is None:
+            self._proc.kill()
+            await self.wait()

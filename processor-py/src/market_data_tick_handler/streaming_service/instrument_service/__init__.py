@@ -1,0 +1,3 @@
+from .instrument_mapper import InstrumentMapper
+
+__all__ = ["InstrumentMapper"]

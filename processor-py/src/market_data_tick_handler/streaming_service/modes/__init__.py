@@ -1,0 +1,3 @@
+from .serve_mode import ServeConfig, ServeMode
+
+__all__ = ["ServeConfig", "ServeMode"]

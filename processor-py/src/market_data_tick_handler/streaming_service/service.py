@@ -1,0 +1,212 @@
+"""The processor process: PULL wire frames from the ingester, build candles, fan them out.
+
+One frame is handled start to finish before the next is read: decode, candles (and features), then one
+publish round trip. ZeroMQ's small high-water marks turn a slow processor into back-pressure on the
+ingester instead of hidden queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from ..config import StreamingConfig
+from ..timeutil import now_us
+from .ingest import IngesterProcess
+from .messages import CandleEvent
+from .modes import ServeMode
+from .tick_processor.tick_handler import CandleSettings, TickHandler
+
+log = logging.getLogger(__name__)
+
+STATS_EVERY_S = 10.0
+
+
+def mono_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+@dataclass
+class Latencies:
+    """Microsecond samples: ``frame`` = ingester receipt -> frame handled; ``publish`` = receipt of the
+    tick that closed candles -> those candles published."""
+
+    frame: list[int] = field(default_factory=list)
+    publish: list[int] = field(default_factory=list)
+    cap: int = 2_000_000
+
+    def add(self, samples: list[int], value: int) -> None:
+        if len(samples) < self.cap:
+            samples.append(value)
+
+
+def resolve_clock(config: StreamingConfig) -> str:
+    if config.candles.clock != "auto":
+        return config.candles.clock
+    return "wall" if config.ingest.source == "tardis-realtime" else "event"
+
+
+class StreamingService:
+    def __init__(
+        self,
+        config: StreamingConfig,
+        serve: ServeMode | None = None,
+        on_candle: Callable[[CandleEvent], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.serve = serve
+        self.on_candle = on_candle
+        c = config.candles
+        self.handler = TickHandler(
+            CandleSettings(
+                timeframes=c.timeframes,
+                clock=resolve_clock(config),
+                grace_ms=c.grace_ms,
+                late_policy=c.late_policy,
+                revise_window=c.revise_window,
+            )
+        )
+        self.latencies = Latencies()
+        self.end_header: dict[str, Any] | None = None
+        self.ingester: IngesterProcess | None = None
+        self._stop = asyncio.Event()
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+
+    def _endpoint(self) -> str:
+        endpoint = self.config.ingest.endpoint
+        if endpoint != "auto":
+            return endpoint
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="mdth-")
+        return f"ipc://{self._tmpdir.name}/frames.sock"
+
+    async def run(self) -> int:
+        """Run until the ingester's session ends (replay over) or a stop signal; returns an exit code."""
+        ctx = zmq.asyncio.Context()
+        sock = ctx.socket(zmq.PULL)
+        sock.setsockopt(zmq.RCVHWM, self.config.ingest.rcvhwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        endpoint = self._endpoint()
+        sock.bind(endpoint)
+        log.info("processor listening on %s (clock: %s)", endpoint, self.handler.settings.clock)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        try:
+            if self.serve is not None:
+                await self.serve.start()
+            if self.config.ingest.spawn:
+                self.ingester = IngesterProcess(self.config.ingest, endpoint)
+                await self.ingester.start()
+            return await self._loop(sock)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            if self.ingester is not None:
+                await self.ingester.stop()
+            if self.serve is not None:
+                await self.serve.close()
+            sock.close()
+            ctx.term()
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+
+    async def _loop(self, sock: zmq.asyncio.Socket) -> int:
+        next_stats = time.monotonic() + STATS_EVERY_S
+        while not self._stop.is_set():
+            deadline = self.handler.next_deadline_us()
+            wait_ms = 1000 if deadline is None else max(0, min(1000, (deadline - now_us()) // 1000 + 1))
+            if await sock.poll(wait_ms, zmq.POLLIN):
+                data = await sock.recv(copy=False)
+                result = self.handler.handle_bytes(data.buffer)
+                events = self._events(result.candles)
+                if result.recv_mono_us:
+                    self.latencies.add(self.latencies.frame, mono_us() - result.recv_mono_us)
+                if events:
+                    await self._publish(events)
+                    if result.recv_mono_us:
+                        self.latencies.add(self.latencies.publish, mono_us() - result.recv_mono_us)
+                if result.ended:
+                    self.end_header = result.end_header
+                    return await self._finish()
+            if deadline is not None and now_us() >= deadline:
+                await self._publish(self._events(self.handler.advance()))
+            if self.ingester is not None and self.ingester.returncode is not None:
+                await asyncio.sleep(0.2)  # frames it sent just before exiting
+                if not await sock.poll(0, zmq.POLLIN):
+                    log.error(
+                        "ingester exited with code %s before ending its session; last output:\n  %s",
+                        self.ingester.returncode,
+                        "\n  ".join(self.ingester.last_lines[-5:]),
+                    )
+                    return 1
+            if time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + STATS_EVERY_S
+                self._log_progress()
+        log.info("stop requested")
+        return 0
+
+    def _events(self, candles: list) -> list[CandleEvent]:
+        if not candles:
+            return []
+        local = now_us()
+        return [CandleEvent(c, local) for c in candles]
+
+    async def _publish(self, events: list[CandleEvent]) -> None:
+        if not events:
+            return
+        if self.serve is not None:
+            await self.serve.publish(events)
+        else:
+            stamp = now_us()
+            for event in events:
+                event.timestamp_out = stamp
+        if self.on_candle is not None:
+            for event in events:
+                self.on_candle(event)
+
+    async def _finish(self) -> int:
+        header = self.end_header or {}
+        reason = header.get("reason")
+        if self.ingester is not None:
+            code = await self.ingester.wait(timeout=10)
+            if code not in (0, None):
+                log.error("ingester exited with code %s", code)
+        self._log_progress()
+        if reason == "error":
+            log.error("ingester ended with an error: %s", header.get("error"))
+            return 1
+        log.info("session ended (%s): %s", reason, header.get("counts"))
+        return 0
+
+    def _log_progress(self) -> None:
+        c = self.handler.counts
+        published = self.serve.stats["candles_published"] if self.serve else c.get("candles_out", 0)
+        log.info(
+            "frames=%d trades=%d candles=%d published=%d late=%d bad=%d lost_frames=%d",
+            c.get("frames", 0),
+            self.handler.ticks_by_type.get("trade", 0),
+            c.get("candles_out", 0),
+            published,
+            self.handler.get_stats()["late_ticks"],
+            c.get("bad_trades", 0),
+            c.get("frames_lost", 0),
+        )
+
+    def get_stats(self) -> dict[str, Any]:
+        stats = self.handler.get_stats()
+        if self.serve is not None:
+            stats["serve"] = self.serve.get_stats()
+        if self.ingester is not None and self.ingester.summary is not None:
+            stats["ingester"] = self.ingester.summary
+        stats["pid"] = os.getpid()
+        return stats
