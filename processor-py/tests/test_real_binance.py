@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import trade_frame
-from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
 
 from market_data_tick_handler.streaming_service import candles_from_trades
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
+from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
 
 SPOT = [BINANCE_WS / "spot_btcusdt_20240808.gz", BINANCE_WS / "spot_btcusdt_20240809.gz"]
 

@@ -110,9 +110,7 @@ def expected_candles(trades: list[RawTrade], timeframe: str) -> list[dict]:
 
 def assert_candles_match(actual: list[dict], expected: list[dict], label: str) -> None:
     """``actual`` rows use the same keys (timestamps as µs ints). Prices exact; sums to 1e-9 relative."""
-    assert [a["timestamp_in"] for a in actual] == [
-        e["timestamp_in"] for e in expected
-    ], (
+    assert [a["timestamp_in"] for a in actual] == [e["timestamp_in"] for e in expected], (
         f"{label}: bucket starts differ: got {len(actual)} candles, expected {len(expected)}"
     )
     for a, e in zip(actual, expected, strict=True):

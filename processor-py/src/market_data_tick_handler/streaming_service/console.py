@@ -5,9 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from ..timeutil import iso_us
-from .messages import CandleEvent
-
 _HEADER = (
     f"{'exchange':<16} {'symbol':<14} {'tf':>4} {'bucket start (UTC)':<26} {'open':>12} {'high':>12}"
     f" {'low':>12} {'close':>12} {'volume':>12} {'trades':>7} {'vwap':>12}  flags"
@@ -15,33 +12,35 @@ _HEADER = (
 
 
 class CandleTable:
+    """Prints published candle messages (the JSON form, see ``messages.py``) as table rows."""
+
     def __init__(self, out: TextIO = sys.stdout, timeframes: set[str] | None = None) -> None:
         self.out = out
         self.timeframes = timeframes
         self.rows = 0
 
-    def __call__(self, event: CandleEvent) -> None:
-        c = event.candle
-        if self.timeframes is not None and c.timeframe not in self.timeframes:
+    def __call__(self, message: dict[str, Any]) -> None:
+        if self.timeframes is not None and message["timeframe"] not in self.timeframes:
             return
+        c = message["candle"]
         if self.rows % 40 == 0:
             print(_HEADER, file=self.out)
         self.rows += 1
         flags = ",".join(
             name
             for name, on in (
-                ("empty", c.is_empty),
-                ("gap", c.has_gap),
-                ("partial", c.is_partial),
-                (f"rev{c.revision}", c.revision),
+                ("empty", c["is_empty"]),
+                ("gap", c["has_gap"]),
+                ("partial", c["is_partial"]),
+                (f"rev{c['revision']}", c["revision"]),
             )
             if on
         )
-        vwap = f"{c.vwap:12.2f}" if c.vwap is not None else f"{'-':>12}"
+        vwap = f"{c['vwap']:12.2f}" if c["vwap"] is not None else f"{'-':>12}"
         print(
-            f"{c.exchange:<16} {c.symbol:<14} {c.timeframe:>4} {iso_us(c.timestamp_in):<26}"
-            f" {c.open:12.2f} {c.high:12.2f} {c.low:12.2f} {c.close:12.2f} {c.volume:12.5f}"
-            f" {c.trade_count:7d} {vwap}  {flags}",
+            f"{message['exchange']:<16} {message['symbol']:<14} {message['timeframe']:>4}"
+            f" {message['timestamp_in']:<26} {c['open']:12.2f} {c['high']:12.2f} {c['low']:12.2f}"
+            f" {c['close']:12.2f} {c['volume']:12.5f} {c['trade_count']:7d} {vwap}  {flags}",
             file=self.out,
             flush=True,
         )

@@ -1,4 +1,4 @@
-"""A private, real ``redis-server`` on a free port, for tests and benchmarks."""
+"""A private, real ``redis-server`` on a free port: for ``make demo``, the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def redis_available() -> bool:
+    return shutil.which("redis-server") is not None
+
+
 @contextmanager
 def redis_server(port: int | None = None) -> Iterator[str]:
     """Start redis-server (no persistence) and yield its URL; stopped on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError(
-            "redis-server is not installed (apt-get install redis-server)"
-        )
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     port = port or free_port()
     with tempfile.TemporaryDirectory(prefix="mdth-redis-") as tmp:
         proc = subprocess.Popen(
@@ -48,9 +50,7 @@ def redis_server(port: int | None = None) -> Iterator[str]:
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    with socket.create_connection(
-                        ("127.0.0.1", port), timeout=0.2
-                    ) as s:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
                         s.sendall(b"PING\r\n")
                         if s.recv(16).startswith(b"+PONG"):
                             break

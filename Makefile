@@ -1,0 +1,64 @@
+# Every command does its own setup: a virtualenv in .venv and `npm ci` in ingest-node.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+
+FILES ?= data/sample/binance-spot-btcusdt-trades.gz
+EXCHANGE ?= binance
+SYMBOLS ?= btcusdt
+SYMBOL ?= BTC-USDT
+SPEED ?= max
+REDIS_URL ?= redis://localhost:6379/0
+
+.PHONY: setup demo replay run-serve test lint bench vectors clean
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+$(STAMPS)/python: processor-py/pyproject.toml
+	@mkdir -p $(STAMPS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e 'processor-py[dev]'
+	@touch $@
+
+$(STAMPS)/node: ingest-node/package.json ingest-node/package-lock.json
+	@mkdir -p $(STAMPS)
+	cd ingest-node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## make demo: a trimmed real Binance recording through the whole pipeline, candles printed from Redis
+demo: setup
+	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20
+
+## make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max REDIS_URL=redis://HOST:PORT/DB
+replay: setup
+	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --source replay \
+	  --files $(FILES) --exchange $(EXCHANGE) --symbols $(SYMBOLS) --speed $(SPEED) --redis-url '$(REDIS_URL)'
+
+## make run-serve SYMBOL=BTC-USDT: live from the exchange (needs network and a Redis at REDIS_URL)
+run-serve: setup
+	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --config streaming.yaml \
+	  --symbol $(SYMBOL) --exchange $(EXCHANGE) --redis-url '$(REDIS_URL)' --print-candles
+
+## make test: lint, the Node tests, the Python tests and the cross-process tests
+test: setup lint
+	cd ingest-node && npm test
+	$(PY) -m pytest -q processor-py/tests tests
+
+lint: setup
+	$(VENV)/bin/ruff check processor-py tests bench
+	$(VENV)/bin/ruff format --check processor-py tests bench
+
+## make bench: throughput and latency through the real processes; figures go to the README
+bench: setup
+	$(PY) bench/pipeline_bench.py
+
+## make vectors: rewrite both sides' golden wire vectors from proto/vectors/cases.json
+vectors: setup
+	$(PY) -m market_data_tick_handler.wire.vectors
+	cd ingest-node && npm run --silent vectors
+
+clean:
+	rm -rf $(VENV) $(STAMPS) ingest-node/node_modules

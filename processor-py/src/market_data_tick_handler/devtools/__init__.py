@@ -1,0 +1,1 @@
+"""Helpers for running the pipeline locally: a private redis-server."""
