@@ -77,6 +77,8 @@ class StreamingService:
             )
         )
         self.latencies = Latencies()
+        self._first_frame_mono: int | None = None
+        self._end_mono: int | None = None
         self.end_header: dict[str, Any] | None = None
         self.ingester: IngesterProcess | None = None
         self._stop = asyncio.Event()
@@ -127,6 +129,8 @@ class StreamingService:
             wait_ms = 1000 if deadline is None else max(0, min(1000, (deadline - now_us()) // 1000 + 1))
             if await sock.poll(wait_ms, zmq.POLLIN):
                 data = await sock.recv(copy=False)
+                if self._first_frame_mono is None:
+                    self._first_frame_mono = mono_us()
                 result = self.handler.handle_bytes(data.buffer)
                 events = self._events(result.candles)
                 if result.recv_mono_us:
@@ -175,6 +179,7 @@ class StreamingService:
                 self.on_candle(event)
 
     async def _finish(self) -> int:
+        self._end_mono = mono_us()
         header = self.end_header or {}
         reason = header.get("reason")
         if self.ingester is not None:
@@ -208,5 +213,7 @@ class StreamingService:
             stats["serve"] = self.serve.get_stats()
         if self.ingester is not None and self.ingester.summary is not None:
             stats["ingester"] = self.ingester.summary
+        if self._first_frame_mono is not None and self._end_mono is not None:
+            stats["elapsed_s"] = (self._end_mono - self._first_frame_mono) / 1e6
         stats["pid"] = os.getpid()
         return stats

@@ -1,0 +1,166 @@
+"""``make bench``: the pipeline's speed through the real processes, on this machine.
+
+1. Baseline, same run: Node synthetic trades -> ZeroMQ -> Python that only decodes the frames.
+2. Throughput: Node synthetic trades (100 symbols, as fast as possible) -> ZeroMQ -> Python candles on
+   six timeframes -> Redis PUBLISH on a private redis-server; trades/s from the first frame to the last
+   candle published, and the ratio to the baseline.
+3. Latency at a paced 20k trades/s (event time runs 60x faster, so 15 s buckets close four times a
+   second, each closing 100 symbols' candles together): ingester receipt of a tick -> the candles it
+   closed are published (p50/p99), and ingester receipt -> frame handled, for every frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+
+from market_data_tick_handler.config import IngestConfig
+from market_data_tick_handler.devtools.local_redis import redis_server
+from market_data_tick_handler.streaming_service.ingest import IngesterProcess
+from market_data_tick_handler.wire import decode_frame
+
+SYMBOLS = 100
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except OSError:
+        mem_kb = 0
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem_kb / 2**20:.0f} GiB; Linux {platform.release()};"
+        f" Python {platform.python_version()}, Node {node}"
+    )
+
+
+def synthetic(rate: str, total: int) -> IngestConfig:
+    return IngestConfig(
+        source="synthetic",
+        exchange="synthetic",
+        symbols=("syn",),
+        speed="max",
+        extra_args=(
+            "--symbols-count",
+            str(SYMBOLS),
+            "--rate",
+            rate,
+            "--total",
+            str(total),
+            "--event-speed",
+            "60",
+        ),
+    )
+
+
+async def decode_only(total: int) -> float:
+    """Baseline: trades/s when the processor only decodes frames."""
+    with tempfile.TemporaryDirectory(prefix="mdth-bench-") as tmp:
+        endpoint = f"ipc://{tmp}/frames.sock"
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PULL)
+        sock.setsockopt(zmq.RCVHWM, 4)
+        sock.bind(endpoint)
+        ingester = IngesterProcess(synthetic("max", total), endpoint)
+        await ingester.start()
+        trades, start = 0, None
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.run_in_executor(None, sock.recv, 0, False)
+            start = start or time.perf_counter()
+            frame = decode_frame(data.buffer)
+            if frame.type == "trade":
+                trades += frame.n
+                frame.columns["price"].sum()  # touch the data, as a consumer would
+            elif frame.type == "end":
+                break
+        elapsed = time.perf_counter() - start
+        await ingester.wait(10)
+        sock.close()
+        ctx.term()
+    return trades / elapsed
+
+
+def pipeline(redis_url: str, rate: str, total: int) -> dict:
+    """The whole pipeline as a user runs it (python -m market_data_tick_handler.main), stats as JSON."""
+    with tempfile.TemporaryDirectory(prefix="mdth-bench-") as tmp:
+        stats_path = Path(tmp) / "stats.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "market_data_tick_handler.main",
+            "--source",
+            "synthetic",
+            "--exchange",
+            "synthetic",
+            "--symbols",
+            "syn",
+            "--redis-url",
+            redis_url,
+            "--stats-json",
+            str(stats_path),
+            "--log-level",
+            "WARNING",
+        ]
+        for arg in synthetic(rate, total).extra_args:
+            cmd.append(f"--ingest-arg={arg}")
+        run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise SystemExit(f"pipeline failed ({run.returncode}):\n{run.stderr[-3000:]}")
+        return json.loads(stats_path.read_text())
+
+
+def ms(us: float) -> str:
+    return f"{us / 1000:.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trades", type=int, default=3_000_000, help="trades in the throughput runs")
+    parser.add_argument("--paced-seconds", type=int, default=20, help="length of the 20k trades/s run")
+    args = parser.parse_args()
+    print(f"machine: {machine()}", flush=True)
+    baseline = asyncio.run(decode_only(args.trades))
+    print(
+        f"baseline   decode only (Node -> ZeroMQ -> Python decode): {baseline / 1e6:.2f} M trades/s",
+        flush=True,
+    )
+    with redis_server() as url:
+        full = pipeline(url, "max", args.trades)
+        rate = full["ticks_by_type"]["trade"] / full["elapsed_s"]
+        print(
+            f"throughput {SYMBOLS} symbols, candles on 6 timeframes + Redis PUBLISH:"
+            f" {rate / 1e6:.2f} M trades/s"
+            f" ({full['counts']['candles_out']} candles; {rate / baseline:.0%} of the baseline)",
+            flush=True,
+        )
+        paced = pipeline(url, "20000", 20_000 * args.paced_seconds)
+        lat = paced["latency_us"]
+        print(
+            f"latency    at 20k trades/s, {SYMBOLS} symbols, {paced['counts']['candles_out']} candles:"
+            f" trade -> candles published p50 {ms(lat['publish_p50'])}, p99 {ms(lat['publish_p99'])}"
+            f" ({lat['publish_samples']} closing frames); trade -> frame handled"
+            f" p50 {ms(lat['frame_p50'])}, p99 {ms(lat['frame_p99'])} ({lat['frame_samples']} frames)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
