@@ -1,0 +1,214 @@
+#!/usr/bin/env node
+// market-data-ingest: normalized market data -> binary columnar frames -> ZeroMQ PUSH.
+// Logs go to stderr as `ingest: ...` lines; the last one is `ingest: summary {json}`.
+import { parseArgs } from 'node:util'
+import { openSource } from './sources/index.js'
+import { Batcher, newSessionId } from './batcher.js'
+import { Sender } from './sender.js'
+import { runPipeline, INGESTER_VERSION } from './pipeline.js'
+import { createLog, redact } from './log.js'
+
+const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|tardis-machine [options]
+  --exchange binance            tardis exchange id
+  --symbols btcusdt,ethusdt     symbols (exchange-native ids)
+  --data-types trade            trade,book_snapshot,derivative_ticker,liquidation,option_summary
+  --files a.gz,b.gz             replay: recordings, played back to back
+  --speed max                   replay: max | 1 (real time) | N (N times faster)
+  --cut-after 0                 replay: drop the connection once after K frames
+  --endpoint tcp://127.0.0.1:5555  processor endpoint (it binds, we connect)
+  --sndhwm 4                    ZeroMQ send high-water mark, frames
+  --sndbuf 65536                kernel TCP send buffer, bytes (0 = OS default)
+  --max-batch 1000              rows per frame at most
+  --linger-ms 5000              how long to wait for the end frame to be delivered on exit
+  --book-depth 10 --book-interval-ms 100   book_snapshot shape
+  --timeout-interval-ms 10000   tardis-dev stale-connection timeout (replay default 0 = off)
+  --symbols-count 100 --rate max --total N --event-speed 60 --event-step-us 1000 --seed 1   synthetic
+  --machine-url ws://localhost:8001   tardis-machine
+  --help`
+
+const OPTIONS = {
+  source: { type: 'string' },
+  exchange: { type: 'string', default: 'binance' },
+  symbols: { type: 'string', default: 'btcusdt' },
+  'data-types': { type: 'string', default: 'trade' },
+  files: { type: 'string' },
+  speed: { type: 'string', default: 'max' },
+  'cut-after': { type: 'string', default: '0' },
+  endpoint: { type: 'string', default: 'tcp://127.0.0.1:5555' },
+  sndhwm: { type: 'string', default: '4' },
+  sndbuf: { type: 'string', default: '65536' },
+  'max-batch': { type: 'string', default: '1000' },
+  'linger-ms': { type: 'string', default: '5000' },
+  'book-depth': { type: 'string', default: '10' },
+  'book-interval-ms': { type: 'string', default: '100' },
+  'timeout-interval-ms': { type: 'string' },
+  'symbols-count': { type: 'string', default: '100' },
+  rate: { type: 'string', default: 'max' },
+  total: { type: 'string' },
+  'event-speed': { type: 'string', default: '60' },
+  'event-step-us': { type: 'string', default: '1000' },
+  seed: { type: 'string', default: '1' },
+  'machine-url': { type: 'string', default: 'ws://localhost:8001' },
+  help: { type: 'boolean', default: false }
+}
+
+/** @param {string} name @param {string} v @param {{min?: number, integer?: boolean}} [o] */
+function number (name, v, { min = 0, integer = true } = {}) {
+  const x = Number(v)
+  if (!Number.isFinite(x) || x < min || (integer && !Number.isInteger(x))) {
+    throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}`)
+  }
+  return x
+}
+/** @param {string} name @param {string} v */
+const maxOr = (name, v) => (v === 'max' ? 'max' : number(name, v, { min: Number.MIN_VALUE, integer: false }))
+const list = (v) => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+
+/** @param {string[]} argv */
+export function parseCli (argv) {
+  const { values: a } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
+  if (a.help) return { help: true }
+  if (a.source === undefined) throw new Error('--source is required (replay, tardis-realtime, synthetic or tardis-machine)')
+  const dataTypes = list(a['data-types'])
+  const common = {
+    exchange: a.exchange,
+    symbols: list(a.symbols),
+    dataTypes,
+    bookDepth: number('book-depth', a['book-depth'], { min: 1 }),
+    bookIntervalMs: number('book-interval-ms', a['book-interval-ms'])
+  }
+  if (a['timeout-interval-ms'] !== undefined) common.timeoutIntervalMS = number('timeout-interval-ms', a['timeout-interval-ms'])
+  let sourceOptions
+  let speed = 1
+  switch (a.source) {
+    case 'replay':
+      speed = maxOr('speed', a.speed)
+      sourceOptions = { ...common, files: list(a.files), speed, cutAfter: number('cut-after', a['cut-after']) }
+      if (sourceOptions.files.length === 0) throw new Error('--files is required with --source replay')
+      break
+    case 'tardis-realtime':
+      sourceOptions = common
+      break
+    case 'tardis-machine':
+      sourceOptions = { ...common, url: a['machine-url'] }
+      break
+    case 'synthetic': {
+      const rate = maxOr('rate', a.rate)
+      const eventSpeed = number('event-speed', a['event-speed'], { min: Number.MIN_VALUE, integer: false })
+      speed = rate === 'max' ? 'max' : eventSpeed
+      sourceOptions = {
+        exchange: a.exchange === OPTIONS.exchange.default ? 'synthetic' : a.exchange,
+        symbolsCount: number('symbols-count', a['symbols-count'], { min: 1 }),
+        rate,
+        total: a.total === undefined ? Infinity : number('total', a.total),
+        eventSpeed,
+        eventStepUs: number('event-step-us', a['event-step-us'], { min: 0, integer: false }),
+        seed: number('seed', a.seed)
+      }
+      break
+    }
+    default:
+      throw new Error(`unknown --source ${JSON.stringify(a.source)} (replay, tardis-realtime, synthetic or tardis-machine)`)
+  }
+  return {
+    help: false,
+    source: a.source,
+    sourceOptions,
+    speed,
+    endpoint: a.endpoint,
+    sndhwm: number('sndhwm', a.sndhwm, { min: 1 }),
+    sndbuf: number('sndbuf', a.sndbuf),
+    maxBatch: number('max-batch', a['max-batch'], { min: 1 }),
+    lingerMs: number('linger-ms', a['linger-ms'])
+  }
+}
+
+export async function main (argv = process.argv.slice(2)) {
+  const log = createLog()
+  let cfg
+  try {
+    cfg = parseCli(argv)
+  } catch (e) {
+    log(`bad arguments: ${e.message}`)
+    process.stderr.write(USAGE + '\n')
+    return 2
+  }
+  if (cfg.help) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
+  const session = newSessionId()
+  log(`session ${session}: ${cfg.source} ${JSON.stringify(redact(cfg.sourceOptions))} -> ${cfg.endpoint} (sndhwm ${cfg.sndhwm}, sndbuf ${cfg.sndbuf}, max batch ${cfg.maxBatch})`)
+  let source
+  let sender
+  try {
+    source = openSource({ source: cfg.source, ...cfg.sourceOptions, log })
+    sender = new Sender({ endpoint: cfg.endpoint, sndhwm: cfg.sndhwm, sndbuf: cfg.sndbuf, lingerMs: cfg.lingerMs, log })
+  } catch (e) {
+    log(`cannot start: ${e.message}`)
+    log(`summary ${JSON.stringify({ reason: 'error', error: e.message })}`)
+    return 1
+  }
+  const exchange = cfg.sourceOptions.exchange
+  const symbols = cfg.source === 'synthetic' ? source.symbols : cfg.sourceOptions.symbols
+  const batcher = new Batcher({
+    send: (f) => sender.send(f),
+    maxBatch: cfg.maxBatch,
+    session,
+    subscribed: { [exchange]: symbols.map((s) => s.toUpperCase()) },
+    log
+  })
+  const controller = new AbortController()
+  let signals = 0
+  const onSignal = (sig) => {
+    signals++
+    if (signals > 1) {
+      log(`second ${sig}: exiting now`)
+      process.exit(130)
+    }
+    log(`${sig}: sending end (source_closed) and exiting`)
+    controller.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  const t0 = performance.now()
+  const result = await runPipeline({
+    source,
+    batcher,
+    sender,
+    signal: controller.signal,
+    log,
+    startInfo: {
+      source: cfg.source,
+      exchanges: [exchange],
+      data_types: cfg.source === 'synthetic' ? ['trade'] : cfg.sourceOptions.dataTypes,
+      speed: cfg.speed
+    }
+  })
+  const seconds = (performance.now() - t0) / 1000
+  if (!result.endDelivered) log(`the processor at ${cfg.endpoint} did not confirm the end frame within ${cfg.lingerMs} ms (is it running?)`)
+  const summary = {
+    session,
+    reason: result.reason,
+    error: result.error,
+    seconds: Math.round(seconds * 1000) / 1000,
+    counts: result.counts,
+    unknown_types: batcher.unknown,
+    sender: { ...sender.stats, blockedMs: Math.round(sender.stats.blockedMs) },
+    source: source.stats
+  }
+  log(`summary ${JSON.stringify(summary)}`)
+  return result.reason === 'error' ? 1 : 0
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/src/cli.js')) {
+  main().then((code) => {
+    process.exitCode = code
+    // ZeroMQ delivers the end frame (already in its queue) while the process winds down naturally; if a
+    // source left timers or sockets behind (tardis-dev back-off, its REST polling), exit anyway.
+    setTimeout(() => process.exit(code), 2000).unref()
+  }, (e) => {
+    process.stderr.write(`ingest: fatal: ${e?.stack ?? e}\n`)
+    process.exit(1)
+  })
+}

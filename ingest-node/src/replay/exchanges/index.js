@@ -1,0 +1,33 @@
+// Per-exchange protocol bits of the replay server, one small module per exchange family.
+// To add BitMEX, Coinbase or Deribit: write a module with the same exports and list it here.
+import * as binance from './binance.js'
+
+/**
+ * @typedef {object} ProtocolSession one client connection
+ * @property {boolean} subscribed whether the client subscribed to anything yet
+ * @property {(text: string) => {replies: string[], problem?: string}} onClientMessage
+ * @property {(rec: import('../recording.js').RecordedMessage) => string|null} route text to send, or null (not subscribed / not for clients)
+ *
+ * @typedef {object} ExchangeProtocol
+ * @property {string[]} exchanges tardis exchange ids it serves
+ * @property {string} path URL path of the WebSocket endpoint
+ * @property {() => any} createRecordingState
+ * @property {(shared: any) => ProtocolSession} createSession
+ * @property {(endpoint: string, query: URLSearchParams, shared: any) => {status: number, headers?: Record<string, string>, body: string}} [rest]
+ *   answers the exchange REST calls tardis-dev makes (optional)
+ */
+
+/** @type {ExchangeProtocol[]} */
+const PROTOCOLS = [binance]
+
+/**
+ * @param {string} exchange
+ * @returns {ExchangeProtocol}
+ */
+export function protocolFor (exchange) {
+  const p = PROTOCOLS.find((x) => x.exchanges.includes(exchange))
+  if (p === undefined) {
+    throw new Error(`replay: no replay protocol for exchange ${JSON.stringify(exchange)} (supported: ${PROTOCOLS.flatMap((x) => x.exchanges).join(', ')})`)
+  }
+  return p
+}

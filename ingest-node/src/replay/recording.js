@@ -1,0 +1,154 @@
+// Reads recorded raw exchange messages lazily, line by line, from one or more files played back to
+// back. Line formats: `<ns since epoch> <json>` (shared/data/binance-ws) and the Tardis HTTP API slice
+// format `<ISO 8601 timestamp> <json>`. gzip is detected by its magic bytes. A malformed line is
+// counted and logged with file:line, and reading goes on.
+import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { createGunzip } from 'node:zlib'
+import { StringDecoder } from 'node:string_decoder'
+import { basename } from 'node:path'
+import { isoToUs } from '../convert.js'
+import { silentLog } from '../log.js'
+
+/**
+ * @typedef {object} RecordedMessage
+ * @property {string} file
+ * @property {number} line 1-based line number in that file
+ * @property {number} tsUs local receive time, µs since epoch
+ * @property {string} raw the message text exactly as recorded
+ * @property {any} data the parsed message
+ */
+
+/**
+ * @typedef {object} RecordingStats
+ * @property {number} files files opened
+ * @property {number} lines lines read (all)
+ * @property {number} messages good lines yielded
+ * @property {number} empty blank lines skipped
+ * @property {number} bad malformed lines skipped
+ */
+
+/** @returns {RecordingStats} */
+export const newRecordingStats = () => ({ files: 0, lines: 0, messages: 0, empty: 0, bad: 0 })
+
+/** @param {string} path */
+async function isGzip (path) {
+  const fh = await open(path, 'r')
+  try {
+    const { bytesRead, buffer } = await fh.read(Buffer.alloc(2), 0, 2, 0)
+    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Lines of a file (gzip or plain), lazily, with back-pressure (the stream is paused while the consumer
+ * is busy). Handles \n and \r\n.
+ * @param {string} path
+ * @returns {AsyncGenerator<string>}
+ */
+export async function * readLines (path) {
+  const gz = await isGzip(path)
+  const raw = createReadStream(path, { highWaterMark: 256 * 1024 })
+  const input = gz ? raw.pipe(createGunzip()) : raw
+  if (gz) raw.on('error', (e) => input.destroy(e))
+  const decoder = new StringDecoder('utf8')
+  let rest = ''
+  try {
+    for await (const chunk of input) {
+      const text = rest + decoder.write(chunk)
+      let start = 0
+      let nl
+      while ((nl = text.indexOf('\n', start)) !== -1) {
+        const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl
+        yield text.slice(start, end)
+        start = nl + 1
+      }
+      rest = text.slice(start)
+    }
+    rest += decoder.end()
+    if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest
+  } catch (e) {
+    throw new Error(`recording: cannot read ${path}${gz ? ' (gzip)' : ''}: ${e.message}`)
+  } finally {
+    raw.destroy()
+    if (gz) input.destroy()
+  }
+}
+
+/**
+ * Timestamp field of a line -> µs since epoch, or NaN.
+ * Digits: by magnitude ns (>= 1e17), µs (>= 1e14) or ms; otherwise ISO 8601.
+ * @param {string} s
+ */
+export function parseTimestampUs (s) {
+  if (/^\d+$/.test(s)) {
+    if (s.length >= 18) return Number(s.slice(0, -3)) // ns -> µs (string cut keeps precision)
+    const v = Number(s)
+    if (v >= 1e14) return v
+    return v * 1000
+  }
+  return isoToUs(s)
+}
+
+/**
+ * Parses one recording line. Returns the message or a string saying what is wrong.
+ * @param {string} line
+ * @returns {{tsUs: number, raw: string, data: any} | string}
+ */
+export function parseLine (line) {
+  const sp = line.indexOf(' ')
+  if (sp <= 0) return 'expected "<timestamp> <json>"'
+  const tsUs = parseTimestampUs(line.slice(0, sp))
+  if (!Number.isFinite(tsUs)) return `bad timestamp ${JSON.stringify(line.slice(0, Math.min(sp, 40)))}`
+  const raw = line.slice(sp + 1)
+  let data
+  try {
+    data = JSON.parse(raw)
+  } catch (e) {
+    return `invalid JSON: ${e.message}`
+  }
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'the JSON is not an object'
+  return { tsUs, raw, data }
+}
+
+/**
+ * @typedef {object} ReadRecordingOptions
+ * @property {RecordingStats} [stats] counters to update
+ * @property {import('../log.js').Log} [log]
+ * @property {number} [maxBadLineLogs] bad lines logged one by one (default 20); later ones only counted
+ */
+
+/**
+ * Every good message of the files, in order, played back to back.
+ * @param {string[]} files
+ * @param {ReadRecordingOptions} [options]
+ * @returns {AsyncGenerator<RecordedMessage>}
+ */
+export async function * readRecording (files, { stats = newRecordingStats(), log = silentLog, maxBadLineLogs = 20 } = {}) {
+  if (!Array.isArray(files) || files.length === 0) throw new Error('recording: no files given')
+  for (const file of files) {
+    stats.files++
+    let lineNo = 0
+    for await (const line of readLines(file)) {
+      lineNo++
+      stats.lines++
+      if (line.trim() === '') {
+        stats.empty++
+        continue
+      }
+      const parsed = parseLine(line)
+      if (typeof parsed === 'string') {
+        stats.bad++
+        if (stats.bad <= maxBadLineLogs) {
+          log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
+          if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
+        }
+        continue
+      }
+      stats.messages++
+      yield { file: basename(file), line: lineNo, tsUs: parsed.tsUs, raw: parsed.raw, data: parsed.data }
+    }
+  }
+}

@@ -1,0 +1,234 @@
+// Local WebSocket server that plays a recording of raw exchange frames to tardis-dev's real-time
+// client (pointed here through WSS_URL_<EXCHANGE>). One replay cursor is shared by successive
+// connections: after a drop, the reconnecting client gets the frames that follow.
+import { createServer } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { performance } from 'node:perf_hooks'
+import { WebSocketServer, WebSocket } from 'ws'
+import { protocolFor } from './exchanges/index.js'
+import { silentLog } from '../log.js'
+
+const REST_PREFIX = '/rest/'
+
+class ClosedError extends Error {
+  constructor () { super('replay server closed') }
+}
+
+/**
+ * @typedef {object} ReplayServerOptions
+ * @property {string} exchange tardis exchange id; picks the protocol module
+ * @property {AsyncIterable<import('./recording.js').RecordedMessage>} recording
+ * @property {number|'max'} [speed] 1 = real time from the recorded receive times, N = N times faster, 'max' = as fast as the socket drains
+ * @property {number} [cutAfter] drop the connection once after this many frames (0 = never)
+ * @property {number} [settleMs] wait after the first SUBSCRIBE before sending, so every subscribe of the connection arrives (default 50)
+ * @property {number} [maxBufferedBytes] pause reading the recording while the socket has more than this queued (default 4 MiB)
+ * @property {import('../log.js').Log} [log]
+ */
+
+/**
+ * @typedef {object} ReplayServer
+ * @property {string} url ws://127.0.0.1:<port><path>
+ * @property {string} restUrl http://127.0.0.1:<port>/rest: base URL for the exchange REST calls tardis-dev makes
+ * @property {number} port
+ * @property {boolean} finished true once the last frame went out (or the replay failed)
+ * @property {Error|null} error why the replay failed, if it did
+ * @property {Promise<void>} done resolves when finished
+ * @property {Record<string, number>} stats
+ * @property {() => Promise<void>} close
+ */
+
+/**
+ * @param {ReplayServerOptions} options
+ * @returns {Promise<ReplayServer>}
+ */
+export async function startReplayServer ({
+  exchange, recording, speed = 'max', cutAfter = 0, settleMs = 50, maxBufferedBytes = 4 * 1024 * 1024, log = silentLog
+}) {
+  if (speed !== 'max' && !(typeof speed === 'number' && speed > 0)) {
+    throw new Error(`replay: speed must be 'max' or a positive number, got ${JSON.stringify(speed)}`)
+  }
+  if (!Number.isInteger(cutAfter) || cutAfter < 0) throw new Error(`replay: cutAfter must be a non-negative integer, got ${cutAfter}`)
+  const protocol = protocolFor(exchange)
+  const shared = protocol.createRecordingState()
+  const stats = {
+    connections: 0,
+    /** frames sent to clients */
+    sent: 0,
+    /** recorded messages not sent: stream not subscribed, or nothing for clients */
+    skipped: 0,
+    /** connections dropped on purpose (cutAfter) */
+    cuts: 0,
+    /** client requests that were malformed or unknown */
+    clientProblems: 0,
+    clientErrors: 0,
+    /** times the socket was full and reading the recording paused */
+    backpressureWaits: 0,
+    /** REST calls of tardis-dev answered (exchangeInfo, depth snapshots, ...) and those answered 404 */
+    restRequests: 0,
+    restNotFound: 0
+  }
+
+  /** @type {{ws: WebSocket, session: any, ready: boolean, timer: any} | null} */
+  let client = null
+  /** @type {(() => void)[]} */
+  let wakers = []
+  const wake = () => { const w = wakers; wakers = []; for (const f of w) f() }
+  const state = { finished: false, closed: false, error: /** @type {Error|null} */ (null) }
+
+  const http = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1')
+    if (u.pathname.startsWith(REST_PREFIX) && protocol.rest !== undefined) {
+      const endpoint = u.pathname.slice(REST_PREFIX.length - 1)
+      const r = protocol.rest(endpoint, u.searchParams, shared)
+      stats.restRequests++
+      if (r.status !== 200) {
+        stats.restNotFound++
+        if (stats.restNotFound <= 5) log(`replay: REST ${u.pathname}${u.search} -> ${r.status} ${r.body}`)
+      }
+      res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers })
+      res.end(r.body)
+      return
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' })
+    res.end(`replay server: only WebSocket connections on ${protocol.path}\n`)
+  })
+  const wss = new WebSocketServer({ server: http, path: protocol.path, perMessageDeflate: false })
+  wss.on('connection', (ws) => {
+    stats.connections++
+    if (state.finished) {
+      ws.close(1000, 'replay finished')
+      return
+    }
+    if (client !== null) {
+      log('replay: a second client connected; closing the previous one')
+      client.ws.close(1000, 'replaced by a new connection')
+    }
+    const c = { ws, session: protocol.createSession(shared), ready: false, timer: null }
+    client = c
+    ws.on('message', (data) => {
+      const { replies, problem } = c.session.onClientMessage(data.toString())
+      if (problem !== undefined) {
+        stats.clientProblems++
+        log(`replay: client request not understood: ${problem}`)
+      }
+      for (const r of replies) ws.send(r)
+      if (c.session.subscribed && !c.ready && c.timer === null) {
+        c.timer = setTimeout(() => { c.ready = true; wake() }, settleMs)
+      }
+    })
+    ws.on('error', () => { stats.clientErrors++ })
+    ws.on('close', () => {
+      if (c.timer !== null) clearTimeout(c.timer)
+      if (client === c) client = null
+      wake()
+    })
+  })
+  await new Promise((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(0, '127.0.0.1', () => { http.off('error', reject); resolve(undefined) })
+  })
+  const port = /** @type {import('node:net').AddressInfo} */ (http.address()).port
+  const url = `ws://127.0.0.1:${port}${protocol.path}`
+  const restUrl = `http://127.0.0.1:${port}${REST_PREFIX.slice(0, -1)}`
+
+  /** Resolves with a connected, subscribed client; adds the time waited to `paused`. */
+  let pausedMs = 0
+  const readyClient = async () => {
+    const t0 = performance.now()
+    while (client === null || !client.ready || client.ws.readyState !== WebSocket.OPEN) {
+      if (state.closed) throw new ClosedError()
+      await new Promise((resolve) => wakers.push(resolve))
+    }
+    pausedMs += performance.now() - t0
+    return client
+  }
+
+  /** @param {WebSocket} ws */
+  const backpressure = async (ws) => {
+    if (ws.bufferedAmount <= maxBufferedBytes) return
+    stats.backpressureWaits++
+    while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > maxBufferedBytes / 2) {
+      await new Promise((resolve) => wakers.push(resolve))
+    }
+  }
+  const onSent = () => { if (wakers.length > 0) wake() }
+
+  const pump = async () => {
+    let anchorWall = null
+    let anchorRec = 0
+    let anchorPaused = 0
+    for await (const rec of recording) {
+      let c = await readyClient()
+      const out = c.session.route(rec)
+      if (out === null) {
+        stats.skipped++
+        continue
+      }
+      if (speed !== 'max' && Number.isFinite(rec.tsUs)) {
+        if (anchorWall === null) {
+          anchorWall = performance.now()
+          anchorRec = rec.tsUs
+          anchorPaused = pausedMs
+        }
+        // time spent without a client does not count: the replay resumes where it paused
+        const due = anchorWall + (pausedMs - anchorPaused) + (rec.tsUs - anchorRec) / 1000 / speed
+        const wait = due - performance.now()
+        if (wait >= 1) await sleep(wait)
+      }
+      for (;;) {
+        c = await readyClient()
+        await backpressure(c.ws)
+        if (c.ws.readyState === WebSocket.OPEN && client === c) break
+      }
+      c.ws.send(out, onSent)
+      stats.sent++
+      if (cutAfter > 0 && stats.sent === cutAfter) {
+        stats.cuts++
+        log(`replay: dropping the connection after ${cutAfter} frames (cutAfter); the client's reconnect resumes the replay`)
+        c.ready = false
+        c.ws.close(1012, 'replay cutAfter')
+      }
+    }
+  }
+
+  const finish = (error) => {
+    state.finished = true
+    state.error = error
+    http.close() // no new connections: a late reconnect is refused
+    if (client !== null) {
+      if (error === null) client.ws.close(1000, 'replay finished')
+      else client.ws.close(1011, 'replay failed')
+    }
+    wake()
+  }
+  const done = pump().then(
+    () => finish(null),
+    (e) => {
+      if (e instanceof ClosedError) return
+      log(`replay: failed: ${e.message}`)
+      finish(e)
+    }
+  )
+
+  return {
+    url,
+    restUrl,
+    port,
+    get finished () { return state.finished },
+    get error () { return state.error },
+    done,
+    stats,
+    async close () {
+      state.closed = true
+      if (!state.finished) {
+        state.finished = true
+        state.error = state.error ?? new Error('replay server closed before the end of the recording')
+      }
+      for (const ws of wss.clients) ws.terminate()
+      wake()
+      await new Promise((resolve) => wss.close(() => resolve(undefined)))
+      http.closeAllConnections?.()
+      await new Promise((resolve) => http.close(() => resolve(undefined)))
+    }
+  }
+}

@@ -1,0 +1,104 @@
+// ZeroMQ PUSH to the processor (which BINDs). A small send high-water mark turns an overloaded
+// processor into back-pressure: send() stays pending, the pipeline awaits it and stops pulling from
+// the source. zeromq.js allows one send in flight per socket, so sends are serialized here.
+import { Push } from 'zeromq'
+import { silentLog } from './log.js'
+
+/**
+ * @typedef {object} SenderOptions
+ * @property {string} endpoint e.g. tcp://127.0.0.1:5555
+ * @property {number} [sndhwm] send high-water mark in frames (default 4)
+ * @property {number} [sndbuf] kernel TCP send buffer in bytes, ZMQ_SNDBUF (default 65536; 0 = OS default)
+ * @property {number} [lingerMs] how long close() lets queued frames (the end frame) reach the peer (default 5000)
+ * @property {import('./log.js').Log} [log]
+ */
+
+export class Sender {
+  /** @param {SenderOptions} options */
+  constructor ({ endpoint, sndhwm = 4, sndbuf = 65536, lingerMs = 5000, log = silentLog }) {
+    if (typeof endpoint !== 'string' || !/^(tcp|ipc|inproc):\/\//.test(endpoint)) {
+      throw new Error(`sender: endpoint must look like tcp://host:port, ipc://path or inproc://name, got ${JSON.stringify(endpoint)}`)
+    }
+    if (!Number.isInteger(sndhwm) || sndhwm < 1) throw new Error(`sender: sndhwm must be a positive integer, got ${sndhwm}`)
+    this.endpoint = endpoint
+    this.lingerMs = lingerMs
+    this.log = log
+    if (!Number.isInteger(sndbuf) || sndbuf < 0) throw new Error(`sender: sndbuf must be a non-negative integer (bytes), got ${sndbuf}`)
+    // the kernel's TCP send buffer holds frames beyond the high-water mark: keep it small too, or an
+    // overloaded processor only shows up after megabytes of queued frames (0 = OS default)
+    this.sock = new Push({ sendHighWaterMark: sndhwm, linger: lingerMs, ...(sndbuf > 0 ? { sendBufferSize: sndbuf } : {}) })
+    // The processor closes its socket only once it has read the `end` frame, so the peer's disconnect
+    // is the acknowledgement a PUSH socket otherwise lacks: close() waits for it before the process may
+    // exit (an exiting process drops whatever ZeroMQ still queues, whatever the linger).
+    this.peerGone = new Promise((resolve) => { this.sock.events.on('disconnect', () => resolve(true)) })
+    this.sock.connect(endpoint)
+    /** @type {Promise<any>} */
+    this._tail = Promise.resolve()
+    this.closed = false
+    this.stats = {
+      frames: 0,
+      bytes: 0,
+      /** rows sent per frame type */
+      rows: /** @type {Record<string, number>} */ ({}),
+      /** sends that found the socket full (high-water mark reached) */
+      blockedSends: 0,
+      /** total time spent waiting for those sends, ms */
+      blockedMs: 0
+    }
+  }
+
+  /**
+   * Queues a frame; resolves when ZeroMQ took it. Frames go out in call order.
+   * @param {import('./batcher.js').PendingFrame | Buffer} frame
+   * @returns {Promise<void>}
+   */
+  send (frame) {
+    if (this.closed) return Promise.reject(new Error(`sender: send() after close() (endpoint ${this.endpoint})`))
+    const p = this._tail.then(() => this._sendNow(frame))
+    this._tail = p.catch(() => {})
+    return p
+  }
+
+  /** @param {import('./batcher.js').PendingFrame | Buffer} frame */
+  async _sendNow (frame) {
+    const buf = Buffer.isBuffer(frame) ? frame : frame.build()
+    if (this.sock.writable) {
+      await this.sock.send(buf)
+    } else {
+      const t0 = process.hrtime.bigint()
+      this.stats.blockedSends++
+      await this.sock.send(buf)
+      this.stats.blockedMs += Number(process.hrtime.bigint() - t0) / 1e6
+    }
+    this.stats.frames++
+    this.stats.bytes += buf.length
+    if (!Buffer.isBuffer(frame)) this.stats.rows[frame.type] = (this.stats.rows[frame.type] ?? 0) + frame.n
+  }
+
+  /** Resolves when every frame queued so far went to ZeroMQ. */
+  drain () { return this._tail }
+
+  /**
+   * Waits (at most timeoutMs) for queued frames to reach ZeroMQ, then closes the socket; ZeroMQ keeps
+   * trying to deliver them to the peer for lingerMs. Returns whether everything was handed over.
+   * @param {{timeoutMs?: number}} [options]
+   */
+  async close ({ timeoutMs = this.lingerMs } = {}) {
+    if (this.closed) return true
+    let timer
+    const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })
+    const drained = await Promise.race([this._tail.then(() => true), timeout])
+    // handed over to ZeroMQ is not delivered: wait until the processor has read everything and hung up
+    const acknowledged = drained && await Promise.race([this.peerGone, timeout])
+    clearTimeout(timer)
+    this.closed = true
+    if (!drained) {
+      this.log(`sender: frames still queued after ${timeoutMs} ms: the processor at ${this.endpoint} is not reading; closing without them`)
+    } else if (!acknowledged) {
+      this.log(`sender: the processor at ${this.endpoint} did not hang up within ${timeoutMs} ms of the end frame; it may not have received it`)
+    }
+    this.sock.linger = 0
+    this.sock.close()
+    return drained && acknowledged
+  }
+}

@@ -1,0 +1,162 @@
+// The one tardis-dev real-time code path, shared by the live source and the replay source:
+// streamNormalized(...) (+ compute(computeBookSnapshots) for book snapshots) with disconnect messages,
+// plus the fail-fast rule: an error before any data ever arrived ends the stream with an `end`
+// message (reason error) instead of tardis-dev's endless retries.
+import {
+  streamNormalized, compute, computeBookSnapshots, getRealTimeFeedFactory,
+  normalizeTrades, normalizeBookChanges, normalizeDerivativeTickers, normalizeLiquidations, normalizeOptionsSummary
+} from 'tardis-dev'
+import { silentLog } from '../log.js'
+
+/** Data types this ingester turns into frames (wire.json frame types). */
+export const DATA_TYPES = ['trade', 'book_snapshot', 'derivative_ticker', 'liquidation', 'option_summary']
+
+/** @param {string} exchange */
+export const wssUrlEnvName = (exchange) => `WSS_URL_${exchange.toUpperCase().replace(/-/g, '_')}`
+
+/**
+ * The WebSocket URL tardis-dev will use for `exchange` (the WSS_URL_<EXCHANGE> override, else its built-in URL).
+ * @param {string} exchange
+ */
+export function wssUrlOf (exchange) {
+  const override = process.env[wssUrlEnvName(exchange)]
+  if (override !== undefined) return override
+  try {
+    const Feed = getRealTimeFeedFactory(exchange)
+    const url = new Feed(exchange, [], undefined, undefined).wssURL
+    return typeof url === 'string' ? url : `(built-in URL of ${exchange})`
+  } catch {
+    return `(built-in URL of ${exchange})`
+  }
+}
+
+/**
+ * @typedef {object} TardisStreamOptions
+ * @property {string} exchange tardis exchange id (binance, binance-futures, ...)
+ * @property {string[]} symbols exchange-native ids (case as tardis-dev expects: binance lower or upper both work)
+ * @property {string[]} [dataTypes] subset of DATA_TYPES (default ['trade'])
+ * @property {number} [bookDepth] book_snapshot levels (default 10)
+ * @property {number} [bookIntervalMs] book_snapshot interval in ms (default 100; 0 = on every change)
+ * @property {number} [timeoutIntervalMS] tardis-dev stale-connection timeout (default 10000; 0 disables)
+ * @property {number} [maxEmptyConnections] disconnects before any data after which we give up (default 5)
+ * @property {() => boolean} [ignoreErrors] errors are expected now (e.g. replay over): count, do not act
+ * @property {string} [label] name used in log and error text
+ * @property {import('../log.js').Log} [log]
+ */
+
+/**
+ * @param {string[]} dataTypes
+ * @param {{bookDepth: number, bookIntervalMs: number}} book
+ */
+export function normalizersFor (dataTypes, { bookDepth, bookIntervalMs }) {
+  const normalizers = []
+  const computables = []
+  /** normalized types that are only an input of a computable: skipped (counted), not frames */
+  const internalTypes = new Set()
+  for (const t of dataTypes) {
+    switch (t) {
+      case 'trade': normalizers.push(normalizeTrades); break
+      case 'book_snapshot':
+        normalizers.push(normalizeBookChanges)
+        computables.push(computeBookSnapshots({ depth: bookDepth, interval: bookIntervalMs }))
+        internalTypes.add('book_change')
+        break
+      case 'derivative_ticker': normalizers.push(normalizeDerivativeTickers); break
+      case 'liquidation': normalizers.push(normalizeLiquidations); break
+      case 'option_summary': normalizers.push(normalizeOptionsSummary); break
+      default:
+        throw new Error(`unknown data type ${JSON.stringify(t)} (known: ${DATA_TYPES.join(', ')})`)
+    }
+  }
+  if (normalizers.length === 0) throw new Error('no data types given')
+  return { normalizers, computables, internalTypes }
+}
+
+/**
+ * Describes a connection error with its code (ENOTFOUND, EAI_AGAIN, ECONNREFUSED, ...).
+ * @param {any} err
+ */
+export function describeError (err) {
+  if (err == null) return 'unknown error'
+  const msg = err.message ?? String(err)
+  const code = err.code !== undefined && !msg.includes(err.code) ? ` (${err.code})` : ''
+  return `${msg}${code}`
+}
+
+/**
+ * Normalized tardis-dev messages, live. Yields data messages and `disconnect`s; on a fatal error yields
+ * one `{type: 'end', reason: 'error', error}` and stops.
+ * @param {TardisStreamOptions} options
+ * @returns {AsyncIterable<any> & {stats: Record<string, any>}}
+ */
+export function tardisStream ({
+  exchange, symbols, dataTypes = ['trade'], bookDepth = 10, bookIntervalMs = 100, timeoutIntervalMS = 10000,
+  maxEmptyConnections = 5, ignoreErrors = () => false, label = 'tardis-realtime', log = silentLog
+}) {
+  if (typeof exchange !== 'string' || exchange === '') throw new Error(`${label}: an exchange is required`)
+  if (!Array.isArray(symbols) || symbols.length === 0) throw new Error(`${label}: at least one symbol is required for ${exchange}`)
+  const { normalizers, computables, internalTypes } = normalizersFor(dataTypes, { bookDepth, bookIntervalMs })
+  const stats = {
+    messages: 0,
+    disconnects: 0,
+    reconnects: 0,
+    connectionErrors: 0,
+    ignoredErrors: 0,
+    /** @type {Record<string, number>} normalized messages that only feed a computable */
+    internal: {}
+  }
+  let dataSeen = false
+  let emptyConnections = 0
+  /** @type {Error|null} */
+  let fatal = null
+
+  const onError = (err) => {
+    if (ignoreErrors()) {
+      stats.ignoredErrors++
+      return
+    }
+    stats.connectionErrors++
+    if (!dataSeen) {
+      if (fatal === null) {
+        fatal = new Error(`${label}: cannot stream ${exchange} from ${wssUrlOf(exchange)}: ${describeError(err)} (no connection has succeeded yet, so this is not retried)`)
+      }
+    } else {
+      log(`${label}: ${exchange} connection error, tardis-dev reconnects with back-off: ${describeError(err)}`)
+    }
+  }
+
+  async function * run () {
+    const stream = streamNormalized({ exchange, symbols, withDisconnectMessages: true, timeoutIntervalMS, onError }, ...normalizers)
+    const messages = computables.length > 0 ? compute(stream, ...computables) : stream
+    for await (const m of messages) {
+      if (m.type === 'disconnect') {
+        if (fatal !== null) {
+          yield { type: 'end', reason: 'error', error: fatal.message, exchange }
+          return
+        }
+        stats.disconnects++
+        if (!dataSeen && ++emptyConnections >= maxEmptyConnections && !ignoreErrors()) {
+          yield {
+            type: 'end',
+            reason: 'error',
+            exchange,
+            error: `${label}: ${exchange} at ${wssUrlOf(exchange)} closed the connection ${emptyConnections} times before sending any data; giving up`
+          }
+          return
+        }
+        if (dataSeen && !ignoreErrors()) stats.reconnects++
+        yield m
+        continue
+      }
+      dataSeen = true
+      if (internalTypes.has(m.type)) {
+        stats.internal[m.type] = (stats.internal[m.type] ?? 0) + 1
+        continue
+      }
+      stats.messages++
+      yield m
+    }
+  }
+
+  return { stats, [Symbol.asyncIterator]: () => run() }
+}
