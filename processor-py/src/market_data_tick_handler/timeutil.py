@@ -13,9 +13,23 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+_DAY_US = 86_400_000_000
+_day_prefix: dict[int, str] = {}
+
+
 def iso_us(us: int) -> str:
-    """``1723161255342000`` -> ``'2024-08-09T00:00:55.342000Z'`` (exact, no float rounding)."""
-    return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="microseconds") + "Z"
+    """``1723161255342000`` -> ``'2024-08-09T00:00:55.342000Z'``: exact integer arithmetic, and the date
+    part cached per day (this runs several times per published candle)."""
+    day, rem = divmod(us, _DAY_US)
+    prefix = _day_prefix.get(day)
+    if prefix is None:
+        if len(_day_prefix) > 64:
+            _day_prefix.clear()
+        prefix = _day_prefix[day] = (_EPOCH + timedelta(days=day)).strftime("%Y-%m-%dT")
+    seconds, micros = divmod(rem, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{micros:06d}Z"
 
 
 def parse_iso_us(text: str) -> int:

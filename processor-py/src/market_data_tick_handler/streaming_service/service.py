@@ -30,6 +30,7 @@ from .tick_processor.tick_handler import CandleSettings, TickHandler
 log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 10.0
+INGESTER_DRAIN_S = 3.0  # after the ingester exits, how long frames may still trickle in
 
 
 def mono_us() -> int:
@@ -124,6 +125,7 @@ class StreamingService:
 
     async def _loop(self, sock: zmq.asyncio.Socket) -> int:
         next_stats = time.monotonic() + STATS_EVERY_S
+        exited_at: float | None = None
         while not self._stop.is_set():
             deadline = self.handler.next_deadline_us()
             wait_ms = 1000 if deadline is None else max(0, min(1000, (deadline - now_us()) // 1000 + 1))
@@ -145,10 +147,13 @@ class StreamingService:
             if deadline is not None and now_us() >= deadline:
                 await self._publish(self._events(self.handler.advance()))
             if self.ingester is not None and self.ingester.returncode is not None:
-                await asyncio.sleep(0.2)  # frames it sent just before exiting
-                if not await sock.poll(0, zmq.POLLIN):
+                # it may have exited right after handing its last frames to ZeroMQ: read on until its
+                # `end` frame, and call it a failure only when nothing more comes
+                if exited_at is None:
+                    exited_at = time.monotonic()
+                elif time.monotonic() - exited_at > INGESTER_DRAIN_S and not await sock.poll(0, zmq.POLLIN):
                     log.error(
-                        "ingester exited with code %s before ending its session; last output:\n  %s",
+                        "ingester exited with code %s without ending its session; last output:\n  %s",
                         self.ingester.returncode,
                         "\n  ".join(self.ingester.last_lines[-5:]),
                     )

@@ -10,7 +10,7 @@ from typing import Any
 from ...config import ServeConfig
 from ...timeutil import now_us
 from ..keys import candle_channels
-from ..messages import CandleEvent
+from ..messages import CandleEvent, IsoCache
 from ..transport import InMemoryTransport, RedisTransport, Transport
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,13 @@ class ServeMode:
         """Publish every event in one round trip; stamps ``timestamp_out`` just before serialising."""
         if not events:
             return
-        messages: list[tuple[str, bytes]] = []
+        messages: list[tuple[tuple[str, ...], bytes]] = []
+        iso = IsoCache()
+        stamp = now_us()
         for event in events:
-            event.timestamp_out = now_us()
-            payload = event.to_json()
+            event.timestamp_out = stamp
             c = event.candle
-            for channel in candle_channels(c.exchange, c.symbol, c.timeframe):
-                messages.append((channel, payload))
+            messages.append((candle_channels(c.exchange, c.symbol, c.timeframe), event.to_json(iso)))
         for attempt in range(1, self.config.publish_attempts + 1):
             try:
                 await self.transport.publish_many(messages)
@@ -67,7 +67,7 @@ class ServeMode:
                 log.warning("publish failed (%s), retry %d", exc, attempt)
                 await asyncio.sleep(0.05 * 2**attempt)
         self.stats["candles_published"] += len(events)
-        self.stats["messages_published"] += len(messages)
+        self.stats["messages_published"] += sum(len(channels) for channels, _ in messages)
         self.stats["round_trips"] += 1
 
     async def close(self) -> None:

@@ -11,7 +11,7 @@ class Transport(Protocol):
 
     async def connect(self) -> None: ...
 
-    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Publish ``(channel, payload)`` pairs in one round trip; raise on failure."""
+    async def publish_many(self, messages: Sequence[tuple[Sequence[str], bytes]]) -> None:
+        """Publish each payload on each of its channels, all in one round trip; raise on failure."""
 
     async def close(self) -> None: ...

@@ -45,9 +45,10 @@ class InMemoryTransport:
     async def connect(self) -> None:
         return None
 
-    async def publish_many(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        for channel, payload in messages:
-            self.bus.publish(channel, payload)
+    async def publish_many(self, messages: Sequence[tuple[Sequence[str], bytes]]) -> None:
+        for channels, payload in messages:
+            for channel in channels:
+                self.bus.publish(channel, payload)
 
     async def close(self) -> None:
         return None
