@@ -143,6 +143,7 @@ class StreamingService:
                         self.latencies.add(self.latencies.publish, mono_us() - result.recv_mono_us)
                 if result.ended:
                     self.end_header = result.end_header
+                    sock.close()  # hanging up tells the ingester its end frame arrived
                     return await self._finish()
             if deadline is not None and now_us() >= deadline:
                 await self._publish(self._events(self.handler.advance()))
