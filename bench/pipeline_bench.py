@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -26,7 +25,7 @@ import zmq
 
 from market_data_tick_handler.config import IngestConfig
 from market_data_tick_handler.devtools.local_redis import redis_server
-from market_data_tick_handler.streaming_service.ingest import IngesterProcess
+from market_data_tick_handler.streaming_service.ingest import find_ingester, ingester_args
 from market_data_tick_handler.wire import decode_frame
 
 SYMBOLS = 100
@@ -68,30 +67,28 @@ def synthetic(rate: str, total: int) -> IngestConfig:
     )
 
 
-async def decode_only(total: int) -> float:
-    """Baseline: trades/s when the processor only decodes frames."""
+def decode_only(total: int) -> float:
+    """Baseline: trades/s when the processor only decodes frames (a plain blocking loop)."""
     with tempfile.TemporaryDirectory(prefix="mdth-bench-") as tmp:
         endpoint = f"ipc://{tmp}/frames.sock"
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PULL)
         sock.setsockopt(zmq.RCVHWM, 4)
         sock.bind(endpoint)
-        ingester = IngesterProcess(synthetic("max", total), endpoint)
-        await ingester.start()
+        cmd = ["node", str(find_ingester()), *ingester_args(synthetic("max", total), endpoint)]
+        node = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
         trades, start = 0, None
-        loop = asyncio.get_running_loop()
         while True:
-            data = await loop.run_in_executor(None, sock.recv, 0, False)
+            frame = decode_frame(sock.recv(copy=False).buffer)
             start = start or time.perf_counter()
-            frame = decode_frame(data.buffer)
             if frame.type == "trade":
                 trades += frame.n
                 frame.columns["price"].sum()  # touch the data, as a consumer would
             elif frame.type == "end":
                 break
         elapsed = time.perf_counter() - start
-        await ingester.wait(10)
-        sock.close()
+        sock.close()  # the ingester waits for this hang-up
+        node.wait(30)
         ctx.term()
     return trades / elapsed
 
@@ -137,7 +134,7 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=int, default=20, help="length of the 20k trades/s run")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
-    baseline = asyncio.run(decode_only(args.trades))
+    baseline = decode_only(args.trades)
     print(
         f"baseline   decode only (Node -> ZeroMQ -> Python decode): {baseline / 1e6:.2f} M trades/s",
         flush=True,
