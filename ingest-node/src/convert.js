@@ -59,14 +59,23 @@ const tsUs = (m) => (m.timestampUs !== undefined ? m.timestampUs : toUs(m.timest
 /** @param {Message} m */
 const localUs = (m) => (m.localTimestampUs !== undefined ? m.localTimestampUs : toUs(m.localTimestamp))
 
-/** @param {FrameBuilder} b @param {Message} m */
-function writeTradeLike (b, m) {
+/**
+ * Adds a row with the columns every data type starts with (sym, timestamp, local_timestamp).
+ * @param {FrameBuilder} b @param {Message} m @returns {number} the row index
+ */
+function startRow (b, m) {
   const sym = b.symbolIndex(m.exchange, m.symbol)
   const i = b.addRow()
-  const c = b.cols
-  c.sym[i] = sym
+  b.cols.sym[i] = sym
   writeI64(b.i64.timestamp, i, tsUs(m))
   writeI64(b.i64.local_timestamp, i, localUs(m))
+  return i
+}
+
+/** @param {FrameBuilder} b @param {Message} m */
+function writeTradeLike (b, m) {
+  const i = startRow(b, m)
+  const c = b.cols
   c.price[i] = num(m.price)
   c.amount[i] = num(m.amount)
   c.side[i] = SIDE[m.side] ?? 0
@@ -91,12 +100,8 @@ export const writers = {
     header: (m) => ({ depth: m.depth, interval_ms: m.interval }),
     write (b, m) {
       const depth = b.extraHeader.depth
-      const sym = b.symbolIndex(m.exchange, m.symbol)
-      const i = b.addRow()
+      const i = startRow(b, m)
       const c = b.cols
-      c.sym[i] = sym
-      writeI64(b.i64.timestamp, i, tsUs(m))
-      writeI64(b.i64.local_timestamp, i, localUs(m))
       const base = i * depth
       const bids = m.bids ?? []
       const asks = m.asks ?? []
@@ -113,12 +118,8 @@ export const writers = {
     key: () => 'derivative_ticker',
     header: () => ({}),
     write (b, m) {
-      const sym = b.symbolIndex(m.exchange, m.symbol)
-      const i = b.addRow()
+      const i = startRow(b, m)
       const c = b.cols
-      c.sym[i] = sym
-      writeI64(b.i64.timestamp, i, tsUs(m))
-      writeI64(b.i64.local_timestamp, i, localUs(m))
       c.last_price[i] = num(m.lastPrice)
       c.open_interest[i] = num(m.openInterest)
       c.funding_rate[i] = num(m.fundingRate)
@@ -133,12 +134,8 @@ export const writers = {
     key: () => 'option_summary',
     header: () => ({}),
     write (b, m) {
-      const sym = b.symbolIndex(m.exchange, m.symbol)
-      const i = b.addRow()
+      const i = startRow(b, m)
       const c = b.cols
-      c.sym[i] = sym
-      writeI64(b.i64.timestamp, i, tsUs(m))
-      writeI64(b.i64.local_timestamp, i, localUs(m))
       c.option_type[i] = OPTION_TYPE[m.optionType] ?? 0
       c.strike_price[i] = num(m.strikePrice)
       writeI64(b.i64.expiration, i, toUs(m.expirationDate))

@@ -130,49 +130,16 @@ class CandleBuilder:
         previous_close: float,
         is_partial: bool,
     ) -> Candle:
-        if self.trade_count == 0:
-            p = previous_close
-            return Candle(
-                exchange,
-                symbol,
-                exchange_symbol,
-                timeframe,
-                self.start,
-                p,
-                p,
-                p,
-                p,
-                0.0,
-                0.0,
-                0.0,
-                None,
-                0,
-                None,
-                None,
-                True,
-                self.has_gap,
-                is_partial,
-                self.revision,
-            )
+        empty = self.trade_count == 0
+        if empty:  # OHLC carry the previous close; the sums are still 0
+            o = h = lo = c = previous_close
+            vwap = first = last = None
+        else:
+            o, h, lo, c = self.open, self.high, self.low, self.close
+            vwap = self.notional / self.volume if self.volume else None
+            first, last = self.first_ts, self.last_ts
         return Candle(
-            exchange,
-            symbol,
-            exchange_symbol,
-            timeframe,
-            self.start,
-            self.open,
-            self.high,
-            self.low,
-            self.close,
-            self.volume,
-            self.buy_volume,
-            self.sell_volume,
-            self.notional / self.volume if self.volume else None,
-            self.trade_count,
-            self.first_ts,
-            self.last_ts,
-            False,
-            self.has_gap,
-            is_partial,
-            self.revision,
-        )
+            exchange, symbol, exchange_symbol, timeframe, self.start, o, h, lo, c, self.volume,
+            self.buy_volume, self.sell_volume, vwap, self.trade_count, first, last, empty, self.has_gap,
+            is_partial, self.revision,
+        )  # fmt: skip

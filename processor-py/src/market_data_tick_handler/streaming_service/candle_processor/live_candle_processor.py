@@ -230,36 +230,6 @@ class LiveCandleProcessor:
                 )
         return out
 
-    def _prune_gaps(self) -> None:
-        oldest = min((acc.start for acc in self._rollups if acc is not None), default=self._cursor or 0)
-        self._gaps = [g for g in self._gaps if g[1] is None or g[1] > oldest]  # type: ignore[operator]
-
-    def _emit(self, tf_index: int, builder: CandleBuilder, out: list[Candle]) -> None:
-        tf = self.timeframes[tf_index]
-        if builder.trade_count == 0 and self._last_close is None:
-            return  # nothing traded yet: no previous close to carry
-        end = builder.start + tf.micros
-        if self._gaps and not builder.has_gap:
-            builder.has_gap = self._has_gap(builder.start, end)
-        partial = (self.observed_from is not None and builder.start < self.observed_from) or (
-            self.observed_until is not None and end > self.observed_until
-        )
-        candle = builder.build(
-            self.exchange, self.symbol, self.exchange_symbol, tf.name, self._last_close or 0.0, partial
-        )
-        if tf_index == 0 and not candle.is_empty:
-            self._last_close = candle.close
-        stats = self.stats
-        stats["candles"][tf.name] += 1
-        stats["empty_candles"] += candle.is_empty
-        stats["gap_candles"] += candle.has_gap
-        if self.late_policy == "revise":
-            recent = self._recent[tf_index]
-            recent[builder.start] = (builder, partial)
-            while len(recent) > self.revise_window:
-                recent.popitem(last=False)
-        out.append(candle)
-
     def get_stats(self) -> dict:
         return {
             "exchange": self.exchange,
