@@ -99,13 +99,20 @@ class CandleBuilder:
     def sums(self) -> tuple[float, float, float, float]:
         return self.volume, self.buy_volume, self.sell_volume, self.notional
 
-    def set_sums(self, volume: float, buy_volume: float, sell_volume: float, notional: float) -> None:
-        self.volume, self.buy_volume, self.sell_volume, self.notional = (
-            volume,
-            buy_volume,
-            sell_volume,
-            notional,
-        )
+    def update(
+        self,
+        open_: float,
+        high: float,
+        low: float,
+        close: float,
+        count: int,
+        first_ts: int,
+        last_ts: int,
+        sums: tuple[float, float, float, float],
+    ) -> None:
+        """``merge_prices`` plus the new running sums, in one call (the per-group hot path)."""
+        self.merge_prices(open_, high, low, close, count, first_ts, last_ts)
+        self.volume, self.buy_volume, self.sell_volume, self.notional = sums
 
     def add_sums(self, volume: float, buy_volume: float, sell_volume: float, notional: float) -> None:
         self.volume += volume

@@ -26,6 +26,7 @@ from .timeframes import parse_timeframes
 from .trade_groups import group_trades
 
 ClockMode = Literal["wall", "event"]
+_NO_SUMS = (0.0, 0.0, 0.0, 0.0)
 
 
 def wall_clock_us() -> int:
@@ -132,36 +133,35 @@ class CandleEngine:
 
     def _apply(self, symbols, sym, ts, price, amount, side, out: list[Candle]) -> None:
         groups = group_trades(sym, ts, price, amount, side, self.base_us)
-        size = len(groups)
-        resolved: dict[int, LiveCandleProcessor] = {}
-        targets: list[tuple[LiveCandleProcessor, CandleBuilder | None]] = []
-        seeds = np.zeros((size, 4))
-        for k in range(size):
-            index = groups.sym[k]
-            p = resolved.get(index)
-            if p is None:
-                p = resolved[index] = self.processor(symbols[index])
-            p.stats["trades"] += groups.count[k]
-            builder = p.open_builder(groups.bucket_start[k])
+        builder_of: dict[int, Callable[[int], CandleBuilder | None]] = {}
+        builders: list[CandleBuilder | None] = []
+        seeds: list[tuple[float, float, float, float]] = []
+        for index, start in zip(groups.sym, groups.bucket_start, strict=True):
+            open_builder = builder_of.get(index)
+            if open_builder is None:
+                open_builder = builder_of[index] = self.processor(symbols[index]).open_builder
+            builder = open_builder(start)
+            builders.append(builder)
+            seeds.append(_NO_SUMS if builder is None else builder.sums)
+        sums = groups.seeded_sums(np.array(seeds)).tolist()
+        rows = zip(
+            builders,
+            groups.open,
+            groups.high,
+            groups.low,
+            groups.close,
+            groups.count,
+            groups.first_ts,
+            groups.last_ts,
+            sums,
+            strict=True,
+        )
+        for k, (builder, o, h, lo, c, n, first, last, total) in enumerate(rows):
             if builder is not None:
-                seeds[k] = builder.sums
-            targets.append((p, builder))
-        sums = groups.seeded_sums(seeds).tolist()
-        for k, (p, builder) in enumerate(targets):
-            prices = (
-                groups.open[k],
-                groups.high[k],
-                groups.low[k],
-                groups.close[k],
-                groups.count[k],
-                groups.first_ts[k],
-                groups.last_ts[k],
-            )
-            if builder is not None:
-                builder.merge_prices(*prices)
-                builder.set_sums(*sums[k])
+                builder.update(o, h, lo, c, n, first, last, total)
             else:
-                out.extend(p.add_late(groups.bucket_start[k], *prices, tuple(sums[k])))
+                p = self.processor(symbols[groups.sym[k]])
+                out.extend(p.add_late(groups.bucket_start[k], o, h, lo, c, n, first, last, tuple(total)))
 
     def on_disconnect(self, exchange_symbols: Iterable[str], local_us: int) -> None:
         """The connection carrying these symbols dropped: data is missing from now until the next tick."""

@@ -52,7 +52,7 @@ class LiveCandleProcessor:
             OrderedDict() for _ in self.timeframes
         ]
         self.stats = {
-            "trades": 0,
+            "trades": 0,  # of closed base buckets, and late ones; get_stats() adds the open buckets
             "late_ticks": 0,
             "late_dropped": 0,
             "late_too_old": 0,
@@ -67,20 +67,20 @@ class LiveCandleProcessor:
     def open_builder(self, bucket_start: int) -> CandleBuilder | None:
         """The accumulator of an open base bucket (created on first use); None when the bucket is
         already closed, i.e. its trades are late (see :meth:`add_late`)."""
+        builder = self._open.get(bucket_start)
+        if builder is not None:  # a bucket in _open is open by definition
+            return builder
         if self._closed_through is not None and bucket_start < self._closed_through:
             return None
-        builder = self._open.get(bucket_start)
-        if builder is None:
-            builder = self._open[bucket_start] = CandleBuilder(bucket_start)
-            if self._cursor is None or bucket_start < self._cursor:
-                self._cursor = bucket_start
+        builder = self._open[bucket_start] = CandleBuilder(bucket_start)
+        if self._cursor is None or bucket_start < self._cursor:
+            self._cursor = bucket_start
         return builder
 
     def add_trade(self, timestamp: int, price: float, amount: float, side: str = "unknown") -> list[Candle]:
         """One trade, for callers outside the batched path (timestamps in microseconds)."""
         buy = amount if side == "buy" else 0.0
         sell = amount if side == "sell" else 0.0
-        self.stats["trades"] += 1
         bucket = self.base.bucket_start(timestamp)
         builder = self.open_builder(bucket)
         if builder is None:
@@ -95,8 +95,17 @@ class LiveCandleProcessor:
                 timestamp,
                 (amount, buy, sell, price * amount),
             )
-        builder.merge_prices(price, price, price, price, 1, timestamp, timestamp)
-        builder.add_sums(amount, buy, sell, price * amount)
+        v, b, s, n = builder.sums  # sequential, like the batched path
+        builder.update(
+            price,
+            price,
+            price,
+            price,
+            1,
+            timestamp,
+            timestamp,
+            (v + amount, b + buy, s + sell, n + price * amount),
+        )
         return []
 
     def open_gap(self, start: int) -> None:
@@ -143,6 +152,7 @@ class LiveCandleProcessor:
 
     def _close_base(self, start: int, out: list[Candle]) -> None:
         builder = self._open.pop(start, None) or CandleBuilder(start)
+        self.stats["trades"] += builder.trade_count
         self._emit(0, builder, out)
         end = start + self.base.micros
         for i, tf in enumerate(self.timeframes[1:], start=1):
@@ -198,6 +208,7 @@ class LiveCandleProcessor:
     ) -> list[Candle]:
         """Trades of an already closed base bucket: counted, then dropped or used to revise every
         candle that contains them (those still open simply take them)."""
+        self.stats["trades"] += count
         self.stats["late_ticks"] += count
         if self.late_policy == "drop":
             self.stats["late_dropped"] += count
@@ -237,5 +248,6 @@ class LiveCandleProcessor:
             "timeframes": [tf.name for tf in self.timeframes],
             "open_buckets": len(self._open),
             **self.stats,
+            "trades": self.stats["trades"] + sum(b.trade_count for b in self._open.values()),
             "candles": dict(self.stats["candles"]),
         }
