@@ -83,29 +83,11 @@ class LiveCandleProcessor:
         sell = amount if side == "sell" else 0.0
         bucket = self.base.bucket_start(timestamp)
         builder = self.open_builder(bucket)
+        one = (price, price, price, price, 1, timestamp, timestamp)  # OHLC, count, first/last time
         if builder is None:
-            return self.add_late(
-                bucket,
-                price,
-                price,
-                price,
-                price,
-                1,
-                timestamp,
-                timestamp,
-                (amount, buy, sell, price * amount),
-            )
+            return self.add_late(bucket, *one, (amount, buy, sell, price * amount))
         v, b, s, n = builder.sums  # sequential, like the batched path
-        builder.update(
-            price,
-            price,
-            price,
-            price,
-            1,
-            timestamp,
-            timestamp,
-            (v + amount, b + buy, s + sell, n + price * amount),
-        )
+        builder.update(*one, (v + amount, b + buy, s + sell, n + price * amount))
         return []
 
     def open_gap(self, start: int) -> None:
