@@ -119,9 +119,6 @@ async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
         log.error("cannot publish to %s: %s", redact_url(config.serve.redis_url), exc)
         return 2
     stats = service.get_stats()
-    stats["candles_by_timeframe"] = {
-        name: _sum_candles(engine) for name, engine in service.handler.engines.items()
-    }
     lat = service.latencies
     stats["latency_us"] = {
         "frame_p50": percentile(lat.frame, 0.5),
@@ -135,14 +132,6 @@ async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2, default=str))
     return code
-
-
-def _sum_candles(engine) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for p in engine.processors.values():
-        for tf, k in p.stats["candles"].items():
-            total[tf] = total.get(tf, 0) + k
-    return total
 
 
 def main(argv: list[str] | None = None) -> int:

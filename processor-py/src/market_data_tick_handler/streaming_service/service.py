@@ -215,6 +215,9 @@ class StreamingService:
 
     def get_stats(self) -> dict[str, Any]:
         stats = self.handler.get_stats()
+        stats["candles_by_timeframe"] = {
+            name: _candles_by_timeframe(engine) for name, engine in self.handler.engines.items()
+        }
         if self.serve is not None:
             stats["serve"] = self.serve.get_stats()
         if self.ingester is not None and self.ingester.summary is not None:
@@ -223,3 +226,11 @@ class StreamingService:
             stats["elapsed_s"] = (self._end_mono - self._first_frame_mono) / 1e6
         stats["pid"] = os.getpid()
         return stats
+
+
+def _candles_by_timeframe(engine) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for p in engine.processors.values():
+        for tf, k in p.stats["candles"].items():
+            total[tf] = total.get(tf, 0) + k
+    return total

@@ -133,8 +133,7 @@ class TickHandler:
         h = frame.header
         if h.get("reason") == "error":
             self._error("ingester_errors", f"ingester session {frame.session} failed: {h.get('error')}")
-        result = FrameResult(candles=self.finish(), ended=True, end_header=h)
-        return result
+        return FrameResult(candles=self.finish(), ended=True, end_header=h)
 
     def _on_disconnect(self, frame: Frame) -> FrameResult:
         local = frame.columns["local_timestamp"]
