@@ -12,6 +12,10 @@ def _handler(**kw):
     return TickHandler(CandleSettings(timeframes=TF, grace_ms=kw.pop("grace_ms", 0), **kw))
 
 
+def _flat(batches):
+    return [c for batch in batches for c in batch]
+
+
 def _by_tf(candles, tf):
     return [c for c in candles if c.timeframe == tf]
 
@@ -124,10 +128,10 @@ def test_wall_clock_closes_candles_without_trades():
     h.engine("binance")
     h.handle_bytes(trade_frame([(0, T0 + 2 * S, 100.0, 1.0, "buy")]))
     assert h.next_deadline_us() == T0 + 15 * S + 250_000
-    assert h.advance(T0 + 15_200_000) == []  # within the grace delay
-    first = h.advance(T0 + 15_250_000)
+    assert _flat(h.advance(T0 + 15_200_000)) == []  # within the grace delay
+    first = _flat(h.advance(T0 + 15_250_000))
     assert [_ohlcv(c) for c in first] == [(0, 100.0, 100.0, 100.0, 100.0, 1.0, 1.0, 0.0, 1)]
-    quiet = h.advance(T0 + 45_300_000)  # no trade since: two empty candles, one per bucket
+    quiet = _flat(h.advance(T0 + 45_300_000))  # no trade since: two empty candles, one per bucket
     assert [(c.timestamp_in - T0, c.is_empty, c.close) for c in quiet] == [
         (15 * S, True, 100.0),
         (30 * S, True, 100.0),
@@ -188,7 +192,7 @@ def test_bad_rows_are_dropped_counted_and_named_and_good_rows_kept(caplog):
             seq=5,
         )
     ).candles
-    out += h.finish()
+    out += _flat(h.finish())
     first = _by_tf(out, "15s")[0]
     assert (first.trade_count, first.volume, first.close) == (2, 3.0, 103.0)
     assert h.get_stats()["counts"]["bad_trades"] == 2

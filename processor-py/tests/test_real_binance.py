@@ -56,7 +56,7 @@ def test_live_frames_give_the_same_candles_as_the_batch(spot_trades, frame_size)
         chunk = trades[i : i + frame_size]
         rows = [(0, t.ts_us, t.price, t.qty, "sell" if t.taker_sells else "buy") for t in chunk]
         live += handler.handle_bytes(trade_frame(rows, seq=seq)).candles
-    live += handler.finish()
+    live += [c for batch in handler.finish() for c in batch]
     assert live == batch
 
 

@@ -4,15 +4,15 @@ import orjson
 import redis.asyncio as aioredis
 
 from market_data_tick_handler.redact import redact_url
-from market_data_tick_handler.streaming_service import CandleEvent, ServeConfig, ServeMode
+from market_data_tick_handler.streaming_service import CandleBatch, ServeConfig, ServeMode
 from market_data_tick_handler.streaming_service.candle_processor import Candle
 from market_data_tick_handler.streaming_service.transport import InMemoryBus, InMemoryTransport
 
 T_IN = 1_723_161_600_000_000  # 2024-08-09T00:00:00Z
 
 
-def _event(tf="1m", close=61_700.5):
-    candle = Candle(
+def _candle(tf="1m", close=61_700.5):
+    return Candle(
         "binance",
         "BTC-USDT",
         "BTCUSDT",
@@ -34,7 +34,6 @@ def _event(tf="1m", close=61_700.5):
         False,
         0,
     )
-    return CandleEvent(candle, local_timestamp=T_IN + 60_250_123)
 
 
 async def test_publish_reaches_the_three_channels_in_one_round_trip(redis_url):
@@ -44,7 +43,7 @@ async def test_publish_reaches_the_three_channels_in_one_round_trip(redis_url):
     await pubsub.get_message(timeout=1)
     serve = ServeMode(ServeConfig(transport="redis", redis_url=redis_url))
     await serve.start()
-    await serve.publish([_event("15s"), _event("1m")])
+    await serve.publish(CandleBatch.from_candles([_candle("15s"), _candle("1m")]), T_IN + 60_250_123)
     got = []
     while len(got) < 6:
         message = await pubsub.get_message(timeout=2)
@@ -77,7 +76,7 @@ async def test_inmemory_bus_matches_patterns():
     other = bus.subscribe("candles:ETH-USDT")
     serve = ServeMode(ServeConfig(transport="inmemory"), transport=InMemoryTransport(bus))
     await serve.start()
-    await serve.publish([_event()])
+    await serve.publish(CandleBatch.from_candles([_candle()]), T_IN + 60_250_123)
     assert queue.qsize() == 1 and other.qsize() == 0
     channel, payload = queue.get_nowait()
     assert channel == "candles:binance:BTC-USDT:1m" and orjson.loads(payload)["candle"]["close"] == 61_700.5

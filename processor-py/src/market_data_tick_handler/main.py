@@ -110,8 +110,7 @@ async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
     table = None
     if args.print_candles:
         tfs = None if args.print_candles == "all" else set(args.print_candles.split(","))
-        printer = CandleTable(timeframes=tfs)
-        table = lambda event: printer(event.to_dict())  # noqa: E731
+        table = CandleTable(timeframes=tfs)
     service = StreamingService(config, serve=ServeMode(config.serve), on_candle=table)
     try:
         code = await service.run()

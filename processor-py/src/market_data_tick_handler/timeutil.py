@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 _EPOCH = datetime(1970, 1, 1)
 
 
@@ -30,6 +32,11 @@ def iso_us(us: int) -> str:
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
     return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{micros:06d}Z"
+
+
+def iso_us_array(us: np.ndarray) -> list[str]:
+    """``iso_us`` of a whole array at once."""
+    return np.datetime_as_string(us.astype("datetime64[us]"), unit="us", timezone="UTC").tolist()
 
 
 def parse_iso_us(text: str) -> int:

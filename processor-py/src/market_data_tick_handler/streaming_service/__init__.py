@@ -1,20 +1,28 @@
 """The streaming service (the seeds' walkthrough 7 lists these imports)."""
 
-from .candle_processor import Candle, CandleEngine, LiveCandleProcessor, candles_from_trades, candles_to_frame
+from .candle_processor import (
+    Candle,
+    CandleBatch,
+    CandleEngine,
+    LiveCandleProcessor,
+    candles_from_trades,
+    candles_to_frame,
+)
 from .instrument_service import InstrumentMapper
-from .messages import CandleEvent
+from .messages import candle_messages
 from .modes import ServeConfig, ServeMode
 from .tick_processor import TickHandler
 
 __all__ = [
     "Candle",
+    "CandleBatch",
     "CandleEngine",
-    "CandleEvent",
     "InstrumentMapper",
     "LiveCandleProcessor",
     "ServeConfig",
     "ServeMode",
     "TickHandler",
+    "candle_messages",
     "candles_from_trades",
     "candles_to_frame",
 ]

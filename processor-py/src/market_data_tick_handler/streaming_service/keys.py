@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 
+
+@lru_cache(maxsize=65_536)
 def candle_channels(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
     """Channels a closed candle is published on:
 

@@ -1,75 +1,80 @@
-"""The messages the processor publishes, and their JSON form."""
+"""The messages the processor publishes, and their JSON form (built here and nowhere else).
+
+A candle message::
+
+    {"type": "candle", "exchange", "symbol", "exchange_symbol", "timeframe",
+     "timestamp_in", "local_timestamp", "timestamp_out", "candle": {...}, "hft_features": {...}}
+
+``timestamp_in`` is the bucket start (exchange clock); ``local_timestamp`` is when closing the candle
+began and ``timestamp_out`` when the batch it belongs to was ready to publish, after features; both
+wall-clock (walkthrough 4). Timestamps are ISO 8601 UTC with microseconds; a missing value is null.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from ..timeutil import iso_us
-from .candle_processor import Candle
+from ..timeutil import iso_us, iso_us_array
+from .candle_processor import CandleBatch
 
 
-class IsoCache:
-    """ISO strings of the timestamps a burst of candles shares (bucket start, closing time)."""
-
-    __slots__ = ("_seen",)
-
-    def __init__(self) -> None:
-        self._seen: dict[int, str] = {}
-
-    def __call__(self, us: int | None) -> str | None:
-        if us is None:
-            return None
-        text = self._seen.get(us)
-        if text is None:
-            text = self._seen[us] = iso_us(us)
-        return text
-
-
-@dataclass(slots=True)
-class CandleEvent:
-    """A candle as published: ``local_timestamp`` is when closing it began, ``timestamp_out`` when the
-    batch it belongs to (every candle one frame closed) was ready to publish, after features; both
-    wall-clock microseconds (walkthrough 4)."""
-
-    candle: Candle
-    local_timestamp: int
-    timestamp_out: int = 0
-    hft_features: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self, iso: IsoCache | None = None) -> dict[str, Any]:
-        iso = iso or IsoCache()
-        c = self.candle
-        return {
-            "type": "candle",
-            "exchange": c.exchange,
-            "symbol": c.symbol,
-            "exchange_symbol": c.exchange_symbol,
-            "timeframe": c.timeframe,
-            "timestamp_in": iso(c.timestamp_in),
-            "local_timestamp": iso(self.local_timestamp),
-            "timestamp_out": iso(self.timestamp_out),
-            "candle": {
-                "open": c.open,
-                "high": c.high,
-                "low": c.low,
-                "close": c.close,
-                "volume": c.volume,
-                "buy_volume": c.buy_volume,
-                "sell_volume": c.sell_volume,
-                "vwap": c.vwap,
-                "trade_count": c.trade_count,
-                "first_trade_time": iso(c.first_trade_time),
-                "last_trade_time": iso(c.last_trade_time),
-                "is_empty": c.is_empty,
-                "has_gap": c.has_gap,
-                "is_partial": c.is_partial,
-                "revision": c.revision,
-            },
-            "hft_features": self.hft_features,
-        }
-
-    def to_json(self, iso: IsoCache | None = None) -> bytes:
-        return orjson.dumps(self.to_dict(iso))
+def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> list[dict[str, Any]]:
+    """Every candle of ``batch`` as a JSON-ready message, in order."""
+    local, out = iso_us(local_us), iso_us(out_us)
+    exchange, symbols, exchange_symbols = batch.exchange, batch.symbols, batch.exchange_symbols
+    messages: list[dict[str, Any]] = []
+    append = messages.append
+    for part in batch.parts:
+        timeframe, start = part.timeframe, iso_us(part.timestamp_in)
+        partial = part.is_partial
+        empty = part.is_empty.tolist()
+        first = iso_us_array(part.first_trade_time)
+        last = iso_us_array(part.last_trade_time)
+        vwap = part.vwap.tolist()
+        rows = zip(
+            part.slots.tolist(),
+            part.open.tolist(),
+            part.high.tolist(),
+            part.low.tolist(),
+            part.close.tolist(),
+            part.volume.tolist(),
+            part.buy_volume.tolist(),
+            part.sell_volume.tolist(),
+            part.trade_count.tolist(),
+            part.has_gap.tolist(),
+            part.revision.tolist(),
+            strict=True,
+        )
+        for k, (s, o, h, lo, c, v, b, sv, n, gap, revision) in enumerate(rows):
+            e = empty[k]
+            append(
+                {
+                    "type": "candle",
+                    "exchange": exchange,
+                    "symbol": symbols[s],
+                    "exchange_symbol": exchange_symbols[s],
+                    "timeframe": timeframe,
+                    "timestamp_in": start,
+                    "local_timestamp": local,
+                    "timestamp_out": out,
+                    "candle": {
+                        "open": o,
+                        "high": h,
+                        "low": lo,
+                        "close": c,
+                        "volume": v,
+                        "buy_volume": b,
+                        "sell_volume": sv,
+                        "vwap": None if e else vwap[k],
+                        "trade_count": n,
+                        "first_trade_time": None if e else first[k],
+                        "last_trade_time": None if e else last[k],
+                        "is_empty": e,
+                        "has_gap": gap,
+                        "is_partial": partial,
+                        "revision": revision,
+                    },
+                    "hft_features": {},
+                }
+            )
+    return messages

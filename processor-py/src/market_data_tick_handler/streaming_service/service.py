@@ -22,8 +22,9 @@ import zmq.asyncio
 
 from ..config import StreamingConfig
 from ..timeutil import now_us
+from .candle_processor import CandleBatch
 from .ingest import IngesterProcess
-from .messages import CandleEvent
+from .messages import candle_messages
 from .modes import ServeMode
 from .tick_processor.tick_handler import CandleSettings, TickHandler
 
@@ -62,7 +63,7 @@ class StreamingService:
         self,
         config: StreamingConfig,
         serve: ServeMode | None = None,
-        on_candle: Callable[[CandleEvent], None] | None = None,
+        on_candle: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
         self.serve = serve
@@ -134,11 +135,10 @@ class StreamingService:
                 if self._first_frame_mono is None:
                     self._first_frame_mono = mono_us()
                 result = self.handler.handle_bytes(data.buffer)
-                events = self._events(result.candles)
                 if result.recv_mono_us:
                     self.latencies.add(self.latencies.frame, mono_us() - result.recv_mono_us)
-                if events:
-                    await self._publish(events)
+                if result.batches:
+                    await self._publish(result.batches)
                     if result.recv_mono_us:
                         self.latencies.add(self.latencies.publish, mono_us() - result.recv_mono_us)
                 if result.ended:
@@ -146,7 +146,7 @@ class StreamingService:
                     sock.close()  # hanging up tells the ingester its end frame arrived
                     return await self._finish()
             if deadline is not None and now_us() >= deadline:
-                await self._publish(self._events(self.handler.advance()))
+                await self._publish(self.handler.advance())
             if self.ingester is not None and self.ingester.returncode is not None:
                 # it may have exited right after handing its last frames to ZeroMQ: read on until its
                 # `end` frame, and call it a failure only when nothing more comes
@@ -165,24 +165,19 @@ class StreamingService:
         log.info("stop requested")
         return 0
 
-    def _events(self, candles: list) -> list[CandleEvent]:
-        if not candles:
-            return []
-        local = now_us()
-        return [CandleEvent(c, local) for c in candles]
-
-    async def _publish(self, events: list[CandleEvent]) -> None:
-        if not events:
-            return
-        if self.serve is not None:
-            await self.serve.publish(events)
-        else:
-            stamp = now_us()
-            for event in events:
-                event.timestamp_out = stamp
-        if self.on_candle is not None:
-            for event in events:
-                self.on_candle(event)
+    async def _publish(self, batches: list[CandleBatch]) -> None:
+        """Publish what closed; ``local_timestamp`` of the candles is now, when closing them began."""
+        for batch in batches:
+            local = now_us()
+            if self.serve is not None:
+                messages = await self.serve.publish(batch, local)
+            elif self.on_candle is not None:
+                messages = candle_messages(batch, local, now_us())
+            else:
+                continue
+            if self.on_candle is not None:
+                for message in messages:
+                    self.on_candle(message)
 
     async def _finish(self) -> int:
         self._end_mono = mono_us()
@@ -216,7 +211,7 @@ class StreamingService:
     def get_stats(self) -> dict[str, Any]:
         stats = self.handler.get_stats()
         stats["candles_by_timeframe"] = {
-            name: _candles_by_timeframe(engine) for name, engine in self.handler.engines.items()
+            name: engine.get_stats()["candles_by_timeframe"] for name, engine in self.handler.engines.items()
         }
         if self.serve is not None:
             stats["serve"] = self.serve.get_stats()
@@ -226,11 +221,3 @@ class StreamingService:
             stats["elapsed_s"] = (self._end_mono - self._first_frame_mono) / 1e6
         stats["pid"] = os.getpid()
         return stats
-
-
-def _candles_by_timeframe(engine) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for p in engine.processors.values():
-        for tf, k in p.stats["candles"].items():
-            total[tf] = total.get(tf, 0) + k
-    return total

@@ -1,13 +1,15 @@
 from .batch import candles_from_trades, candles_to_frame
-from .candle import Candle, CandleBuilder
-from .candle_engine import CandleEngine
-from .live_candle_processor import DEFAULT_TIMEFRAMES, LiveCandleProcessor
+from .candle import Candle
+from .candle_batch import CandleBatch, CandleColumns
+from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine
+from .live_candle_processor import LiveCandleProcessor
 from .timeframes import Timeframe, parse_timeframes
 
 __all__ = [
     "DEFAULT_TIMEFRAMES",
     "Candle",
-    "CandleBuilder",
+    "CandleBatch",
+    "CandleColumns",
     "CandleEngine",
     "LiveCandleProcessor",
     "Timeframe",

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .candle import Candle
-from .candle_engine import CandleEngine
-from .live_candle_processor import DEFAULT_TIMEFRAMES, LatePolicy
+from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine, LatePolicy
 
 _SIDES = {"unknown": 0, "buy": 1, "sell": 2}
 

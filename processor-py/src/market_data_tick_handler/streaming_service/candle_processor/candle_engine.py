@@ -1,4 +1,10 @@
-"""The clock that closes candles, for all instruments of one exchange.
+"""Candles of every instrument of one exchange, on every configured timeframe, and the clock that
+closes them.
+
+State is kept as arrays (see ``buckets.py``): each instrument has a *slot*; base buckets live in a ring
+of ``RING`` rows per slot, longer timeframes in one roll-up row per slot. A wire frame is merged with a
+few whole-array operations, and a boundary closes the bucket of every instrument at once, so the cost
+of a frame or of a boundary hardly depends on how many trades or instruments it holds.
 
 A candle is closed by the clock, never by the next trade of its own instrument:
 
@@ -7,30 +13,64 @@ A candle is closed by the clock, never by the next trade of its own instrument:
   exchange; ``[s, e)`` closes when it reaches ``e + grace``. Inside a wire frame the trades are cut at
   that point, so a trade that moves the clock past a boundary closes the bucket before it is applied.
 
-A trade whose bucket is already closed is *late*: counted, and dropped or used to revise the candle
-(``late_policy``). Quiet instruments still get one (empty) candle per bucket.
+Every instrument that has traded gets one candle per bucket and timeframe from then on (empty ones carry
+the previous close). A trade whose bucket is already closed is *late*: counted, then dropped or used to
+revise the candle (``late_policy``). A trade more than ``RING - 1`` base buckets ahead of the clock
+(possible only on the wall clock, when the local clock is badly behind the exchange's) is counted and
+dropped with an error naming it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from ..instrument_service import InstrumentMapper
-from .candle import Candle, CandleBuilder
-from .live_candle_processor import DEFAULT_TIMEFRAMES, LatePolicy, LiveCandleProcessor
+from .buckets import Buckets
+from .candle_batch import CandleBatch, CandleColumns
 from .timeframes import parse_timeframes
-from .trade_groups import group_trades
+from .trade_groups import TradeGroups, group_trades
+
+if TYPE_CHECKING:
+    from .live_candle_processor import LiveCandleProcessor
+
+log = logging.getLogger(__name__)
 
 ClockMode = Literal["wall", "event"]
-_NO_SUMS = (0.0, 0.0, 0.0, 0.0)
+LatePolicy = Literal["drop", "revise"]
+DEFAULT_TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")
+RING = 8  # open base buckets per instrument: the current one, the next (grace) and room for clock skew
+SLOT_STATS = (
+    "trades",  # every valid trade, late ones included
+    "late_ticks",
+    "late_dropped",
+    "late_too_old",  # late for the revise policy, but older than its window
+    "revisions",
+    "empty_candles",
+    "gap_candles",
+    "gaps",
+    "ahead_dropped",
+)
 
 
 def wall_clock_us() -> int:
     return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Published:
+    """A published bucket kept for revisions (late policy ``revise``)."""
+
+    buckets: Buckets  # one row per slot in ``slots``
+    slots: np.ndarray  # sorted
+    revision: np.ndarray
+    is_partial: bool
 
 
 class CandleEngine:
@@ -47,9 +87,12 @@ class CandleEngine:
     ) -> None:
         if clock not in ("wall", "event"):
             raise ValueError(f"clock must be 'wall' or 'event', not {clock!r}")
+        if late_policy not in ("drop", "revise"):
+            raise ValueError(f"late_policy must be 'drop' or 'revise', not {late_policy!r}")
         self.exchange = exchange
-        self.timeframe_names = tuple(timeframes)
-        self.base_us = parse_timeframes(self.timeframe_names)[0].micros
+        self.timeframes = parse_timeframes(timeframes)
+        self.timeframe_names = tuple(tf.name for tf in self.timeframes)
+        self.base_us = self.timeframes[0].micros
         if grace_us < 0 or grace_us >= self.base_us:
             raise ValueError(f"grace must be at least 0 and below the smallest timeframe ({self.base_us} us)")
         self.clock_mode = clock
@@ -58,11 +101,25 @@ class CandleEngine:
         self.revise_window = revise_window
         self._symbol_of = symbol_of or InstrumentMapper().to_symbol
         self._now_us = now_us
-        self.processors: dict[str, LiveCandleProcessor] = {}
+        # instruments, by slot
+        self.symbols: list[str] = []  # the seeds' form, e.g. BTC-USDT
+        self.exchange_symbols: list[str] = []
+        self._slot_of: dict[str, int] = {}
+        self._slot_maps: dict[tuple[str, ...], np.ndarray] = {}  # a frame's symbol table -> slots
+        self._capacity = 0
+        self._base = Buckets()  # row = slot * RING + (bucket start / base) % RING
+        self._rollups = [Buckets() for _ in self.timeframes[1:]]  # row = slot
+        self._last_close = np.empty(0)  # NaN until the instrument's first base candle with trades
+        self._stats = {name: np.zeros(0, dtype=np.int64) for name in SLOT_STATS}
+        self._candles = np.zeros((0, len(self.timeframes)), dtype=np.int64)
+        self._gaps: list[list] = []  # [slot, start, end or None while open], exchange time
+        self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
+        self._processors: dict[str, LiveCandleProcessor] = {}
         self.clock_us: int | None = None  # event time reached (event mode) or last wall time seen
-        self.closed_through: int | None = None
-        self.observed_from: int | None = None
-        self.pending_gaps: list[str] = []  # symbols whose gap waits for the next tick to end it
+        self.closed_through: int | None = None  # every base bucket ending at or before this is closed
+        self.observed_from: int | None = None  # buckets starting earlier are partial
+        self.observed_until: int | None = None  # set at the end: buckets ending later are partial
+        self.pending_gaps: list[int] = []  # slots whose gap waits for the next tick to end it
         if clock == "wall":
             now = now_us()
             self.observed_from = now
@@ -71,22 +128,54 @@ class CandleEngine:
     def _boundary(self, t: int) -> int:
         return t - t % self.base_us
 
-    def processor(self, exchange_symbol: str) -> LiveCandleProcessor:
-        p = self.processors.get(exchange_symbol)
-        if p is None:
-            p = LiveCandleProcessor(
-                self._symbol_of(self.exchange, exchange_symbol),
-                exchange=self.exchange,
-                exchange_symbol=exchange_symbol,
-                timeframes=self.timeframe_names,
-                late_policy=self.late_policy,
-                revise_window=self.revise_window,
+    def _batch(self) -> CandleBatch:
+        return CandleBatch(self.exchange, self.symbols, self.exchange_symbols)
+
+    # -- instruments ---------------------------------------------------------------------------
+    def slot(self, exchange_symbol: str) -> int:
+        s = self._slot_of.get(exchange_symbol)
+        if s is None:
+            s = self._slot_of[exchange_symbol] = len(self.symbols)
+            self.symbols.append(self._symbol_of(self.exchange, exchange_symbol))
+            self.exchange_symbols.append(exchange_symbol)
+            if s >= self._capacity:
+                self._grow(max(16, 2 * self._capacity))
+        return s
+
+    def _grow(self, capacity: int) -> None:
+        extra = capacity - self._capacity
+        self._base.grow(capacity * RING)
+        for acc in self._rollups:
+            acc.grow(capacity)
+        self._last_close = np.concatenate([self._last_close, np.full(extra, np.nan)])
+        for name, values in self._stats.items():
+            self._stats[name] = np.concatenate([values, np.zeros(extra, dtype=np.int64)])
+        self._candles = np.vstack([self._candles, np.zeros((extra, len(self.timeframes)), dtype=np.int64)])
+        self._capacity = capacity
+
+    def _slots_of(self, names: Sequence[str]) -> np.ndarray:
+        key = tuple(names)
+        slots = self._slot_maps.get(key)
+        if slots is None:
+            if len(self._slot_maps) >= 64:
+                self._slot_maps.clear()
+            slots = self._slot_maps[key] = np.array(
+                [self.slot(n) if n else -1 for n in names], dtype=np.int64
             )
-            p.observed_from = self.observed_from
-            if self.closed_through is not None:
-                p.close_until(self.closed_through)
-            self.processors[exchange_symbol] = p
+        return slots
+
+    def processor(self, exchange_symbol: str) -> LiveCandleProcessor:
+        """The candles of one instrument (a view on this engine)."""
+        from .live_candle_processor import LiveCandleProcessor
+
+        p = self._processors.get(exchange_symbol)
+        if p is None:
+            p = self._processors[exchange_symbol] = LiveCandleProcessor.of(self, exchange_symbol)
         return p
+
+    @property
+    def processors(self) -> dict[str, LiveCandleProcessor]:
+        return {s: self.processor(s) for s in self.exchange_symbols}
 
     # -- input ---------------------------------------------------------------------------------
     def on_trades(
@@ -97,24 +186,23 @@ class CandleEngine:
         price: np.ndarray,
         amount: np.ndarray,
         side: np.ndarray,
-    ) -> list[Candle]:
-        """Apply a batch of trades (``sym`` indexes ``symbols``) and return every candle it closed or
-        revised, in order. Rows must already be valid (see ``TickHandler``)."""
+    ) -> CandleBatch:
+        """Apply a batch of trades (``sym`` indexes ``symbols``, exchange symbols; "" for rows that are
+        not this engine's, which must not be in the batch) and return every candle it closed or revised,
+        in order. Rows must already be valid (see ``TickHandler``)."""
+        out = self._batch()
         n = len(ts)
         if n == 0:
-            return []
-        out: list[Candle] = []
+            return out
+        slot = self._slots_of(symbols)[sym]
         if self.pending_gaps:
             self._end_gaps(int(ts.min()))
         if self.clock_mode == "wall":
-            self._apply(symbols, sym, ts, price, amount, side, out)
+            self._apply(slot, ts, price, amount, side, out)
             return out
         if self.clock_us is None:
-            first = int(ts[0])
-            self.clock_us = self.observed_from = first
-            self.closed_through = self._boundary(first)
-            for p in self.processors.values():
-                p.observed_from = first
+            self.clock_us = self.observed_from = int(ts[0])
+            self.closed_through = self._boundary(self.clock_us)
         running = np.maximum.accumulate(ts)
         np.maximum(running, self.clock_us, out=running)
         i = 0
@@ -122,7 +210,7 @@ class CandleEngine:
             deadline = self.closed_through + self.base_us + self.grace_us  # type: ignore[operator]
             j = int(np.searchsorted(running, deadline, side="left"))
             if j > i:
-                self._apply(symbols, sym[i:j], ts[i:j], price[i:j], amount[i:j], side[i:j], out)
+                self._apply(slot[i:j], ts[i:j], price[i:j], amount[i:j], side[i:j], out)
             if j >= n:
                 break
             self.clock_us = int(running[j])
@@ -131,48 +219,99 @@ class CandleEngine:
         self.clock_us = int(running[-1])
         return out
 
-    def _apply(self, symbols, sym, ts, price, amount, side, out: list[Candle]) -> None:
-        groups = group_trades(sym, ts, price, amount, side, self.base_us)
-        builder_of: dict[int, Callable[[int], CandleBuilder | None]] = {}
-        builders: list[CandleBuilder | None] = []
-        seeds: list[tuple[float, float, float, float]] = []
-        for index, start in zip(groups.sym, groups.bucket_start, strict=True):
-            open_builder = builder_of.get(index)
-            if open_builder is None:
-                open_builder = builder_of[index] = self.processor(symbols[index]).open_builder
-            builder = open_builder(start)
-            builders.append(builder)
-            seeds.append(_NO_SUMS if builder is None else builder.sums)
-        sums = groups.seeded_sums(np.array(seeds)).tolist()
-        rows = zip(
-            builders,
-            groups.open,
-            groups.high,
-            groups.low,
-            groups.close,
-            groups.count,
-            groups.first_ts,
-            groups.last_ts,
-            sums,
-            strict=True,
+    def _apply(self, slot, ts, price, amount, side, out: CandleBatch) -> None:
+        g = group_trades(slot, ts, price, amount, side, self.base_us)
+        np.add.at(self._stats["trades"], g.sym, g.count)
+        closed = self.closed_through
+        late = g.bucket_start < closed
+        ahead = g.bucket_start >= closed + RING * self.base_us
+        odd = late | ahead
+        keep = np.flatnonzero(~odd) if odd.any() else slice(None)
+        rows = (g.sym * RING + (g.bucket_start // self.base_us) % RING)[keep]
+        seeds = np.zeros((len(g), 4))
+        seeds[keep] = self._base.sums[rows]
+        sums = g.seeded_sums(seeds)  # late groups: their own sums, from 0
+        self._base.merge_prices(
+            rows, g.open[keep], g.high[keep], g.low[keep], g.close[keep], g.count[keep], g.first_ts[keep],
+            g.last_ts[keep],
+        )  # fmt: skip
+        self._base.sums[rows] = sums[keep]
+        if odd.any():
+            for k in np.flatnonzero(late).tolist():
+                self._late(g, k, sums[k], out)
+            for k in np.flatnonzero(ahead).tolist():
+                self._ahead(g, k)
+
+    def _ahead(self, g: TradeGroups, k: int) -> None:
+        slot, count = int(g.sym[k]), int(g.count[k])
+        self._stats["ahead_dropped"][slot] += count
+        log.error(
+            "%s:%s: %d trade(s) at exchange time %d us are more than %d buckets ahead of the clock (%s us):"
+            " dropped; is the local clock behind?",
+            self.exchange,
+            self.exchange_symbols[slot],
+            count,
+            int(g.first_ts[k]),
+            RING - 1,
+            self.closed_through,
         )
-        for k, (builder, o, h, lo, c, n, first, last, total) in enumerate(rows):
-            if builder is not None:
-                builder.update(o, h, lo, c, n, first, last, total)
-            else:
-                p = self.processor(symbols[groups.sym[k]])
-                out.extend(p.add_late(groups.bucket_start[k], o, h, lo, c, n, first, last, tuple(total)))
+
+    def _late(self, g: TradeGroups, k: int, sums: np.ndarray, out: CandleBatch) -> None:
+        """Trades of an already closed base bucket: counted, then dropped or used to revise every candle
+        that contains them (a longer candle still open simply takes them)."""
+        slot, count, bucket = int(g.sym[k]), int(g.count[k]), int(g.bucket_start[k])
+        stats = self._stats
+        stats["late_ticks"][slot] += count
+        if self.late_policy == "drop":
+            stats["late_dropped"][slot] += count
+            return
+        one = slice(k, k + 1)
+        prices = (
+            g.open[one],
+            g.high[one],
+            g.low[one],
+            g.close[one],
+            g.count[one],
+            g.first_ts[one],
+            g.last_ts[one],
+        )
+        for i, tf in enumerate(self.timeframes):
+            start = tf.bucket_start(bucket)
+            if i and start == tf.bucket_start(self.closed_through):  # type: ignore[arg-type]
+                acc = self._rollups[i - 1]
+                acc.merge_prices(np.array([slot]), *prices)
+                acc.sums[slot] += sums
+                continue
+            published = self._recent[i].get(start)
+            j = -1 if published is None else int(np.searchsorted(published.slots, slot))
+            if published is None or j >= len(published.slots) or published.slots[j] != slot:
+                stats["late_too_old"][slot] += count
+                continue
+            row = np.array([j])
+            published.buckets.merge_prices(row, *prices)
+            published.buckets.sums[j] += sums
+            published.revision[j] += 1
+            stats["revisions"][slot] += 1
+            out.add(
+                self._columns(
+                    i, start, published.buckets, row, published.slots[row], np.zeros(1),
+                    published.is_partial, published.revision[row],
+                )
+            )  # fmt: skip
 
     def on_disconnect(self, exchange_symbols: Iterable[str], local_us: int) -> None:
         """The connection carrying these symbols dropped: data is missing from now until the next tick."""
         start = self.clock_us if self.clock_mode == "event" and self.clock_us is not None else local_us
         for s in exchange_symbols:
-            self.processor(s).open_gap(start)
-            self.pending_gaps.append(s)
+            slot = self.slot(s)
+            self._gaps.append([slot, start, None])
+            self._stats["gaps"][slot] += 1
+            self.pending_gaps.append(slot)
 
     def _end_gaps(self, t: int) -> None:
-        for s in self.pending_gaps:
-            self.processors[s].close_gaps(t)
+        for gap in self._gaps:
+            if gap[2] is None:
+                gap[2] = max(t, gap[1])
         self.pending_gaps.clear()
 
     # -- clock ---------------------------------------------------------------------------------
@@ -182,35 +321,159 @@ class CandleEngine:
             return None
         return self.closed_through + self.base_us + self.grace_us
 
-    def advance(self, now_us: int | None = None) -> list[Candle]:
+    def advance(self, now_us: int | None = None) -> CandleBatch:
         """Wall mode: close what the wall clock has passed. Event mode: nothing (trades drive it)."""
-        out: list[Candle] = []
+        out = self._batch()
         if self.clock_mode == "wall":
             now = self._now_us() if now_us is None else now_us
             self.clock_us = now
             self._close_until(self._boundary(now - self.grace_us), out)
         return out
 
-    def _close_until(self, t: int, out: list[Candle]) -> None:
-        if self.closed_through is not None and t <= self.closed_through:
-            return
-        self.closed_through = t
-        for p in self.processors.values():
-            out.extend(p.close_until(t))
-
-    def finish(self) -> list[Candle]:
-        """End of stream: close everything still open (see ``LiveCandleProcessor.finish``)."""
-        out: list[Candle] = []
+    def finish(self) -> CandleBatch:
+        """End of stream: close the bucket holding the clock, and every longer candle still open; those
+        end after the clock and are marked partial."""
+        out = self._batch()
+        if self.closed_through is None:
+            return out  # event clock, and no trade ever came
         clock = self.clock_us if self.clock_us is not None else self._now_us()
-        for p in self.processors.values():
-            out.extend(p.finish(clock))
+        self.observed_until = clock
+        self._close_until(self._boundary(clock) + self.base_us, out)
+        for i, tf in enumerate(self.timeframes[1:], start=1):
+            if self.closed_through % tf.micros:  # type: ignore[operator]
+                self._close_rollup(i, tf.bucket_start(self.closed_through), out)  # type: ignore[arg-type]
         return out
 
+    def _close_until(self, t: int, out: CandleBatch) -> None:
+        while self.closed_through < t:  # type: ignore[operator]
+            start = self.closed_through
+            self.closed_through = start + self.base_us  # type: ignore[operator]
+            self._close_base(start, out)  # type: ignore[arg-type]
+        if self._gaps:
+            oldest = self.timeframes[-1].bucket_start(self.closed_through)  # type: ignore[arg-type]
+            self._gaps = [g for g in self._gaps if g[2] is None or g[2] > oldest]
+
+    def _close_base(self, start: int, out: CandleBatch) -> None:
+        """Close base bucket ``start`` of every instrument, and every longer candle ending with it."""
+        n = len(self.symbols)
+        rows = np.arange(n) * RING + (start // self.base_us) % RING
+        base = self._base
+        self._publish(0, start, base, rows, out)
+        traded = base.count[rows] > 0
+        self._last_close[:n] = np.where(traded, base.close[rows], self._last_close[:n])
+        traded_rows = rows[traded]
+        end = start + self.base_us
+        for i, tf in enumerate(self.timeframes[1:], start=1):
+            if len(traded_rows):
+                self._rollups[i - 1].merge_rows(traded_rows // RING, base, traded_rows)
+            if end % tf.micros == 0:
+                self._close_rollup(i, end - tf.micros, out)
+        base.reset(rows)
+
+    def _close_rollup(self, tf_index: int, start: int, out: CandleBatch) -> None:
+        n = len(self.symbols)
+        self._publish(tf_index, start, self._rollups[tf_index - 1], np.arange(n), out)
+        self._rollups[tf_index - 1].reset(slice(0, n))
+
+    def _publish(
+        self, tf_index: int, start: int, buckets: Buckets, rows: np.ndarray, out: CandleBatch
+    ) -> None:
+        """Emit the candles of ``rows`` (one per instrument, in slot order), count them, and keep them
+        for revisions."""
+        n = len(self.symbols)
+        columns = self._columns(tf_index, start, buckets, rows, np.arange(n), self._last_close[:n])
+        slots = columns.slots
+        if not len(slots):
+            return
+        self._candles[slots, tf_index] += 1
+        self._stats["empty_candles"][slots] += columns.is_empty
+        self._stats["gap_candles"][slots] += columns.has_gap
+        if self.late_policy == "revise":
+            recent = self._recent[tf_index]
+            recent[start] = _Published(
+                buckets.take(rows[slots]), slots, columns.revision.copy(), columns.is_partial
+            )
+            while len(recent) > self.revise_window:
+                recent.popitem(last=False)
+        out.add(columns)
+
+    def _columns(
+        self,
+        tf_index: int,
+        start: int,
+        buckets: Buckets,
+        rows: np.ndarray,
+        slots: np.ndarray,
+        previous_close: np.ndarray,
+        is_partial: bool | None = None,
+        revision: np.ndarray | None = None,
+    ) -> CandleColumns:
+        """The candles of ``rows`` (instruments ``slots``): those with trades, and the empty ones of
+        instruments that have a previous close to carry."""
+        count = buckets.count[rows]
+        empty = count == 0
+        publish = ~empty | ~np.isnan(previous_close)
+        if not publish.all():
+            rows, slots, count, empty = rows[publish], slots[publish], count[publish], empty[publish]
+            previous_close = previous_close[publish]
+        end = start + self.timeframes[tf_index].micros
+        if is_partial is None:
+            is_partial = (self.observed_from is not None and start < self.observed_from) or (
+                self.observed_until is not None and end > self.observed_until
+            )
+        sums = buckets.sums[rows]
+        volume = sums[:, 0]
+        return CandleColumns(
+            timeframe=self.timeframes[tf_index].name,
+            timestamp_in=start,
+            slots=slots,
+            open=np.where(empty, previous_close, buckets.open[rows]),
+            high=np.where(empty, previous_close, buckets.high[rows]),
+            low=np.where(empty, previous_close, buckets.low[rows]),
+            close=np.where(empty, previous_close, buckets.close[rows]),
+            volume=volume,
+            buy_volume=sums[:, 1],
+            sell_volume=sums[:, 2],
+            vwap=np.divide(sums[:, 3], volume, out=np.full(len(rows), np.nan), where=volume > 0),
+            trade_count=count,
+            first_trade_time=np.where(empty, 0, buckets.first_ts[rows]),
+            last_trade_time=np.where(empty, 0, buckets.last_ts[rows]),
+            is_empty=empty,
+            has_gap=self._gap_mask(slots, start, end),
+            is_partial=is_partial,
+            revision=np.zeros(len(rows), dtype=np.int64) if revision is None else revision,
+        )
+
+    def _gap_mask(self, slots: np.ndarray, start: int, end: int) -> np.ndarray:
+        mask = np.zeros(len(slots), dtype=bool)
+        for slot, g0, g1 in self._gaps:
+            if g0 < end and (g1 is None or g1 > start):
+                mask |= slots == slot
+        return mask
+
+    # -- stats ---------------------------------------------------------------------------------
+    def slot_stats(self, slot: int) -> dict:
+        open_rows = self._base.count[slot * RING : (slot + 1) * RING]
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbols[slot],
+            "exchange_symbol": self.exchange_symbols[slot],
+            "timeframes": list(self.timeframe_names),
+            "open_buckets": int(np.count_nonzero(open_rows)),
+            **{name: int(values[slot]) for name, values in self._stats.items()},
+            "candles": dict(zip(self.timeframe_names, self._candles[slot].tolist(), strict=True)),
+        }
+
     def get_stats(self) -> dict:
+        n = len(self.symbols)
         return {
             "exchange": self.exchange,
             "clock": self.clock_mode,
             "clock_us": self.clock_us,
             "closed_through": self.closed_through,
-            "symbols": len(self.processors),
+            "symbols": n,
+            **{name: int(values[:n].sum()) for name, values in self._stats.items()},
+            "candles_by_timeframe": dict(
+                zip(self.timeframe_names, self._candles[:n].sum(axis=0).tolist(), strict=True)
+            ),
         }

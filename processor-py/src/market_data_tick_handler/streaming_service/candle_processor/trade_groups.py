@@ -1,8 +1,7 @@
 """Vectorised pre-aggregation of a batch of trades into (symbol, base bucket) groups.
 
-This is the only per-trade work in the candle path; everything after it runs once per group, and a
-wire frame of 1000 trades for 100 symbols yields about 100 groups. Live frames and historical batches
-both come through here.
+This is the only per-trade work in the candle path; the engine then merges the groups into its bucket
+arrays with a few whole-array operations. Live frames and historical batches both come through here.
 
 Sums (volume, buy/sell volume, notional) are accumulated strictly in arrival order, continuing from the
 candle's running value (``seeded_sums``), so a candle's floating-point sums do not depend on how the
@@ -23,17 +22,17 @@ _SHORT = 32  # groups up to this long are summed together in one padded matrix
 
 @dataclass(frozen=True, slots=True)
 class TradeGroups:
-    """One row per (sym, bucket) group, ordered by sym then bucket; plain lists for cheap access."""
+    """One row per (sym, bucket) group, ordered by sym then bucket."""
 
-    sym: list[int]
-    bucket_start: list[int]
-    open: list[float]
-    high: list[float]
-    low: list[float]
-    close: list[float]
-    count: list[int]
-    first_ts: list[int]
-    last_ts: list[int]
+    sym: np.ndarray
+    bucket_start: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    count: np.ndarray
+    first_ts: np.ndarray
+    last_ts: np.ndarray
     _values: np.ndarray  # (n, 4): amount, buy amount, sell amount, notional; grouped, arrival order
     _starts: np.ndarray
     _counts: np.ndarray
@@ -76,7 +75,10 @@ def group_trades(
     """Group trades by (sym, floor(ts / base_us)), keeping arrival order inside each group."""
     n = len(ts)
     if n == 0:
-        return TradeGroups([], [], [], [], [], [], [], [], [], np.empty((0, 4)), _EMPTY, _EMPTY)
+        f = np.empty(0)
+        return TradeGroups(
+            _EMPTY, _EMPTY, f, f, f, f, _EMPTY, _EMPTY, _EMPTY, np.empty((0, 4)), _EMPTY, _EMPTY
+        )
     bucket = ts - ts % base_us
     sym64 = sym.astype(np.int64)
     order = np.lexsort((bucket, sym64))  # stable: arrival order within a group
@@ -102,15 +104,15 @@ def group_trades(
     values[:, 2] = np.where(side_s == SIDE_SELL, amount_s, 0.0)
     values[:, 3] = price_s * amount_s
     return TradeGroups(
-        sym=sym_s[starts].tolist(),
-        bucket_start=bucket_s[starts].tolist(),
-        open=price_s[open_at].tolist(),
-        high=np.maximum.reduceat(price_s, starts).tolist(),
-        low=np.minimum.reduceat(price_s, starts).tolist(),
-        close=price_s[close_at].tolist(),
-        count=counts.tolist(),
-        first_ts=first_ts.tolist(),
-        last_ts=last_ts.tolist(),
+        sym=sym_s[starts],
+        bucket_start=bucket_s[starts],
+        open=price_s[open_at],
+        high=np.maximum.reduceat(price_s, starts),
+        low=np.minimum.reduceat(price_s, starts),
+        close=price_s[close_at],
+        count=counts,
+        first_ts=first_ts,
+        last_ts=last_ts,
         _values=values,
         _starts=starts,
         _counts=counts,

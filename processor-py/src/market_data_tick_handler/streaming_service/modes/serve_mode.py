@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from ...config import ServeConfig
 from ...timeutil import now_us
+from ..candle_processor import CandleBatch
 from ..keys import candle_channels
-from ..messages import CandleEvent, IsoCache
+from ..messages import candle_messages
 from ..transport import InMemoryTransport, RedisTransport, Transport
 
 log = logging.getLogger(__name__)
@@ -40,34 +42,37 @@ class ServeMode:
         await self.transport.connect()
         log.info("serve mode publishing to %s", self.transport.describe())  # type: ignore[attr-defined]
 
-    async def publish(self, events: Sequence[CandleEvent]) -> None:
-        """Publish every event in one round trip; stamps ``timestamp_out`` just before serialising."""
-        if not events:
-            return
-        messages: list[tuple[tuple[str, ...], bytes]] = []
-        iso = IsoCache()
-        stamp = now_us()
-        for event in events:
-            event.timestamp_out = stamp
-            c = event.candle
-            messages.append((candle_channels(c.exchange, c.symbol, c.timeframe), event.to_json(iso)))
+    async def publish(self, batch: CandleBatch, local_us: int) -> list[dict[str, Any]]:
+        """Publish every candle of ``batch`` in one round trip; ``local_us`` is when closing them began.
+        ``timestamp_out`` is stamped just before serialising. Returns the messages."""
+        if not batch:
+            return []
+        messages = candle_messages(batch, local_us, now_us())
+        await self.send(messages)
+        return messages
+
+    async def send(self, messages: list[dict[str, Any]]) -> None:
+        """Publish candle messages (see ``messages.py``), retrying a failed round trip."""
+        outgoing = [
+            (candle_channels(m["exchange"], m["symbol"], m["timeframe"]), orjson.dumps(m)) for m in messages
+        ]
         for attempt in range(1, self.config.publish_attempts + 1):
             try:
-                await self.transport.publish_many(messages)
+                await self.transport.publish_many(outgoing)
                 break
             except (OSError, ConnectionError, TimeoutError) as exc:
                 if attempt == self.config.publish_attempts:
                     self.stats["publish_failures"] += 1
-                    self.stats["candles_lost"] += len(events)
+                    self.stats["candles_lost"] += len(outgoing)
                     log.error(
-                        "publish failed %d times (%s): %d candles not published", attempt, exc, len(events)
+                        "publish failed %d times (%s): %d candles not published", attempt, exc, len(outgoing)
                     )
                     return
                 self.stats["publish_retries"] += 1
                 log.warning("publish failed (%s), retry %d", exc, attempt)
                 await asyncio.sleep(0.05 * 2**attempt)
-        self.stats["candles_published"] += len(events)
-        self.stats["messages_published"] += sum(len(channels) for channels, _ in messages)
+        self.stats["candles_published"] += len(outgoing)
+        self.stats["messages_published"] += sum(len(channels) for channels, _ in outgoing)
         self.stats["round_trips"] += 1
 
     async def close(self) -> None:

@@ -16,8 +16,7 @@ import numpy as np
 
 from ...timeutil import now_us, parse_iso_us
 from ...wire import Frame, WireError, decode_frame, encode_frame, load_schema
-from ..candle_processor import Candle, CandleEngine
-from ..candle_processor.live_candle_processor import DEFAULT_TIMEFRAMES
+from ..candle_processor import DEFAULT_TIMEFRAMES, Candle, CandleBatch, CandleEngine
 from ..instrument_service import InstrumentMapper
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,17 @@ class CandleSettings:
 
 @dataclass(slots=True)
 class FrameResult:
-    """What one frame produced: candles closed or revised, and whether the session ended."""
+    """What one frame produced: candles closed or revised (a batch per exchange), and whether the
+    session ended."""
 
-    candles: list[Candle] = field(default_factory=list)
+    batches: list[CandleBatch] = field(default_factory=list)
     ended: bool = False
     end_header: dict[str, Any] | None = None
     recv_mono_us: int | None = None  # ingester receipt of the frame's oldest tick (CLOCK_MONOTONIC)
+
+    @property
+    def candles(self) -> list[Candle]:
+        return [c for batch in self.batches for c in batch]
 
 
 class TickHandler:
@@ -133,7 +137,7 @@ class TickHandler:
         h = frame.header
         if h.get("reason") == "error":
             self._error("ingester_errors", f"ingester session {frame.session} failed: {h.get('error')}")
-        return FrameResult(candles=self.finish(), ended=True, end_header=h)
+        return FrameResult(batches=self.finish(), ended=True, end_header=h)
 
     def _on_disconnect(self, frame: Frame) -> FrameResult:
         local = frame.columns["local_timestamp"]
@@ -168,7 +172,7 @@ class TickHandler:
         valid = (price > 0) & (amount > 0) & np.isfinite(price) & np.isfinite(amount) & (ts > 0) & (side <= 2)
         if not valid.all():
             sym, ts, price, amount, side = self._drop_bad(frame, valid, sym, ts, price, amount, side)
-        out: list[Candle] = []
+        out: list[CandleBatch] = []
         exchanges = {e for e, _ in symbols}
         for exchange in exchanges:
             names = [s if e == exchange else "" for e, s in symbols]
@@ -177,9 +181,11 @@ class TickHandler:
             else:
                 mask = np.isin(sym, [i for i, (e, _) in enumerate(symbols) if e == exchange])
                 part = (sym[mask], ts[mask], price[mask], amount[mask], side[mask])
-            out.extend(self.engine(exchange).on_trades(names, *part))
-        self.counts["candles_out"] += len(out)
-        return FrameResult(candles=out)
+            closed = self.engine(exchange).on_trades(names, *part)
+            if closed:
+                out.append(closed)
+                self.counts["candles_out"] += len(closed)
+        return FrameResult(batches=out)
 
     def _drop_bad(self, frame: Frame, valid: np.ndarray, *cols: np.ndarray) -> tuple[np.ndarray, ...]:
         bad = np.flatnonzero(~valid)
@@ -214,19 +220,16 @@ class TickHandler:
         deadlines = [d for e in self.engines.values() if (d := e.next_deadline_us()) is not None]
         return min(deadlines, default=None)
 
-    def advance(self, now: int | None = None) -> list[Candle]:
-        out: list[Candle] = []
-        for engine in self.engines.values():
-            out.extend(engine.advance(now))
-        self.counts["candles_out"] += len(out)
-        return out
+    def advance(self, now: int | None = None) -> list[CandleBatch]:
+        return self._closed([engine.advance(now) for engine in self.engines.values()])
 
-    def finish(self) -> list[Candle]:
-        out: list[Candle] = []
-        for engine in self.engines.values():
-            out.extend(engine.finish())
-        self.counts["candles_out"] += len(out)
-        return out
+    def finish(self) -> list[CandleBatch]:
+        return self._closed([engine.finish() for engine in self.engines.values()])
+
+    def _closed(self, batches: list[CandleBatch]) -> list[CandleBatch]:
+        batches = [b for b in batches if b]
+        self.counts["candles_out"] += sum(len(b) for b in batches)
+        return batches
 
     # -- the seeds' single-tick API ------------------------------------------------------------
     async def process_tick(self, tick: dict[str, Any]) -> bool:
@@ -278,9 +281,7 @@ class TickHandler:
             "ticks_by_type": dict(self.ticks_by_type),
             "ticks_by_symbol": {k: dict(v) for k, v in self.ticks_by_symbol.items()},
             "bad_rows": dict(self.bad_rows),
-            "late_ticks": sum(
-                p.stats["late_ticks"] for e in self.engines.values() for p in e.processors.values()
-            ),
+            "late_ticks": sum(e.get_stats()["late_ticks"] for e in self.engines.values()),
             "engines": {name: e.get_stats() for name, e in self.engines.items()},
             "recent_errors": list(self.errors),
         }
