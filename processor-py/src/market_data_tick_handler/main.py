@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import ConfigError, StreamingConfig, load_config
 from .redact import redact_url
-from .streaming_service.console import CandleTable, percentile, summary_lines
+from .streaming_service.console import CandleTable, summary_lines
 from .streaming_service.instrument_service import InstrumentMapper
 from .streaming_service.modes import ServeMode
 from .streaming_service.service import StreamingService
@@ -118,15 +118,7 @@ async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
         log.error("cannot publish to %s: %s", redact_url(config.serve.redis_url), exc)
         return 2
     stats = service.get_stats()
-    lat = service.latencies
-    stats["latency_us"] = {
-        "frame_p50": percentile(lat.frame, 0.5),
-        "frame_p99": percentile(lat.frame, 0.99),
-        "publish_p50": percentile(lat.publish, 0.5),
-        "publish_p99": percentile(lat.publish, 0.99),
-        "frame_samples": len(lat.frame),
-        "publish_samples": len(lat.publish),
-    }
+    stats["latency_us"] = service.latencies.summary()
     print("\n".join(["", "summary", *summary_lines(stats)]), flush=True)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2, default=str))

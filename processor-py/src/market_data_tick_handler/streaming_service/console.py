@@ -46,13 +46,6 @@ class CandleTable:
         )
 
 
-def percentile(samples: list[int], q: float) -> float | None:
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
-
-
 def summary_lines(stats: dict[str, Any]) -> list[str]:
     counts = stats["counts"]
     lines = [

@@ -12,19 +12,21 @@ wall-clock (walkthrough 4). Timestamps are ISO 8601 UTC with microseconds; a mis
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..timeutil import iso_us, iso_us_array
 from .candle_processor import CandleBatch
 
 
-def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> list[dict[str, Any]]:
-    """Every candle of ``batch`` as a JSON-ready message, in order."""
+def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[list[dict[str, Any]]]:
+    """Every candle of ``batch`` as a JSON-ready message, in order, one list per part (the candles of one
+    timeframe's bucket), so that a publisher can send a part while the next one is being built."""
     local, out = iso_us(local_us), iso_us(out_us)
     exchange, symbols, exchange_symbols = batch.exchange, batch.symbols, batch.exchange_symbols
-    messages: list[dict[str, Any]] = []
-    append = messages.append
     for part in batch.parts:
+        messages: list[dict[str, Any]] = []
+        append = messages.append
         timeframe, start = part.timeframe, iso_us(part.timestamp_in)
         partial = part.is_partial
         empty = part.is_empty.tolist()
@@ -77,4 +79,4 @@ def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> list[dict
                     "hft_features": {},
                 }
             )
-    return messages
+        yield messages

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import zmq
 import zmq.asyncio
 
@@ -40,16 +41,54 @@ def mono_us() -> int:
 
 @dataclass
 class Latencies:
-    """Microsecond samples: ``frame`` = ingester receipt -> frame handled; ``publish`` = receipt of the
-    tick that closed candles -> those candles published."""
+    """Per frame, from the ingester's receipt of its oldest tick (microseconds): ``handled`` = until the
+    processor has handled it, ``done`` = until the candles it closed are published too; with the
+    number of trades it carried and of candles it closed."""
 
-    frame: list[int] = field(default_factory=list)
-    publish: list[int] = field(default_factory=list)
+    handled: list[int] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+    trades: list[int] = field(default_factory=list)
+    candles: list[int] = field(default_factory=list)
     cap: int = 2_000_000
 
-    def add(self, samples: list[int], value: int) -> None:
-        if len(samples) < self.cap:
-            samples.append(value)
+    def record(self, handled: int, done: int, trades: int, candles: int) -> None:
+        if len(self.done) < self.cap:
+            self.handled.append(handled)
+            self.done.append(done)
+            self.trades.append(trades)
+            self.candles.append(candles)
+
+    def summary(self) -> dict[str, Any]:
+        """``trade_*``: every trade counts once (receipt -> its frame handled and what it closed
+        published); ``frame_*``: every frame once; ``burst_*``: frames that closed candles, by how
+        many they closed."""
+        if not self.done:
+            return {}
+        done, handled = np.array(self.done), np.array(self.handled)
+        trades, candles = np.array(self.trades), np.array(self.candles)
+        per_trade = np.repeat(done, trades)
+        out: dict[str, Any] = {
+            "trade_p50": _pct(per_trade, 50),
+            "trade_p99": _pct(per_trade, 99),
+            "trade_samples": int(trades.sum()),
+            "frame_p50": _pct(handled, 50),
+            "frame_p99": _pct(handled, 99),
+            "frame_samples": len(handled),
+            "bursts": {},
+        }
+        for size in sorted(set(candles[candles > 0].tolist())):
+            sample = done[candles == size]
+            out["bursts"][int(size)] = {
+                "p50": _pct(sample, 50),
+                "p99": _pct(sample, 99),
+                "max": int(sample.max()),
+                "samples": len(sample),
+            }
+        return out
+
+
+def _pct(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q, method="higher")) if len(values) else None
 
 
 def resolve_clock(config: StreamingConfig) -> str:
@@ -135,12 +174,14 @@ class StreamingService:
                 if self._first_frame_mono is None:
                     self._first_frame_mono = mono_us()
                 result = self.handler.handle_bytes(data.buffer)
-                if result.recv_mono_us:
-                    self.latencies.add(self.latencies.frame, mono_us() - result.recv_mono_us)
+                handled = mono_us()
                 if result.batches:
                     await self._publish(result.batches)
-                    if result.recv_mono_us:
-                        self.latencies.add(self.latencies.publish, mono_us() - result.recv_mono_us)
+                if result.recv_mono_us:
+                    received = result.recv_mono_us
+                    self.latencies.record(
+                        handled - received, mono_us() - received, result.trades, result.candle_count
+                    )
                 if result.ended:
                     self.end_header = result.end_header
                     sock.close()  # hanging up tells the ingester its end frame arrived
@@ -172,7 +213,7 @@ class StreamingService:
             if self.serve is not None:
                 messages = await self.serve.publish(batch, local)
             elif self.on_candle is not None:
-                messages = candle_messages(batch, local, now_us())
+                messages = [m for part in candle_messages(batch, local, now_us()) for m in part]
             else:
                 continue
             if self.on_candle is not None:

@@ -6,6 +6,10 @@ of ``RING`` rows per slot, longer timeframes in one roll-up row per slot. A wire
 few whole-array operations, and a boundary closes the bucket of every instrument at once, so the cost
 of a frame or of a boundary hardly depends on how many trades or instruments it holds.
 
+Roll-ups form a tree: a closed candle is merged into the open candles of the timeframes it is the
+*parent* of (the longest shorter timeframe that divides them: 15s -> 1m -> 5m -> 15m -> 4h -> 24h),
+so a boundary costs one merge per timeframe that closes, not one per timeframe.
+
 A candle is closed by the clock, never by the next trade of its own instrument:
 
 - ``wall``: live. A base bucket ``[s, e)`` closes when the wall clock reaches ``e + grace``.
@@ -109,6 +113,15 @@ class CandleEngine:
         self._capacity = 0
         self._base = Buckets()  # row = slot * RING + (bucket start / base) % RING
         self._rollups = [Buckets() for _ in self.timeframes[1:]]  # row = slot
+        self._children: list[list[int]] = [[] for _ in self.timeframes]  # roll-up tree, by tf index
+        self._descendants: list[set[int]] = [set() for _ in self.timeframes]
+        for i in range(len(self.timeframes) - 1, 0, -1):
+            micros = self.timeframes[i].micros
+            parent = max(j for j in range(i) if micros % self.timeframes[j].micros == 0)
+            self._children[parent].append(i)
+            for j in range(i):
+                if j == parent or parent in self._descendants[j]:
+                    self._descendants[j] |= {i, *self._descendants[i]}
         self._last_close = np.empty(0)  # NaN until the instrument's first base candle with trades
         self._stats = {name: np.zeros(0, dtype=np.int64) for name in SLOT_STATS}
         self._candles = np.zeros((0, len(self.timeframes)), dtype=np.int64)
@@ -258,7 +271,8 @@ class CandleEngine:
 
     def _late(self, g: TradeGroups, k: int, sums: np.ndarray, out: CandleBatch) -> None:
         """Trades of an already closed base bucket: counted, then dropped or used to revise every candle
-        that contains them (a longer candle still open simply takes them)."""
+        that contains them. The shortest candle still open simply takes them (its longer ones get them
+        when it closes)."""
         slot, count, bucket = int(g.sym[k]), int(g.count[k]), int(g.bucket_start[k])
         stats = self._stats
         stats["late_ticks"][slot] += count
@@ -275,12 +289,16 @@ class CandleEngine:
             g.first_ts[one],
             g.last_ts[one],
         )
+        covered: set[int] = set()  # timeframes that will get the trades through an open shorter candle
         for i, tf in enumerate(self.timeframes):
+            if i in covered:
+                continue
             start = tf.bucket_start(bucket)
             if i and start == tf.bucket_start(self.closed_through):  # type: ignore[arg-type]
                 acc = self._rollups[i - 1]
                 acc.merge_prices(np.array([slot]), *prices)
                 acc.sums[slot] += sums
+                covered |= self._descendants[i]
                 continue
             published = self._recent[i].get(start)
             j = -1 if published is None else int(np.searchsorted(published.slots, slot))
@@ -361,19 +379,28 @@ class CandleEngine:
         self._publish(0, start, base, rows, out)
         traded = base.count[rows] > 0
         self._last_close[:n] = np.where(traded, base.close[rows], self._last_close[:n])
-        traded_rows = rows[traded]
+        self._roll_up(0, base, rows[traded], rows[traded] // RING)
+        base.reset(rows)
         end = start + self.base_us
         for i, tf in enumerate(self.timeframes[1:], start=1):
-            if len(traded_rows):
-                self._rollups[i - 1].merge_rows(traded_rows // RING, base, traded_rows)
             if end % tf.micros == 0:
                 self._close_rollup(i, end - tf.micros, out)
-        base.reset(rows)
 
     def _close_rollup(self, tf_index: int, start: int, out: CandleBatch) -> None:
         n = len(self.symbols)
-        self._publish(tf_index, start, self._rollups[tf_index - 1], np.arange(n), out)
-        self._rollups[tf_index - 1].reset(slice(0, n))
+        acc = self._rollups[tf_index - 1]
+        slots = np.arange(n)
+        self._publish(tf_index, start, acc, slots, out)
+        traded = slots[acc.count[:n] > 0]
+        self._roll_up(tf_index, acc, traded, traded)
+        acc.reset(slice(0, n))
+
+    def _roll_up(self, tf_index: int, closed: Buckets, rows: np.ndarray, slots: np.ndarray) -> None:
+        """Merge closed candles (``rows`` of ``closed``, instruments ``slots``, each with trades) into
+        the open candles of the timeframes they are the parent of."""
+        if len(rows):
+            for child in self._children[tf_index]:
+                self._rollups[child - 1].merge_rows(slots, closed, rows)
 
     def _publish(
         self, tf_index: int, start: int, buckets: Buckets, rows: np.ndarray, out: CandleBatch

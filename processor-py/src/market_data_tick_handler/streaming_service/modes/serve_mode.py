@@ -18,6 +18,10 @@ from ..transport import InMemoryTransport, RedisTransport, Transport
 log = logging.getLogger(__name__)
 
 
+def _channels(message: dict[str, Any]) -> tuple[str, ...]:
+    return candle_channels(message["exchange"], message["symbol"], message["timeframe"])
+
+
 class ServeMode:
     def __init__(self, config: ServeConfig | None = None, transport: Transport | None = None) -> None:
         self.config = config or ServeConfig()
@@ -43,37 +47,44 @@ class ServeMode:
         log.info("serve mode publishing to %s", self.transport.describe())  # type: ignore[attr-defined]
 
     async def publish(self, batch: CandleBatch, local_us: int) -> list[dict[str, Any]]:
-        """Publish every candle of ``batch`` in one round trip; ``local_us`` is when closing them began.
-        ``timestamp_out`` is stamped just before serialising. Returns the messages."""
+        """Publish every candle of ``batch`` in one round trip; ``local_us`` is when closing them began,
+        ``timestamp_out`` is stamped just before serialising. Each part of the batch is sent as soon as
+        it is serialised. Returns the messages."""
         if not batch:
             return []
-        messages = candle_messages(batch, local_us, now_us())
-        await self.send(messages)
-        return messages
+        messages: list[dict[str, Any]] = []
+        sent: list[list[tuple[tuple[str, ...], bytes]]] = []
 
-    async def send(self, messages: list[dict[str, Any]]) -> None:
-        """Publish candle messages (see ``messages.py``), retrying a failed round trip."""
-        outgoing = [
-            (candle_channels(m["exchange"], m["symbol"], m["timeframe"]), orjson.dumps(m)) for m in messages
-        ]
+        def serialised():
+            for part in candle_messages(batch, local_us, now_us()):
+                messages.extend(part)
+                chunk = [(_channels(m), orjson.dumps(m)) for m in part]
+                sent.append(chunk)
+                yield chunk
+
+        chunks = serialised()
         for attempt in range(1, self.config.publish_attempts + 1):
             try:
-                await self.transport.publish_many(outgoing)
+                await self.transport.publish_many(chunks)
                 break
             except (OSError, ConnectionError, TimeoutError) as exc:
+                for _ in chunks:  # serialise the rest (into `sent`): all of it goes again
+                    pass
+                chunks = list(sent)
                 if attempt == self.config.publish_attempts:
                     self.stats["publish_failures"] += 1
-                    self.stats["candles_lost"] += len(outgoing)
+                    self.stats["candles_lost"] += len(batch)
                     log.error(
-                        "publish failed %d times (%s): %d candles not published", attempt, exc, len(outgoing)
+                        "publish failed %d times (%s): %d candles not published", attempt, exc, len(batch)
                     )
-                    return
+                    return messages
                 self.stats["publish_retries"] += 1
                 log.warning("publish failed (%s), retry %d", exc, attempt)
                 await asyncio.sleep(0.05 * 2**attempt)
-        self.stats["candles_published"] += len(outgoing)
-        self.stats["messages_published"] += sum(len(channels) for channels, _ in outgoing)
+        self.stats["candles_published"] += len(batch)
+        self.stats["messages_published"] += sum(len(channels) for chunk in sent for channels, _ in chunk)
         self.stats["round_trips"] += 1
+        return messages
 
     async def close(self) -> None:
         await self.transport.close()

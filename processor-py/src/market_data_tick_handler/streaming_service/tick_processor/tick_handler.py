@@ -42,6 +42,11 @@ class FrameResult:
     ended: bool = False
     end_header: dict[str, Any] | None = None
     recv_mono_us: int | None = None  # ingester receipt of the frame's oldest tick (CLOCK_MONOTONIC)
+    trades: int = 0  # trade rows the frame carried
+
+    @property
+    def candle_count(self) -> int:
+        return sum(len(batch) for batch in self.batches)
 
     @property
     def candles(self) -> list[Candle]:
@@ -185,7 +190,7 @@ class TickHandler:
             if closed:
                 out.append(closed)
                 self.counts["candles_out"] += len(closed)
-        return FrameResult(batches=out)
+        return FrameResult(batches=out, trades=n)
 
     def _drop_bad(self, frame: Frame, valid: np.ndarray, *cols: np.ndarray) -> tuple[np.ndarray, ...]:
         bad = np.flatnonzero(~valid)

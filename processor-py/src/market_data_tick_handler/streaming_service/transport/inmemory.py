@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 
 class InMemoryBus:
@@ -45,10 +45,11 @@ class InMemoryTransport:
     async def connect(self) -> None:
         return None
 
-    async def publish_many(self, messages: Sequence[tuple[Sequence[str], bytes]]) -> None:
-        for channels, payload in messages:
-            for channel in channels:
-                self.bus.publish(channel, payload)
+    async def publish_many(self, chunks: Iterable[Sequence[tuple[Sequence[str], bytes]]]) -> None:
+        for chunk in chunks:
+            for channels, payload in chunk:
+                for channel in channels:
+                    self.bus.publish(channel, payload)
 
     async def close(self) -> None:
         return None
