@@ -228,3 +228,14 @@ async def test_process_tick_walkthrough_9():
     assert stats["counts"]["bad_trades"] == 1 and stats["counts"]["bad_ticks"] == 1
     p = h.engines["binance"].processors["BTCUSDT"]
     assert p.get_stats()["trades"] == 1 and p.symbol == "BTC-USDT"
+
+
+def test_a_trade_far_ahead_of_the_wall_clock_is_counted_and_named(caplog):
+    # wall clock at 1 s; the ring holds 8 base buckets (2 min of 15 s): a trade 3 min ahead cannot be held
+    h = TickHandler(CandleSettings(timeframes=TF, clock="wall", grace_ms=0), now=lambda: T0 + 1 * S)
+    h.handle_bytes(
+        trade_frame([(0, T0 + 2 * S, 100.0, 1.0, "buy"), (0, T0 + 180 * S, 101.0, 1.0, "buy")], seq=0)
+    )
+    stats = h.engines["binance"].processor("BTCUSDT").get_stats()
+    assert (stats["trades"], stats["ahead_dropped"], stats["open_buckets"]) == (2, 1, 1)
+    assert "BTCUSDT: 1 trade(s)" in caplog.text and "is the local clock behind?" in caplog.text
