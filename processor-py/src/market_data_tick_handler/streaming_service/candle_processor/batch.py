@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..instrument_service import InstrumentMapper
 from .candle import Candle
-from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine, LatePolicy
-
-_SIDES = {"unknown": 0, "buy": 1, "sell": 2}
+from .candle_engine import DEFAULT_TIMEFRAMES, LatePolicy
+from .live_candle_processor import LiveCandleProcessor
+from .trade_groups import SIDE_CODES
 
 
 def _timestamps_us(values: Any) -> np.ndarray:
@@ -27,7 +28,7 @@ def _timestamps_us(values: Any) -> np.ndarray:
 def _sides(values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "US" or array.dtype == object:
-        return np.fromiter((_SIDES[str(v)] for v in array), dtype=np.uint8, count=len(array))
+        return np.fromiter((SIDE_CODES[str(v)] for v in array), dtype=np.uint8, count=len(array))
     return array.astype(np.uint8)
 
 
@@ -50,22 +51,19 @@ def candles_from_trades(
     price = np.asarray(trades["price"], dtype=np.float64)
     amount = np.asarray(trades["amount"], dtype=np.float64)
     side = _sides(trades["side"])
-    engine = CandleEngine(
-        exchange,
+    processor = LiveCandleProcessor(
+        symbol or InstrumentMapper().to_symbol(exchange, exchange_symbol),
+        exchange=exchange,
+        exchange_symbol=exchange_symbol,
         timeframes=timeframes,
-        clock="event",
-        grace_us=grace_us,
         late_policy=late_policy,
-        symbol_of=(lambda _e, _s: symbol) if symbol else None,
+        grace_us=grace_us,
     )
-    sym = np.zeros(len(ts), dtype=np.uint16)
     out: list[Candle] = []
     for i in range(0, len(ts), chunk_size):
         part = slice(i, i + chunk_size)
-        out.extend(
-            engine.on_trades([exchange_symbol], sym[part], ts[part], price[part], amount[part], side[part])
-        )
-    out.extend(engine.finish())
+        out.extend(processor.add_trades(ts[part], price[part], amount[part], side[part]))
+    out.extend(processor.finish())
     return out
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from .candle import Candle
+from .candle_batch import CandleBatch
 from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine, LatePolicy
-
-_SIDES = {"unknown": 0, "buy": 1, "sell": 2}
+from .trade_groups import SIDE_CODES
 
 __all__ = ["DEFAULT_TIMEFRAMES", "LatePolicy", "LiveCandleProcessor"]
 
@@ -57,15 +57,22 @@ class LiveCandleProcessor:
 
     def add_trade(self, timestamp: int, price: float, amount: float, side: str = "unknown") -> list[Candle]:
         """One trade (exchange time in microseconds); returns the candles it closed or revised."""
-        closed = self.engine.on_trades(
-            [self.exchange_symbol],
-            np.zeros(1, dtype=np.uint16),
-            np.array([timestamp], dtype=np.int64),
-            np.array([price], dtype=np.float64),
-            np.array([amount], dtype=np.float64),
-            np.array([_SIDES[side]], dtype=np.uint8),
+        return list(
+            self.add_trades(
+                np.array([timestamp], dtype=np.int64),
+                np.array([price], dtype=np.float64),
+                np.array([amount], dtype=np.float64),
+                np.array([SIDE_CODES[side]], dtype=np.uint8),
+            )
         )
-        return list(closed)
+
+    def add_trades(
+        self, timestamp: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray
+    ) -> CandleBatch:
+        """Trades in arrival order (µs ints, floats, side codes 0 unknown / 1 buy / 2 sell); returns the
+        candles they closed or revised."""
+        sym = np.zeros(len(timestamp), dtype=np.uint16)
+        return self.engine.on_trades([self.exchange_symbol], sym, timestamp, price, amount, side)
 
     def finish(self) -> list[Candle]:
         """End of stream: every candle still open, marked partial."""

@@ -17,6 +17,7 @@ import numpy as np
 
 SIDE_BUY = 1
 SIDE_SELL = 2
+SIDE_CODES = {"unknown": 0, "buy": SIDE_BUY, "sell": SIDE_SELL}  # the wire's side column (proto/wire.json)
 _SHORT = 32  # groups up to this long are summed together in one padded matrix
 
 

@@ -17,11 +17,10 @@ import numpy as np
 from ...timeutil import now_us, parse_iso_us
 from ...wire import Frame, WireError, decode_frame, encode_frame, load_schema
 from ..candle_processor import DEFAULT_TIMEFRAMES, Candle, CandleBatch, CandleEngine
+from ..candle_processor.trade_groups import SIDE_CODES
 from ..instrument_service import InstrumentMapper
 
 log = logging.getLogger(__name__)
-
-_SIDE_CODES = {"unknown": 0, "buy": 1, "sell": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +274,7 @@ class TickHandler:
             "local_timestamp": [local_us],
             "price": [float(tick["price"])],
             "amount": [float(tick["amount"])],
-            "side": [_SIDE_CODES[tick.get("side", "unknown")]],
+            "side": [SIDE_CODES[tick.get("side", "unknown")]],
             "id": [str(tick.get("id", ""))],
         }
         return encode_frame(header, columns, self._schema)
