@@ -149,10 +149,6 @@ class CandleBatch(Sequence[Candle]):
             self.parts.append(part)
             self._candles = None
 
-    def extend(self, other: CandleBatch) -> None:
-        for part in other.parts:
-            self.add(part)
-
     def _all(self) -> list[Candle]:
         if self._candles is None:
             self._candles = [
