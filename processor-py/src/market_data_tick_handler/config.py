@@ -43,6 +43,7 @@ class CandlesConfig:
     timeframes: tuple[str, ...] = ("15s", "1m", "5m", "15m", "4h", "24h")
     enable_hft_features: bool = True
     hft_timeframes: tuple[str, ...] = ("15s", "1m")
+    hft_warmup_file: str | None = None  # recent candles (JSON lines or CSV) to warm the features up
     grace_ms: int = 250
     late_policy: Literal["drop", "revise"] = "drop"
     revise_window: int = 4

@@ -61,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="TIMEFRAMES",
         help="print closed candles as a table (optionally only these timeframes, e.g. 15s,1m)",
     )
+    p.add_argument(
+        "--warmup-candles",
+        metavar="FILE",
+        help="recent candles (JSON lines as published, or CSV) so the first live candle has full features",
+    )
     p.add_argument("--stats-json", type=Path, help="write the final counts and latencies here as JSON")
     p.add_argument("--ingest-arg", action="append", default=[], help="extra argument passed to the ingester")
     p.add_argument("--log-level", default="INFO")
@@ -99,10 +104,14 @@ def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> Stream
         serve_changes["redis_url"] = args.redis_url
     if args.transport:
         serve_changes["transport"] = args.transport
+    candles = config.candles
+    if args.warmup_candles:
+        candles = dataclasses.replace(candles, hft_warmup_file=args.warmup_candles)
     return dataclasses.replace(
         config,
         ingest=dataclasses.replace(ingest, **changes),
         serve=dataclasses.replace(serve, **serve_changes),
+        candles=candles,
     )
 
 

@@ -39,6 +39,19 @@ def iso_us_array(us: np.ndarray) -> list[str]:
     return np.datetime_as_string(us.astype("datetime64[us]"), unit="us", timezone="UTC").tolist()
 
 
+def to_us_array(values) -> np.ndarray:
+    """Timestamps given as µs integers, datetimes (numpy, pandas or Python) or ISO strings, as int64 µs."""
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.datetime64):
+        return array.astype("datetime64[us]").astype(np.int64)
+    if array.dtype == object or array.dtype.kind in "US":
+        import pandas as pd
+
+        if len(array) and not isinstance(array.flat[0], (int, np.integer)):
+            return pd.to_datetime(array, utc=True).as_unit("us").asi8
+    return array.astype(np.int64)
+
+
 def parse_iso_us(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if dt.tzinfo is None:

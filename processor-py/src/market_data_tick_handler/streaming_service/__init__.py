@@ -8,6 +8,7 @@ from .candle_processor import (
     candles_from_trades,
     candles_to_frame,
 )
+from .hft_features import HFTFeatureCalculator, HFTFeatures, LiveFeatures
 from .instrument_service import InstrumentMapper
 from .messages import candle_messages
 from .modes import ServeConfig, ServeMode
@@ -17,8 +18,11 @@ __all__ = [
     "Candle",
     "CandleBatch",
     "CandleEngine",
+    "HFTFeatureCalculator",
+    "HFTFeatures",
     "InstrumentMapper",
     "LiveCandleProcessor",
+    "LiveFeatures",
     "ServeConfig",
     "ServeMode",
     "TickHandler",

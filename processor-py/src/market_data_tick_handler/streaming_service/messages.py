@@ -5,6 +5,8 @@ A candle message::
     {"type": "candle", "exchange", "symbol", "exchange_symbol", "timeframe",
      "timestamp_in", "local_timestamp", "timestamp_out", "candle": {...}, "hft_features": {...}}
 
+``hft_features`` is there only on the ``hft_timeframes`` (not on revisions); a null feature is ``null``.
+
 ``timestamp_in`` is the bucket start (exchange clock); ``local_timestamp`` is when closing the candle
 began and ``timestamp_out`` when the batch it belongs to was ready to publish, after features; both
 wall-clock (walkthrough 4). Timestamps are ISO 8601 UTC with microseconds; a missing value is null.
@@ -33,6 +35,7 @@ def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[
         first = iso_us_array(part.first_trade_time)
         last = iso_us_array(part.last_trade_time)
         vwap = part.vwap.tolist()
+        features = part.features.records() if part.features is not None else None
         rows = zip(
             part.slots.tolist(),
             part.open.tolist(),
@@ -49,34 +52,34 @@ def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[
         )
         for k, (s, o, h, lo, c, v, b, sv, n, gap, revision) in enumerate(rows):
             e = empty[k]
-            append(
-                {
-                    "type": "candle",
-                    "exchange": exchange,
-                    "symbol": symbols[s],
-                    "exchange_symbol": exchange_symbols[s],
-                    "timeframe": timeframe,
-                    "timestamp_in": start,
-                    "local_timestamp": local,
-                    "timestamp_out": out,
-                    "candle": {
-                        "open": o,
-                        "high": h,
-                        "low": lo,
-                        "close": c,
-                        "volume": v,
-                        "buy_volume": b,
-                        "sell_volume": sv,
-                        "vwap": None if e else vwap[k],
-                        "trade_count": n,
-                        "first_trade_time": None if e else first[k],
-                        "last_trade_time": None if e else last[k],
-                        "is_empty": e,
-                        "has_gap": gap,
-                        "is_partial": partial,
-                        "revision": revision,
-                    },
-                    "hft_features": {},
-                }
-            )
+            message = {
+                "type": "candle",
+                "exchange": exchange,
+                "symbol": symbols[s],
+                "exchange_symbol": exchange_symbols[s],
+                "timeframe": timeframe,
+                "timestamp_in": start,
+                "local_timestamp": local,
+                "timestamp_out": out,
+                "candle": {
+                    "open": o,
+                    "high": h,
+                    "low": lo,
+                    "close": c,
+                    "volume": v,
+                    "buy_volume": b,
+                    "sell_volume": sv,
+                    "vwap": None if e else vwap[k],
+                    "trade_count": n,
+                    "first_trade_time": None if e else first[k],
+                    "last_trade_time": None if e else last[k],
+                    "is_empty": e,
+                    "has_gap": gap,
+                    "is_partial": partial,
+                    "revision": revision,
+                },
+            }
+            if features is not None:
+                message["hft_features"] = features[k]
+            append(message)
         yield messages

@@ -24,6 +24,7 @@ import zmq.asyncio
 from ..config import StreamingConfig
 from ..timeutil import now_us
 from .candle_processor import CandleBatch
+from .hft_features import read_candles
 from .ingest import IngesterProcess
 from .messages import candle_messages
 from .modes import ServeMode
@@ -115,8 +116,12 @@ class StreamingService:
                 grace_ms=c.grace_ms,
                 late_policy=c.late_policy,
                 revise_window=c.revise_window,
+                hft_timeframes=c.hft_timeframes if c.enable_hft_features else (),
             )
         )
+        if c.enable_hft_features and c.hft_warmup_file:
+            used = self.handler.warm_up(read_candles(c.hft_warmup_file))
+            log.info("features warmed up with %d candles from %s", used, c.hft_warmup_file)
         self.latencies = Latencies()
         self._first_frame_mono: int | None = None
         self._end_mono: int | None = None

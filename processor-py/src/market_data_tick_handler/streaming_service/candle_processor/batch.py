@@ -9,20 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...timeutil import to_us_array
 from ..instrument_service import InstrumentMapper
 from .candle import Candle
 from .candle_engine import DEFAULT_TIMEFRAMES, LatePolicy
 from .live_candle_processor import LiveCandleProcessor
 from .trade_groups import SIDE_CODES
-
-
-def _timestamps_us(values: Any) -> np.ndarray:
-    array = np.asarray(values)
-    if np.issubdtype(array.dtype, np.datetime64):
-        return array.astype("datetime64[us]").astype(np.int64)
-    if array.dtype == object and len(array) and not isinstance(array[0], (int, np.integer)):
-        return pd.to_datetime(array, utc=True).as_unit("us").asi8
-    return array.astype(np.int64)
 
 
 def _sides(values: Any) -> np.ndarray:
@@ -47,7 +39,7 @@ def candles_from_trades(
     strings], ``price``, ``amount``, ``side`` [buy/sell/unknown]), in arrival order, on the event-time
     clock, ending with the end of the data. Identical to what the live pipeline publishes for the
     same trades."""
-    ts = _timestamps_us(trades["timestamp"])
+    ts = to_us_array(trades["timestamp"])
     price = np.asarray(trades["price"], dtype=np.float64)
     amount = np.asarray(trades["amount"], dtype=np.float64)
     side = _sides(trades["side"])

@@ -14,11 +14,14 @@ Field meanings, written once:
 - ``is_partial``: the bucket was not fully observed (it began before the stream started, or the stream
   ended before it did).
 - ``revision``: 0 when first published; +1 each time a late trade revises it (late policy ``revise``).
+- ``hft_features``: on the ``hft_timeframes``, the features of the candle (docs/FEATURES.md), ``None``
+  where a value is null; ``None`` on other timeframes and on revisions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,4 @@ class Candle:
     has_gap: bool
     is_partial: bool
     revision: int
+    hft_features: Mapping[str, float | None] | None = field(default=None, hash=False)

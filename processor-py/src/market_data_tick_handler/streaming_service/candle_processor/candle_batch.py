@@ -8,13 +8,16 @@ demand, for callers that want one record per candle.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
 from .candle import Candle
+
+if TYPE_CHECKING:
+    from ..hft_features import FeatureColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class CandleColumns:
     has_gap: np.ndarray
     is_partial: bool
     revision: np.ndarray
+    features: FeatureColumns | None = None  # on hft timeframes: see hft_features/live_features.py
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -72,6 +76,7 @@ class CandleColumns:
             self.revision.tolist(),
             strict=True,
         )
+        features = self.features.records() if self.features is not None else [None] * len(self.slots)
         return [
             Candle(
                 exchange,
@@ -94,9 +99,19 @@ class CandleColumns:
                 g,
                 partial,
                 r,
+                x,
             )
-            for s, o, h, lo, c, v, b, sv, w, n, f, la, e, g, r in rows
+            for (s, o, h, lo, c, v, b, sv, w, n, f, la, e, g, r), x in zip(rows, features, strict=True)
         ]
+
+
+def _features(values: Mapping[str, float | None] | None) -> FeatureColumns | None:
+    if values is None:
+        return None
+    from ..hft_features import FeatureColumns
+
+    row = [np.nan if v is None else v for v in values.values()]
+    return FeatureColumns(tuple(values), np.array([row], dtype=np.float64))
 
 
 class CandleBatch(Sequence[Candle]):
@@ -139,7 +154,7 @@ class CandleBatch(Sequence[Candle]):
                     np.array([c.sell_volume]), np.array([np.nan if c.vwap is None else c.vwap]),
                     np.array([c.trade_count]), np.array([c.first_trade_time or 0]),
                     np.array([c.last_trade_time or 0]), np.array([c.is_empty]), np.array([c.has_gap]),
-                    c.is_partial, np.array([c.revision]),
+                    c.is_partial, np.array([c.revision]), _features(c.hft_features),
                 )
             )  # fmt: skip
         return batch

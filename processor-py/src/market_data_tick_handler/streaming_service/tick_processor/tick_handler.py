@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,8 @@ from ...timeutil import now_us, parse_iso_us
 from ...wire import Frame, WireError, decode_frame, encode_frame, load_schema
 from ..candle_processor import DEFAULT_TIMEFRAMES, Candle, CandleBatch, CandleEngine
 from ..candle_processor.trade_groups import SIDE_CODES
+from ..hft_features import LiveFeatures
+from ..hft_features.inputs import candle_fields
 from ..instrument_service import InstrumentMapper
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ class CandleSettings:
     grace_ms: int = 250
     late_policy: str = "drop"
     revise_window: int = 4
+    hft_timeframes: tuple[str, ...] = ()  # features on these timeframes (none by default here)
+    feature_groups: tuple[str, ...] = ()  # book, derivative, liquidations, as those types are enabled
 
 
 @dataclass(slots=True)
@@ -64,6 +68,7 @@ class TickHandler:
         self._now = now
         self._schema = load_schema()
         self.engines: dict[str, CandleEngine] = {}
+        self.features: dict[str, LiveFeatures] = {}  # by exchange, when hft_timeframes are set
         self._sessions: dict[str, int] = {}  # session -> next expected seq
         self.counts: Counter[str] = Counter()
         self.ticks_by_type: Counter[str] = Counter()
@@ -86,7 +91,30 @@ class TickHandler:
                 symbol_of=self.mapper.to_symbol,
                 now_us=self._now,
             )
+            if s.hft_timeframes:
+                self.features[exchange] = LiveFeatures(engine, s.hft_timeframes, groups=s.feature_groups)  # type: ignore[arg-type]
         return engine
+
+    def warm_up(self, candles: Iterable[Any]) -> int:
+        """Load recent candles (see ``LiveFeatures.warm_up``) so that live features start full; returns
+        how many were used."""
+        by_exchange: dict[str, list[Any]] = defaultdict(list)
+        for candle in candles:
+            fields = candle_fields(candle)
+            by_exchange[fields.get("exchange") or "binance"].append(fields)
+        used = 0
+        for exchange, rows in by_exchange.items():
+            self.engine(exchange)
+            if exchange in self.features:
+                used += self.features[exchange].warm_up(rows)
+        self.counts["warmup_candles"] += used
+        return used
+
+    def _annotated(self, exchange: str, batch: CandleBatch) -> CandleBatch:
+        features = self.features.get(exchange)
+        if features is not None and batch:
+            features.annotate(batch)
+        return batch
 
     # -- frames --------------------------------------------------------------------------------
     def handle_bytes(self, data: bytes | memoryview) -> FrameResult:
@@ -185,7 +213,7 @@ class TickHandler:
             else:
                 mask = np.isin(sym, [i for i, (e, _) in enumerate(symbols) if e == exchange])
                 part = (sym[mask], ts[mask], price[mask], amount[mask], side[mask])
-            closed = self.engine(exchange).on_trades(names, *part)
+            closed = self._annotated(exchange, self.engine(exchange).on_trades(names, *part))
             if closed:
                 out.append(closed)
                 self.counts["candles_out"] += len(closed)
@@ -225,10 +253,10 @@ class TickHandler:
         return min(deadlines, default=None)
 
     def advance(self, now: int | None = None) -> list[CandleBatch]:
-        return self._closed([engine.advance(now) for engine in self.engines.values()])
+        return self._closed([self._annotated(x, e.advance(now)) for x, e in self.engines.items()])
 
     def finish(self) -> list[CandleBatch]:
-        return self._closed([engine.finish() for engine in self.engines.values()])
+        return self._closed([self._annotated(x, e.finish()) for x, e in self.engines.items()])
 
     def _closed(self, batches: list[CandleBatch]) -> list[CandleBatch]:
         batches = [b for b in batches if b]
@@ -287,5 +315,6 @@ class TickHandler:
             "bad_rows": dict(self.bad_rows),
             "late_ticks": sum(e.get_stats()["late_ticks"] for e in self.engines.values()),
             "engines": {name: e.get_stats() for name, e in self.engines.items()},
+            "features": {name: dict(f.features.stats) for name, f in self.features.items()},
             "recent_errors": list(self.errors),
         }

@@ -1,0 +1,29 @@
+"""HFT features: one implementation (``FeatureEngine.step``) for historical batches and live candles.
+
+- ``catalogue.py``: what a feature is (name, formula, warm-up); ``indicators/``: one file per indicator;
+- ``feature_engine.py``: the step over many series (lanes) at once;
+- ``feature_calculator.py``: ``HFTFeatureCalculator``, the seeds' per-symbol API;
+- ``live_features.py``: features of what a live candle engine closes, and warm-up from history.
+"""
+
+from .catalogue import OPTIONAL_GROUPS, WINDOWS, FeatureSpec
+from .feature_calculator import FEATURE_NAMES, HFTFeatureCalculator, HFTFeatures
+from .feature_engine import FeatureColumns, FeatureEngine, catalogue
+from .inputs import CONTEXT, CandleInputs
+from .live_features import LiveFeatures, read_candles
+
+__all__ = [
+    "CONTEXT",
+    "FEATURE_NAMES",
+    "OPTIONAL_GROUPS",
+    "WINDOWS",
+    "CandleInputs",
+    "FeatureColumns",
+    "FeatureEngine",
+    "FeatureSpec",
+    "HFTFeatureCalculator",
+    "HFTFeatures",
+    "LiveFeatures",
+    "catalogue",
+    "read_candles",
+]

@@ -1,0 +1,89 @@
+"""What a feature step reads: the candles of one timeframe, one row per series (lane).
+
+Context columns (``CONTEXT``) carry the other data types as of the candle's close; a missing column or
+a NaN means unknown, and the features built from it are null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+CONTEXT: dict[str, tuple[str, ...]] = {
+    # the last book snapshot of the candle: best bid/ask and their sizes, summed size of the top 5 levels
+    "book": ("bid_price", "ask_price", "bid_size", "ask_size", "bid_depth_5", "ask_depth_5"),
+    # the last derivative ticker of the candle
+    "derivative": ("funding_rate", "open_interest", "mark_price", "index_price"),
+    # liquidations in the candle, by the side of the liquidation order (buy = shorts liquidated)
+    "liquidations": ("liquidation_buy_volume", "liquidation_sell_volume"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CandleInputs:
+    """Field meanings as in ``candle_processor/candle.py``; ``vwap`` NaN for an empty candle."""
+
+    timestamp_in: np.ndarray  # int64 µs
+    close: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    volume: np.ndarray
+    buy_volume: np.ndarray
+    sell_volume: np.ndarray
+    vwap: np.ndarray
+    trade_count: np.ndarray
+    context: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+    def context_column(self, name: str) -> np.ndarray:
+        got = self.context.get(name)
+        return np.full(len(self), np.nan) if got is None else got
+
+
+_FIELDS = ("close", "high", "low", "volume", "buy_volume", "sell_volume", "vwap", "trade_count")
+_ALL_CONTEXT = tuple(name for names in CONTEXT.values() for name in names)
+
+
+def inputs_from_columns(part) -> CandleInputs:
+    """The candles of one engine part (``CandleColumns``): all of one timeframe and bucket."""
+    return CandleInputs(
+        np.full(len(part), part.timestamp_in, dtype=np.int64), part.close, part.high, part.low, part.volume,
+        part.buy_volume, part.sell_volume, part.vwap, part.trade_count,
+    )  # fmt: skip
+
+
+def inputs_from_frame(frame: Mapping[str, Any], timestamps: np.ndarray) -> CandleInputs:
+    """Candles as columns (a DataFrame, or a dict of arrays): ``close`` is required; ``high``/``low``
+    default to it; any other missing column is unknown (NaN) and makes the features built on it null."""
+    if "close" not in frame:
+        raise ValueError("candles need a 'close' column")
+    n = len(timestamps)
+
+    def column(name: str, default: np.ndarray | None = None) -> np.ndarray:
+        if name in frame:
+            return np.asarray(frame[name], dtype=np.float64)
+        return default if default is not None else np.full(n, np.nan)
+
+    close = column("close")
+    bad = np.flatnonzero(~(close > 0))
+    if len(bad):
+        raise ValueError(f"candle row {int(bad[0])}: close must be a positive number, got {close[bad[0]]!r}")
+    values = {name: column(name, close if name in ("high", "low") else None) for name in _FIELDS}
+    context = {name: column(name) for name in _ALL_CONTEXT if name in frame}
+    return CandleInputs(timestamps, **values, context=context)
+
+
+def candle_fields(candle: Any) -> dict[str, Any]:
+    """The fields of one candle given as a ``Candle``, a published message (``{"candle": {...}}``), a
+    flat dict or any object with attributes (the seeds' mock)."""
+    if isinstance(candle, Mapping):
+        flat = dict(candle)
+        flat.update(candle.get("candle") or {})
+        return flat
+    names = ("symbol", "timeframe", "timestamp_in", *_FIELDS, *_ALL_CONTEXT)
+    return {name: getattr(candle, name) for name in names if hasattr(candle, name)}

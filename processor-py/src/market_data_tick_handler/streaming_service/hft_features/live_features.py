@@ -1,0 +1,98 @@
+"""Features of the candles a live ``CandleEngine`` closes, on the configured ``hft_timeframes``.
+
+Each (instrument slot, hft timeframe) of the engine is a lane of one :class:`FeatureEngine`, so a
+boundary that closes the candles of every instrument is one feature step per timeframe. The features
+are attached to the engine's output (``CandleColumns.features``) before anything is published.
+Revisions (late policy ``revise``) carry no features: the series has moved on, and its state is not
+rewound.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ...timeutil import to_us_array
+from ..candle_processor import CandleBatch, CandleEngine, Timeframe
+from .catalogue import WINDOWS, Group
+from .feature_engine import FeatureEngine
+from .inputs import candle_fields, inputs_from_columns, inputs_from_frame
+
+
+class LiveFeatures:
+    def __init__(
+        self,
+        engine: CandleEngine,
+        timeframes: Sequence[str],
+        windows: tuple[int, ...] = WINDOWS,
+        groups: Iterable[Group] = (),
+    ) -> None:
+        unknown = [tf for tf in timeframes if tf not in engine.timeframe_names]
+        if unknown:
+            raise ValueError(
+                f"hft_timeframes {unknown} are not candle timeframes ({', '.join(engine.timeframe_names)})"
+            )
+        self.engine = engine
+        self.timeframes = tuple(timeframes)
+        self._index = {tf: i for i, tf in enumerate(self.timeframes)}
+        self._micros = {tf: Timeframe.parse(tf).micros for tf in self.timeframes}
+        self.features = FeatureEngine(windows, groups)
+
+    def _lanes(self, slots: np.ndarray, timeframe: str) -> np.ndarray:
+        return slots * len(self.timeframes) + self._index[timeframe]
+
+    def annotate(self, batch: CandleBatch) -> None:
+        """Attach features to the parts of ``batch`` on an hft timeframe (in place)."""
+        parts = batch.parts
+        for i, part in enumerate(parts):
+            if part.timeframe in self._index and not part.revision.any():
+                lanes = self._lanes(part.slots, part.timeframe)
+                columns = self.features.step(lanes, inputs_from_columns(part), self._micros[part.timeframe])
+                parts[i] = replace(part, features=columns)
+
+    def warm_up(self, candles: Iterable[Any]) -> int:
+        """Run recent history through the lanes (``Candle`` objects, published messages or flat dicts
+        with ``exchange_symbol``, ``timeframe``, ``timestamp_in`` and the candle's fields), so that the
+        next live candle of each series already has full-window features. Candles of other exchanges or
+        timeframes, and candles not after a lane's last, are skipped. Returns the candles used."""
+        series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for candle in candles:
+            fields = candle_fields(candle)
+            if fields.get("exchange", self.engine.exchange) == self.engine.exchange:
+                if fields.get("timeframe") in self._index:
+                    series[(fields["exchange_symbol"], fields["timeframe"])].append(fields)
+        used = 0
+        for (exchange_symbol, timeframe), rows in series.items():
+            stamps = to_us_array(np.array([r["timestamp_in"] for r in rows], dtype=object))
+            order = np.argsort(stamps, kind="stable")
+            lane = int(self._lanes(np.array([self.engine.slot(exchange_symbol)]), timeframe)[0])
+            last = self.features.last_start(lane)
+            order = order[stamps[order] > last] if last is not None else order
+            frame = {k: np.array([rows[i].get(k) for i in order.tolist()], dtype=object) for k in rows[0]}
+            self.features.run(lane, inputs_from_frame(frame, stamps[order]), self._micros[timeframe])
+            used += len(order)
+        return used
+
+
+def read_candles(path: str | Path) -> list[dict[str, Any]]:
+    """Candles from a file: JSON lines (published messages, or flat candles) or CSV (``candles_to_frame``
+    columns)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path).to_dict("records")
+    candles = []
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    candles.append(orjson.loads(line))
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not a JSON candle: {exc}") from None
+    return candles
