@@ -17,6 +17,8 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"
 BINANCE_WS = SHARED / "data" / "binance-ws"
 
 TIMEFRAMES_US = {
+    "1s": 1_000_000,
+    "5s": 5_000_000,
     "15s": 15_000_000,
     "1m": 60_000_000,
     "5m": 300_000_000,

@@ -84,8 +84,9 @@ class HFTFeatureCalculator:
         if "symbol" in frame:
             other = np.flatnonzero(frame["symbol"] != self.symbol)
             if len(other):
+                row = int(other[0])
                 raise ValueError(
-                    f"candle row {int(other[0])} is {frame['symbol'][other[0]]}, this calculator is for {self.symbol}"
+                    f"candle row {row} is {frame['symbol'][row]}, this calculator is for {self.symbol}"
                 )
         return frame
 

@@ -92,6 +92,6 @@ def step_lanes(
             stats[0] += 1
         last[lane] = start[r]
         update_lane(
-            lane, close[r], high[r], low[r], volume[r], buy[r], sell[r], vwap[r], trades[r], context[r], seconds,
-            windows, groups, count, ring, ema, gain, loss, open_interest, out[r],
+            lane, close[r], high[r], low[r], volume[r], buy[r], sell[r], vwap[r], trades[r], context[r],
+            seconds, windows, groups, count, ring, ema, gain, loss, open_interest, out[r],
         )  # fmt: skip

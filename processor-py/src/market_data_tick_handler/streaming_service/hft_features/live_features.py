@@ -65,9 +65,9 @@ class LiveFeatures:
         series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for candle in candles:
             fields = candle_fields(candle)
-            if fields.get("exchange", self.engine.exchange) == self.engine.exchange:
-                if fields.get("timeframe") in self._index:
-                    series[(fields["exchange_symbol"], fields["timeframe"])].append(fields)
+            mine = fields.get("exchange", self.engine.exchange) == self.engine.exchange
+            if mine and fields.get("timeframe") in self._index:
+                series[(fields["exchange_symbol"], fields["timeframe"])].append(fields)
         used = 0
         for (exchange_symbol, timeframe), rows in series.items():
             stamps = to_us_array(np.array([r["timestamp_in"] for r in rows], dtype=object))
