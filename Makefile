@@ -54,6 +54,7 @@ lint: setup
 ## make bench: throughput and latency through the real processes; figures go to the README
 bench: setup
 	$(PY) bench/pipeline_bench.py
+	$(PY) bench/feature_bench.py
 
 ## make vectors: rewrite both sides' golden wire vectors from proto/vectors/cases.json
 vectors: setup

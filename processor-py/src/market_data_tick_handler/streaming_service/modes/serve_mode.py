@@ -16,6 +16,7 @@ from ..messages import candle_messages
 from ..transport import InMemoryTransport, RedisTransport, Transport
 
 log = logging.getLogger(__name__)
+CHUNK = 50  # candles per write
 
 
 def _channels(message: dict[str, Any]) -> tuple[str, ...]:
@@ -58,9 +59,10 @@ class ServeMode:
         def serialised():
             for part in candle_messages(batch, local_us, now_us()):
                 messages.extend(part)
-                chunk = [(_channels(m), orjson.dumps(m)) for m in part]
-                sent.append(chunk)
-                yield chunk
+                for i in range(0, len(part), CHUNK):  # Redis takes one chunk while the next is built
+                    chunk = [(_channels(m), orjson.dumps(m)) for m in part[i : i + CHUNK]]
+                    sent.append(chunk)
+                    yield chunk
 
         chunks = serialised()
         for attempt in range(1, self.config.publish_attempts + 1):

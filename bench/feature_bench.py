@@ -1,0 +1,161 @@
+"""``make bench``, part 2: HFT features per closed candle, and the publish latency of a candle-boundary burst.
+
+1. Feature cost per candle: the compiled step over 100 series at once (a live boundary), and a historical
+   batch of 100,000 candles of one series (engine only, and ``compute_batch`` with its records).
+2. Boundary burst, in one process on the real parts: 100 symbols with trades in every 15 s bucket,
+   candles on 15s and 1m, features on both, published by ServeMode to a private redis-server with a
+   ``redis-cli psubscribe 'candles:*'`` subscriber reading everything. The wall clock is driven by the
+   bench: each minute boundary closes 100 x 2 candles at once. Measured: from the clock passing the
+   boundary (``TickHandler.advance``) until Redis has acknowledged every PUBLISH of those candles; p50/p99
+   over the bursts, split into close + features and serialise + publish. Baseline, same run: the same
+   bursts with features off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from market_data_tick_handler.config import ServeConfig
+from market_data_tick_handler.devtools.local_redis import redis_server
+from market_data_tick_handler.streaming_service import HFTFeatureCalculator, ServeMode
+from market_data_tick_handler.streaming_service.hft_features import CandleInputs, FeatureEngine
+from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
+from market_data_tick_handler.wire import encode_frame
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipeline_bench import machine
+
+SYMBOLS = 100
+MINUTE = 60_000_000
+BUCKET = 15_000_000
+T0 = 1_723_161_600_000_000  # 2024-08-09T00:00:00Z
+SUBSCRIBE = ["subscribe", "candles:SYM000-USDT:1m"]
+
+
+def per_candle_cost() -> None:
+    rng = np.random.default_rng(7)
+    engine, lanes, steps = FeatureEngine(), np.arange(SYMBOLS), 3000
+    inputs = []
+    for t in range(steps):
+        close = 100 * np.exp(rng.normal(0, 0.001, SYMBOLS))
+        volume = rng.exponential(1.0, SYMBOLS)
+        inputs.append(
+            CandleInputs(np.full(SYMBOLS, t * MINUTE), close, close * 1.001, close * 0.999, volume,
+                         volume / 2, volume / 2, close, np.full(SYMBOLS, 10.0))
+        )  # fmt: skip
+    for x in inputs[:50]:
+        engine.step(lanes, x, MINUTE)
+    start = time.perf_counter()
+    for x in inputs[50:]:
+        engine.step(lanes, x, MINUTE)
+    live = (time.perf_counter() - start) / (steps - 50)
+    n = 100_000
+    close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    history = CandleInputs(np.arange(n) * MINUTE, close, close, close, np.ones(n), np.ones(n), np.zeros(n),
+                           close, np.ones(n))  # fmt: skip
+    start = time.perf_counter()
+    FeatureEngine().run(0, history, MINUTE)
+    run = (time.perf_counter() - start) / n
+    start = time.perf_counter()
+    asyncio.run(HFTFeatureCalculator("BTC-USDT").compute_batch({"close": close[:20_000]}, "1m"))
+    records = (time.perf_counter() - start) / 20_000
+    print(
+        f"features   per candle: live step over {SYMBOLS} series {live / SYMBOLS * 1e6:.2f} us"
+        f" ({live * 1e6:.0f} us per boundary); history one series {run * 1e6:.2f} us (engine),"
+        f" {records * 1e6:.1f} us (compute_batch, with HFTFeatures records)",
+        flush=True,
+    )
+
+
+def trade_frame(seq: int, bucket_start: int, rng: np.random.Generator, per_symbol: int = 5) -> bytes:
+    n = SYMBOLS * per_symbol
+    return encode_frame(
+        {
+            "type": "trade", "seq": seq, "session": "bench", "recv_mono_us": 0, "sent_mono_us": 0,
+            "symbols": [["binance", f"sym{i:03d}usdt"] for i in range(SYMBOLS)],
+        },
+        {
+            "sym": np.repeat(np.arange(SYMBOLS), per_symbol),
+            "timestamp": bucket_start + np.sort(rng.integers(0, BUCKET, n)),
+            "local_timestamp": np.full(n, bucket_start),
+            "price": 100 * np.exp(rng.normal(0, 0.001, n)),
+            "amount": rng.exponential(1.0, n),
+            "side": rng.integers(1, 3, n),
+            "id": [""] * n,
+        },
+    )  # fmt: skip
+
+
+async def bursts(redis_url: str, features: bool, minutes: int) -> dict[str, np.ndarray]:
+    clock = [T0]
+    timeframes = ("15s", "1m")
+    settings = CandleSettings(timeframes, "wall", 0, hft_timeframes=timeframes if features else ())
+    handler = TickHandler(settings, now=lambda: clock[0])
+    serve = ServeMode(ServeConfig(transport="redis", redis_url=redis_url))
+    await serve.start()
+    rng = np.random.default_rng(1)
+    frames = [trade_frame(i, T0 + i * BUCKET, rng) for i in range(minutes * 4)]
+    close_us, publish_us, total_us, sizes = [], [], [], []
+    for i, frame in enumerate(frames):
+        handler.handle_bytes(frame)
+        clock[0] = T0 + (i + 1) * BUCKET  # the bucket's end: the boundary
+        t0 = time.perf_counter_ns()
+        closed = handler.advance(clock[0])
+        t1 = time.perf_counter_ns()
+        for batch in closed:
+            await serve.publish(batch, clock[0])
+        t2 = time.perf_counter_ns()
+        size = sum(len(b) for b in closed)
+        if size == 2 * SYMBOLS and i > 4 * 25:  # minute boundaries, after the 20-candle windows filled
+            close_us.append((t1 - t0) / 1000)
+            publish_us.append((t2 - t1) / 1000)
+            total_us.append((t2 - t0) / 1000)
+            sizes.append(size)
+    await serve.close()
+    return {"close": np.array(close_us), "publish": np.array(publish_us), "total": np.array(total_us)}
+
+
+def pct(values: np.ndarray, q: float) -> str:
+    return f"{np.percentile(values, q, method='higher') / 1000:.2f} ms"
+
+
+def main() -> None:
+    print(f"machine: {machine()}", flush=True)
+    per_candle_cost()
+    with redis_server() as url:
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        subscriber = subprocess.Popen(
+            [shutil.which("redis-cli") or "redis-cli", "-p", port, *SUBSCRIBE],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(0.3)
+            minutes = 400
+            results = {f: asyncio.run(bursts(url, f, minutes)) for f in (False, True)}
+        finally:
+            subscriber.terminate()
+    base, with_features = results[False]["total"], results[True]["total"]
+    for label, r in (("without features (baseline)", results[False]), ("with features", results[True])):
+        print(
+            f"burst      {SYMBOLS} symbols x 2 timeframes = {2 * SYMBOLS} candles, {label}:"
+            f" boundary -> all published p50 {pct(r['total'], 50)}, p99 {pct(r['total'], 99)}"
+            f" (close{' + features' if r is results[True] else ''} p50 {pct(r['close'], 50)},"
+            f" serialise + publish p50 {pct(r['publish'], 50)}; {len(r['total'])} bursts)",
+            flush=True,
+        )
+    print(
+        f"burst      features add {np.median(with_features) / np.median(base) - 1:+.0%} at p50"
+        f" (p99 ratio {np.percentile(with_features, 99) / np.percentile(base, 99):.2f}); target p99 < 2 ms",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
