@@ -25,6 +25,7 @@ from ..config import StreamingConfig
 from ..timeutil import now_us
 from .candle_processor import CandleBatch
 from .hft_features import read_candles
+from .hft_features.feature_engine import compile_step
 from .ingest import IngesterProcess
 from .messages import candle_messages
 from .modes import ServeMode
@@ -119,6 +120,8 @@ class StreamingService:
                 hft_timeframes=c.hft_timeframes if c.enable_hft_features else (),
             )
         )
+        if c.enable_hft_features:
+            compile_step()
         if c.enable_hft_features and c.hft_warmup_file:
             used = self.handler.warm_up(read_candles(c.hft_warmup_file))
             log.info("features warmed up with %d candles from %s", used, c.hft_warmup_file)

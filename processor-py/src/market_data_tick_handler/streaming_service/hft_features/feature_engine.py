@@ -106,7 +106,7 @@ class FeatureEngine:
         self._open_interest = np.zeros(0)
         self._stats = np.zeros(2, dtype=np.int64)  # resets, out_of_order
         self.candles = 0
-        _compile()
+        compile_step()
 
     @property
     def stats(self) -> Counter[str]:
@@ -176,9 +176,9 @@ def _floats(x: CandleInputs) -> tuple[np.ndarray, ...]:
 _compiled = False
 
 
-def _compile() -> None:
-    """Compile (or load from numba's cache) the step now, not on the first live boundary: loading it
-    takes ~0.2 s, compiling it a few seconds."""
+def compile_step() -> None:
+    """Compile the step (or load it from numba's cache) now, not while the first frames wait: loading
+    takes ~0.2-0.8 s, compiling a few seconds. The service calls this at start."""
     global _compiled
     if not _compiled:
         _compiled = True
