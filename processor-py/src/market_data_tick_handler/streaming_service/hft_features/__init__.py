@@ -1,7 +1,8 @@
 """HFT features: one implementation (``FeatureEngine.step``) for historical batches and live candles.
 
 - ``catalogue.py``: what a feature is (name, formula, warm-up); ``indicators/``: one file per indicator;
-- ``feature_engine.py``: the step over many series (lanes) at once;
+- ``kernel.py``: the compiled arithmetic of one candle of one series, and the loop over rows;
+- ``feature_engine.py``: the step over many series (lanes) at once, and their state;
 - ``feature_calculator.py``: ``HFTFeatureCalculator``, the seeds' per-symbol API;
 - ``live_features.py``: features of what a live candle engine closes, and warm-up from history.
 """

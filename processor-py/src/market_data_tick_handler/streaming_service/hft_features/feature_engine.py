@@ -50,9 +50,6 @@ class FeatureColumns:
     names: tuple[str, ...]
     values: np.ndarray  # (candles, features)
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.values[:, self.names.index(name)]
-
     def __len__(self) -> int:
         return len(self.values)
 
