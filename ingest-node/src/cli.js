@@ -181,7 +181,8 @@ export async function main (argv = process.argv.slice(2)) {
     startInfo: {
       source: cfg.source,
       exchanges: [exchange],
-      data_types: cfg.source === 'synthetic' ? ['trade'] : cfg.sourceOptions.dataTypes,
+      // the types actually streamed: a source drops those tardis-dev cannot stream for the exchange
+      data_types: source.dataTypes ?? (cfg.source === 'synthetic' ? ['trade'] : cfg.sourceOptions.dataTypes),
       speed: cfg.speed
     }
   })

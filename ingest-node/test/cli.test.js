@@ -58,6 +58,16 @@ describe('cli', () => {
     assert.deepEqual(frames.map((f) => f.header.seq), frames.map((_, i) => i))
   })
 
+  test('replay: the start frame lists only the data types tardis-dev can stream for the exchange', { timeout: 30000 }, async () => {
+    const lines = await headLines(SPOT_0808, 600)
+    const file = writeGz(tmpDir(), 'slice.gz', lines)
+    const { code, lines: log, frames } = await runCli(['--source', 'replay', '--exchange', 'binance', '--symbols', 'btcusdt', '--data-types', 'trade,liquidation,option_summary', '--files', file])
+    assert.equal(code, 0, log.join('\n'))
+    assert.deepEqual(frames[0].header.data_types, ['trade'])
+    assert.equal(log.filter((l) => /^ingest: (liquidation|option_summary) not available for binance: /.test(l)).length, 2, log.join('\n'))
+    assert.equal(frames.at(-1).header.counts.trade, expectedTrades(lines).length)
+  })
+
   test('tardis-realtime without a reachable exchange: end(error) and a non-zero exit', { timeout: 15000 }, async () => {
     const port = await closedPort()
     const { code, lines: log, frames } = await runCli(['--source', 'tardis-realtime', '--symbols', 'btcusdt'], { env: { WSS_URL_BINANCE: `ws://127.0.0.1:${port}/stream` } })

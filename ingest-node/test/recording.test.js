@@ -2,9 +2,9 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { readRecording, newRecordingStats, parseTimestampUs } from '../src/replay/recording.js'
+import { readRecording, newRecordingStats, parseTimestampUs, parseEpochSecondsUs } from '../src/replay/recording.js'
 import { memoryLog } from '../src/log.js'
-import { tmpDir, writeGz } from './helpers.js'
+import { tmpDir, writeGz, BITMEX_WS, COINBASE_WS, DERIBIT_WS, cryptofeedReceived } from './helpers.js'
 
 const t1 = '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"61837.63","q":"0.02","T":1723161255342,"m":true}}'
 const t2 = '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":2,"p":"61837.64","q":"0.5","T":1723161255343,"m":false}}'
@@ -36,7 +36,7 @@ describe('recording reader', () => {
       [5, 1723161254200000, t2]
     ])
     assert.equal(out[0].data.data.p, '61837.63')
-    assert.deepEqual(stats, { files: 1, lines: 5, messages: 3, empty: 1, bad: 1 })
+    assert.deepEqual(stats, { files: 1, lines: 5, messages: 3, empty: 1, bad: 1, control: 0 })
     assert.equal(log.lines.length, 1)
     assert.match(log.lines[0], new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: malformed line skipped \\(invalid JSON`))
   })
@@ -53,9 +53,48 @@ describe('recording reader', () => {
       ['b.txt', 1, Date.UTC(2024, 7, 9) * 1000]
     ])
     assert.equal(out[1].raw, t3, 'CR stripped')
-    assert.deepEqual(stats, { files: 2, lines: 5, messages: 3, empty: 0, bad: 2 })
+    assert.deepEqual(stats, { files: 2, lines: 5, messages: 3, empty: 0, bad: 2, control: 0 })
     assert.match(log.lines[0], /a\.gz:2: malformed line skipped \(expected "<timestamp> <json>"\)/)
     assert.match(log.lines[1], /b\.txt:2: malformed line skipped \(bad timestamp "not-a-time"\)/)
+  })
+
+  test('cryptofeed capture format: received lines are messages (µs from epoch seconds), connect/sent lines are control, bad lines still logged', async () => {
+    const dir = tmpDir()
+    const file = join(dir, 'BITMEX.ws.test')
+    const sub = '{"op":"subscribe","args":["trade:XBTUSD"]}'
+    const m1 = '{"table":"trade","action":"insert","data":[]}'
+    const m2 = '{"info":"Welcome to the BitMEX Realtime API."}'
+    writeFileSync(file, [
+      'wss://www.bitmex.com/realtime <-> 1626993367.388005',
+      `wss://www.bitmex.com/realtime <- 1626993367.874177: ${sub}`,
+      `1626993367.875267: ${m2}`,
+      '1626993367.9: {"table":',
+      `1618677816.8434298: ${m1}`,
+      `1626993368: ${m1}`,
+      '',
+      ''
+    ].join('\n'))
+    const { out, stats, log } = await readAll([file])
+    assert.deepEqual(out.map((m) => [m.line, m.tsUs, m.raw]), [
+      [3, 1626993367875267, m2],
+      [5, 1618677816843429, m1],
+      [6, 1626993368000000, m1]
+    ])
+    assert.deepEqual(stats, { files: 1, lines: 7, messages: 3, empty: 1, bad: 1, control: 2 })
+    assert.equal(log.lines.length, 1)
+    assert.match(log.lines[0], /BITMEX\.ws\.test:4: malformed line skipped \(invalid JSON/)
+    assert.equal(parseEpochSecondsUs('1626993367.1:'), 1626993367100000)
+    assert.ok(Number.isNaN(parseEpochSecondsUs('yesterday:')))
+  })
+
+  test('the shared cryptofeed captures read without a bad line', async () => {
+    for (const [f, control] of [[BITMEX_WS, 4], [COINBASE_WS, 4], [DERIBIT_WS, 2]]) {
+      const { out, stats } = await readAll([f])
+      assert.equal(stats.bad, 0, f)
+      assert.equal(stats.control, control, f)
+      assert.equal(out.length, cryptofeedReceived(f).length, f)
+      for (let i = 1; i < out.length; i++) assert.ok(out[i].tsUs >= out[i - 1].tsUs, `${f}: receive times never go back`)
+    }
   })
 
   test('a JSON value that is not an object is malformed', async () => {

@@ -1,7 +1,12 @@
 // Reads recorded raw exchange messages lazily, line by line, from one or more files played back to
-// back. Line formats: `<ns since epoch> <json>` (shared/data/binance-ws) and the Tardis HTTP API slice
-// format `<ISO 8601 timestamp> <json>`. gzip is detected by its magic bytes. A malformed line is
-// counted and logged with file:line, and reading goes on.
+// back. Line formats:
+//   `<ns since epoch> <json>` (shared/data/binance-ws),
+//   `<ISO 8601 timestamp> <json>` (Tardis HTTP API slices),
+//   cryptofeed captures (shared/data/cryptofeed-ws): `<epoch seconds>: <json received>` messages, plus
+//   `<url> <-> <ts>` (connect) and `<url> <- <ts>: <json sent>` lines, which are skipped and counted
+//   as `control` (the replay server answers the client's own subscribe messages instead).
+// gzip is detected by its magic bytes. A malformed line is counted and logged with file:line, and
+// reading goes on.
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { createGunzip } from 'node:zlib'
@@ -26,10 +31,11 @@ import { silentLog } from '../log.js'
  * @property {number} messages good lines yielded
  * @property {number} empty blank lines skipped
  * @property {number} bad malformed lines skipped
+ * @property {number} control cryptofeed connect / sent lines skipped (not malformed)
  */
 
 /** @returns {RecordingStats} */
-export const newRecordingStats = () => ({ files: 0, lines: 0, messages: 0, empty: 0, bad: 0 })
+export const newRecordingStats = () => ({ files: 0, lines: 0, messages: 0, empty: 0, bad: 0, control: 0 })
 
 /** @param {string} path */
 async function isGzip (path) {
@@ -92,15 +98,33 @@ export function parseTimestampUs (s) {
   return isoToUs(s)
 }
 
+const EPOCH_SECONDS_RE = /^(\d{9,11})(?:\.(\d{1,9}))?:$/
+const CRYPTOFEED_CONTROL_RE = /^wss?:\/\/\S+ (<->|<-) \d/
+
 /**
- * Parses one recording line. Returns the message or a string saying what is wrong.
+ * cryptofeed's `<epoch seconds>:` prefix (fraction of any length) -> µs since epoch, or NaN. String
+ * arithmetic: 1626993367.875267 * 1e6 in floating point can be off by one µs.
+ * @param {string} s the first field of the line, colon included
+ */
+export function parseEpochSecondsUs (s) {
+  const m = EPOCH_SECONDS_RE.exec(s)
+  if (m === null) return NaN
+  return Number(m[1]) * 1e6 + Number(((m[2] ?? '') + '000000').slice(0, 6))
+}
+
+/**
+ * Parses one recording line. Returns the message, `{control}` for a cryptofeed connect / sent line, or a
+ * string saying what is wrong.
  * @param {string} line
- * @returns {{tsUs: number, raw: string, data: any} | string}
+ * @returns {{tsUs: number, raw: string, data: any} | {control: 'connect'|'sent'} | string}
  */
 export function parseLine (line) {
+  const cf = CRYPTOFEED_CONTROL_RE.exec(line)
+  if (cf !== null) return { control: cf[1] === '<->' ? 'connect' : 'sent' }
   const sp = line.indexOf(' ')
   if (sp <= 0) return 'expected "<timestamp> <json>"'
-  const tsUs = parseTimestampUs(line.slice(0, sp))
+  const head = line.slice(0, sp)
+  const tsUs = head.endsWith(':') ? parseEpochSecondsUs(head) : parseTimestampUs(head)
   if (!Number.isFinite(tsUs)) return `bad timestamp ${JSON.stringify(line.slice(0, Math.min(sp, 40)))}`
   const raw = line.slice(sp + 1)
   let data
@@ -145,6 +169,10 @@ export async function * readRecording (files, { stats = newRecordingStats(), log
           log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
           if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
         }
+        continue
+      }
+      if ('control' in parsed) {
+        stats.control++
         continue
       }
       stats.messages++

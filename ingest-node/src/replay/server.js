@@ -105,6 +105,7 @@ export async function startReplayServer ({
     }
     const c = { ws, session: protocol.createSession(shared), ready: false, timer: null }
     client = c
+    for (const r of c.session.onOpen?.() ?? []) ws.send(r) // e.g. BitMEX's welcome message
     ws.on('message', (data) => {
       const { replies, problem } = c.session.onClientMessage(data.toString())
       if (problem !== undefined) {

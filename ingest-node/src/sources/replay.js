@@ -5,6 +5,7 @@ import { readRecording, newRecordingStats } from '../replay/recording.js'
 import { startReplayServer } from '../replay/server.js'
 import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
 import { tardisStream, wssUrlEnvName } from './tardis-stream.js'
+import { selectDataTypes } from './availability.js'
 import { silentLog } from '../log.js'
 
 /**
@@ -39,18 +40,40 @@ export function redirectRest (exchange, restUrl) {
 }
 
 /**
+ * The requested data types tardis-dev can stream for the exchange, checked (and the others logged) at
+ * open, so that the start frame lists what is streamed; a usage error (unknown type) is reported as the
+ * stream's end, as before.
+ * @param {ReplayOptions} options
+ * @param {import('../log.js').Log} log
+ * @returns {{available: string[], error: string|null}}
+ */
+function replayDataTypes ({ exchange, dataTypes = ['trade'] }, log) {
+  if (typeof exchange !== 'string' || exchange === '') return { available: dataTypes, error: null } // tardisStream says what is wrong
+  try {
+    return selectDataTypes({ exchange, dataTypes, log, label: 'replay' })
+  } catch (e) {
+    return { available: [], error: e.message }
+  }
+}
+
+/**
  * Normalized messages of the recording. Ends with one `{type: 'end', reason: 'replay_finished'}` (or
  * reason 'error') in place of the disconnect that the final close of the socket produces; a drop in the
  * middle (cutAfter) comes through as a normal disconnect message.
  * @param {ReplayOptions} options
- * @returns {AsyncIterable<any> & {stats: Record<string, any>}}
+ * @returns {AsyncIterable<any> & {stats: Record<string, any>, dataTypes: string[]}} dataTypes: those streamed
  */
 export function openReplay ({ files, speed = 'max', cutAfter = 0, settleMs, maxBufferedBytes, log = silentLog, timeoutIntervalMS = 0, ...rest }) {
   if (!Array.isArray(files) || files.length === 0) throw new Error('replay: --files is required (one or more recordings)')
   const recordingStats = newRecordingStats()
   const stats = { recording: recordingStats, server: /** @type {Record<string, number>|null} */ (null), tardis: /** @type {any} */ (null) }
+  const selection = replayDataTypes(rest, log)
 
   async function * run () {
+    if (selection.error !== null) {
+      yield { type: 'end', reason: 'error', error: selection.error }
+      return
+    }
     for (const f of files) {
       try {
         await access(f)
@@ -73,7 +96,7 @@ export function openReplay ({ files, speed = 'max', cutAfter = 0, settleMs, maxB
     process.env[wssUrlEnvName(rest.exchange)] = server.url
     log(`replay: ${files.length} file(s) at speed ${speed} through tardis-dev via ${wssUrlEnvName(rest.exchange)}=${server.url}`)
     const undoRest = redirectRest(rest.exchange, server.restUrl)
-    const messages = tardisStream({ ...rest, label: 'replay', log, timeoutIntervalMS, ignoreErrors: () => server.finished })
+    const messages = tardisStream({ ...rest, dataTypes: selection.available, label: 'replay', log, timeoutIntervalMS, ignoreErrors: () => server.finished })
     stats.tardis = messages.stats
     try {
       for await (const m of messages) {
@@ -93,5 +116,5 @@ export function openReplay ({ files, speed = 'max', cutAfter = 0, settleMs, maxB
     }
   }
 
-  return { stats, [Symbol.asyncIterator]: () => run() }
+  return { stats, dataTypes: selection.available, [Symbol.asyncIterator]: () => run() }
 }

@@ -2,14 +2,16 @@
 // streamNormalized(...) (+ compute(computeBookSnapshots) for book snapshots) with disconnect messages,
 // plus the fail-fast rule: an error before any data ever arrived ends the stream with an `end`
 // message (reason error) instead of tardis-dev's endless retries.
+// Requested data types that tardis-dev cannot stream for the exchange are logged once and left out
+// (see availability.js); the returned stream's `dataTypes` lists the types actually streamed.
 import {
   streamNormalized, compute, computeBookSnapshots, getRealTimeFeedFactory,
   normalizeTrades, normalizeBookChanges, normalizeDerivativeTickers, normalizeLiquidations, normalizeOptionsSummary
 } from 'tardis-dev'
+import { DATA_TYPES, selectDataTypes } from './availability.js'
 import { silentLog } from '../log.js'
 
-/** Data types this ingester turns into frames (wire.json frame types). */
-export const DATA_TYPES = ['trade', 'book_snapshot', 'derivative_ticker', 'liquidation', 'option_summary']
+export { DATA_TYPES }
 
 /** @param {string} exchange */
 export const wssUrlEnvName = (exchange) => `WSS_URL_${exchange.toUpperCase().replace(/-/g, '_')}`
@@ -85,9 +87,10 @@ export function describeError (err) {
 
 /**
  * Normalized tardis-dev messages, live. Yields data messages and `disconnect`s; on a fatal error yields
- * one `{type: 'end', reason: 'error', error}` and stops.
+ * one `{type: 'end', reason: 'error', error}` and stops. If none of the requested data types is
+ * available for the exchange, that `end` is the only message.
  * @param {TardisStreamOptions} options
- * @returns {AsyncIterable<any> & {stats: Record<string, any>}}
+ * @returns {AsyncIterable<any> & {stats: Record<string, any>, dataTypes: string[]}} dataTypes: those streamed
  */
 export function tardisStream ({
   exchange, symbols, dataTypes = ['trade'], bookDepth = 10, bookIntervalMs = 100, timeoutIntervalMS = 10000,
@@ -95,7 +98,13 @@ export function tardisStream ({
 }) {
   if (typeof exchange !== 'string' || exchange === '') throw new Error(`${label}: an exchange is required`)
   if (!Array.isArray(symbols) || symbols.length === 0) throw new Error(`${label}: at least one symbol is required for ${exchange}`)
-  const { normalizers, computables, internalTypes } = normalizersFor(dataTypes, { bookDepth, bookIntervalMs })
+  const selection = selectDataTypes({ exchange, dataTypes, log, label })
+  if (selection.error !== null) {
+    const error = selection.error
+    return { stats: { messages: 0 }, dataTypes: [], [Symbol.asyncIterator]: async function * () { yield { type: 'end', reason: 'error', error, exchange } } }
+  }
+  const streamed = selection.available
+  const { normalizers, computables, internalTypes } = normalizersFor(streamed, { bookDepth, bookIntervalMs })
   const stats = {
     messages: 0,
     disconnects: 0,
@@ -158,5 +167,5 @@ export function tardisStream ({
     }
   }
 
-  return { stats, [Symbol.asyncIterator]: () => run() }
+  return { stats, dataTypes: streamed, [Symbol.asyncIterator]: () => run() }
 }

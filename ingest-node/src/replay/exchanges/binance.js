@@ -67,10 +67,14 @@ export function createSession (shared) {
         const depthSubs = [...subscriptions].filter((s) => s.includes('@depth'))
         const symbols = [...new Set(depthSubs.map((s) => s.slice(0, s.indexOf('@'))))]
         const symbol = symbols.length === 1 ? symbols[0] : symbols.find((s) => s === shared.lastDepthSymbol)
+        // Spot REST snapshots have no `T`, so tardis-dev stamps the snapshot with the time it arrives:
+        // in a replay that is today, and a book_snapshot interval (e.g. 100 ms) would then never see
+        // a later bucket. `T` (µs) = when the recorder received it keeps the replay on recorded time.
+        const payload = data.T === undefined ? `{"T":${Math.round(rec.tsUs)},${rec.raw.slice(1)}` : rec.raw
         const recordedFor = shared.lastDepthSymbol ?? symbol
-        if (recordedFor != null) shared.snapshots.set(recordedFor, rec.raw)
+        if (recordedFor != null) shared.snapshots.set(recordedFor, payload)
         if (symbol === undefined) return null
-        return `{"stream":"${symbol}@depthSnapshot","generated":true,"data":${rec.raw}}`
+        return `{"stream":"${symbol}@depthSnapshot","generated":true,"data":${payload}}`
       }
       return null
     }

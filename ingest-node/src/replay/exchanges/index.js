@@ -1,10 +1,16 @@
-// Per-exchange protocol bits of the replay server, one small module per exchange family.
-// To add BitMEX, Coinbase or Deribit: write a module with the same exports and list it here.
+// Per-exchange protocol bits of the replay server, one small module per exchange family: the URL path,
+// the answers to the subscribe (and heartbeat) messages tardis-dev's real-time feed sends, which
+// recorded messages go to a client (subscribed channel and symbol only), and the REST calls tardis-dev
+// makes. To add an exchange: write a module with the same exports and list it here.
 import * as binance from './binance.js'
+import * as bitmex from './bitmex.js'
+import * as coinbase from './coinbase.js'
+import * as deribit from './deribit.js'
 
 /**
  * @typedef {object} ProtocolSession one client connection
  * @property {boolean} subscribed whether the client subscribed to anything yet
+ * @property {() => string[]} [onOpen] frames sent as soon as the client connects (a greeting)
  * @property {(text: string) => {replies: string[], problem?: string}} onClientMessage
  * @property {(rec: import('../recording.js').RecordedMessage) => string|null} route text to send, or null (not subscribed / not for clients)
  *
@@ -18,7 +24,7 @@ import * as binance from './binance.js'
  */
 
 /** @type {ExchangeProtocol[]} */
-const PROTOCOLS = [binance]
+const PROTOCOLS = [binance, bitmex, coinbase, deribit]
 
 /**
  * @param {string} exchange

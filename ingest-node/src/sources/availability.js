@@ -1,0 +1,97 @@
+// Which of our data types tardis-dev can stream for an exchange, decided once at start by asking
+// tardis-dev itself: its normalizer factories throw "<normalizer>: <exchange> not supported" for an
+// exchange they have no mapper for (e.g. normalizeLiquidations('binance', ...): Binance spot has no
+// liquidations), and getRealTimeFeedFactory throws for an exchange it has no real-time feed for.
+// streamNormalized would otherwise retry such a stream forever, one disconnect after another.
+//
+// Liquidations come from two kinds of source in tardis-dev 13.35.3 (mappers/index.js liquidationsMappers):
+// - derived from the TRADES channel, where the exchange flags liquidation trades: deribit (a trade's
+//   `liquidation` field: "T" = the taker was liquidated, side = direction; "M" = the maker, side flipped),
+//   cryptofacilities (trade type `liquidation`), dydx-v4 (v4_trades `liquidation`), ftx (trades `liquidation`);
+// - a native liquidation feed: bitmex `liquidation`, binance-futures / binance-delivery `forceOrder`,
+//   bybit `allLiquidation`, okex-swap / okex-futures `liquidation-orders`, bitfinex-derivatives
+//   `liquidations`, huobi-dm / -swap / -linear-swap `liquidation_orders`.
+// Either way `liquidation` is its own data type here; on a trades-derived exchange it costs no extra
+// subscription (tardis-dev merges the identical `trades` filters). test/availability.test.js checks
+// both lists against tardis-dev's mappers.
+import {
+  getRealTimeFeedFactory,
+  normalizeTrades, normalizeBookChanges, normalizeDerivativeTickers, normalizeLiquidations, normalizeOptionsSummary
+} from 'tardis-dev'
+import { silentLog } from '../log.js'
+
+/** Data types this ingester turns into frames (wire.json frame types). */
+export const DATA_TYPES = ['trade', 'book_snapshot', 'derivative_ticker', 'liquidation', 'option_summary']
+
+/** Exchanges whose tardis-dev liquidations are derived from their trades channel. */
+export const LIQUIDATIONS_FROM_TRADES = ['cryptofacilities', 'deribit', 'dydx-v4', 'ftx']
+
+/** Exchanges with a native liquidation channel in tardis-dev. */
+export const NATIVE_LIQUIDATION_FEEDS = [
+  'binance-delivery', 'binance-futures', 'bitfinex-derivatives', 'bitmex', 'bybit',
+  'huobi-dm', 'huobi-dm-linear-swap', 'huobi-dm-swap', 'okex-futures', 'okex-swap'
+]
+
+/** data type -> the tardis-dev normalizer that feeds it (book_snapshot: computed from book changes) */
+export const NORMALIZER_OF = {
+  trade: normalizeTrades,
+  book_snapshot: normalizeBookChanges,
+  derivative_ticker: normalizeDerivativeTickers,
+  liquidation: normalizeLiquidations,
+  option_summary: normalizeOptionsSummary
+}
+
+/**
+ * Why tardis-dev cannot stream `type` for `exchange` in real time, or null if it can.
+ * @param {string} exchange
+ * @param {string} type one of DATA_TYPES
+ * @returns {string|null}
+ */
+export function unavailableReason (exchange, type) {
+  const normalizer = NORMALIZER_OF[type]
+  if (normalizer === undefined) throw new Error(`unknown data type ${JSON.stringify(type)} (known: ${DATA_TYPES.join(', ')})`)
+  try {
+    getRealTimeFeedFactory(exchange)
+  } catch (e) {
+    return `tardis-dev has no real-time feed for it (${e.message})`
+  }
+  try {
+    normalizer(exchange, new Date())
+  } catch (e) {
+    return `tardis-dev has no ${type} mapper for it (${e.message})`
+  }
+  return null
+}
+
+/**
+ * Splits the requested types into those tardis-dev can stream and those it cannot (with the reason).
+ * Unknown type names throw (a usage error).
+ * @param {string} exchange
+ * @param {string[]} dataTypes
+ * @returns {{available: string[], unavailable: {type: string, reason: string}[]}}
+ */
+export function checkDataTypes (exchange, dataTypes) {
+  const available = []
+  const unavailable = []
+  for (const type of new Set(dataTypes)) {
+    const reason = unavailableReason(exchange, type)
+    if (reason === null) available.push(type)
+    else unavailable.push({ type, reason })
+  }
+  return { available, unavailable }
+}
+
+/**
+ * checkDataTypes, logging each unavailable type once: `<type> not available for <exchange>: <reason>`.
+ * @param {{exchange: string, dataTypes: string[], log?: import('../log.js').Log, label?: string}} options
+ * @returns {{available: string[], unavailable: {type: string, reason: string}[], error: string|null}}
+ *   error: why nothing can be streamed (no requested type is available), else null
+ */
+export function selectDataTypes ({ exchange, dataTypes, log = silentLog, label = 'tardis' }) {
+  const { available, unavailable } = checkDataTypes(exchange, dataTypes)
+  for (const u of unavailable) log(`${u.type} not available for ${exchange}: ${u.reason}`)
+  const error = available.length > 0 || dataTypes.length === 0
+    ? null
+    : `${label}: none of the requested data types is available for ${exchange}: ${unavailable.map((u) => `${u.type}: ${u.reason}`).join('; ')}`
+  return { available, unavailable, error }
+}
