@@ -2,6 +2,12 @@
 
 Values may reference the environment as ``${NAME}`` or ``${NAME:-default}`` (secrets stay out of the
 file). Unknown keys are errors that name the key, so a typo never silently falls back to a default.
+
+``data_types`` (the seeds' walkthrough 10) is the one place that says what is streamed: the ingester's
+``--data-types``, ``--book-depth`` and ``--book-interval-ms`` are computed from it by
+``DataTypeRouter`` (there is no ``ingest.data_types`` any more). A data type left out of the file keeps
+its defaults below; ``fallback`` defaults to whether ``source`` is a fallback source (and must agree
+with it when given). See docs/DATA_TYPES.md.
 """
 
 from __future__ import annotations
@@ -24,10 +30,83 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DataTypeConfig:
+    """One entry of ``data_types``: ``batch_timeout`` (ms) is how long a batch of the type may wait
+    before it is flushed (read for persist mode; serve mode publishes every frame at once)."""
+
     enabled: bool = True
     source: str = "tardis_realtime"
     batch_timeout: int = 60_000
     fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BookSnapshotsConfig(DataTypeConfig):
+    depth: int = 25  # levels per side
+    interval_ms: int = 100  # one snapshot per interval (0 = on every change)
+
+
+@dataclass(frozen=True, slots=True)
+class GapsConfig(DataTypeConfig):
+    stale_after_ms: int = 30_000  # no message on a subscribed symbol for this long = a stale gap
+
+
+#: the sources each data type may have; the first is its default. Native sources read the exchange's own
+#: feed through tardis-dev; the others are fallbacks derived from another type.
+DATA_TYPE_SOURCES: dict[str, tuple[str, ...]] = {
+    "trades": ("tardis_realtime",),
+    "book_snapshots": ("tardis_realtime",),
+    "liquidations": ("trade_transformation", "tardis_realtime"),
+    "derivative_ticker": ("tardis_realtime",),
+    "options_chain": ("tardis_realtime",),
+    "funding_rates": ("derivative_ticker_extraction",),
+    "gaps": ("disconnect_and_stale_detection",),
+    "candles": ("trade_aggregation",),
+}
+NATIVE_SOURCES = frozenset({"tardis_realtime"})
+
+
+@dataclass(frozen=True, slots=True)
+class DataTypesConfig:
+    """``data_types``: the seeds' walkthrough 10, plus ``gaps`` and ``candles``; field order is the order
+    ``DataTypeRouter.get_supported_data_types()`` lists them in."""
+
+    trades: DataTypeConfig = field(default_factory=lambda: DataTypeConfig(batch_timeout=60_000))
+    book_snapshots: BookSnapshotsConfig = field(
+        default_factory=lambda: BookSnapshotsConfig(batch_timeout=60_000)
+    )
+    liquidations: DataTypeConfig = field(
+        default_factory=lambda: DataTypeConfig(
+            source="trade_transformation", batch_timeout=900_000, fallback=True
+        )
+    )
+    derivative_ticker: DataTypeConfig = field(default_factory=lambda: DataTypeConfig(batch_timeout=900_000))
+    options_chain: DataTypeConfig = field(default_factory=lambda: DataTypeConfig(batch_timeout=900_000))
+    funding_rates: DataTypeConfig = field(
+        default_factory=lambda: DataTypeConfig(
+            source="derivative_ticker_extraction", batch_timeout=900_000, fallback=True
+        )
+    )
+    gaps: GapsConfig = field(
+        default_factory=lambda: GapsConfig(
+            source="disconnect_and_stale_detection", batch_timeout=900_000, fallback=True
+        )
+    )
+    candles: DataTypeConfig = field(
+        default_factory=lambda: DataTypeConfig(
+            source="trade_aggregation", batch_timeout=60_000, fallback=True
+        )
+    )
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self))
+
+    def __getitem__(self, name: str) -> DataTypeConfig:
+        if name not in DATA_TYPE_SOURCES:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def get(self, name: str) -> DataTypeConfig | None:
+        return getattr(self, name) if name in DATA_TYPE_SOURCES else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +133,7 @@ class CandlesConfig:
 class IngestConfig:
     source: Literal["tardis-realtime", "replay", "synthetic"] = "tardis-realtime"
     exchange: str = "binance"
-    symbols: tuple[str, ...] = ("btcusdt",)
-    data_types: tuple[str, ...] = ("trade",)
+    symbols: tuple[str, ...] = ("btcusdt",)  # what to stream is data_types (the ingester's --data-types)
     files: tuple[str, ...] = ()
     speed: str = "1"
     endpoint: str = "auto"  # auto: a private ipc:// socket; tcp://host:port to bind a TCP port
@@ -70,7 +148,7 @@ class IngestConfig:
 @dataclass(frozen=True, slots=True)
 class StreamingConfig:
     modes: tuple[str, ...] = ("serve",)
-    data_types: dict[str, DataTypeConfig] = field(default_factory=dict)
+    data_types: DataTypesConfig = field(default_factory=DataTypesConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     persist: dict[str, Any] = field(default_factory=dict)
     candles: CandlesConfig = field(default_factory=CandlesConfig)
@@ -122,6 +200,43 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def _data_types(raw: Any) -> DataTypesConfig:
+    defaults = DataTypesConfig()
+    if raw is None:
+        return defaults
+    if not isinstance(raw, dict):
+        raise ConfigError(f"data_types: expected a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(DATA_TYPE_SOURCES))
+    if unknown:
+        raise ConfigError(
+            f"data_types: unknown data type(s) {', '.join(unknown)}; known: {', '.join(DATA_TYPE_SOURCES)}"
+        )
+    changes = {}
+    for name, entry in raw.items():
+        where = f"data_types.{name}"
+        default = defaults[name]
+        given = _build(type(default), entry, where)
+        values = {k: getattr(given, k) for k in (entry or {})}
+        source = values.get("source", default.source)
+        if source not in DATA_TYPE_SOURCES[name]:
+            raise ConfigError(
+                f"{where}.source: {source!r} is not a source of {name};"
+                f" known: {', '.join(DATA_TYPE_SOURCES[name])}"
+            )
+        fallback = source not in NATIVE_SOURCES
+        if "fallback" in values and values["fallback"] != fallback:
+            raise ConfigError(
+                f"{where}.fallback: {str(values['fallback']).lower()} disagrees with source {source}"
+                f" ({'a fallback' if fallback else 'native'})"
+            )
+        values["fallback"] = fallback
+        for key in ("batch_timeout", "depth", "interval_ms", "stale_after_ms"):
+            if key in values and values[key] < (1 if key == "depth" else 0):
+                raise ConfigError(f"{where}.{key}: must be {'positive' if key == 'depth' else '>= 0'}")
+        changes[name] = dataclasses.replace(default, **values)
+    return dataclasses.replace(defaults, **changes)
+
+
 def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
     raw = _expand(raw or {})
     top = {f.name for f in dataclasses.fields(StreamingConfig)}
@@ -130,11 +245,14 @@ def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
         raise ConfigError(
             f"streaming.yaml: unknown top-level key(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}"
         )
+    if isinstance(raw.get("ingest"), dict) and "data_types" in raw["ingest"]:
+        raise ConfigError(
+            "ingest.data_types: removed; what is streamed is set under data_types (the ingester's"
+            " --data-types are computed from it, see docs/DATA_TYPES.md)"
+        )
     return StreamingConfig(
         modes=tuple(raw.get("modes") or ("serve",)),
-        data_types={
-            k: _build(DataTypeConfig, v, f"data_types.{k}") for k, v in (raw.get("data_types") or {}).items()
-        },
+        data_types=_data_types(raw.get("data_types")),
         serve=_build(ServeConfig, raw.get("serve"), "serve"),
         persist=dict(raw.get("persist") or {}),
         candles=_build(CandlesConfig, raw.get("candles"), "candles"),

@@ -8,6 +8,7 @@ from .candle_processor import (
     candles_from_trades,
     candles_to_frame,
 )
+from .data_types import DataTypeRouter
 from .hft_features import HFTFeatureCalculator, HFTFeatures, LiveFeatures
 from .instrument_service import InstrumentMapper
 from .messages import candle_messages
@@ -18,6 +19,7 @@ __all__ = [
     "Candle",
     "CandleBatch",
     "CandleEngine",
+    "DataTypeRouter",
     "HFTFeatureCalculator",
     "HFTFeatures",
     "InstrumentMapper",

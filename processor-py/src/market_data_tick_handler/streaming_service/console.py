@@ -62,10 +62,24 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
             per_tf[tf] = per_tf.get(tf, 0) + k
     if per_tf:
         lines.append("  by timeframe      " + ", ".join(f"{tf}: {k}" for tf, k in per_tf.items()))
+    others = {k: v for k, v in stats["ticks_by_type"].items() if k not in ("trade", "disconnect")}
+    if others:
+        lines.append("other ticks         " + ", ".join(f"{k}: {v}" for k, v in others.items()))
+    if stats.get("records_by_type"):
+        bad = {k: v for k, v in stats.get("bad_rows", {}).items() if k != "trade"}
+        lines.append(
+            "records             "
+            + ", ".join(f"{k}: {v}" for k, v in stats["records_by_type"].items())
+            + (f" (bad rows dropped: {', '.join(f'{k} {v}' for k, v in bad.items())})" if bad else "")
+        )
+    if "gaps" in stats:
+        lines.append("gaps                " + ", ".join(f"{k} {v}" for k, v in stats["gaps"].items()))
     if "serve" in stats:
         s = stats["serve"]
         lines.append(
             f"published           {s['candles_published']} candles in {s['round_trips']} round trips"
             f" ({s['messages_published']} messages; retries {s['publish_retries']}, lost {s['candles_lost']})"
         )
+        if s.get("records_published") or s.get("records_lost"):
+            lines.append(f"  and records       {s['records_published']} (lost {s['records_lost']})")
     return lines

@@ -18,3 +18,15 @@ def candle_channels(exchange: str, symbol: str, timeframe: str) -> tuple[str, st
         f"candles:{symbol}",
         f"candles:{exchange}:{symbol}:{timeframe}",
     )
+
+
+@lru_cache(maxsize=65_536)
+def record_channels(data_type: str, exchange: str, symbol: str) -> tuple[str, str]:
+    """Channels a record of ``data_type`` (``book_snapshots``, ``derivative_ticker``, ``liquidations``,
+    ``options_chain``, ``funding_rates``, ``gaps``) is published on:
+
+    - ``{data_type}:{symbol}``, e.g. ``book_snapshots:BTC-USDT``;
+    - ``{data_type}:{exchange}:{symbol}``, e.g. ``book_snapshots:binance:BTC-USDT``: unambiguous across
+      exchanges.
+    """
+    return (f"{data_type}:{symbol}", f"{data_type}:{exchange}:{symbol}")

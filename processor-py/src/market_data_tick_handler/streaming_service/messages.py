@@ -10,15 +10,51 @@ A candle message::
 ``timestamp_in`` is the bucket start (exchange clock); ``local_timestamp`` is when closing the candle
 began and ``timestamp_out`` when the batch it belongs to was ready to publish, after features; both
 wall-clock (walkthrough 4). Timestamps are ISO 8601 UTC with microseconds; a missing value is null.
+
+A record of another data type (``data_types/records.py``, where its fields are defined)::
+
+    {"type": "book_snapshot", "exchange", "symbol", "exchange_symbol", "timestamp", "local_timestamp", ...}
+
+``type`` is the record's kind (``book_snapshot``, ``derivative_ticker``, ``liquidation``,
+``option_summary``, ``funding_rate``, ``gap``, ``trade``); ``timestamp`` is exchange time and
+``local_timestamp`` the ingester's receipt; book levels are ``[{"price", "amount"}, ...]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
+from functools import cache
 from typing import Any
 
 from ..timeutil import iso_us, iso_us_array
 from .candle_processor import CandleBatch
+from .data_types.records import TIMESTAMP_FIELDS, BookSnapshot, Record
+
+
+@cache
+def _field_names(cls: type) -> tuple[tuple[str, bool], ...]:
+    return tuple((f.name, f.name in TIMESTAMP_FIELDS) for f in fields(cls))
+
+
+def record_message(record: Record) -> dict[str, Any]:
+    """The JSON-ready message of one record (``type`` first, timestamps as ISO strings)."""
+    message: dict[str, Any] = {"type": record.TYPE}
+    for name, is_time in _field_names(type(record)):
+        value = getattr(record, name)
+        if is_time:
+            value = None if value is None else iso_us(value)
+        elif isinstance(value, float) and value != value:
+            value = None
+        message[name] = value
+    if isinstance(record, BookSnapshot):
+        message["bids"] = [{"price": p, "amount": a} for p, a in record.bids]
+        message["asks"] = [{"price": p, "amount": a} for p, a in record.asks]
+    return message
+
+
+def record_messages(records: Iterable[Record]) -> list[dict[str, Any]]:
+    return [record_message(r) for r in records]
 
 
 def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[list[dict[str, Any]]]:

@@ -21,9 +21,10 @@ import numpy as np
 import zmq
 import zmq.asyncio
 
-from ..config import StreamingConfig
+from ..config import ConfigError, StreamingConfig
 from ..timeutil import now_us
 from .candle_processor import CandleBatch
+from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
 from .hft_features.feature_engine import compile_step
 from .ingest import IngesterProcess
@@ -110,15 +111,24 @@ class StreamingService:
         self.serve = serve
         self.on_candle = on_candle
         c = config.candles
+        clock = resolve_clock(config)
+        exchange = config.ingest.exchange
+        self.router = DataTypeRouter(config.data_types, clock=clock)
+        if config.ingest.source != "synthetic":  # synthetic trades only, for benchmarks
+            self.router.warn_unavailable([exchange])
+            if not self.router.ingester_data_types(exchange):
+                raise ConfigError(f"data_types: nothing enabled that {exchange} can stream")
         self.handler = TickHandler(
             CandleSettings(
                 timeframes=c.timeframes,
-                clock=resolve_clock(config),
+                clock=clock,
                 grace_ms=c.grace_ms,
                 late_policy=c.late_policy,
                 revise_window=c.revise_window,
                 hft_timeframes=c.hft_timeframes if c.enable_hft_features else (),
-            )
+                feature_groups=self.router.feature_groups(exchange) if c.enable_hft_features else (),
+            ),
+            router=self.router,
         )
         if c.enable_hft_features:
             compile_step()
@@ -156,7 +166,14 @@ class StreamingService:
             if self.serve is not None:
                 await self.serve.start()
             if self.config.ingest.spawn:
-                self.ingester = IngesterProcess(self.config.ingest, endpoint)
+                book = self.config.data_types.book_snapshots
+                self.ingester = IngesterProcess(
+                    self.config.ingest,
+                    endpoint,
+                    self.router.ingester_data_types(self.config.ingest.exchange),
+                    book.depth,
+                    book.interval_ms,
+                )
                 await self.ingester.start()
             return await self._loop(sock)
         finally:
@@ -183,8 +200,8 @@ class StreamingService:
                     self._first_frame_mono = mono_us()
                 result = self.handler.handle_bytes(data.buffer)
                 handled = mono_us()
-                if result.batches:
-                    await self._publish(result.batches)
+                if result.batches or result.records:
+                    await self._publish(result.batches, result.records)
                 if result.recv_mono_us:
                     received = result.recv_mono_us
                     self.latencies.record(
@@ -195,7 +212,8 @@ class StreamingService:
                     sock.close()  # hanging up tells the ingester its end frame arrived
                     return await self._finish()
             if deadline is not None and now_us() >= deadline:
-                await self._publish(self.handler.advance())
+                polled = self.handler.poll()
+                await self._publish(polled.batches, polled.records)
             if self.ingester is not None and self.ingester.returncode is not None:
                 # it may have exited right after handing its last frames to ZeroMQ: read on until its
                 # `end` frame, and call it a failure only when nothing more comes
@@ -214,12 +232,15 @@ class StreamingService:
         log.info("stop requested")
         return 0
 
-    async def _publish(self, batches: list[CandleBatch]) -> None:
-        """Publish what closed; ``local_timestamp`` of the candles is now, when closing them began."""
-        for batch in batches:
+    async def _publish(self, batches: list[CandleBatch], records: list[Record] | None = None) -> None:
+        """Publish what closed, and the frame's records with the first batch (one round trip);
+        ``local_timestamp`` of the candles is now, when closing them began."""
+        if records and not batches and self.serve is not None:
+            await self.serve.publish(None, now_us(), records)
+        for k, batch in enumerate(batches):
             local = now_us()
             if self.serve is not None:
-                messages = await self.serve.publish(batch, local)
+                messages = await self.serve.publish(batch, local, records if k == 0 and records else ())
             elif self.on_candle is not None:
                 messages = [m for part in candle_messages(batch, local, now_us()) for m in part]
             else:
@@ -247,14 +268,16 @@ class StreamingService:
         c = self.handler.counts
         published = self.serve.stats["candles_published"] if self.serve else c.get("candles_out", 0)
         log.info(
-            "frames=%d trades=%d candles=%d published=%d late=%d bad=%d lost_frames=%d",
+            "frames=%d trades=%d candles=%d published=%d records=%d late=%d bad=%d lost_frames=%d gaps=%d",
             c.get("frames", 0),
             self.handler.ticks_by_type.get("trade", 0),
             c.get("candles_out", 0),
             published,
+            sum(self.handler.records_by_type.values()),
             self.handler.get_stats()["late_ticks"],
-            c.get("bad_trades", 0),
+            sum(self.handler.bad_rows.values()),
             c.get("frames_lost", 0),
+            sum(self.handler.gaps.opened.values()),
         )
 
     def get_stats(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -128,6 +128,8 @@ class CandleEngine:
         self._gaps: list[list] = []  # [slot, start, end or None while open], exchange time
         self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
         self._processors: dict[str, LiveCandleProcessor] = {}
+        #: exchange symbol -> ticks per wire type (all data types), kept by a TickHandler when it owns this
+        self.tick_counts: Mapping[str, Mapping[str, int]] = {}
         self.clock_us: int | None = None  # event time reached (event mode) or last wall time seen
         self.closed_through: int | None = None  # every base bucket ending at or before this is closed
         self.observed_from: int | None = None  # buckets starting earlier are partial
@@ -326,6 +328,19 @@ class CandleEngine:
             self._stats["gaps"][slot] += 1
             self.pending_gaps.append(slot)
 
+    def set_gap(self, exchange_symbols: Iterable[str], start: int, end: int | None) -> None:
+        """Data of these symbols may be missing from ``start`` until ``end`` (None: until a call with the
+        same ``start`` and an end): every candle overlapping it gets ``has_gap`` (data_types/gaps.py)."""
+        for s in exchange_symbols:
+            slot = self.slot(s)
+            for gap in self._gaps:
+                if gap[0] == slot and gap[1] == start and gap[2] is None:
+                    gap[2] = None if end is None else max(end, start)
+                    break
+            else:
+                self._gaps.append([slot, start, end])
+                self._stats["gaps"][slot] += 1
+
     def _end_gaps(self, t: int) -> None:
         for gap in self._gaps:
             if gap[2] is None:
@@ -481,13 +496,21 @@ class CandleEngine:
     # -- stats ---------------------------------------------------------------------------------
     def slot_stats(self, slot: int) -> dict:
         open_rows = self._base.count[slot * RING : (slot + 1) * RING]
+        stats = {name: int(values[slot]) for name, values in self._stats.items()}
+        ticks = self.tick_counts.get(self.exchange_symbols[slot])
         return {
             "exchange": self.exchange,
             "symbol": self.symbols[slot],
             "exchange_symbol": self.exchange_symbols[slot],
             "timeframes": list(self.timeframe_names),
             "open_buckets": int(np.count_nonzero(open_rows)),
-            **{name: int(values[slot]) for name, values in self._stats.items()},
+            **stats,
+            "ticks_by_type": dict(ticks) if ticks is not None else {"trade": stats["trades"]},
+            "drops": {
+                "late": stats["late_dropped"],
+                "late_too_old": stats["late_too_old"],
+                "ahead": stats["ahead_dropped"],
+            },
             "candles": dict(zip(self.timeframe_names, self._candles[slot].tolist(), strict=True)),
         }
 

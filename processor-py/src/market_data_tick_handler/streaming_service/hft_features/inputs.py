@@ -49,11 +49,12 @@ _FIELDS = ("close", "high", "low", "volume", "buy_volume", "sell_volume", "vwap"
 _ALL_CONTEXT = tuple(name for names in CONTEXT.values() for name in names)
 
 
-def inputs_from_columns(part) -> CandleInputs:
-    """The candles of one engine part (``CandleColumns``): all of one timeframe and bucket."""
+def inputs_from_columns(part, context: Mapping[str, np.ndarray] | None = None) -> CandleInputs:
+    """The candles of one engine part (``CandleColumns``): all of one timeframe and bucket; ``context``:
+    their context columns (``data_types.FeatureContext.columns``), if any."""
     return CandleInputs(
         np.full(len(part), part.timestamp_in, dtype=np.int64), part.close, part.high, part.low, part.volume,
-        part.buy_volume, part.sell_volume, part.vwap, part.trade_count,
+        part.buy_volume, part.sell_volume, part.vwap, part.trade_count, context or {},
     )  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -24,6 +24,9 @@ from ..candle_processor import CandleBatch, CandleEngine, Timeframe
 from .catalogue import WINDOWS, Group
 from .feature_engine import FeatureEngine
 from .inputs import candle_fields, inputs_from_columns, inputs_from_frame
+
+if TYPE_CHECKING:
+    from ..data_types.feature_context import FeatureContext
 
 
 class LiveFeatures:
@@ -48,14 +51,23 @@ class LiveFeatures:
     def _lanes(self, slots: np.ndarray, timeframe: str) -> np.ndarray:
         return slots * len(self.timeframes) + self._index[timeframe]
 
-    def annotate(self, batch: CandleBatch) -> None:
-        """Attach features to the parts of ``batch`` on an hft timeframe (in place)."""
+    def annotate(self, batch: CandleBatch, context: FeatureContext | None = None) -> None:
+        """Attach features to the parts of ``batch`` on an hft timeframe (in place); ``context`` gives
+        the book, derivative and liquidation columns of each candle (the feature groups need them)."""
         parts = batch.parts
         for i, part in enumerate(parts):
             if part.timeframe in self._index and not part.revision.any():
+                micros = self._micros[part.timeframe]
                 lanes = self._lanes(part.slots, part.timeframe)
-                columns = self.features.step(lanes, inputs_from_columns(part), self._micros[part.timeframe])
-                parts[i] = replace(part, features=columns)
+                columns = None
+                if context is not None and self.features.groups:
+                    columns = context.columns(part.slots, part.timestamp_in, part.timestamp_in + micros)
+                x = inputs_from_columns(part, columns)
+                parts[i] = replace(part, features=self.features.step(lanes, x, micros))
+
+    @property
+    def longest_us(self) -> int:
+        return max(self._micros.values())
 
     def warm_up(self, candles: Iterable[Any]) -> int:
         """Run recent history through the lanes (``Candle`` objects, published messages or flat dicts

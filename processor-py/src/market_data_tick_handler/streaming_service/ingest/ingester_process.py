@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,15 @@ def find_ingester() -> Path:
     raise ConfigError("ingest-node/src/cli.js not found: set MDTH_INGEST_NODE to its path")
 
 
-def ingester_args(ingest: IngestConfig, endpoint: str) -> list[str]:
+def ingester_args(
+    ingest: IngestConfig,
+    endpoint: str,
+    data_types: Sequence[str] = ("trade",),
+    book_depth: int = 25,
+    book_interval_ms: int = 100,
+) -> list[str]:
+    """The ingester's command line; ``data_types`` (wire frame types) and the book shape come from
+    ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``."""
     args = [
         "--source",
         ingest.source,
@@ -36,7 +45,11 @@ def ingester_args(ingest: IngestConfig, endpoint: str) -> list[str]:
         "--symbols",
         ",".join(ingest.symbols),
         "--data-types",
-        ",".join(ingest.data_types),
+        ",".join(data_types),
+        "--book-depth",
+        str(book_depth),
+        "--book-interval-ms",
+        str(book_interval_ms),
         "--speed",
         str(ingest.speed),
         "--endpoint",
@@ -52,9 +65,18 @@ def ingester_args(ingest: IngestConfig, endpoint: str) -> list[str]:
 
 
 class IngesterProcess:
-    def __init__(self, ingest: IngestConfig, endpoint: str) -> None:
+    def __init__(
+        self,
+        ingest: IngestConfig,
+        endpoint: str,
+        data_types: Sequence[str] = ("trade",),
+        book_depth: int = 25,
+        book_interval_ms: int = 100,
+    ) -> None:
         self.ingest = ingest
         self.endpoint = endpoint
+        self.data_types = tuple(data_types)
+        self.book = (book_depth, book_interval_ms)
         self.summary: dict[str, Any] | None = None
         self.last_lines: list[str] = []
         self._proc: asyncio.subprocess.Process | None = None
@@ -69,7 +91,7 @@ class IngesterProcess:
             )
         if not (script.parent.parent / "node_modules").is_dir():
             raise ConfigError(f"{script.parent.parent}/node_modules is missing: run `make setup` (npm ci)")
-        cmd = [node, str(script), *ingester_args(self.ingest, self.endpoint)]
+        cmd = [node, str(script), *ingester_args(self.ingest, self.endpoint, self.data_types, *self.book)]
         log.info("starting ingester: %s %s", Path(node).name, " ".join(cmd[1:]))
         self._proc = await asyncio.create_subprocess_exec(
             *cmd,
