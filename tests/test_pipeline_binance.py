@@ -4,14 +4,7 @@ Every published 15s, 1m and 5m candle is checked against candles this test compu
 raw frames (support/binance_reference.py).
 """
 
-import subprocess
-import sys
-import threading
-from datetime import UTC, datetime
-
-import orjson
 import pytest
-import redis
 
 from support.binance_reference import (
     BINANCE_WS,
@@ -19,6 +12,8 @@ from support.binance_reference import (
     expected_candles,
     read_trades,
 )
+from support.pipeline import Subscriber, replay
+from support.pipeline import us as _us
 
 REPO_FILES = {
     "spot": [
@@ -29,67 +24,6 @@ REPO_FILES = {
 }
 
 
-def _us(iso):
-    if iso is None:
-        return None
-    dt = datetime.fromisoformat(iso)
-    return int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000 + dt.microsecond
-
-
-class Subscriber:
-    """PSUBSCRIBEs before the pipeline starts and keeps every message, in order."""
-
-    def __init__(self, url, pattern):
-        self.client = redis.Redis.from_url(url)
-        self.pubsub = self.client.pubsub()
-        self.pubsub.psubscribe(pattern)
-        assert self.pubsub.get_message(timeout=5)["type"] == "psubscribe"
-        self.messages = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            message = self.pubsub.get_message(timeout=0.1)
-            if message and message["type"] == "pmessage":
-                self.messages.append((message["channel"].decode(), orjson.loads(message["data"])))
-
-    def stop(self, expected, timeout=10.0):
-        deadline = threading.Event()
-        for _ in range(int(timeout / 0.1)):
-            if len(self.messages) >= expected:
-                break
-            deadline.wait(0.1)
-        self._stop.set()
-        self._thread.join()
-        self.pubsub.close()
-        self.client.close()
-
-
-def _replay(files, exchange, redis_url):
-    cmd = [
-        sys.executable,
-        "-m",
-        "market_data_tick_handler.main",
-        "--mode",
-        "streaming-candles-serve",
-        "--source",
-        "replay",
-        "--files",
-        *map(str, files),
-        "--exchange",
-        exchange,
-        "--symbols",
-        "btcusdt",
-        "--speed",
-        "max",
-        "--redis-url",
-        redis_url,
-    ]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240)
-
-
 @pytest.mark.parametrize(
     ("recording", "exchange", "symbol", "trades"),
     [
@@ -97,12 +31,14 @@ def _replay(files, exchange, redis_url):
         ("usdm", "binance-futures", "BTC-USDT-PERP", 21_313),
     ],
 )
-def test_replay_publishes_the_candles_of_the_raw_frames(redis_url, recording, exchange, symbol, trades):
+def test_replay_publishes_the_candles_of_the_raw_frames(
+    redis_url, tmp_path, recording, exchange, symbol, trades
+):
     files = REPO_FILES[recording]
     raw = read_trades(*files)
     assert len(raw) == trades  # shared/data/README.md
     sub = Subscriber(redis_url, f"candles:{exchange}:{symbol}:*")
-    run = _replay(files, exchange, redis_url)
+    run, _ = replay(files, exchange, "btcusdt", redis_url, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"trades              {trades} (bad rows dropped 0, late 0)" in run.stdout, run.stdout
     published = int(run.stdout.split("published")[1].split()[0])

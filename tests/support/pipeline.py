@@ -1,0 +1,84 @@
+"""The whole pipeline as a user runs it (`python -m market_data_tick_handler.main`, which starts the Node
+ingester), and a Redis subscriber that keeps every message it is sent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import redis
+
+
+def us(iso: str | None) -> int | None:
+    """ISO 8601 UTC with microseconds -> µs since the epoch (None stays None)."""
+    if iso is None:
+        return None
+    dt = datetime.fromisoformat(iso)
+    return int((dt - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) * 1_000_000 + dt.microsecond
+
+
+class Subscriber:
+    """PSUBSCRIBEs before the pipeline starts and keeps every (channel, message), in order."""
+
+    def __init__(self, url: str, *patterns: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.psubscribe(*patterns)
+        for _ in patterns:
+            assert self.pubsub.get_message(timeout=5)["type"] == "psubscribe"
+        self.messages: list[tuple[str, dict]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self.pubsub.get_message(timeout=0.1)
+            if message and message["type"] == "pmessage":
+                self.messages.append((message["channel"].decode(), orjson.loads(message["data"])))
+
+    def stop(self, expected: int, timeout: float = 10.0) -> None:
+        """Waits until ``expected`` messages arrived (at most ``timeout`` s), then unsubscribes."""
+        wait = threading.Event()
+        for _ in range(int(timeout / 0.1)):
+            if len(self.messages) >= expected:
+                break
+            wait.wait(0.1)
+        self._stop.set()
+        self._thread.join()
+        self.pubsub.close()
+        self.client.close()
+
+    def of_type(self, kind: str) -> list[tuple[str, dict]]:
+        return [(c, m) for c, m in self.messages if m["type"] == kind]
+
+
+def replay(
+    files: list[Path],
+    exchange: str,
+    symbols: str,
+    redis_url: str,
+    tmp_path: Path,
+    config: str | None = None,
+    ingest_args: tuple[str, ...] = (),
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """Replays ``files`` at full speed through the whole pipeline into ``redis_url``; returns the run and
+    its final stats (``--stats-json``). ``config``: a streaming.yaml text (default: the built-in one)."""
+    stats = tmp_path / "stats.json"
+    cmd = [
+        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-candles-serve",
+        "--source", "replay", "--files", *map(str, files), "--exchange", exchange, "--symbols", symbols,
+        "--speed", "max", "--redis-url", redis_url, "--stats-json", str(stats),
+    ]  # fmt: skip
+    if config is not None:
+        (tmp_path / "streaming.yaml").write_text(config)
+        cmd += ["--config", str(tmp_path / "streaming.yaml")]
+    for arg in ingest_args:
+        cmd.append(f"--ingest-arg={arg}")
+    run = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240)
+    return run, (json.loads(stats.read_text()) if stats.exists() else {})
