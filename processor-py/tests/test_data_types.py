@@ -370,6 +370,28 @@ def test_stale_detection_in_event_time_and_a_silence_noticed_late():
     ]
 
 
+def test_in_event_time_a_message_without_exchange_time_does_not_move_the_clock():
+    h = TickHandler(CandleSettings(timeframes=TF, grace_ms=0))
+    symbols = (("bitmex", "XBTUSD"), ("bitmex", "ETHUSD"))
+    h.handle_bytes(
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (1, T0 + 2 * S, 10.0, 1.0, "buy")], symbols=symbols)
+    )
+    # a BitMEX liquidation has no exchange time: tardis-dev stamps it with its arrival, which in a
+    # replay is years later; timestamp == local_timestamp marks it
+    later = T0 + 1_000_000 * S
+    untimed = encode_frame(
+        {"type": "liquidation", "seq": 1, "session": "test", "symbols": [list(s) for s in symbols],
+         "recv_mono_us": 0, "sent_mono_us": 0},
+        {"sym": [0], "timestamp": [later], "local_timestamp": [later], "price": [100.0], "amount": [1.0],
+         "side": [1], "id": ["x"]},
+    )  # fmt: skip
+    result = h.handle_bytes(untimed)
+    assert [r.TYPE for r in result.records] == ["liquidation"]  # kept, and no stale gap opened
+    result = h.handle_bytes(trade_frame([(1, T0 + 3 * S, 10.0, 1.0, "buy")], seq=2, symbols=symbols))
+    assert result.records == []
+    assert h.get_stats()["gaps"]["stale"] == 0
+
+
 def test_disconnect_and_lost_frames_give_gap_records_and_flagged_candles(caplog):
     h = TickHandler(CandleSettings(timeframes=TF, grace_ms=0))
     symbols = (("binance", "BTCUSDT"),)

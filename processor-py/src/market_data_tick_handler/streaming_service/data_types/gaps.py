@@ -119,6 +119,10 @@ class GapProcessor(DataTypeProcessor):
         else:
             ts = frame.columns["timestamp"]
             ok = (sym < k) & (ts > 0)
+            if "local_timestamp" in frame.columns:
+                # no exchange time: tardis-dev gives such a message (a BitMEX liquidation, a Coinbase
+                # book image) its arrival time, which in a replay is today: it must not move the clock
+                ok &= ts != frame.columns["local_timestamp"]
             if not ok.all():
                 sym, ts = sym[ok], ts[ok]
             first = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
