@@ -6,7 +6,10 @@ read back from a real redis-server. Expected values come from the raw frames, wo
   (support/binance_book.py);
 - a replay cut in the middle -> a gap record and the candles it touches flagged has_gap;
 - Coinbase matches -> candles, with Coinbase's maker side flipped to the taker side;
-- Deribit option tickers -> options_chain records, field by field.
+- Deribit option tickers -> options_chain records, field by field;
+- BitMEX instrument and liquidation tables (written in BitMEX's documented format: no recording holds
+  them) -> derivative tickers, funding rates on change, native liquidations;
+- Deribit trades flagged as liquidations (documented format) -> liquidations (trade_transformation).
 """
 
 from __future__ import annotations
@@ -232,3 +235,208 @@ _AS_SENT = ("open_interest", "mark_price", "mark_iv", "underlying_price", "under
 
 def _iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _capture(path: Path, url: str, messages: list[dict], t0: float = 1626993367.5) -> Path:
+    """A capture in cryptofeed's format (`<url> <-> <t>` then `<epoch seconds>: <json>` lines)."""
+    lines = [
+        f"{url} <-> {t0}",
+        *(f"{t0 + 0.1 * (i + 1):.6f}: {json.dumps(m)}" for i, m in enumerate(messages)),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bitmex_instrument_and_liquidation_tables_become_tickers_funding_rates_and_liquidations(
+    redis_url, tmp_path
+):
+    # No recording holds these tables, so this capture is written in BitMEX's documented realtime format
+    # (https://www.bitmex.com/app/wsAPI#Subscriptions, tables `instrument`, `liquidation`, `trade`; fields
+    # as in https://www.bitmex.com/api/explorer/#/Instrument and #/Liquidation): a partial, then updates
+    # carrying the changed fields only; a liquidation row is an order (orderID, side, price, leavesQty).
+    instrument = {
+        "symbol": "XBTUSD",
+        "state": "Open",
+        "fundingRate": 0.0001,
+        "indicativeFundingRate": 0.000117,
+        "fundingTimestamp": "2021-07-23T04:00:00.000Z",
+        "indicativeSettlePrice": 32172.45,
+        "markPrice": 32170.12,
+        "openInterest": 593428374,
+        "lastPrice": 32175,
+        "timestamp": "2021-07-22T22:36:10.000Z",
+    }
+    updates = [
+        {
+            "symbol": "XBTUSD",
+            "markPrice": 32168.5,
+            "indicativeSettlePrice": 32170.01,
+            "timestamp": "2021-07-22T22:36:15.000Z",
+        },
+        {
+            "symbol": "XBTUSD",
+            "openInterest": 593430374,
+            "lastPrice": 32150.5,
+            "timestamp": "2021-07-22T22:36:16.000Z",
+        },
+        {
+            "symbol": "XBTUSD",
+            "fundingRate": 0.000117,
+            "indicativeFundingRate": 0.00009,
+            "fundingTimestamp": "2021-07-23T12:00:00.000Z",
+            "timestamp": "2021-07-22T22:36:20.000Z",
+        },
+    ]
+    liquidations = [
+        {
+            "orderID": "6f2b1c1e-3d4a-4b5c-8d9e-0a1b2c3d4e5f",
+            "symbol": "XBTUSD",
+            "side": "Sell",
+            "price": 32150.5,
+            "leavesQty": 2000,
+        },
+        {
+            "orderID": "a1b2c3d4-e5f6-4a5b-9c8d-7e6f5a4b3c2d",
+            "symbol": "XBTUSD",
+            "side": "Buy",
+            "price": 32190,
+            "leavesQty": 500,
+        },
+    ]
+    trade = {
+        "timestamp": "2021-07-22T22:36:12.345Z",
+        "symbol": "XBTUSD",
+        "side": "Buy",
+        "size": 100,
+        "price": 32171.5,
+        "trdMatchID": "00000000-0000-0000-0000-000000000001",
+    }
+    capture = _capture(
+        tmp_path / "bitmex.txt",
+        "wss://ws.bitmex.com/realtime",
+        [
+            {"table": "instrument", "action": "partial", "keys": ["symbol"], "data": [instrument]},
+            {"table": "liquidation", "action": "partial", "keys": ["orderID"], "data": []},
+            {"table": "trade", "action": "insert", "data": [trade]},
+            {"table": "instrument", "action": "update", "data": [updates[0]]},
+            {"table": "liquidation", "action": "insert", "data": [liquidations[0]]},
+            {"table": "instrument", "action": "update", "data": [updates[1]]},
+            {"table": "liquidation", "action": "insert", "data": [liquidations[1]]},
+            {"table": "instrument", "action": "update", "data": [updates[2]]},
+        ],
+    )
+    config = (
+        "data_types:\n  liquidations:\n    source: tardis_realtime\n    fallback: false\n"
+        "  book_snapshots:\n    enabled: false\n"
+    )
+    sub = Subscriber(
+        redis_url, "derivative_ticker:bitmex:*", "funding_rates:bitmex:*", "liquidations:bitmex:*"
+    )
+    run, stats = replay([capture], "bitmex", "XBTUSD", redis_url, tmp_path, config=config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert stats["records_by_type"] == {"derivative_ticker": 4, "funding_rates": 2, "liquidations": 2}
+    sub.stop(8)
+    # the instrument row as BitMEX keeps it after each message; BitMEX's names: indicativeSettlePrice is
+    # the index price, indicativeFundingRate the predicted funding rate
+    row, tickers = dict(instrument), []
+    for update in [{}, *updates]:
+        row.update(update)
+        tickers.append(
+            {
+                "last_price": row["lastPrice"],
+                "open_interest": row["openInterest"],
+                "funding_rate": row["fundingRate"],
+                "funding_timestamp": row["fundingTimestamp"].replace(".000Z", ".000000Z"),
+                "predicted_funding_rate": row["indicativeFundingRate"],
+                "index_price": row["indicativeSettlePrice"],
+                "mark_price": row["markPrice"],
+                "timestamp": row["timestamp"].replace(".000Z", ".000000Z"),
+            }
+        )
+    got = sub.of_type("derivative_ticker")
+    assert [{k: m[k] for k in tickers[0]} for _, m in got] == tickers
+    assert all(m["exchange_symbol"] == "XBTUSD" and m["local_timestamp"] for _, m in got)
+    # funding rates: the first ticker, then whenever the rate or the next funding time changes
+    funding = [
+        (m["funding_rate"], m["funding_timestamp"], m["predicted_funding_rate"], m["timestamp"])
+        for _, m in sub.of_type("funding_rate")
+    ]
+    assert funding == [
+        (0.0001, "2021-07-23T04:00:00.000000Z", 0.000117, "2021-07-22T22:36:10.000000Z"),
+        (0.000117, "2021-07-23T12:00:00.000000Z", 0.00009, "2021-07-22T22:36:20.000000Z"),
+    ]
+    # liquidations: side of the liquidation order (Sell: a long was liquidated), amount = leavesQty
+    assert [(m["id"], m["price"], m["amount"], m["side"]) for _, m in sub.of_type("liquidation")] == [
+        (r["orderID"], r["price"], r["leavesQty"], r["side"].lower()) for r in liquidations
+    ]
+
+
+def test_deribit_trades_flagged_as_liquidations_become_liquidations(redis_url, tmp_path):
+    # Deribit's documented trades notification (https://docs.deribit.com/#trades-instrument_name-interval):
+    # `liquidation` is "T" when the taker was liquidated, "M" when the maker was. No recording holds one.
+    trades = [
+        {
+            "trade_seq": 1,
+            "trade_id": "ETH-1",
+            "timestamp": 1626993724000,
+            "tick_direction": 0,
+            "price": 1990.5,
+            "mark_price": 1990.4,
+            "instrument_name": "ETH-PERPETUAL",
+            "index_price": 1990.1,
+            "direction": "buy",
+            "amount": 10.0,
+        },
+        {
+            "trade_seq": 2,
+            "trade_id": "ETH-2",
+            "timestamp": 1626993725000,
+            "tick_direction": 0,
+            "price": 1991.0,
+            "mark_price": 1990.6,
+            "instrument_name": "ETH-PERPETUAL",
+            "index_price": 1990.2,
+            "direction": "buy",
+            "amount": 25.0,
+            "liquidation": "T",
+        },
+        {
+            "trade_seq": 3,
+            "trade_id": "ETH-3",
+            "timestamp": 1626993726000,
+            "tick_direction": 1,
+            "price": 1989.0,
+            "mark_price": 1990.0,
+            "instrument_name": "ETH-PERPETUAL",
+            "index_price": 1990.0,
+            "direction": "buy",
+            "amount": 7.0,
+            "liquidation": "M",
+        },
+    ]
+    capture = _capture(
+        tmp_path / "deribit.txt",
+        "wss://www.deribit.com/ws/api/v2",
+        [
+            {
+                "jsonrpc": "2.0",
+                "method": "subscription",
+                "params": {"channel": "trades.ETH-PERPETUAL.raw", "data": [t]},
+            }
+            for t in trades
+        ],
+    )
+    sub = Subscriber(redis_url, "liquidations:deribit:*")
+    run, stats = replay(
+        [capture], "deribit", "ETH-PERPETUAL", redis_url, tmp_path
+    )  # built-in: trade_transformation
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert stats["ticks_by_type"]["trade"] == 3
+    sub.stop(2)
+    # a liquidated taker who bought was short (side buy); a liquidated maker facing a buyer was long (sell)
+    assert [
+        (m["id"], m["price"], m["amount"], m["side"], m["timestamp"]) for _, m in sub.of_type("liquidation")
+    ] == [
+        ("ETH-2", 1991.0, 25.0, "buy", "2021-07-22T22:42:05.000000Z"),
+        ("ETH-3", 1989.0, 7.0, "sell", "2021-07-22T22:42:06.000000Z"),
+    ]
