@@ -43,3 +43,19 @@ def control_frame(kind, seq, session="test", symbols=(), rows=(), **extra):
     if kind == "disconnect":
         cols = {"sym": [r[0] for r in rows], "local_timestamp": [r[1] for r in rows]}
     return encode_frame(header, cols)
+
+
+def candle_columns(candles):
+    """The feature inputs of ``Candle`` objects, as the columns ``compute_batch`` takes."""
+    names = (
+        "timestamp_in",
+        "close",
+        "high",
+        "low",
+        "volume",
+        "buy_volume",
+        "sell_volume",
+        "vwap",
+        "trade_count",
+    )
+    return {name: [getattr(c, name) for c in candles] for name in names}

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from helpers import T0, S, control_frame, trade_frame
+from helpers import T0, S, candle_columns, control_frame, trade_frame
 
 from market_data_tick_handler.config import (
     ConfigError,
@@ -500,18 +500,7 @@ def test_live_features_with_book_derivative_and_liquidation_context_equal_comput
         "open_interest": [1000.0, 1000.0], "mark_price": [100.5, 100.5], "index_price": [100.4, 100.4],
         "liquidation_buy_volume": [0.5, 0.0], "liquidation_sell_volume": [0.25, 1.0],
     }  # fmt: skip
-    names = (
-        "timestamp_in",
-        "close",
-        "high",
-        "low",
-        "volume",
-        "buy_volume",
-        "sell_volume",
-        "vwap",
-        "trade_count",
-    )
-    frame = {name: [getattr(c, name) for c in candles] for name in names} | context
+    frame = candle_columns(candles) | context
     batch = asyncio.run(HFTFeatureCalculator("BTC-USDT-PERP").compute_batch(frame, timeframe="15s"))
     assert set(live[0]) == set(FEATURE_NAMES)
     for got, expected in zip(live, batch, strict=True):

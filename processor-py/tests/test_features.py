@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 import talib
-from helpers import trade_frame
+from helpers import candle_columns, trade_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,21 +30,6 @@ def trade_columns(trades):
         "amount": [t.qty for t in trades],
         "side": ["sell" if t.taker_sells else "buy" for t in trades],
     }
-
-
-def candle_columns(candles):
-    names = (
-        "timestamp_in",
-        "close",
-        "high",
-        "low",
-        "volume",
-        "buy_volume",
-        "sell_volume",
-        "vwap",
-        "trade_count",
-    )
-    return {name: [getattr(c, name) for c in candles] for name in names}
 
 
 def frame_rows(trades):
