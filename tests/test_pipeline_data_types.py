@@ -18,6 +18,7 @@ import json
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from support.binance_book import expected_snapshots, read_depth
@@ -141,11 +142,28 @@ def test_coinbase_matches_become_candles_with_the_taker_side(redis_url, tmp_path
             RawTrade(us(m["time"]), float(m["price"]), float(m["size"]), m["side"] == "buy", m["trade_id"])
         )
     products = sorted(by_product)
-    sub = Subscriber(redis_url, "candles:coinbase:*")
-    run, stats = replay([capture], "coinbase", ",".join(products), redis_url, tmp_path, config=TRADES_ONLY)
+    sub = Subscriber(redis_url, "candles:coinbase:*", "gaps:coinbase:*")
+    stale_5s = TRADES_ONLY + "  gaps:\n    stale_after_ms: 5000\n"
+    run, stats = replay([capture], "coinbase", ",".join(products), redis_url, tmp_path, config=stale_5s)
     assert run.returncode == 0, run.stderr[-3000:]
     assert stats["ticks_by_type"]["trade"] == 97
-    sub.stop(stats["serve"]["candles_published"])
+    sub.stop(stats["serve"]["candles_published"] + 2 * stats["records_by_type"]["gaps"])
+    # stale gaps, on the exchange clock (the latest trade time seen): a product silent for 5 s while the
+    # others trade has a gap from its last trade to its next one, or still open at the end
+    clock_end = max(t.ts_us for ts in by_product.values() for t in ts)
+    want_gaps = {}
+    for product, ts in by_product.items():
+        times = sorted(t.ts_us for t in ts)
+        for a, b in pairwise(times):
+            if b - a >= 5_000_000:
+                want_gaps[(product, a)] = b
+        if clock_end - times[-1] >= 5_000_000:
+            want_gaps[(product, times[-1])] = None
+    got_gaps = {}
+    for _, g in sub.of_type("gap"):
+        assert g["reason"] == "stale", g
+        got_gaps[(g["symbol"], us(g["start"]))] = us(g["end"])  # the last word on each gap
+    assert len(want_gaps) > 5 and got_gaps == want_gaps
     got = defaultdict(list)
     for _, m in sub.of_type("candle"):
         c = m["candle"]

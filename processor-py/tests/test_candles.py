@@ -147,7 +147,7 @@ def test_disconnect_flags_every_overlapping_candle():
     h.handle_bytes(control_frame("disconnect", 1, symbols=symbols, rows=[(0, T0 + 3 * S)]))
     # data resumes at 50 s: the gap is (1 s, 50 s) in exchange time
     out += h.handle_bytes(
-        trade_frame([(0, T0 + 50 * S, 101.0, 1.0, "buy"), (0, T0 + 80 * S, 102.0, 1.0, "buy")], seq=2)
+        trade_frame([(0, T0 + 50 * S, 101.0, 1.0, "buy"), (0, T0 + 75 * S, 102.0, 1.0, "buy")], seq=2)
     ).candles
     flags = [(c.timeframe, (c.timestamp_in - T0) // S, c.has_gap) for c in out]
     assert flags == [

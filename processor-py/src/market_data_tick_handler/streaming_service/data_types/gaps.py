@@ -116,6 +116,7 @@ class GapProcessor(DataTypeProcessor):
             present = np.bincount(sym, minlength=k)[:k] > 0
             first = np.full(k, now, dtype=np.int64)
             last = first
+            inner: list[tuple[int, int, int]] = []
         else:
             ts = frame.columns["timestamp"]
             ok = (sym < k) & (ts > 0)
@@ -130,6 +131,7 @@ class GapProcessor(DataTypeProcessor):
             np.minimum.at(first, sym, ts)
             np.maximum.at(last, sym, ts)
             present = last != UNKNOWN
+            inner = self._silences_within(sym, ts)
         for state, positions, indexes in groups:
             here = present[positions]
             if not here.any():
@@ -150,6 +152,12 @@ class GapProcessor(DataTypeProcessor):
             ):
                 self._open(state, i, "stale", since)  # a silence noticed only now: a closed gap
                 self._close(state, i, back)
+            for k_sym, since, back in inner:
+                at = np.flatnonzero(positions == k_sym)
+                if len(at):
+                    i = int(indexes[at[0]])
+                    self._open(state, i, "stale", since)  # a silence inside the frame (a fast replay)
+                    self._close(state, i, back)
             state.last_seen[idx] = np.maximum(seen, t1)
             if state.open:
                 resumed = int(t0.min())
@@ -158,6 +166,16 @@ class GapProcessor(DataTypeProcessor):
                         self._close(state, i, resumed)
             top = int(t1.max())
             state.clock = top if state.clock is None else max(state.clock, top)
+
+    def _silences_within(self, sym: np.ndarray, ts: np.ndarray) -> list[tuple[int, int, int]]:
+        """(frame symbol index, from, to) of every silence of ``stale_after_ms`` or more between two
+        rows of one symbol in one frame: in a replay at full speed one frame can span many seconds."""
+        if len(ts) < 2 or int(ts.max()) - int(ts.min()) < self.stale_us:
+            return []
+        order = np.lexsort((ts, sym))
+        s, t = sym[order], ts[order]
+        hit = np.flatnonzero((s[1:] == s[:-1]) & (t[1:] - t[:-1] >= self.stale_us))
+        return [(int(s[j]), int(t[j]), int(t[j + 1])) for j in hit.tolist()]
 
     def process(self, frame: Frame) -> Processed:
         """A ``disconnect`` frame: its symbols' data may be missing from now on. Returns every gap
