@@ -88,3 +88,20 @@ describe('replay protocols', () => {
     assert.deepEqual(JSON.parse(s.route(rec(mixed))).data, [{ symbol: 'XBTUSD', price: 1 }], 'rows of other symbols are left out')
   })
 })
+
+test('a client message that is not JSON gets the exchange\'s error reply and is reported', () => {
+  // each exchange's documented answer to a malformed request
+  const replies = {
+    binance: { error: { code: 3, msg: 'Invalid JSON' } },
+    bitmex: { status: 400, error: 'Unrecognized request. See the docs or send \'help\' for more details.', meta: {}, request: '{nope' },
+    coinbase: { type: 'error', message: 'Failed to subscribe', reason: 'malformed JSON' },
+    deribit: { jsonrpc: '2.0', error: { code: -32700, message: 'parse_error' } }
+  }
+  for (const exchange of ['binance', 'bitmex', 'coinbase', 'deribit']) {
+    const protocol = protocolFor(exchange)
+    const answer = protocol.createSession(protocol.createRecordingState()).onClientMessage('{nope')
+    assert.equal(answer.problem, 'not JSON: {nope', exchange)
+    assert.equal(answer.replies.length, 1, exchange)
+    assert.deepEqual(JSON.parse(answer.replies[0]), replies[exchange], exchange)
+  }
+})

@@ -2,6 +2,7 @@
 // LIST_SUBSCRIPTIONS like wss://stream.binance.com/stream and sends only `{"stream", "data"}` frames of
 // subscribed streams. The unwrapped REST depth snapshot line of the recordings is sent the way
 // tardis-dev expects its manual snapshots: {"stream":"<sym>@depthSnapshot","generated":true,"data":...}.
+import { parseClientJson } from './client-json.js'
 
 export const exchanges = ['binance', 'binance-us', 'binance-jersey', 'binance-futures', 'binance-delivery']
 
@@ -30,12 +31,8 @@ export function createSession (shared) {
     get subscribed () { return subscriptions.size > 0 },
     subscriptions,
     onClientMessage (text) {
-      let msg
-      try {
-        msg = JSON.parse(text)
-      } catch {
-        return { replies: [JSON.stringify({ error: { code: 3, msg: 'Invalid JSON' } })], problem: `not JSON: ${text.slice(0, 80)}` }
-      }
+      const { msg, invalid } = parseClientJson(text, JSON.stringify({ error: { code: 3, msg: 'Invalid JSON' } }))
+      if (invalid !== null) return invalid
       const id = msg?.id ?? null
       const params = Array.isArray(msg?.params) ? msg.params.map(String) : []
       switch (msg?.method) {

@@ -10,6 +10,7 @@
 // keys (orderBookL2: symbol,id,side; instrument: symbol) are kept as BitMEX keeps them (partial,
 // insert, update, delete by key) and a fresh partial built from them follows the subscribe ack. Without
 // it tardis-dev's book mapper drops every update after a reconnect (it knows no price of any level id).
+import { parseClientJson } from './client-json.js'
 
 export const exchanges = ['bitmex']
 
@@ -83,12 +84,8 @@ export function createSession (shared) {
     },
     onClientMessage (text) {
       if (text === 'ping') return { replies: ['pong'] }
-      let msg
-      try {
-        msg = JSON.parse(text)
-      } catch {
-        return { replies: [error(text, 'Unrecognized request. See the docs or send \'help\' for more details.')], problem: `not JSON: ${text.slice(0, 80)}` }
-      }
+      const { msg, invalid } = parseClientJson(text, error(text, 'Unrecognized request. See the docs or send \'help\' for more details.'))
+      if (invalid !== null) return invalid
       const args = Array.isArray(msg?.args) ? msg.args.map(String) : []
       const replies = []
       switch (msg?.op) {

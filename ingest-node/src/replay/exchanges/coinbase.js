@@ -14,6 +14,7 @@
 // Coinbase sends a level2 `snapshot` after every subscribe; the recording holds one per product at the
 // start. So that a reconnect (cutAfter) gets one too, the book is kept from the recorded snapshot and
 // l2updates, and a fresh snapshot follows the `subscriptions` answer.
+import { parseClientJson } from './client-json.js'
 
 export const exchanges = ['coinbase']
 
@@ -87,12 +88,8 @@ export function createSession (shared) {
     get subscribed () { return [...subscriptions.values()].some((p) => p.size > 0) },
     subscriptions,
     onClientMessage (text) {
-      let msg
-      try {
-        msg = JSON.parse(text)
-      } catch {
-        return { replies: [error('Failed to subscribe', 'malformed JSON')], problem: `not JSON: ${text.slice(0, 80)}` }
-      }
+      const { msg, invalid } = parseClientJson(text, error('Failed to subscribe', 'malformed JSON'))
+      if (invalid !== null) return invalid
       const channels = channelsOf(msg ?? {})
       switch (msg?.type) {
         case 'subscribe': {

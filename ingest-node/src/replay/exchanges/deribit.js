@@ -14,6 +14,7 @@
 // Deribit sends a book `snapshot` after every subscribe; the recording holds one per instrument at the
 // start. So that a reconnect (cutAfter) gets one too, the book is kept from the recorded snapshots and
 // changes, and a fresh snapshot notification follows the subscribe answer.
+import { parseClientJson } from './client-json.js'
 
 export const exchanges = ['deribit']
 
@@ -85,12 +86,8 @@ export function createSession (shared) {
     get subscribed () { return subscriptions.size > 0 },
     subscriptions,
     onClientMessage (text) {
-      let msg
-      try {
-        msg = JSON.parse(text)
-      } catch {
-        return { replies: [JSON.stringify({ jsonrpc: '2.0', error: { code: -32700, message: 'parse_error' } })], problem: `not JSON: ${text.slice(0, 80)}` }
-      }
+      const { msg, invalid } = parseClientJson(text, JSON.stringify({ jsonrpc: '2.0', error: { code: -32700, message: 'parse_error' } }))
+      if (invalid !== null) return invalid
       const id = msg?.id ?? null
       const channels = Array.isArray(msg?.params?.channels) ? msg.params.channels.map(String) : []
       switch (msg?.method) {
