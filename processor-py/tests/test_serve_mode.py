@@ -1,23 +1,26 @@
 """ServeMode on a real redis-server and on the in-memory bus."""
 
+import asyncio
+
 import orjson
 import redis.asyncio as aioredis
 
 from market_data_tick_handler.redact import redact_url
 from market_data_tick_handler.streaming_service import CandleBatch, ServeConfig, ServeMode
 from market_data_tick_handler.streaming_service.candle_processor import Candle
+from market_data_tick_handler.streaming_service.modes.serve_mode import StreamIds
 from market_data_tick_handler.streaming_service.transport import InMemoryBus, InMemoryTransport
 
 T_IN = 1_723_161_600_000_000  # 2024-08-09T00:00:00Z
 
 
-def _candle(tf="1m", close=61_700.5):
+def _candle(tf="1m", close=61_700.5, t_in=T_IN, revision=0):
     return Candle(
         "binance",
         "BTC-USDT",
         "BTCUSDT",
         tf,
-        T_IN,
+        t_in,
         61_600.0,
         61_800.25,
         61_500.0,
@@ -32,8 +35,14 @@ def _candle(tf="1m", close=61_700.5):
         False,
         False,
         False,
-        0,
+        revision,
     )
+
+
+def _closes(entries):
+    return [
+        (entry_id.decode(), orjson.loads(fields[b"data"])["candle"]["close"]) for entry_id, fields in entries
+    ]
 
 
 async def test_publish_reaches_the_three_channels_in_one_round_trip(redis_url):
@@ -65,6 +74,11 @@ async def test_publish_reaches_the_three_channels_in_one_round_trip(redis_url):
     assert body["candle"] | {} == {**body["candle"], "close": 61_700.5, "trade_count": 42, "vwap": 61_650.0}
     assert "hft_features" not in body  # 15s and 1m carry it only when features are computed
     assert serve.get_stats()["round_trips"] == 1 and serve.get_stats()["candles_published"] == 2
+    # kept too: one entry per candle in its stream, id = bucket start in ms, and the latest in a hash
+    stream = await client.xrange("candles:stream:binance:BTC-USDT:1m")
+    assert _closes(stream) == [("1723161600000-0", 61_700.5)]
+    latest = orjson.loads(await client.hget("candles:latest:BTC-USDT:15s", "binance"))
+    assert latest["timeframe"] == "15s" and latest["candle"]["close"] == 61_700.5
     await serve.close()
     await pubsub.aclose()
     await client.aclose()
@@ -86,3 +100,97 @@ def test_credentials_never_reach_the_log_form():
     assert redact_url("rediss://app:s3cret@cache.example:6380/2") == "rediss://app:***@cache.example:6380/2"
     assert redact_url("redis://:s3cret@localhost:6379") == "redis://***@localhost:6379"
     assert redact_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+def test_stream_ids_increase_and_only_the_newest_bucket_is_the_latest():
+    ids = StreamIds()
+    key = "candles:stream:binance:BTC-USDT:1m"
+    assert ids.next(key, 1_723_161_600_000, 0) == ("1723161600000-0", True)
+    assert ids.next(key, 1_723_161_660_000, 0) == ("1723161660000-0", True)
+    # a revision of the older bucket comes after the top, and does not replace the latest candle
+    assert ids.next(key, 1_723_161_600_000, 1) == ("1723161660000-1", False)
+    # a revision of the newest bucket whose natural id is taken gets the next one, and is the latest
+    assert ids.next(key, 1_723_161_660_000, 1) == ("1723161660000-2", True)
+    assert ids.next("candles:stream:binance:ETH-USDT:1m", 1_723_161_600_000, 0) == ("1723161600000-0", True)
+
+
+async def test_frames_wait_while_redis_is_down_and_arrive_in_order_once_it_is_back(restartable_redis):
+    client = aioredis.Redis.from_url(restartable_redis.url)
+    serve = ServeMode(ServeConfig(transport="redis", redis_url=restartable_redis.url))
+    await serve.start()
+    minute = 60_000_000
+    await serve.publish(CandleBatch.from_candles([_candle(close=1.0)]), T_IN + minute)
+    restartable_redis.kill()
+    await serve.publish(CandleBatch.from_candles([_candle(close=2.0, t_in=T_IN + minute)]), T_IN + 2 * minute)
+    await serve.publish(
+        CandleBatch.from_candles([_candle(close=3.0, t_in=T_IN + 2 * minute)]), T_IN + 3 * minute
+    )
+    assert serve.get_stats()["backlog_frames"] == 2  # publish returned: the processor is not held up
+    await asyncio.sleep(0.3)  # the backlog is retried meanwhile (0.05 s, then 0.1 s, ...) and fails
+    restartable_redis.start()
+    assert await serve.flush(10)
+    stats = serve.get_stats()
+    assert stats["candles_published"] == 3 and stats["candles_lost"] == 0 and stats["publish_retries"] >= 1
+    assert _closes(await client.xrange("candles:stream:binance:BTC-USDT:1m")) == [
+        ("1723161600000-0", 1.0),
+        ("1723161660000-0", 2.0),
+        ("1723161720000-0", 3.0),
+    ]
+    assert orjson.loads(await client.hget("candles:latest:BTC-USDT:1m", "binance"))["candle"]["close"] == 3.0
+    # the same candles sent again (a processor that re-sends after a failure, or replays) are not added twice
+    again = ServeMode(ServeConfig(transport="redis", redis_url=restartable_redis.url))
+    await again.start()
+    await again.publish(CandleBatch.from_candles([_candle(close=2.0, t_in=T_IN + minute)]), T_IN + 2 * minute)
+    assert again.get_stats()["stream_duplicates"] == 1
+    assert await client.xlen("candles:stream:binance:BTC-USDT:1m") == 3
+    await again.close()
+    await serve.close()
+    await client.aclose()
+
+
+async def test_backlog_overflow_and_shutdown_with_redis_down_are_counted_as_lost(restartable_redis, caplog):
+    serve = ServeMode(
+        ServeConfig(transport="redis", redis_url=restartable_redis.url, backlog_mb=0, close_timeout_s=0.3)
+    )
+    await serve.start()
+    restartable_redis.kill()
+    minute = 60_000_000
+    for k in range(3):
+        await serve.publish(
+            CandleBatch.from_candles([_candle(t_in=T_IN + k * minute)]), T_IN + (k + 1) * minute
+        )
+    stats = serve.get_stats()
+    assert stats["candles_lost"] == 2 and stats["backlog_frames"] == 1  # the newest frame is kept
+    await serve.close()
+    assert serve.get_stats()["candles_lost"] == 3
+    assert "dropped the oldest frame" in caplog.text and "3 candles" not in caplog.text
+    assert "1 candles and 0 records not published" in caplog.text
+
+
+async def test_a_refused_command_is_an_error_and_the_rest_of_the_frame_goes_through(redis_url, caplog):
+    client = aioredis.Redis.from_url(redis_url)
+    await client.set("candles:latest:BTC-USDT:1m", "not a hash")  # HSET on it fails with WRONGTYPE
+    serve = ServeMode(ServeConfig(transport="redis", redis_url=redis_url))
+    await serve.start()
+    await serve.publish(CandleBatch.from_candles([_candle(close=7.0)]), T_IN + 60_000_000)
+    assert serve.get_stats()["publish_errors"] == 1 and serve.get_stats()["backlog_frames"] == 0
+    assert "WRONGTYPE" in caplog.text
+    assert _closes(await client.xrange("candles:stream:binance:BTC-USDT:1m")) == [("1723161600000-0", 7.0)]
+    await serve.close()
+    await client.aclose()
+
+
+async def test_inmemory_transport_keeps_streams_and_latest_like_redis():
+    bus = InMemoryBus()
+    serve = ServeMode(ServeConfig(transport="inmemory"), transport=InMemoryTransport(bus, stream_maxlen=2))
+    await serve.start()
+    for k, close in enumerate((1.0, 2.0, 3.0)):
+        batch = CandleBatch.from_candles([_candle(close=close, t_in=T_IN + k * 60_000_000)])
+        await serve.publish(batch, T_IN + (k + 1) * 60_000_000)
+    stream = bus.xrange_after("candles:stream:binance:BTC-USDT:1m", (0, 0))
+    assert [(key, orjson.loads(p)["candle"]["close"]) for key, p in stream] == [
+        ((1_723_161_660_000, 0), 2.0),
+        ((1_723_161_720_000, 0), 3.0),
+    ]  # capped at 2
+    assert orjson.loads(bus.hget("candles:latest:BTC-USDT:1m", "binance"))["candle"]["close"] == 3.0
+    assert bus.hkeys("candles:latest:BTC-USDT:1m") == ["binance"]

@@ -114,7 +114,9 @@ class ServeConfig:
     transport: Literal["redis", "inmemory"] = "redis"
     redis_url: str = "redis://localhost:6379"
     redis_db: int | None = None  # overrides the URL's database when set
-    publish_attempts: int = 3
+    stream_maxlen: int = 1000  # entries kept per candle stream (XADD MAXLEN ~)
+    backlog_mb: int = 256  # frames kept while Redis is unreachable; beyond it the oldest are dropped
+    close_timeout_s: float = 10.0  # at shutdown, how long to keep trying to publish the backlog
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,26 @@
 """Serve mode: closed candles (with features) and the records of the other data types to Redis, or to
-the in-memory bus, for strategy services. Channels come from ``keys.py``, messages from ``messages.py``."""
+the in-memory bus, for strategy services. Names come from ``keys.py``, messages from ``messages.py``.
+
+Each wire frame's output goes in one round trip: per candle a PUBLISH on each of its channels, an XADD to
+its capped stream (a consumer catches up from the last id it saw) and an HSET of the latest candle; per
+record a PUBLISH on each of its channels.
+
+When Redis cannot be reached the frame waits in a backlog (``serve.backlog_mb``), later frames queue
+behind it in order, and a background task sends them again as soon as Redis is back: the processor is
+never held up by Redis. Stream entry ids are fixed when a candle is serialised, so a frame that had in
+fact arrived before the connection broke is refused by Redis on the second try instead of being added
+twice (counted as ``stream_duplicates``); its PUBLISHes do repeat, which is why consumers that must see
+every candle exactly once read the stream (``LiveFeatureStream``). Dropped frames are counted and logged.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,104 +29,248 @@ from ...config import ServeConfig
 from ...timeutil import now_us
 from ..candle_processor import CandleBatch
 from ..data_types.records import Record
-from ..keys import candle_channels, record_channels
+from ..keys import candle_channels, candle_latest_key, candle_stream_key, record_channels
 from ..messages import candle_messages, record_message
-from ..transport import InMemoryTransport, RedisTransport, Transport
+from ..transport import Entry, InMemoryTransport, PublishError, RedisTransport, StreamTarget, Transport
 
 log = logging.getLogger(__name__)
-CHUNK = 50  # candles per write
+CHUNK = 50  # candles per write: Redis takes one chunk while the next is serialised
+RETRY_FIRST_S, RETRY_MAX_S = 0.05, 2.0
 
 
-def _channels(message: dict[str, Any]) -> tuple[str, ...]:
-    return candle_channels(message["exchange"], message["symbol"], message["timeframe"])
+class StreamIds:
+    """Entry ids of the candle streams: ``{bucket start ms}-{revision}``, or, when that is not above the
+    last id given to the stream (a revision of an older bucket), the next id after it. Ids are strictly
+    increasing per stream, as XADD requires, and fixed once given, so re-sending is idempotent."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+        self._newest_bucket: dict[str, int] = {}
+
+    def next(self, stream: str, bucket_ms: int, revision: int) -> tuple[str, bool]:
+        """The id for this candle, and whether its bucket is the stream's newest (so the latest one)."""
+        entry = (bucket_ms, revision)
+        last = self._last.get(stream)
+        if last is not None and entry <= last:
+            entry = (last[0], last[1] + 1)
+        self._last[stream] = entry
+        newest = bucket_ms >= self._newest_bucket.get(stream, bucket_ms)
+        if newest:
+            self._newest_bucket[stream] = bucket_ms
+        return f"{entry[0]}-{entry[1]}", newest
+
+
+@dataclass(slots=True)
+class _Frame:
+    """One frame's serialised output, waiting for Redis."""
+
+    chunks: list[Sequence[Entry]]
+    candles: int
+    records: int
+    nbytes: int
+
+
+def make_transport(config: ServeConfig) -> Transport:
+    if config.transport == "redis":
+        return RedisTransport(config.redis_url, config.redis_db, config.stream_maxlen)
+    if config.transport == "inmemory":
+        return InMemoryTransport(stream_maxlen=config.stream_maxlen)
+    raise ValueError(f"serve.transport must be 'redis' or 'inmemory', not {config.transport!r}")
 
 
 class ServeMode:
     def __init__(self, config: ServeConfig | None = None, transport: Transport | None = None) -> None:
         self.config = config or ServeConfig()
-        if transport is not None:
-            self.transport = transport
-        elif self.config.transport == "redis":
-            self.transport = RedisTransport(self.config.redis_url, self.config.redis_db)
-        elif self.config.transport == "inmemory":
-            self.transport = InMemoryTransport()
-        else:
-            raise ValueError(f"serve.transport must be 'redis' or 'inmemory', not {self.config.transport!r}")
+        self.transport = transport if transport is not None else make_transport(self.config)
+        self.ids = StreamIds()
+        self._backlog: deque[_Frame] = deque()
+        self._backlog_bytes = 0
+        self._drainer: asyncio.Task[None] | None = None
         self.stats: dict[str, Any] = {
             "candles_published": 0,
+            "records_published": 0,
             "messages_published": 0,
             "round_trips": 0,
             "publish_retries": 0,
-            "publish_failures": 0,
+            "publish_errors": 0,
+            "stream_duplicates": 0,
+            "backlog_frames": 0,
+            "backlog_max_frames": 0,
             "candles_lost": 0,
-            "records_published": 0,
             "records_lost": 0,
         }
 
     async def start(self) -> None:
         await self.transport.connect()
-        log.info("serve mode publishing to %s", self.transport.describe())  # type: ignore[attr-defined]
+        log.info("serve mode publishing to %s", self.transport.describe())
+
+    def _candle_entries(self, batch: CandleBatch, local_us: int, messages: list) -> Iterator[list[Entry]]:
+        exchange = batch.exchange
+        for part, part_messages in zip(batch.parts, candle_messages(batch, local_us, now_us()), strict=True):
+            messages.extend(part_messages)
+            bucket_ms, timeframe = part.timestamp_in // 1000, part.timeframe
+            for i in range(0, len(part_messages), CHUNK):
+                chunk = []
+                for m in part_messages[i : i + CHUNK]:
+                    symbol = m["symbol"]
+                    stream = candle_stream_key(exchange, symbol, timeframe)
+                    entry_id, newest = self.ids.next(stream, bucket_ms, m["candle"]["revision"])
+                    latest = candle_latest_key(symbol, timeframe) if newest else None
+                    chunk.append(
+                        Entry(
+                            candle_channels(exchange, symbol, timeframe),
+                            orjson.dumps(m),
+                            StreamTarget(stream, entry_id, latest, exchange),
+                        )
+                    )
+                yield chunk
+
+    @staticmethod
+    def _record_entries(records: Sequence[Record]) -> Iterator[list[Entry]]:
+        for i in range(0, len(records), CHUNK):
+            yield [
+                Entry(record_channels(r.DATA_TYPE, r.exchange, r.symbol), orjson.dumps(record_message(r)))
+                for r in records[i : i + CHUNK]
+            ]
 
     async def publish(
         self, batch: CandleBatch | None, local_us: int, records: Sequence[Record] = ()
     ) -> list[dict[str, Any]]:
         """Publish every candle of ``batch`` and every record of ``records`` in one round trip;
         ``local_us`` is when closing the candles began, ``timestamp_out`` is stamped just before
-        serialising. Each part is sent as soon as it is serialised. Returns the candle messages."""
+        serialising. Each chunk is sent as soon as it is serialised. Returns the candle messages.
+        Returns once Redis has acknowledged them, or, when Redis cannot be reached, once they wait in the
+        backlog."""
         batch = batch if batch else None
         if batch is None and not records:
             return []
         messages: list[dict[str, Any]] = []
-        sent: list[list[tuple[tuple[str, ...], bytes]]] = []
+        sent: list[Sequence[Entry]] = []
 
-        def serialised():
+        def serialised() -> Iterator[Sequence[Entry]]:
             if batch is not None:
-                for part in candle_messages(batch, local_us, now_us()):
-                    messages.extend(part)
-                    for i in range(0, len(part), CHUNK):  # Redis takes one chunk while the next is built
-                        chunk = [(_channels(m), orjson.dumps(m)) for m in part[i : i + CHUNK]]
-                        sent.append(chunk)
-                        yield chunk
-            for i in range(0, len(records), CHUNK):
-                chunk = [
-                    (record_channels(r.DATA_TYPE, r.exchange, r.symbol), orjson.dumps(record_message(r)))
-                    for r in records[i : i + CHUNK]
-                ]
+                for chunk in self._candle_entries(batch, local_us, messages):
+                    sent.append(chunk)
+                    yield chunk
+            for chunk in self._record_entries(records):
                 sent.append(chunk)
                 yield chunk
 
         candles = len(batch) if batch is not None else 0
+        if self._backlog:  # keep the order: behind what is waiting
+            self._enqueue(_Frame(list(serialised()), candles, len(records), 0))
+            return messages
         chunks = serialised()
-        for attempt in range(1, self.config.publish_attempts + 1):
-            try:
-                await self.transport.publish_many(chunks)
-                break
-            except (OSError, ConnectionError, TimeoutError) as exc:
-                for _ in chunks:  # serialise the rest (into `sent`): all of it goes again
-                    pass
-                chunks = list(sent)
-                if attempt == self.config.publish_attempts:
-                    self.stats["publish_failures"] += 1
-                    self.stats["candles_lost"] += candles
-                    self.stats["records_lost"] += len(records)
-                    log.error(
-                        "publish failed %d times (%s): %d candles and %d records not published",
-                        attempt,
-                        exc,
-                        candles,
-                        len(records),
-                    )
-                    return messages
-                self.stats["publish_retries"] += 1
-                log.warning("publish failed (%s), retry %d", exc, attempt)
-                await asyncio.sleep(0.05 * 2**attempt)
-        self.stats["candles_published"] += candles
-        self.stats["records_published"] += len(records)
-        self.stats["messages_published"] += sum(len(channels) for chunk in sent for channels, _ in chunk)
-        self.stats["round_trips"] += 1
+        try:
+            result = await self.transport.publish_many(chunks)
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            for _ in chunks:  # serialise the rest (into `sent`): all of it goes again
+                pass
+            log.warning(
+                "publish failed (%s): %d candles and %d records wait for Redis", exc, candles, len(records)
+            )
+            self._enqueue(_Frame(sent, candles, len(records), 0))
+            return messages
+        except PublishError as exc:
+            self._refused(exc, candles, len(records))
+            return messages
+        self._count(_Frame(sent, candles, len(records), 0), result.duplicates)
         return messages
 
+    def _count(self, frame: _Frame, duplicates: int) -> None:
+        s = self.stats
+        s["candles_published"] += frame.candles
+        s["records_published"] += frame.records
+        s["messages_published"] += sum(len(e.channels) for chunk in frame.chunks for e in chunk)
+        s["round_trips"] += 1
+        if duplicates:
+            if not s["stream_duplicates"]:
+                log.warning(
+                    "%d candle(s) were already in their streams (re-sent after a failure, or a replay"
+                    " published again): not added twice; counted in stream_duplicates",
+                    duplicates,
+                )
+            s["stream_duplicates"] += duplicates
+
+    def _refused(self, exc: PublishError, candles: int, records: int) -> None:
+        """Redis refused a command of the frame (the rest of it went through): re-sending would not help."""
+        self.stats["publish_errors"] += 1
+        log.error("%s (in a frame of %d candles and %d records)", exc, candles, records)
+
+    def _enqueue(self, frame: _Frame) -> None:
+        frame.nbytes = sum(len(e.payload) for chunk in frame.chunks for e in chunk)
+        self._backlog.append(frame)
+        self._backlog_bytes += frame.nbytes
+        limit = self.config.backlog_mb * 1_000_000
+        while self._backlog_bytes > limit and len(self._backlog) > 1:
+            dropped = self._backlog.popleft()
+            self._backlog_bytes -= dropped.nbytes
+            self.stats["candles_lost"] += dropped.candles
+            self.stats["records_lost"] += dropped.records
+            log.error(
+                "backlog over serve.backlog_mb=%d while Redis is unreachable: dropped the oldest frame"
+                " (%d candles, %d records)",
+                self.config.backlog_mb,
+                dropped.candles,
+                dropped.records,
+            )
+        self.stats["backlog_frames"] = len(self._backlog)
+        self.stats["backlog_max_frames"] = max(self.stats["backlog_max_frames"], len(self._backlog))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Send the backlog, oldest first, retrying with backoff until Redis takes it."""
+        delay = RETRY_FIRST_S
+        while self._backlog:
+            frame = self._backlog[0]
+            await asyncio.sleep(delay)
+            try:
+                result = await self.transport.publish_many(frame.chunks)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                self.stats["publish_retries"] += 1
+                delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
+                log.warning(
+                    "Redis still unreachable (%s): %d frames (%d candles) waiting; next try in %.2f s",
+                    exc,
+                    len(self._backlog),
+                    sum(f.candles for f in self._backlog),
+                    delay,
+                )
+                continue
+            except PublishError as exc:
+                self._refused(exc, frame.candles, frame.records)
+            else:
+                self._count(frame, result.duplicates)
+            if self._backlog and self._backlog[0] is frame:  # not dropped by an overflow meanwhile
+                self._backlog.popleft()
+                self._backlog_bytes -= frame.nbytes
+            self.stats["backlog_frames"] = len(self._backlog)
+            delay = 0.0
+        log.info("backlog published; Redis is reachable again")
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the backlog is published (at most ``timeout`` s); True when nothing is waiting."""
+        if self._drainer is not None and not self._drainer.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._drainer), timeout)
+        return not self._backlog
+
     async def close(self) -> None:
+        if not await self.flush(self.config.close_timeout_s):
+            lost = sum(f.candles for f in self._backlog), sum(f.records for f in self._backlog)
+            self.stats["candles_lost"] += lost[0]
+            self.stats["records_lost"] += lost[1]
+            log.error(
+                "closing with Redis unreachable for %.0f s: %d candles and %d records not published",
+                self.config.close_timeout_s,
+                *lost,
+            )
+            self._backlog.clear()
+            self._backlog_bytes = 0
+            self.stats["backlog_frames"] = 0
+        if self._drainer is not None:
+            self._drainer.cancel()
         await self.transport.close()
 
     def get_stats(self) -> dict[str, Any]:
