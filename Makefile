@@ -55,6 +55,7 @@ lint: setup
 bench: setup
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/feature_bench.py
+	$(PY) bench/serve_bench.py
 
 ## make vectors: rewrite both sides' golden wire vectors from proto/vectors/cases.json
 vectors: setup

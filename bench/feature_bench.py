@@ -6,8 +6,8 @@
    candles on 15s and 1m, features on both, published by ServeMode to a private redis-server with a
    ``redis-cli psubscribe 'candles:*'`` subscriber reading everything. The wall clock is driven by the
    bench: each minute boundary closes 100 x 2 candles at once. Measured: from the clock passing the
-   boundary (``TickHandler.advance``) until Redis has acknowledged every PUBLISH of those candles; p50/p99
-   over the bursts, split into close + features and serialise + publish. Baseline, same run: the same
+   boundary (``TickHandler.advance``) until Redis has acknowledged every command of those candles
+   (3 PUBLISH, XADD, HSET each); p50/p99 over the bursts, split into close + features and serialise + publish. Baseline, same run: the same
    bursts with features off.
 """
 
@@ -100,6 +100,7 @@ async def bursts(redis_url: str, features: bool, minutes: int) -> dict[str, np.n
     handler = TickHandler(settings, now=lambda: clock[0])
     serve = ServeMode(ServeConfig(transport="redis", redis_url=redis_url))
     await serve.start()
+    await serve.transport._client.flushall()  # each run starts on empty streams
     rng = np.random.default_rng(1)
     frames = [trade_frame(i, T0 + i * BUCKET, rng) for i in range(minutes * 4)]
     close_us, publish_us, total_us, sizes = [], [], [], []
