@@ -8,6 +8,7 @@ from .candle_processor import (
     candles_from_trades,
     candles_to_frame,
 )
+from .consumers import LiveFeatureStream
 from .data_types import DataTypeRouter
 from .hft_features import HFTFeatureCalculator, HFTFeatures, LiveFeatures
 from .instrument_service import InstrumentMapper
@@ -24,6 +25,7 @@ __all__ = [
     "HFTFeatures",
     "InstrumentMapper",
     "LiveCandleProcessor",
+    "LiveFeatureStream",
     "LiveFeatures",
     "ServeConfig",
     "ServeMode",

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
-_HEADER = (
+_COLUMNS = (
     f"{'exchange':<16} {'symbol':<14} {'tf':>4} {'bucket start (UTC)':<26} {'open':>12} {'high':>12}"
-    f" {'low':>12} {'close':>12} {'volume':>12} {'trades':>7} {'vwap':>12}  flags"
+    f" {'low':>12} {'close':>12} {'volume':>12} {'trades':>7} {'vwap':>12}"
 )
 
 
 class CandleTable:
-    """Prints published candle messages (the JSON form, see ``messages.py``) as table rows."""
+    """Prints published candle messages (the JSON form, see ``messages.py``) as table rows; with
+    ``features``, one column per named ``hft_features`` value before the flags (``-`` when null or when
+    the candle has no features)."""
 
-    def __init__(self, out: TextIO = sys.stdout, timeframes: set[str] | None = None) -> None:
+    def __init__(
+        self, out: TextIO = sys.stdout, timeframes: set[str] | None = None, features: Sequence[str] = ()
+    ) -> None:
         self.out = out
         self.timeframes = timeframes
+        self.features = tuple(features)
         self.rows = 0
+        self._header = _COLUMNS + "".join(f" {name:>{_width(name)}}" for name in self.features) + "  flags"
 
     def __call__(self, message: dict[str, Any]) -> None:
         if self.timeframes is not None and message["timeframe"] not in self.timeframes:
             return
         c = message["candle"]
         if self.rows % 40 == 0:
-            print(_HEADER, file=self.out)
+            print(self._header, file=self.out)
         self.rows += 1
         flags = ",".join(
             name
@@ -37,13 +44,26 @@ class CandleTable:
             if on
         )
         vwap = f"{c['vwap']:12.2f}" if c["vwap"] is not None else f"{'-':>12}"
+        values = message.get("hft_features") or {}
+        features = "".join(f" {_feature(values.get(name)):>{_width(name)}}" for name in self.features)
         print(
             f"{message['exchange']:<16} {message['symbol']:<14} {message['timeframe']:>4}"
             f" {message['timestamp_in']:<26} {c['open']:12.2f} {c['high']:12.2f} {c['low']:12.2f}"
-            f" {c['close']:12.2f} {c['volume']:12.5f} {c['trade_count']:7d} {vwap}  {flags}",
+            f" {c['close']:12.2f} {c['volume']:12.5f} {c['trade_count']:7d} {vwap}{features}  {flags}",
             file=self.out,
             flush=True,
         )
+
+
+def _width(feature: str) -> int:
+    return max(10, len(feature))
+
+
+def _feature(value: float | None) -> str:
+    """Prices to the cent; smaller values (RSI, ratios, volatilities) to 6 significant digits."""
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if abs(value) >= 100 else f"{value:.6g}"
 
 
 def summary_lines(stats: dict[str, Any]) -> list[str]:

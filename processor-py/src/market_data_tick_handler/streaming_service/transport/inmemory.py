@@ -79,14 +79,20 @@ class InMemoryBus:
         return list(self.hashes.get(key, {}))
 
     async def wait_for_entries(self, timeout: float) -> bool:
-        """Wait until any stream gets an entry, at most ``timeout`` seconds (``XREAD BLOCK``)."""
+        """Wait until any stream gets an entry, at most ``timeout`` seconds (``XREAD BLOCK``).
+        ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 the latter swallows a cancel that
+        lands as the entry arrives (python/cpython#86296), and the reader would not stop."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            async with asyncio.timeout(timeout):
+                await waiter
             return True
         except TimeoutError:
             return False
+        finally:
+            if waiter in self._waiters:  # timed out or cancelled: an idle reader would leave one per wait
+                self._waiters.remove(waiter)
 
 
 DEFAULT_BUS = InMemoryBus()
