@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -49,15 +50,20 @@ class StreamIds:
 
     def next(self, stream: str, bucket_ms: int, revision: int) -> tuple[str, bool]:
         """The id for this candle, and whether its bucket is the stream's newest (so the latest one)."""
-        entry = (bucket_ms, revision)
         last = self._last.get(stream)
+        entry = (bucket_ms, revision)
         if last is not None and entry <= last:
             entry = (last[0], last[1] + 1)
         self._last[stream] = entry
         newest = bucket_ms >= self._newest_bucket.get(stream, bucket_ms)
         if newest:
             self._newest_bucket[stream] = bucket_ms
-        return f"{entry[0]}-{entry[1]}", newest
+        return _id_text(entry), newest
+
+
+@lru_cache(maxsize=4096)
+def _id_text(entry: tuple[int, int]) -> str:
+    return f"{entry[0]}-{entry[1]}"
 
 
 @dataclass(slots=True)
@@ -68,6 +74,16 @@ class _Frame:
     candles: int
     records: int
     nbytes: int
+
+
+@lru_cache(maxsize=65_536)
+def _names(exchange: str, symbol: str, timeframe: str) -> tuple[tuple[str, ...], str, str]:
+    """A candle's channels, stream key and latest-hash key."""
+    return (
+        candle_channels(exchange, symbol, timeframe),
+        candle_stream_key(exchange, symbol, timeframe),
+        candle_latest_key(symbol, timeframe),
+    )
 
 
 def make_transport(config: ServeConfig) -> Transport:
@@ -105,24 +121,17 @@ class ServeMode:
         log.info("serve mode publishing to %s", self.transport.describe())
 
     def _candle_entries(self, batch: CandleBatch, local_us: int, messages: list) -> Iterator[list[Entry]]:
-        exchange = batch.exchange
+        exchange, next_id = batch.exchange, self.ids.next
         for part, part_messages in zip(batch.parts, candle_messages(batch, local_us, now_us()), strict=True):
             messages.extend(part_messages)
             bucket_ms, timeframe = part.timestamp_in // 1000, part.timeframe
             for i in range(0, len(part_messages), CHUNK):
                 chunk = []
                 for m in part_messages[i : i + CHUNK]:
-                    symbol = m["symbol"]
-                    stream = candle_stream_key(exchange, symbol, timeframe)
-                    entry_id, newest = self.ids.next(stream, bucket_ms, m["candle"]["revision"])
-                    latest = candle_latest_key(symbol, timeframe) if newest else None
-                    chunk.append(
-                        Entry(
-                            candle_channels(exchange, symbol, timeframe),
-                            orjson.dumps(m),
-                            StreamTarget(stream, entry_id, latest, exchange),
-                        )
-                    )
+                    channels, stream, latest = _names(exchange, m["symbol"], timeframe)
+                    entry_id, newest = next_id(stream, bucket_ms, m["candle"]["revision"])
+                    target = StreamTarget(stream, entry_id, latest if newest else None, exchange)
+                    chunk.append(Entry(channels, orjson.dumps(m), target))
                 yield chunk
 
     @staticmethod
@@ -252,8 +261,9 @@ class ServeMode:
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the backlog is published (at most ``timeout`` s); True when nothing is waiting."""
         if self._drainer is not None and not self._drainer.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._drainer), timeout)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can lose a cancel (3.11)
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(self._drainer)
         return not self._backlog
 
     async def close(self) -> None:
