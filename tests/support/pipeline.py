@@ -58,6 +58,36 @@ class Subscriber:
         return [(c, m) for c, m in self.messages if m["type"] == kind]
 
 
+def replay_command(
+    files: list[Path],
+    exchange: str,
+    symbols: str,
+    redis_url: str,
+    tmp_path: Path,
+    config: str | None = None,
+    ingest_args: tuple[str, ...] = (),
+    speed: str = "max",
+) -> list[str]:
+    """The command line of a replay of ``files`` through the whole pipeline into ``redis_url``; its final
+    stats go to ``tmp_path/stats.json``. ``config``: a streaming.yaml text (default: the built-in one)."""
+    cmd = [
+        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-candles-serve",
+        "--source", "replay", "--files", *map(str, files), "--exchange", exchange, "--symbols", symbols,
+        "--speed", speed, "--redis-url", redis_url, "--stats-json", str(tmp_path / "stats.json"),
+    ]  # fmt: skip
+    if config is not None:
+        (tmp_path / "streaming.yaml").write_text(config)
+        cmd += ["--config", str(tmp_path / "streaming.yaml")]
+    for arg in ingest_args:
+        cmd.append(f"--ingest-arg={arg}")
+    return cmd
+
+
+def read_stats(tmp_path: Path) -> dict:
+    stats = tmp_path / "stats.json"
+    return json.loads(stats.read_text()) if stats.exists() else {}
+
+
 def replay(
     files: list[Path],
     exchange: str,
@@ -68,17 +98,43 @@ def replay(
     ingest_args: tuple[str, ...] = (),
 ) -> tuple[subprocess.CompletedProcess, dict]:
     """Replays ``files`` at full speed through the whole pipeline into ``redis_url``; returns the run and
-    its final stats (``--stats-json``). ``config``: a streaming.yaml text (default: the built-in one)."""
-    stats = tmp_path / "stats.json"
-    cmd = [
-        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-candles-serve",
-        "--source", "replay", "--files", *map(str, files), "--exchange", exchange, "--symbols", symbols,
-        "--speed", "max", "--redis-url", redis_url, "--stats-json", str(stats),
-    ]  # fmt: skip
-    if config is not None:
-        (tmp_path / "streaming.yaml").write_text(config)
-        cmd += ["--config", str(tmp_path / "streaming.yaml")]
-    for arg in ingest_args:
-        cmd.append(f"--ingest-arg={arg}")
+    its final stats (``--stats-json``)."""
+    cmd = replay_command(files, exchange, symbols, redis_url, tmp_path, config, ingest_args)
     run = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240)
-    return run, (json.loads(stats.read_text()) if stats.exists() else {})
+    return run, read_stats(tmp_path)
+
+
+class LineReader:
+    """Starts ``cmd`` and keeps its stdout lines (decoded as JSON unless ``json_lines`` is False) as they
+    come."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None, json_lines: bool = True) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.decode = json.loads if json_lines else str.rstrip
+        self.lines: list = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(self.decode(line))
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        """Waits until ``count`` lines arrived (at most ``timeout`` s)."""
+        wait = threading.Event()
+        for _ in range(int(timeout / 0.05)):
+            if len(self.lines) >= count:
+                return True
+            wait.wait(0.05)
+        return len(self.lines) >= count
+
+    def finish(self, timeout: float = 30) -> str:
+        """Waits for the process to exit (killing it after ``timeout`` s); returns its stderr."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._thread.join(5)
+        return self.proc.stderr.read() if self.proc.stderr else ""
