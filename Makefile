@@ -28,9 +28,11 @@ $(STAMPS)/node: ingest-node/package.json ingest-node/package-lock.json
 	cd ingest-node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## make demo: a trimmed real Binance recording through the whole pipeline, candles printed from Redis
+## make demo [TRANSPORT=inmemory]: a trimmed real Binance recording through the whole pipeline, candles
+## read back with LiveFeatureStream (from a private redis-server, or the in-memory bus without Redis)
+TRANSPORT ?= auto
 demo: setup
-	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20
+	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20 --transport $(TRANSPORT)
 
 ## make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max REDIS_URL=redis://HOST:PORT/DB
 replay: setup

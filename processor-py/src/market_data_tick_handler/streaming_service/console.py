@@ -100,6 +100,9 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
             f"published           {s['candles_published']} candles in {s['round_trips']} round trips"
             f" ({s['messages_published']} messages; retries {s['publish_retries']}, lost {s['candles_lost']})"
         )
+        trouble = {k: s.get(k, 0) for k in ("backlog_max_frames", "stream_duplicates", "publish_errors")}
+        if any(trouble.values()):
+            lines.append("  while publishing  " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
         if s.get("records_published") or s.get("records_lost"):
             lines.append(f"  and records       {s['records_published']} (lost {s['records_lost']})")
     return lines
