@@ -1,12 +1,19 @@
 """ServeMode on a real redis-server and on the in-memory bus."""
 
 import asyncio
+import logging
+import shutil
+import subprocess
+import time
 
 import orjson
+import pytest
+import redis
 import redis.asyncio as aioredis
 
+from market_data_tick_handler.devtools.local_redis import free_port
 from market_data_tick_handler.redact import redact_url
-from market_data_tick_handler.streaming_service import CandleBatch, ServeConfig, ServeMode
+from market_data_tick_handler.streaming_service import CandleBatch, LiveFeatureStream, ServeConfig, ServeMode
 from market_data_tick_handler.streaming_service.candle_processor import Candle
 from market_data_tick_handler.streaming_service.modes.serve_mode import StreamIds
 from market_data_tick_handler.streaming_service.transport import InMemoryBus, InMemoryTransport
@@ -194,3 +201,56 @@ async def test_inmemory_transport_keeps_streams_and_latest_like_redis():
     ]  # capped at 2
     assert orjson.loads(bus.hget("candles:latest:BTC-USDT:1m", "binance"))["candle"]["close"] == 3.0
     assert bus.hkeys("candles:latest:BTC-USDT:1m") == ["binance"]
+
+
+@pytest.fixture
+def tls_acl_redis(tmp_path):
+    """A real redis-server that speaks only TLS and knows only the ACL user ``app`` (password ``s3cret``)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make the test certificate")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", tmp_path / "key.pem",
+         "-out", tmp_path / "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", tmp_path / "cert.pem", "--tls-key-file", tmp_path / "key.pem",
+         "--tls-ca-cert-file", tmp_path / "cert.pem", "--tls-auth-clients", "no", "--save", "",
+         "--appendonly", "no", "--dir", tmp_path, "--user", "app", "on", ">s3cret", "~*", "&*", "+@all",
+         "--user", "default", "off"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"rediss://app:s3cret@127.0.0.1:{port}/0?ssl_ca_certs={tmp_path / 'cert.pem'}"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+async def test_tls_and_an_acl_user_with_a_password_work_and_the_password_is_never_logged(
+    tls_acl_redis, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    serve = ServeMode(ServeConfig(transport="redis", redis_url=tls_acl_redis))
+    await serve.start()
+    await serve.publish(CandleBatch.from_candles([_candle(close=61_700.5)]), T_IN + 60_000_000)
+    async with LiveFeatureStream("BTC-USDT", "1m", "binance", tls_acl_redis, last=1) as stream:
+        candle = await anext(aiter(stream))
+    assert candle["candle"]["close"] == 61_700.5 and candle["timestamp_in"] == "2024-08-09T00:00:00.000000Z"
+    await serve.close()
+    # a wrong password is refused, not retried forever, and not logged either
+    wrong = tls_acl_redis.replace("s3cret", "wr0ng-pass")
+    with pytest.raises(redis.AuthenticationError):
+        async with LiveFeatureStream("BTC-USDT", "1m", "binance", wrong) as stream:
+            pass
+    assert "rediss://app:***@127.0.0.1" in caplog.text
+    assert "s3cret" not in caplog.text and "wr0ng-pass" not in caplog.text
