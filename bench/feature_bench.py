@@ -7,8 +7,8 @@
    ``redis-cli psubscribe 'candles:*'`` subscriber reading everything. The wall clock is driven by the
    bench: each minute boundary closes 100 x 2 candles at once. Measured: from the clock passing the
    boundary (``TickHandler.advance``) until Redis has acknowledged every command of those candles
-   (3 PUBLISH, XADD, HSET each); p50/p99 over the bursts, split into close + features and serialise + publish. Baseline, same run: the same
-   bursts with features off.
+   (3 PUBLISH, XADD, HSET each); p50/p99 over the bursts, split into close + features and serialise +
+   publish. Baseline, same run: the same bursts with features off.
 """
 
 from __future__ import annotations

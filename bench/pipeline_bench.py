@@ -2,8 +2,8 @@
 
 1. Baseline, same run: Node synthetic trades -> ZeroMQ -> Python that only decodes the frames.
 2. Throughput: Node synthetic trades (100 symbols, as fast as possible) -> ZeroMQ -> Python candles on
-   six timeframes -> Redis PUBLISH on a private redis-server; trades/s from the first frame to the last
-   candle published, and the ratio to the baseline.
+   six timeframes -> serve mode (PUBLISH, XADD, HSET) on a private redis-server; trades/s from the first
+   frame to the last candle published, and the ratio to the baseline.
 3. Latency at a paced 20k trades/s. Event time runs 60x faster than the wall clock, so a 15 s boundary
    (100 candles closing together) comes four times a second instead of every 15 s: a harsh load.
    Per trade: ingester receipt -> processed, and every candle its frame closed published (p50/p99 over
@@ -144,7 +144,7 @@ def main() -> None:
         full = pipeline(url, "max", args.trades)
         rate = full["ticks_by_type"]["trade"] / full["elapsed_s"]
         print(
-            f"throughput {SYMBOLS} symbols, candles on 6 timeframes + Redis PUBLISH:"
+            f"throughput {SYMBOLS} symbols, candles on 6 timeframes + serve mode to Redis:"
             f" {rate / 1e6:.2f} M trades/s"
             f" ({full['counts']['candles_out']} candles; {rate / baseline:.0%} of the baseline)",
             flush=True,

@@ -89,17 +89,11 @@ def read_stats(tmp_path: Path) -> dict:
 
 
 def replay(
-    files: list[Path],
-    exchange: str,
-    symbols: str,
-    redis_url: str,
-    tmp_path: Path,
-    config: str | None = None,
-    ingest_args: tuple[str, ...] = (),
+    files, exchange, symbols, redis_url, tmp_path, **options
 ) -> tuple[subprocess.CompletedProcess, dict]:
-    """Replays ``files`` at full speed through the whole pipeline into ``redis_url``; returns the run and
-    its final stats (``--stats-json``)."""
-    cmd = replay_command(files, exchange, symbols, redis_url, tmp_path, config, ingest_args)
+    """Runs ``replay_command`` (at full speed unless ``speed`` is in ``options``) to its end; returns the
+    run and its final stats (``--stats-json``)."""
+    cmd = replay_command(files, exchange, symbols, redis_url, tmp_path, **options)
     run = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=240)
     return run, read_stats(tmp_path)
 

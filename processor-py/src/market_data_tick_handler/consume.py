@@ -16,6 +16,7 @@ import sys
 
 from redis.exceptions import RedisError
 
+from .logging_setup import configure_logging
 from .streaming_service.console import CandleTable
 from .streaming_service.consumers import LiveFeatureStream
 from .streaming_service.consumers.live_feature_stream import DEFAULT_REDIS_URL
@@ -65,11 +66,7 @@ async def consume(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     try:
         return asyncio.run(consume(args))
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, StreamingConfig, load_config
+from .logging_setup import configure_logging
 from .redact import redact_url
 from .streaming_service.console import CandleTable, summary_lines
 from .streaming_service.instrument_service import InstrumentMapper
@@ -136,11 +137,7 @@ async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     modes = [m.strip() for m in args.mode.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown:
