@@ -1,4 +1,5 @@
 // Shared test helpers (no network: everything on 127.0.0.1 / inproc).
+import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -6,6 +7,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { readLines } from '../src/replay/recording.js'
+import { toUs } from '../src/convert.js'
 import { Batcher } from '../src/batcher.js'
 import { decodeFrame, frameToRows } from '../src/wire/index.js'
 
@@ -171,4 +173,23 @@ export async function throughWire (messages, { exchange, symbols, dataTypes }) {
  */
 export function rowsOfType (frames, type) {
   return frames.filter((f) => f.header.type === type).flatMap((f) => f.rows.map((r) => ({ ...r, symbol: f.header.symbols[r.sym] })))
+}
+
+/**
+ * A normalized trade from tardis-dev equals the one expected from the raw frames.
+ * @param {any} m @param {{symbol: string, id: string, price: number, amount: number, side: string, timestampMs: number}} e
+ * @param {string} exchange @param {string} where
+ */
+export function assertTrade (m, e, exchange, where) {
+  assert.equal(m.type, 'trade', where)
+  assert.equal(m.exchange, exchange, where)
+  assert.equal(m.symbol, e.symbol, where)
+  assert.equal(m.id, e.id, where)
+  assert.equal(m.price, e.price, where)
+  assert.equal(m.amount, e.amount, where)
+  assert.equal(m.side, e.side, where)
+  assert.ok(m.timestamp instanceof Date, where)
+  assert.equal(m.timestamp.valueOf(), e.timestampMs, where)
+  assert.equal(toUs(m.timestamp), e.timestampMs * 1000, where)
+  assert.ok(m.localTimestamp instanceof Date, where)
 }

@@ -9,7 +9,8 @@ import { openReplay } from '../src/sources/replay.js'
 import { toUs } from '../src/convert.js'
 import { memoryLog } from '../src/log.js'
 import {
-  BITMEX_WS, cryptofeedReceived, collect, topLevels, levelsOf, distinctTops, throughWire, rowsOfType, tmpDir, writeCryptofeed
+  BITMEX_WS, cryptofeedReceived, collect, topLevels, levelsOf, distinctTops, throughWire, rowsOfType, tmpDir, writeCryptofeed,
+  assertTrade
 } from './helpers.js'
 
 const SYMBOLS = ['XRPU21', 'UNIUSDT', 'XBTUSD', 'ADAUSDT', 'SOLUSDT', 'TRXU21', 'EOSUSDT', 'TRXUSDT', 'BCHUSD', 'MATICUSDT']
@@ -61,18 +62,6 @@ function bookStates (frames, from = 0) {
   return states
 }
 
-/** @param {any} m @param {any} e @param {string} where */
-function assertTrade (m, e, where) {
-  assert.equal(m.type, 'trade', where)
-  assert.equal(m.exchange, 'bitmex', where)
-  assert.equal(m.symbol, e.symbol, where)
-  assert.equal(m.id, e.id, where)
-  assert.equal(m.price, e.price, where)
-  assert.equal(m.amount, e.amount, where)
-  assert.equal(m.side, e.side, where)
-  assert.equal(toUs(m.timestamp), e.timestampMs * 1000, where)
-}
-
 /** @param {any[]} snapshots tardis-dev book snapshots @param {Map<string, any[]>} states @param {string} what */
 function assertBooks (snapshots, states, what) {
   for (const symbol of SYMBOLS) {
@@ -102,7 +91,7 @@ describe('replay bitmex (cryptofeed capture)', () => {
     const want = expectedTrades()
     assert.equal(want.length, 17, 'the capture holds 17 new trades')
     assert.equal(trades.length, want.length)
-    trades.forEach((m, i) => assertTrade(m, want[i], `trade #${i}`))
+    trades.forEach((m, i) => assertTrade(m, want[i], 'bitmex', `trade #${i}`))
     const books = msgs.filter((m) => m.type === 'book_snapshot')
     assert.ok(books.length > 500, `book snapshots (${books.length})`)
     assertBooks(books, bookStates(RAW), 'no cut')
@@ -129,7 +118,7 @@ describe('replay bitmex (cryptofeed capture)', () => {
     const trades = msgs.filter((m) => m.type === 'trade')
     const want = expectedTrades()
     assert.equal(trades.length, want.length, 'no trade lost around the drop')
-    trades.forEach((m, i) => assertTrade(m, want[i], `trade #${i}`))
+    trades.forEach((m, i) => assertTrade(m, want[i], 'bitmex', `trade #${i}`))
     assert.ok(msgs.slice(at).some((m) => m.type === 'trade'), 'trades after the reconnect')
 
     // the server sent the subscribed tables' frames in recorded order and cut after `cutAfter` of them

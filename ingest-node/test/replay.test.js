@@ -3,9 +3,8 @@
 import { test, describe, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { openReplay } from '../src/sources/replay.js'
-import { toUs } from '../src/convert.js'
 import { memoryLog } from '../src/log.js'
-import { SPOT_0808, tmpDir, headLines, writeGz, expectedTrades, collect } from './helpers.js'
+import { SPOT_0808, tmpDir, headLines, writeGz, expectedTrades, collect, assertTrade } from './helpers.js'
 
 const SLICE_LINES = 4000 // includes the unwrapped REST depth snapshot (line 8), depth, bookTicker and trade frames
 
@@ -19,22 +18,6 @@ before(async () => {
   assert.ok(expected.length > 500, 'the slice has trades')
 })
 
-/** @param {any} m @param {any} e @param {number} i */
-function assertTrade (m, e, i) {
-  const where = `trade #${i} (id ${e.id})`
-  assert.equal(m.type, 'trade', where)
-  assert.equal(m.exchange, 'binance', where)
-  assert.equal(m.symbol, e.symbol, where)
-  assert.equal(m.id, e.id, where)
-  assert.equal(m.price, e.price, where)
-  assert.equal(m.amount, e.amount, where)
-  assert.equal(m.side, e.side, where)
-  assert.ok(m.timestamp instanceof Date, where)
-  assert.equal(m.timestamp.valueOf(), e.timestampMs, where)
-  assert.equal(toUs(m.timestamp), e.timestampMs * 1000, where)
-  assert.ok(m.localTimestamp instanceof Date, where)
-}
-
 describe('replay through tardis-dev streamNormalized', () => {
   test('every @trade line comes out normalized, then exactly one end', { timeout: 30000 }, async () => {
     const log = memoryLog()
@@ -46,7 +29,7 @@ describe('replay through tardis-dev streamNormalized', () => {
     assert.equal(msgs.filter((m) => m.type === 'disconnect').length, 0, 'the final close is the end, not a disconnect')
     const trades = msgs.filter((m) => m.type === 'trade')
     assert.equal(trades.length, expected.length)
-    trades.forEach((m, i) => assertTrade(m, expected[i], i))
+    trades.forEach((m, i) => assertTrade(m, expected[i], 'binance', `trade #${i} (id ${expected[i].id})`))
     assert.equal(source.stats.server.sent, expected.length)
     assert.equal(source.stats.server.skipped, SLICE_LINES - expected.length, 'everything not subscribed is counted as skipped')
     assert.equal(source.stats.recording.bad, 0)
@@ -69,7 +52,7 @@ describe('replay through tardis-dev streamNormalized', () => {
     assert.deepEqual(d.symbols, ['btcusdt'])
     const trades = msgs.filter((m) => m.type === 'trade')
     assert.equal(trades.length, expected.length, 'nothing lost around the drop')
-    trades.forEach((m, i) => assertTrade(m, expected[i], i))
+    trades.forEach((m, i) => assertTrade(m, expected[i], 'binance', `trade #${i} (id ${expected[i].id})`))
     assert.equal(source.stats.server.cuts, 1)
     assert.equal(source.stats.server.connections, 2)
     assert.equal(source.stats.tardis.reconnects, 1)
@@ -94,7 +77,7 @@ describe('replay through tardis-dev streamNormalized', () => {
     const trades = msgs.filter((m) => m.type === 'trade')
     const exp = expectedTrades(lines)
     assert.equal(trades.length, exp.length)
-    trades.forEach((m, i) => assertTrade(m, exp[i], i))
+    trades.forEach((m, i) => assertTrade(m, exp[i], 'binance', `trade #${i} (id ${exp[i].id})`))
     assert.equal(msgs.at(-1).reason, 'replay_finished')
   })
 
