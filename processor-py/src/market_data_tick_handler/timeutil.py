@@ -34,11 +34,6 @@ def iso_us(us: int) -> str:
     return f"{prefix}{hours:02d}:{minutes:02d}:{seconds:02d}.{micros:06d}Z"
 
 
-def iso_us_array(us: np.ndarray) -> list[str]:
-    """``iso_us`` of a whole array at once."""
-    return np.datetime_as_string(us.astype("datetime64[us]"), unit="us", timezone="UTC").tolist()
-
-
 def to_us_array(values) -> np.ndarray:
     """Timestamps given as µs integers, datetimes (numpy, pandas or Python) or ISO strings, as int64 µs."""
     array = np.asarray(values)

@@ -5,6 +5,13 @@ A candle message::
     {"type": "candle", "exchange", "symbol", "exchange_symbol", "timeframe",
      "timestamp_in", "local_timestamp", "timestamp_out", "candle": {...}, "hft_features": {...}}
 
+    "candle": {"open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap",
+               "trade_count", "first_trade_time", "last_trade_time", "is_empty", "has_gap", "is_partial",
+               "revision"}
+
+(field meanings: ``candle_processor/candle.py``; the features: ``hft_features/catalogue.py``). Its JSON is
+written by ``candle_json.py`` in one compiled pass per part, keys in this order.
+
 ``hft_features`` is there only on the ``hft_timeframes`` (not on revisions); a null feature is ``null``.
 
 ``timestamp_in`` is the bucket start (exchange clock); ``local_timestamp`` is when closing the candle
@@ -27,8 +34,11 @@ from dataclasses import fields
 from functools import cache
 from typing import Any
 
-from ..timeutil import iso_us, iso_us_array
-from .candle_processor import CandleBatch
+import orjson
+
+from ..timeutil import iso_us
+from .candle_json import encode_part
+from .candle_processor import CandleBatch, CandleColumns
 from .data_types.records import TIMESTAMP_FIELDS, BookSnapshot, Record
 
 
@@ -57,65 +67,21 @@ def record_messages(records: Iterable[Record]) -> list[dict[str, Any]]:
     return [record_message(r) for r in records]
 
 
-def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[list[dict[str, Any]]]:
-    """Every candle of ``batch`` as a JSON-ready message, in order, one list per part (the candles of one
-    timeframe's bucket), so that a publisher can send a part while the next one is being built."""
-    local, out = iso_us(local_us), iso_us(out_us)
+def candle_payloads(
+    batch: CandleBatch, local_us: int, out_us: int, chunk: int | None = None
+) -> Iterator[tuple[CandleColumns, list[bytes]]]:
+    """The JSON of every candle of ``batch``, in order: each part (the candles of one timeframe's
+    bucket), or each run of at most ``chunk`` candles of it, with its JSON messages, so that a publisher
+    can send one while the next is being written (``candle_json``: one compiled pass for each)."""
     exchange, symbols, exchange_symbols = batch.exchange, batch.symbols, batch.exchange_symbols
     for part in batch.parts:
-        messages: list[dict[str, Any]] = []
-        append = messages.append
-        timeframe, start = part.timeframe, iso_us(part.timestamp_in)
-        partial = part.is_partial
-        empty = part.is_empty.tolist()
-        first = iso_us_array(part.first_trade_time)
-        last = iso_us_array(part.last_trade_time)
-        vwap = part.vwap.tolist()
-        features = part.features.records() if part.features is not None else None
-        rows = zip(
-            part.slots.tolist(),
-            part.open.tolist(),
-            part.high.tolist(),
-            part.low.tolist(),
-            part.close.tolist(),
-            part.volume.tolist(),
-            part.buy_volume.tolist(),
-            part.sell_volume.tolist(),
-            part.trade_count.tolist(),
-            part.has_gap.tolist(),
-            part.revision.tolist(),
-            strict=True,
-        )
-        for k, (s, o, h, lo, c, v, b, sv, n, gap, revision) in enumerate(rows):
-            e = empty[k]
-            message = {
-                "type": "candle",
-                "exchange": exchange,
-                "symbol": symbols[s],
-                "exchange_symbol": exchange_symbols[s],
-                "timeframe": timeframe,
-                "timestamp_in": start,
-                "local_timestamp": local,
-                "timestamp_out": out,
-                "candle": {
-                    "open": o,
-                    "high": h,
-                    "low": lo,
-                    "close": c,
-                    "volume": v,
-                    "buy_volume": b,
-                    "sell_volume": sv,
-                    "vwap": None if e else vwap[k],
-                    "trade_count": n,
-                    "first_trade_time": None if e else first[k],
-                    "last_trade_time": None if e else last[k],
-                    "is_empty": e,
-                    "has_gap": gap,
-                    "is_partial": partial,
-                    "revision": revision,
-                },
-            }
-            if features is not None:
-                message["hft_features"] = features[k]
-            append(message)
-        yield messages
+        step = chunk or len(part) or 1
+        for start in range(0, len(part), step):
+            rows = part.rows(start, start + step)
+            yield rows, encode_part(rows, exchange, symbols, exchange_symbols, local_us, out_us)
+
+
+def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[list[dict[str, Any]]]:
+    """``candle_payloads`` decoded, one list per part: the messages as dicts (for printing and tests)."""
+    for _, payloads in candle_payloads(batch, local_us, out_us):
+        yield [orjson.loads(p) for p in payloads]

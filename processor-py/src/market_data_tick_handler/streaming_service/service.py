@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 import zmq
 import zmq.asyncio
 
@@ -28,7 +29,7 @@ from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
 from .hft_features.feature_engine import compile_step
 from .ingest import IngesterProcess
-from .messages import candle_messages
+from .messages import candle_payloads
 from .modes import ServeMode
 from .tick_processor.tick_handler import CandleSettings, TickHandler
 
@@ -240,14 +241,14 @@ class StreamingService:
         for k, batch in enumerate(batches):
             local = now_us()
             if self.serve is not None:
-                messages = await self.serve.publish(batch, local, records if k == 0 and records else ())
+                payloads = await self.serve.publish(batch, local, records if k == 0 and records else ())
             elif self.on_candle is not None:
-                messages = [m for part in candle_messages(batch, local, now_us()) for m in part]
+                payloads = [p for part in candle_payloads(batch, local, now_us()) for p in part]
             else:
                 continue
             if self.on_candle is not None:
-                for message in messages:
-                    self.on_candle(message)
+                for payload in payloads:
+                    self.on_candle(orjson.loads(payload))
 
     async def _finish(self) -> int:
         self._end_mono = mono_us()

@@ -9,7 +9,7 @@ demand, for callers that want one record per candle.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, overload
 
 import numpy as np
@@ -46,6 +46,20 @@ class CandleColumns:
 
     def __len__(self) -> int:
         return len(self.slots)
+
+    def rows(self, start: int, stop: int) -> CandleColumns:
+        """Candles ``start:stop`` of this part (views, not copies)."""
+        if start == 0 and stop >= len(self):
+            return self
+        sliced = {
+            name: value[start:stop]
+            for name in self.__dataclass_fields__
+            if isinstance(value := getattr(self, name), np.ndarray)
+        }
+        features = self.features
+        if features is not None:
+            features = type(features)(features.names, features.values[start:stop])
+        return replace(self, **sliced, features=features)
 
     def candles(self, exchange: str, symbols: Sequence[str], exchange_symbols: Sequence[str]) -> list[Candle]:
         tf, start, partial = self.timeframe, self.timestamp_in, self.is_partial

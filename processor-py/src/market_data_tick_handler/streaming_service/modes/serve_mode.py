@@ -31,7 +31,7 @@ from ...timeutil import now_us
 from ..candle_processor import CandleBatch
 from ..data_types.records import Record
 from ..keys import candle_channels, candle_latest_key, candle_stream_key, record_channels
-from ..messages import candle_messages, record_message
+from ..messages import candle_payloads, record_message
 from ..transport import Entry, InMemoryTransport, PublishError, RedisTransport, StreamTarget, Transport
 
 log = logging.getLogger(__name__)
@@ -120,19 +120,20 @@ class ServeMode:
         await self.transport.connect()
         log.info("serve mode publishing to %s", self.transport.describe())
 
-    def _candle_entries(self, batch: CandleBatch, local_us: int, messages: list) -> Iterator[list[Entry]]:
-        exchange, next_id = batch.exchange, self.ids.next
-        for part, part_messages in zip(batch.parts, candle_messages(batch, local_us, now_us()), strict=True):
-            messages.extend(part_messages)
-            bucket_ms, timeframe = part.timestamp_in // 1000, part.timeframe
-            for i in range(0, len(part_messages), CHUNK):
-                chunk = []
-                for m in part_messages[i : i + CHUNK]:
-                    channels, stream, latest = _names(exchange, m["symbol"], timeframe)
-                    entry_id, newest = next_id(stream, bucket_ms, m["candle"]["revision"])
-                    target = StreamTarget(stream, entry_id, latest if newest else None, exchange)
-                    chunk.append(Entry(channels, orjson.dumps(m), target))
-                yield chunk
+    def _candle_entries(self, batch: CandleBatch, local_us: int, sent: list[bytes]) -> Iterator[list[Entry]]:
+        exchange, symbols, next_id = batch.exchange, batch.symbols, self.ids.next
+        for rows, payloads in candle_payloads(batch, local_us, now_us(), CHUNK):
+            sent += payloads
+            bucket_ms, timeframe = rows.timestamp_in // 1000, rows.timeframe
+            chunk = []
+            for slot, revision, payload in zip(
+                rows.slots.tolist(), rows.revision.tolist(), payloads, strict=True
+            ):
+                channels, stream, latest = _names(exchange, symbols[slot], timeframe)
+                entry_id, newest = next_id(stream, bucket_ms, revision)
+                target = StreamTarget(stream, entry_id, latest if newest else None, exchange)
+                chunk.append(Entry(channels, payload, target))
+            yield chunk
 
     @staticmethod
     def _record_entries(records: Sequence[Record]) -> Iterator[list[Entry]]:
@@ -144,21 +145,21 @@ class ServeMode:
 
     async def publish(
         self, batch: CandleBatch | None, local_us: int, records: Sequence[Record] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> list[bytes]:
         """Publish every candle of ``batch`` and every record of ``records`` in one round trip;
         ``local_us`` is when closing the candles began, ``timestamp_out`` is stamped just before
-        serialising. Each chunk is sent as soon as it is serialised. Returns the candle messages.
+        serialising. Each chunk is sent as soon as it is serialised. Returns the candles' JSON messages.
         Returns once Redis has acknowledged them, or, when Redis cannot be reached, once they wait in the
         backlog."""
         batch = batch if batch else None
         if batch is None and not records:
             return []
-        messages: list[dict[str, Any]] = []
+        payloads: list[bytes] = []
         sent: list[Sequence[Entry]] = []
 
         def serialised() -> Iterator[Sequence[Entry]]:
             if batch is not None:
-                for chunk in self._candle_entries(batch, local_us, messages):
+                for chunk in self._candle_entries(batch, local_us, payloads):
                     sent.append(chunk)
                     yield chunk
             for chunk in self._record_entries(records):
@@ -168,7 +169,7 @@ class ServeMode:
         candles = len(batch) if batch is not None else 0
         if self._backlog:  # keep the order: behind what is waiting
             self._enqueue(_Frame(list(serialised()), candles, len(records), 0))
-            return messages
+            return payloads
         chunks = serialised()
         try:
             result = await self.transport.publish_many(chunks)
@@ -179,12 +180,12 @@ class ServeMode:
                 "publish failed (%s): %d candles and %d records wait for Redis", exc, candles, len(records)
             )
             self._enqueue(_Frame(sent, candles, len(records), 0))
-            return messages
+            return payloads
         except PublishError as exc:
             self._refused(exc, candles, len(records))
-            return messages
+            return payloads
         self._count(_Frame(sent, candles, len(records), 0), result.duplicates)
-        return messages
+        return payloads
 
     def _count(self, frame: _Frame, duplicates: int) -> None:
         s = self.stats

@@ -1,0 +1,161 @@
+"""The compiled candle JSON writer against the message format, built here from the columns by hand."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from market_data_tick_handler.streaming_service.candle_json import encode_part
+from market_data_tick_handler.streaming_service.candle_processor.candle_batch import CandleColumns
+from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
+
+EPOCH = datetime(1970, 1, 1)
+MAX_US = 4_102_444_800_000_000  # 2100-01-01
+
+
+def iso(us: int) -> str:
+    return (EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def expected(part: CandleColumns, exchange, symbols, exchange_symbols, local_us, out_us) -> list[bytes]:
+    """The message of each candle as the docs define it (messages.py), encoded by orjson."""
+    out = []
+    for k in range(len(part)):
+        slot, empty = int(part.slots[k]), bool(part.is_empty[k])
+        vwap = float(part.vwap[k])
+        candle = {
+            "open": float(part.open[k]),
+            "high": float(part.high[k]),
+            "low": float(part.low[k]),
+            "close": float(part.close[k]),
+            "volume": float(part.volume[k]),
+            "buy_volume": float(part.buy_volume[k]),
+            "sell_volume": float(part.sell_volume[k]),
+            "vwap": None if empty or math.isnan(vwap) else vwap,
+            "trade_count": int(part.trade_count[k]),
+            "first_trade_time": None if empty else iso(int(part.first_trade_time[k])),
+            "last_trade_time": None if empty else iso(int(part.last_trade_time[k])),
+            "is_empty": empty,
+            "has_gap": bool(part.has_gap[k]),
+            "is_partial": part.is_partial,
+            "revision": int(part.revision[k]),
+        }
+        message = {
+            "type": "candle",
+            "exchange": exchange,
+            "symbol": symbols[slot],
+            "exchange_symbol": exchange_symbols[slot],
+            "timeframe": part.timeframe,
+            "timestamp_in": iso(part.timestamp_in),
+            "local_timestamp": iso(local_us),
+            "timestamp_out": iso(out_us),
+            "candle": candle,
+        }
+        if part.features is not None:
+            row = part.features.values[k].tolist()
+            message["hft_features"] = {
+                n: None if math.isnan(v) else v for n, v in zip(part.features.names, row, strict=True)
+            }
+        out.append(orjson.dumps(message))
+    return out
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+maybe_nan = st.one_of(finite, st.just(math.nan))
+times = st.integers(0, MAX_US)
+
+
+@st.composite
+def parts(draw) -> tuple[CandleColumns, list[str], list[str]]:
+    n = draw(st.integers(1, 12))
+    symbols = draw(st.lists(st.text(min_size=1, max_size=12), min_size=n, max_size=n, unique=True))
+    exchange_symbols = [s.lower().replace("-", "") + "x" for s in symbols]
+
+    def column(strategy, dtype):
+        return np.array(draw(st.lists(strategy, min_size=n, max_size=n)), dtype=dtype)
+
+    features = None
+    if draw(st.booleans()):
+        names = draw(st.lists(st.text(min_size=1, max_size=12), min_size=1,
+                              max_size=25, unique=True))  # fmt: skip
+        values = np.array(
+            draw(
+                st.lists(
+                    st.lists(maybe_nan, min_size=len(names), max_size=len(names)), min_size=n, max_size=n
+                )
+            )
+        )
+        features = FeatureColumns(tuple(names), values.reshape(n, len(names)))
+    part = CandleColumns(
+        timeframe=draw(st.sampled_from(["15s", "1m", "5m", "15m", "4h", "24h"])),
+        timestamp_in=draw(times),
+        slots=np.arange(n)[::-1].copy(),
+        open=column(maybe_nan, np.float64),
+        high=column(maybe_nan, np.float64),
+        low=column(maybe_nan, np.float64),
+        close=column(maybe_nan, np.float64),
+        volume=column(finite, np.float64),
+        buy_volume=column(finite, np.float64),
+        sell_volume=column(finite, np.float64),
+        vwap=column(maybe_nan, np.float64),
+        trade_count=column(st.integers(0, 2**62), np.int64),
+        first_trade_time=column(times, np.int64),
+        last_trade_time=column(times, np.int64),
+        is_empty=column(st.booleans(), np.bool_),
+        has_gap=column(st.booleans(), np.bool_),
+        is_partial=draw(st.booleans()),
+        revision=column(st.integers(0, 1000), np.int64),
+        features=features,
+    )
+    return part, symbols, exchange_symbols
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts(), times, times)
+def test_every_byte_equals_the_documented_message(generated, local_us, out_us):
+    part, symbols, exchange_symbols = generated
+    got = encode_part(part, "binance", symbols, exchange_symbols, local_us, out_us)
+    assert got == expected(part, "binance", symbols, exchange_symbols, local_us, out_us)
+
+
+def test_a_hand_written_candle():
+    """One candle, its JSON written out by hand."""
+    part = CandleColumns(
+        timeframe="1m",
+        timestamp_in=1_723_161_600_000_000,  # 2024-08-09T00:00:00Z
+        slots=np.array([0]),
+        open=np.array([61_700.5]),
+        high=np.array([61_750.0]),
+        low=np.array([61_690.25]),
+        close=np.array([61_720.0]),
+        volume=np.array([1.5]),
+        buy_volume=np.array([1.0]),
+        sell_volume=np.array([0.5]),
+        vwap=np.array([61_710.125]),
+        trade_count=np.array([3]),
+        first_trade_time=np.array([1_723_161_600_000_001]),
+        last_trade_time=np.array([1_723_161_659_999_999]),
+        is_empty=np.array([False]),
+        has_gap=np.array([True]),
+        is_partial=False,
+        revision=np.array([0]),
+        features=FeatureColumns(("sma_5", "rsi_5"), np.array([[61_700.0, np.nan]])),
+    )
+    [payload] = encode_part(
+        part, "binance", ["BTC-USDT"], ["btcusdt"], 1_723_161_660_000_250, 1_723_161_660_001_000
+    )
+    assert payload == (
+        b'{"type":"candle","exchange":"binance","symbol":"BTC-USDT","exchange_symbol":"btcusdt",'
+        b'"timeframe":"1m","timestamp_in":"2024-08-09T00:00:00.000000Z",'
+        b'"local_timestamp":"2024-08-09T00:01:00.000250Z","timestamp_out":"2024-08-09T00:01:00.001000Z",'
+        b'"candle":{"open":61700.5,"high":61750.0,"low":61690.25,"close":61720.0,"volume":1.5,'
+        b'"buy_volume":1.0,"sell_volume":0.5,"vwap":61710.125,"trade_count":3,'
+        b'"first_trade_time":"2024-08-09T00:00:00.000001Z","last_trade_time":"2024-08-09T00:00:59.999999Z",'
+        b'"is_empty":false,"has_gap":true,"is_partial":false,"revision":0},'
+        b'"hft_features":{"sma_5":61700.0,"rsi_5":null}}'
+    )
