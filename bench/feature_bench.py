@@ -4,17 +4,20 @@
    batch of 100,000 candles of one series (engine only, and ``compute_batch`` with its records).
 2. Boundary burst, in one process on the real parts: 100 symbols with trades in every 15 s bucket,
    candles on 15s and 1m, features on both, published by ServeMode to a private redis-server with a
-   ``redis-cli psubscribe 'candles:*'`` subscriber reading everything. The wall clock is driven by the
+   ``redis-cli`` subscriber on one of the channels. The wall clock is driven by the
    bench: each minute boundary closes 100 x 2 candles at once. Measured: from the clock passing the
    boundary (``TickHandler.advance``) until Redis has acknowledged every command of those candles
    (3 PUBLISH, XADD, HSET each); p50/p99 over the bursts, split into close + features and serialise +
    publish. Baseline, same run: the same bursts with features off.
+3. The floor: the same bursts' commands, packed beforehand and written on a raw socket, timed until
+   Redis's reply to the closing PING. No publisher of these commands can be faster on this machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +30,8 @@ from market_data_tick_handler.devtools.local_redis import redis_server
 from market_data_tick_handler.streaming_service import HFTFeatureCalculator, ServeMode
 from market_data_tick_handler.streaming_service.hft_features import CandleInputs, FeatureEngine
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
+from market_data_tick_handler.streaming_service.transport import PublishResult
+from market_data_tick_handler.streaming_service.transport.redis_transport import PING, PONG, pack_entries
 from market_data_tick_handler.wire import encode_frame
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -93,17 +98,43 @@ def trade_frame(seq: int, bucket_start: int, rng: np.random.Generator, per_symbo
     )  # fmt: skip
 
 
-async def bursts(redis_url: str, features: bool, minutes: int) -> dict[str, np.ndarray]:
+class Recorder:
+    """A transport that keeps the RESP of each frame instead of sending it."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def describe(self) -> str:
+        return "recorder"
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish_many(self, chunks) -> PublishResult:
+        self.frames.append(b"".join(b"".join(pack_entries(c, 1000)) for c in chunks) + PING)
+        return PublishResult()
+
+
+def measured(i: int, size: int) -> bool:
+    """Minute boundaries (200 candles), after the 20-candle windows filled."""
+    return size == 2 * SYMBOLS and i > 4 * 25
+
+
+async def bursts(redis_url: str, features: bool, minutes: int, recorder: Recorder | None = None) -> dict:
     clock = [T0]
     timeframes = ("15s", "1m")
     settings = CandleSettings(timeframes, "wall", 0, hft_timeframes=timeframes if features else ())
     handler = TickHandler(settings, now=lambda: clock[0])
-    serve = ServeMode(ServeConfig(transport="redis", redis_url=redis_url))
+    serve = ServeMode(ServeConfig(transport="redis", redis_url=redis_url), transport=recorder)
     await serve.start()
-    await serve.transport._client.flushall()  # each run starts on empty streams
+    if recorder is None:
+        await serve.transport._client.flushall()  # each run starts on empty streams
     rng = np.random.default_rng(1)
     frames = [trade_frame(i, T0 + i * BUCKET, rng) for i in range(minutes * 4)]
-    close_us, publish_us, total_us, sizes = [], [], [], []
+    close_us, publish_us, total_us, recorded = [], [], [], []
     for i, frame in enumerate(frames):
         handler.handle_bytes(frame)
         clock[0] = T0 + (i + 1) * BUCKET  # the bucket's end: the boundary
@@ -113,14 +144,37 @@ async def bursts(redis_url: str, features: bool, minutes: int) -> dict[str, np.n
         for batch in closed:
             await serve.publish(batch, clock[0])
         t2 = time.perf_counter_ns()
-        size = sum(len(b) for b in closed)
-        if size == 2 * SYMBOLS and i > 4 * 25:  # minute boundaries, after the 20-candle windows filled
+        if measured(i, sum(len(b) for b in closed)):
             close_us.append((t1 - t0) / 1000)
             publish_us.append((t2 - t1) / 1000)
             total_us.append((t2 - t0) / 1000)
-            sizes.append(size)
+            if recorder is not None:
+                recorded.append(recorder.frames[-1])
     await serve.close()
-    return {"close": np.array(close_us), "publish": np.array(publish_us), "total": np.array(total_us)}
+    return {
+        "close": np.array(close_us),
+        "publish": np.array(publish_us),
+        "total": np.array(total_us),
+        "recorded": recorded,
+    }
+
+
+def redis_floor(redis_url: str, frames: list[bytes]) -> np.ndarray:
+    """Each frame written at once on a raw socket, timed until Redis has answered all of it."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
+        sock.recv(64)
+        took = []
+        for frame in frames:
+            t0 = time.perf_counter_ns()
+            sock.sendall(frame)
+            tail = b""
+            while not tail.endswith(PONG):
+                tail = (tail + sock.recv(1 << 20))[-len(PONG) :]
+            took.append((time.perf_counter_ns() - t0) / 1000)
+    return np.array(took)
 
 
 def pct(values: np.ndarray, q: float) -> str:
@@ -140,6 +194,9 @@ def main() -> None:
             time.sleep(0.3)
             minutes = 400
             results = {f: asyncio.run(bursts(url, f, minutes)) for f in (False, True)}
+            recorder = Recorder()
+            recorded = asyncio.run(bursts(url, True, minutes, recorder))["recorded"]
+            floor = redis_floor(url, recorded)
         finally:
             subscriber.terminate()
     base, with_features = results[False]["total"], results[True]["total"]
@@ -151,6 +208,12 @@ def main() -> None:
             f" serialise + publish p50 {pct(r['publish'], 50)}; {len(r['total'])} bursts)",
             flush=True,
         )
+    print(
+        f"burst      floor: the same {len(recorded)} bursts with features, packed beforehand"
+        f" ({np.mean([len(f) for f in recorded]) / 1e6:.2f} MB each) and written on a raw socket:"
+        f" Redis answers all of a burst after p50 {pct(floor, 50)}, p99 {pct(floor, 99)}",
+        flush=True,
+    )
     print(
         f"burst      features add {np.median(with_features) / np.median(base) - 1:+.0%} at p50"
         f" (p99 ratio {np.percentile(with_features, 99) / np.percentile(base, 99):.2f}); target p99 < 2 ms",
