@@ -1,8 +1,10 @@
-# Every command does its own setup: a virtualenv in .venv and `npm ci` in ingest-node.
+# Every command does its own setup: a virtualenv in .venv, `npm ci` in ingest-node, and the local BigQuery
+# emulator in its own virtualenv .venv-bqemu (its pins clash with the processor's).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+BQEMU_VENV := .venv-bqemu
 STAMPS := .stamps
 
 FILES ?= data/sample/binance-spot-btcusdt-trades.gz
@@ -12,15 +14,29 @@ SYMBOL ?= BTC-USDT
 SPEED ?= max
 REDIS_URL ?= redis://localhost:6379/0
 
-.PHONY: setup demo replay run-serve test lint bench vectors clean
+BQ_PROJECT ?= local-project
 
-setup: $(STAMPS)/python $(STAMPS)/node
+.PHONY: setup demo replay bq-emulator run-serve test lint bench vectors clean
+
+setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bqemu
 
 $(STAMPS)/python: processor-py/pyproject.toml
 	@mkdir -p $(STAMPS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e 'processor-py[dev]'
+	@touch $@
+
+# bqemulator, with DuckDB's spatial extension put in place offline under its private HOME
+$(STAMPS)/bqemu: processor-py/requirements-bqemu.txt
+	@mkdir -p $(STAMPS)
+	rm -rf $(BQEMU_VENV)
+	$(PYTHON) -m venv $(BQEMU_VENV)
+	$(BQEMU_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BQEMU_VENV)/bin/python -m pip install --quiet -r processor-py/requirements-bqemu.txt
+	mkdir -p $(BQEMU_VENV)/home
+	HOME=$(CURDIR)/$(BQEMU_VENV)/home $(BQEMU_VENV)/bin/python -c \
+	  "from duckdb_extensions import import_extension; import_extension('spatial')"
 	@touch $@
 
 $(STAMPS)/node: ingest-node/package.json ingest-node/package-lock.json
@@ -38,6 +54,11 @@ demo: setup
 replay: setup
 	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --source replay \
 	  --files $(FILES) --exchange $(EXCHANGE) --symbols $(SYMBOLS) --speed $(SPEED) --redis-url '$(REDIS_URL)'
+
+## make bq-emulator: a local BigQuery (bqemulator) on 127.0.0.1:9050 (REST) and :9060 (gRPC) until Ctrl-C, for
+## persist mode offline: main --mode streaming-candles-bigquery --bigquery-emulator http://127.0.0.1:9050,127.0.0.1:9060
+bq-emulator: setup
+	$(PY) -m market_data_tick_handler.devtools.bq_emulator --project $(BQ_PROJECT) --rest-port 9050 --grpc-port 9060
 
 ## make run-serve SYMBOL=BTC-USDT: live from the exchange (needs network and a Redis at REDIS_URL)
 run-serve: setup
@@ -65,4 +86,4 @@ vectors: setup
 	cd ingest-node && npm run --silent vectors
 
 clean:
-	rm -rf $(VENV) $(STAMPS) ingest-node/node_modules
+	rm -rf $(VENV) $(BQEMU_VENV) $(STAMPS) ingest-node/node_modules

@@ -7,6 +7,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # tests/support
 
+from market_data_tick_handler.devtools.bq_emulator import BigQueryEmulator
+from market_data_tick_handler.devtools.bq_emulator import bigquery_emulator as bq_emulator
 from market_data_tick_handler.devtools.local_redis import RedisServer, redis_server
 
 
@@ -26,3 +28,22 @@ def restartable_redis():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator():
+    """A private bqemulator (a real BigQuery REST and gRPC endpoint) for the whole session; tests keep
+    apart by using datasets of their own."""
+    with bq_emulator() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def restartable_bigquery_emulator():
+    """A private bqemulator that a test may ``kill()`` and ``start()`` again on the same ports; its tables
+    and rows are on disk, so they survive the kill (its write streams do not)."""
+    emulator = BigQueryEmulator().start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

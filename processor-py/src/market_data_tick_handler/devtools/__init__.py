@@ -1,1 +1,1 @@
-"""Helpers for running the pipeline locally: a private redis-server."""
+"""Helpers for running the pipeline locally: a private redis-server, a private BigQuery emulator."""
