@@ -62,19 +62,24 @@ def replay_command(
     files: list[Path],
     exchange: str,
     symbols: str,
-    redis_url: str,
+    redis_url: str | None,
     tmp_path: Path,
     config: str | None = None,
     ingest_args: tuple[str, ...] = (),
     speed: str = "max",
+    mode: str = "streaming-candles-serve",
+    extra_args: tuple[str, ...] = (),
 ) -> list[str]:
-    """The command line of a replay of ``files`` through the whole pipeline into ``redis_url``; its final
-    stats go to ``tmp_path/stats.json``. ``config``: a streaming.yaml text (default: the built-in one)."""
+    """The command line of a replay of ``files`` through the whole pipeline in ``mode`` (into ``redis_url``
+    when given); its final stats go to ``tmp_path/stats.json``. ``config``: a streaming.yaml text (default:
+    the built-in one); ``extra_args``: more options of the command line."""
     cmd = [
-        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-candles-serve",
+        sys.executable, "-m", "market_data_tick_handler.main", "--mode", mode,
         "--source", "replay", "--files", *map(str, files), "--exchange", exchange, "--symbols", symbols,
-        "--speed", speed, "--redis-url", redis_url, "--stats-json", str(tmp_path / "stats.json"),
+        "--speed", speed, "--stats-json", str(tmp_path / "stats.json"), *extra_args,
     ]  # fmt: skip
+    if redis_url is not None:
+        cmd += ["--redis-url", redis_url]
     if config is not None:
         (tmp_path / "streaming.yaml").write_text(config)
         cmd += ["--config", str(tmp_path / "streaming.yaml")]

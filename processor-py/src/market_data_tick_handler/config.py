@@ -31,7 +31,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class DataTypeConfig:
     """One entry of ``data_types``: ``batch_timeout`` (ms) is how long a batch of the type may wait
-    before it is flushed (read for persist mode; serve mode publishes every frame at once)."""
+    before it is flushed, for the tick tables of persist mode (not built yet; candle rows use
+    ``persist.bigquery.batch_timeout_ms``, and serve mode publishes every frame at once)."""
 
     enabled: bool = True
     source: str = "tardis_realtime"
@@ -120,6 +121,54 @@ class ServeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitioningConfig:
+    """Time partitioning of a BigQuery table: ``type`` HOUR (the finest BigQuery has), DAY, MONTH or
+    YEAR on the TIMESTAMP column ``field``; partitions older than ``ttl_days`` are deleted (null: kept)."""
+
+    type: Literal["HOUR", "DAY", "MONTH", "YEAR"] = "DAY"
+    field: str = "timestamp_out"
+    ttl_days: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """A local BigQuery emulator (``bqemulator``): its REST URL and its gRPC ``host:port`` (Storage Write
+    API). Set, it is used with anonymous credentials instead of the environment's."""
+
+    rest_url: str = "http://127.0.0.1:9050"
+    grpc_target: str = "127.0.0.1:9060"
+
+
+@dataclass(frozen=True, slots=True)
+class BigQueryConfig:
+    """``persist.bigquery``: where and how closed candles are written (docs/ARCHITECTURE.md "Persist mode").
+    ``target`` picks the dataset: ``auto`` = ``dataset_live`` for live sources, ``dataset_historical``
+    for replays. Credentials come only from the environment (GOOGLE_APPLICATION_CREDENTIALS or ADC)."""
+
+    project_id: str | None = None
+    dataset_live: str = "market_data_streaming_live"
+    dataset_historical: str = "market_data_streaming"
+    target: Literal["auto", "live", "historical"] = "auto"
+    location: str = "US"  # of datasets this creates
+    batch_size: int = 1000  # rows per append, at most
+    batch_timeout_ms: int = 60_000  # a row waits at most this long before its batch is sent
+    live_partitioning: PartitioningConfig = field(
+        default_factory=lambda: PartitioningConfig(type="HOUR", ttl_days=30)
+    )
+    historical_partitioning: PartitioningConfig = field(default_factory=PartitioningConfig)
+    clustering_fields: tuple[str, ...] = ("exchange", "symbol")
+    backlog_mb: int = 256  # encoded rows kept while BigQuery is unreachable; beyond it the oldest are dropped
+    close_timeout_s: float = 30.0  # at shutdown, how long to keep trying to write what is left
+    request_timeout_s: float = 30.0  # one API call, at most
+    emulator: EmulatorConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PersistConfig:
+    bigquery: BigQueryConfig = field(default_factory=BigQueryConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class CandlesConfig:
     timeframes: tuple[str, ...] = ("15s", "1m", "5m", "15m", "4h", "24h")
     enable_hft_features: bool = True
@@ -152,7 +201,7 @@ class StreamingConfig:
     modes: tuple[str, ...] = ("serve",)
     data_types: DataTypesConfig = field(default_factory=DataTypesConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
-    persist: dict[str, Any] = field(default_factory=dict)
+    persist: PersistConfig = field(default_factory=PersistConfig)
     candles: CandlesConfig = field(default_factory=CandlesConfig)
     live_instruments: dict[str, Any] = field(default_factory=dict)
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -239,6 +288,38 @@ def _data_types(raw: Any) -> DataTypesConfig:
     return dataclasses.replace(defaults, **changes)
 
 
+def _persist(raw: Any) -> PersistConfig:
+    if raw is None:
+        return PersistConfig()
+    if not isinstance(raw, dict) or set(raw) - {"bigquery"}:
+        raise ConfigError(f"persist: expected a mapping with the one key bigquery, got {raw!r}")
+    bq = dict(raw.get("bigquery") or {})
+    nested = {
+        "live_partitioning": PartitioningConfig(type="HOUR", ttl_days=30),
+        "historical_partitioning": PartitioningConfig(),
+        "emulator": EmulatorConfig(),
+    }
+    for name, default in nested.items():
+        if bq.get(name) is not None:
+            given = _build(type(default), bq[name], f"persist.bigquery.{name}")
+            bq[name] = dataclasses.replace(default, **{k: getattr(given, k) for k in bq[name]})
+    config = _build(BigQueryConfig, bq, "persist.bigquery")
+    for name in ("live_partitioning", "historical_partitioning"):
+        part = getattr(config, name)
+        if part.type not in ("HOUR", "DAY", "MONTH", "YEAR"):
+            raise ConfigError(
+                f"persist.bigquery.{name}.type: {part.type!r}; BigQuery partitions by HOUR (its finest:"
+                " there are no 5-minute partitions), DAY, MONTH or YEAR"
+            )
+        if part.ttl_days is not None and float(part.ttl_days) <= 0:
+            raise ConfigError(f"persist.bigquery.{name}.ttl_days: must be positive or null")
+    if config.target not in ("auto", "live", "historical"):
+        raise ConfigError(f"persist.bigquery.target: {config.target!r}; known: auto, live, historical")
+    if config.batch_size < 1 or config.batch_timeout_ms < 0:
+        raise ConfigError("persist.bigquery: batch_size must be positive and batch_timeout_ms >= 0")
+    return PersistConfig(config)
+
+
 def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
     raw = _expand(raw or {})
     top = {f.name for f in dataclasses.fields(StreamingConfig)}
@@ -252,11 +333,17 @@ def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
             "ingest.data_types: removed; what is streamed is set under data_types (the ingester's"
             " --data-types are computed from it, see docs/DATA_TYPES.md)"
         )
+    modes = tuple(raw.get("modes") or ("serve",))
+    unknown_modes = sorted(set(modes) - {"serve", "persist"})
+    if unknown_modes:
+        raise ConfigError(
+            f"modes: unknown {', '.join(unknown_modes)}; known: serve (Redis), persist (BigQuery)"
+        )
     return StreamingConfig(
-        modes=tuple(raw.get("modes") or ("serve",)),
+        modes=modes,
         data_types=_data_types(raw.get("data_types")),
         serve=_build(ServeConfig, raw.get("serve"), "serve"),
-        persist=dict(raw.get("persist") or {}),
+        persist=_persist(raw.get("persist")),
         candles=_build(CandlesConfig, raw.get("candles"), "candles"),
         live_instruments=dict(raw.get("live_instruments") or {}),
         ingest=_build(IngestConfig, raw.get("ingest"), "ingest"),

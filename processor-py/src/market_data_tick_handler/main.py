@@ -1,7 +1,9 @@
 """Command line: ``python -m market_data_tick_handler.main --mode streaming-candles-serve ...``.
 
-Modes (the seeds' walkthrough 8): ``streaming-candles-serve`` runs the pipeline and publishes candles
-to Redis (or the in-memory bus). The BigQuery and instrument modes are not built yet and say so.
+Modes (the seeds' walkthrough 8), alone or together (comma-separated): ``streaming-candles-serve``
+publishes the closed candles to Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them,
+with their features, to BigQuery tables. Without ``--mode``, streaming.yaml's ``modes`` (serve, persist)
+decide. ``streaming-ticks-bigquery`` and ``live-instruments-sync`` are not built yet and say so.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import ConfigError, StreamingConfig, load_config
+from .config import ConfigError, EmulatorConfig, StreamingConfig, load_config
 from .logging_setup import configure_logging
 from .redact import redact_url
+from .streaming_service.bigquery_client import WriteRefused
 from .streaming_service.console import CandleTable, summary_lines
 from .streaming_service.instrument_service import InstrumentMapper
-from .streaming_service.modes import ServeMode
+from .streaming_service.modes import PersistMode, ServeMode
+from .streaming_service.modes.persist_mode import summary_line
 from .streaming_service.service import StreamingService
 
 MODES = (
@@ -28,6 +32,8 @@ MODES = (
     "streaming-ticks-bigquery",
     "live-instruments-sync",
 )
+#: what each mode of the command line runs: streaming.yaml's `modes` names
+RUNS = {"streaming-candles-serve": "serve", "streaming-candles-bigquery": "persist"}
 log = logging.getLogger("market_data_tick_handler")
 
 
@@ -37,7 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--mode", default="streaming-candles-serve", help="comma-separated: " + ", ".join(MODES))
+    p.add_argument(
+        "--mode", help="comma-separated: " + ", ".join(MODES) + " (default: streaming.yaml's modes, or serve)"
+    )
     p.add_argument("--config", help="streaming.yaml (defaults are built in)")
     p.add_argument(
         "--symbol",
@@ -51,6 +59,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speed", help="replay speed: 1 (real time), N (N times faster) or max")
     p.add_argument("--redis-url", help="overrides serve.redis_url (credentials are never logged)")
     p.add_argument("--transport", choices=("redis", "inmemory"), help="overrides serve.transport")
+    p.add_argument("--bigquery-project", help="overrides persist.bigquery.project_id")
+    p.add_argument(
+        "--bigquery-target",
+        choices=("auto", "live", "historical"),
+        help="which dataset persist mode writes to (overrides persist.bigquery.target)",
+    )
+    p.add_argument(
+        "--bigquery-emulator",
+        metavar="REST_URL,GRPC_HOST:PORT",
+        help="write to a local bqemulator (anonymous credentials) instead of BigQuery",
+    )
     p.add_argument("--endpoint", help="ZeroMQ endpoint to bind (overrides ingest.endpoint)")
     p.add_argument(
         "--no-spawn", action="store_true", help="do not start the Node ingester (it runs elsewhere)"
@@ -108,28 +127,50 @@ def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> Stream
     candles = config.candles
     if args.warmup_candles:
         candles = dataclasses.replace(candles, hft_warmup_file=args.warmup_candles)
+    bigquery = config.persist.bigquery
+    bq_changes: dict = {}
+    if args.bigquery_project:
+        bq_changes["project_id"] = args.bigquery_project
+    if args.bigquery_target:
+        bq_changes["target"] = args.bigquery_target
+    if args.bigquery_emulator:
+        rest_url, _, grpc_target = args.bigquery_emulator.partition(",")
+        if not rest_url.startswith("http") or not grpc_target:
+            raise ConfigError("--bigquery-emulator: expected REST_URL,GRPC_HOST:PORT")
+        bq_changes["emulator"] = EmulatorConfig(rest_url, grpc_target)
     return dataclasses.replace(
         config,
         ingest=dataclasses.replace(ingest, **changes),
         serve=dataclasses.replace(serve, **serve_changes),
+        persist=dataclasses.replace(config.persist, bigquery=dataclasses.replace(bigquery, **bq_changes)),
         candles=candles,
     )
 
 
-async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
+async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str]) -> int:
     table = None
     if args.print_candles:
         tfs = None if args.print_candles == "all" else set(args.print_candles.split(","))
         table = CandleTable(timeframes=tfs)
-    service = StreamingService(config, serve=ServeMode(config.serve), on_candle=table)
+    serve = ServeMode(config.serve) if "serve" in runs else None
+    persist = None
+    if "persist" in runs:
+        persist = PersistMode(config.persist.bigquery, config.candles.timeframes, config.ingest.source)
+    service = StreamingService(config, serve=serve, on_candle=table, persist=persist)
     try:
         code = await service.run()
+    except WriteRefused as exc:
+        log.error("cannot write to BigQuery: %s", exc)
+        return 2
     except (ConnectionError, OSError) as exc:
         log.error("cannot publish to %s: %s", redact_url(config.serve.redis_url), exc)
         return 2
     stats = service.get_stats()
     stats["latency_us"] = service.latencies.summary()
-    print("\n".join(["", "summary", *summary_lines(stats)]), flush=True)
+    lines = summary_lines(stats)
+    if persist is not None:
+        lines.append(summary_line(stats["persist"]))
+    print("\n".join(["", "summary", *lines]), flush=True)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2, default=str))
     return code
@@ -138,22 +179,26 @@ async def run_serve(config: StreamingConfig, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
-    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        print(f"error: unknown mode(s) {', '.join(unknown)}; modes: {', '.join(MODES)}", file=sys.stderr)
-        return 2
-    not_built = [m for m in modes if m != "streaming-candles-serve"]
-    if not_built:
-        print(f"error: mode(s) {', '.join(not_built)} are not available in this version", file=sys.stderr)
-        return 2
     try:
         config = apply_overrides(load_config(args.config), args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.mode is None:
+        runs = set(config.modes)
+    else:
+        modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+        unknown = [m for m in modes if m not in MODES]
+        if unknown:
+            print(f"error: unknown mode(s) {', '.join(unknown)}; modes: {', '.join(MODES)}", file=sys.stderr)
+            return 2
+        not_built = [m for m in modes if m not in RUNS]
+        if not_built:
+            print(f"error: mode(s) {', '.join(not_built)} are not available in this version", file=sys.stderr)
+            return 2
+        runs = {RUNS[m] for m in modes}
     try:
-        return asyncio.run(run_serve(config, args))
+        return asyncio.run(run(config, args, runs))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

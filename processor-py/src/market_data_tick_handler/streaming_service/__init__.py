@@ -13,7 +13,7 @@ from .data_types import DataTypeRouter
 from .hft_features import HFTFeatureCalculator, HFTFeatures, LiveFeatures
 from .instrument_service import InstrumentMapper
 from .messages import candle_messages
-from .modes import ServeConfig, ServeMode
+from .modes import PersistMode, ServeConfig, ServeMode
 from .tick_processor import TickHandler
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "LiveCandleProcessor",
     "LiveFeatureStream",
     "LiveFeatures",
+    "PersistMode",
     "ServeConfig",
     "ServeMode",
     "TickHandler",

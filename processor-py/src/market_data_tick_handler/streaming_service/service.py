@@ -30,7 +30,7 @@ from .hft_features import read_candles
 from .hft_features.feature_engine import compile_step
 from .ingest import IngesterProcess
 from .messages import candle_payloads
-from .modes import ServeMode
+from .modes import PersistMode, ServeMode
 from .tick_processor.tick_handler import CandleSettings, TickHandler
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,11 @@ class StreamingService:
         config: StreamingConfig,
         serve: ServeMode | None = None,
         on_candle: Callable[[dict[str, Any]], None] | None = None,
+        persist: PersistMode | None = None,
     ) -> None:
         self.config = config
         self.serve = serve
+        self.persist = persist
         self.on_candle = on_candle
         c = config.candles
         clock = resolve_clock(config)
@@ -166,6 +168,8 @@ class StreamingService:
         try:
             if self.serve is not None:
                 await self.serve.start()
+            if self.persist is not None:
+                await self.persist.start()
             if self.config.ingest.spawn:
                 book = self.config.data_types.book_snapshots
                 self.ingester = IngesterProcess(
@@ -184,6 +188,8 @@ class StreamingService:
                 await self.ingester.stop()
             if self.serve is not None:
                 await self.serve.close()
+            if self.persist is not None:
+                await self.persist.close()
             sock.close()
             ctx.term()
             if self._tmpdir is not None:
@@ -234,18 +240,22 @@ class StreamingService:
         return 0
 
     async def _publish(self, batches: list[CandleBatch], records: list[Record] | None = None) -> None:
-        """Publish what closed, and the frame's records with the first batch (one round trip);
-        ``local_timestamp`` of the candles is now, when closing them began."""
+        """Publish what closed, and the frame's records with the first batch (one round trip), then hand
+        the candles to persist mode with the same ``local_timestamp`` (now, when closing them began) and
+        ``timestamp_out`` (the one serve mode stamped, or now)."""
         if records and not batches and self.serve is not None:
             await self.serve.publish(None, now_us(), records)
         for k, batch in enumerate(batches):
             local = now_us()
+            payloads: list[bytes] = []
+            out = now_us()
             if self.serve is not None:
                 payloads = await self.serve.publish(batch, local, records if k == 0 and records else ())
+                out = self.serve.last_timestamp_out
             elif self.on_candle is not None:
-                payloads = [p for part in candle_payloads(batch, local, now_us()) for p in part]
-            else:
-                continue
+                payloads = [p for _, part in candle_payloads(batch, local, out) for p in part]
+            if self.persist is not None:
+                self.persist.add(batch, local, out)
             if self.on_candle is not None:
                 for payload in payloads:
                     self.on_candle(orjson.loads(payload))
@@ -280,6 +290,17 @@ class StreamingService:
             c.get("frames_lost", 0),
             sum(self.handler.gaps.opened.values()),
         )
+        if self.persist is not None:
+            p = self.persist.stats
+            log.info(
+                "persisted rows=%d batches=%d backlog=%d retries=%d lost=%d refused=%d",
+                p["rows_written"],
+                p["batches_written"],
+                p["backlog_rows"],
+                p["write_retries"],
+                p["rows_lost"],
+                p["rows_refused"],
+            )
 
     def get_stats(self) -> dict[str, Any]:
         stats = self.handler.get_stats()
@@ -288,6 +309,8 @@ class StreamingService:
         }
         if self.serve is not None:
             stats["serve"] = self.serve.get_stats()
+        if self.persist is not None:
+            stats["persist"] = self.persist.get_stats()
         if self.ingester is not None and self.ingester.summary is not None:
             stats["ingester"] = self.ingester.summary
         if self._first_frame_mono is not None and self._end_mono is not None:

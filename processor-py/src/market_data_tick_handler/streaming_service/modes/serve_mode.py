@@ -99,6 +99,7 @@ class ServeMode:
         self.config = config or ServeConfig()
         self.transport = transport if transport is not None else make_transport(self.config)
         self.ids = StreamIds()
+        self.last_timestamp_out = 0  # µs: the timestamp_out of the last candles serialised
         self._backlog: deque[_Frame] = deque()
         self._backlog_bytes = 0
         self._drainer: asyncio.Task[None] | None = None
@@ -122,7 +123,8 @@ class ServeMode:
 
     def _candle_entries(self, batch: CandleBatch, local_us: int, sent: list[bytes]) -> Iterator[list[Entry]]:
         exchange, symbols, next_id = batch.exchange, batch.symbols, self.ids.next
-        for rows, payloads in candle_payloads(batch, local_us, now_us(), CHUNK):
+        self.last_timestamp_out = now_us()
+        for rows, payloads in candle_payloads(batch, local_us, self.last_timestamp_out, CHUNK):
             sent += payloads
             bucket_ms, timeframe = rows.timestamp_in // 1000, rows.timeframe
             chunk = []

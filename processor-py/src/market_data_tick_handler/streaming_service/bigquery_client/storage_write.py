@@ -1,0 +1,239 @@
+"""Rows into BigQuery through the Storage Write API (the recommended path), exactly once per batch.
+
+Each table gets a COMMITTED write stream: rows are visible as soon as an append is acknowledged, and every
+append carries the stream offset it must land at. A batch keeps its (stream, offset) across retries, so
+when an append did land but its reply was lost, the retry is refused with ALREADY_EXISTS and is counted,
+not written twice. Should the stream itself be gone (NOT_FOUND: an emulator restarted, a stream expired),
+a new one is opened and the batch is re-sent at the new stream's offset: the one case where a batch whose
+first reply was lost could be written twice.
+
+Datasets and tables are created through the API when missing (partitioning, expiration and clustering
+from tables.py); a table that lacks columns (new features) gets them added as NULLABLE, and a column is
+never dropped. Every call has a timeout and no client-side retry: persist mode retries, with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from google.api_core import exceptions as api_errors
+from google.auth import exceptions as auth_errors
+from google.cloud import bigquery
+from google.cloud.bigquery_storage_v1 import types
+
+from ...config import BigQueryConfig
+from .clients import describe, rest_client, write_client
+from .proto_rows import RowEncoder
+from .rows import Row
+from .sink import RowBatch, WriteFailed, WriteRefused
+from .tables import TableSpec
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = (
+    api_errors.ServiceUnavailable,
+    api_errors.DeadlineExceeded,
+    api_errors.InternalServerError,
+    api_errors.BadGateway,
+    api_errors.GatewayTimeout,
+    api_errors.TooManyRequests,
+    api_errors.Aborted,
+    api_errors.Unknown,
+    api_errors.RetryError,
+    auth_errors.TransportError,  # credentials could not be refreshed: the network
+    OSError,  # the REST client's connection errors (requests') are OSErrors
+)
+_ALREADY_EXISTS, _NOT_FOUND = 6, 5  # google.rpc.Code
+
+
+class StorageWriteSink:
+    def __init__(self, config: BigQueryConfig, project: str) -> None:
+        self.config = config
+        self.project = project
+        self.timeout = config.request_timeout_s
+        self.rest = rest_client(project, config.emulator)
+        self.write = write_client(config.emulator)
+        self._encoders: dict[str, RowEncoder] = {}
+        self._ready: set[tuple[str, str]] = set()  # (dataset, table) known to exist with every column
+        self._streams: dict[tuple[str, str], str] = {}
+        self._next_offset: dict[str, int] = {}  # by stream
+
+    def describe(self) -> str:
+        return describe(self.project, self.config.emulator)
+
+    def _encoder(self, table: TableSpec) -> RowEncoder:
+        encoder = self._encoders.get(table.name)
+        if encoder is None:
+            encoder = self._encoders[table.name] = RowEncoder(table.columns)
+        return encoder
+
+    def encode(self, table: TableSpec, rows: list[Row]) -> list[bytes]:
+        return self._encoder(table).encode(rows)
+
+    def ensure(self, table: TableSpec) -> None:
+        try:
+            self._ensure(table)
+        except _TRANSIENT as exc:
+            raise WriteFailed(f"{table.dataset}.{table.name}: {exc}") from exc
+        except api_errors.GoogleAPICallError as exc:
+            raise WriteRefused(f"{table.dataset}.{table.name}: {exc}") from exc
+
+    def _ensure(self, spec: TableSpec) -> None:
+        key = (spec.dataset, spec.name)
+        if key in self._ready:
+            return
+        calls = {"retry": None, "timeout": self.timeout}
+        dataset = bigquery.DatasetReference(self.project, spec.dataset)
+        try:
+            self.rest.get_dataset(dataset, **calls)
+        except api_errors.NotFound:
+            created = bigquery.Dataset(dataset)
+            created.location = self.config.location
+            self.rest.create_dataset(created, exists_ok=True, **calls)
+            log.info("created dataset %s.%s (%s)", self.project, spec.dataset, self.config.location)
+        ref = dataset.table(spec.name)
+        try:
+            table = self.rest.get_table(ref, **calls)
+        except api_errors.NotFound:
+            self.rest.create_table(_table(spec, ref), exists_ok=True, **calls)
+            ttl = spec.partitioning.ttl_days
+            log.info(
+                "created table %s.%s: partitioned by %s on %s (%s), clustered by %s",
+                spec.dataset,
+                spec.name,
+                spec.partitioning.type,
+                spec.partitioning.field,
+                "no expiry" if ttl is None else f"partitions expire after {ttl} days",
+                ", ".join(spec.clustering_fields),
+            )
+        else:
+            _check(spec, table)
+            have = {f.name for f in table.schema}
+            missing = [c for c in spec.columns if c.name not in have]
+            if missing:
+                table.schema = [*table.schema, *(bigquery.SchemaField(c.name, c.type) for c in missing)]
+                self.rest.update_table(table, ["schema"], **calls)
+                log.warning(
+                    "table %s.%s: added the NULLABLE column(s) %s",
+                    spec.dataset,
+                    spec.name,
+                    ", ".join(c.name for c in missing),
+                )
+        self._ready.add(key)
+
+    def _stream(self, spec: TableSpec) -> str:
+        key = (spec.dataset, spec.name)
+        stream = self._streams.get(key)
+        if stream is None:
+            self._ensure(spec)
+            parent = self.write.table_path(self.project, spec.dataset, spec.name)
+            created = self.write.create_write_stream(
+                parent=parent,
+                write_stream=types.WriteStream(type_=types.WriteStream.Type.COMMITTED),
+                retry=None,
+                timeout=self.timeout,
+            )
+            stream = self._streams[key] = created.name
+            self._next_offset[stream] = 0
+            log.info("opened a committed write stream on %s.%s", spec.dataset, spec.name)
+        return stream
+
+    def _forget(self, spec: TableSpec) -> None:
+        """The stream (or the table) is gone: check the table and open a new stream on the next try."""
+        key = (spec.dataset, spec.name)
+        self._ready.discard(key)
+        stream = self._streams.pop(key, None)
+        log.warning(
+            "the write stream of %s.%s is gone (%s): opening a new one", spec.dataset, spec.name, stream
+        )
+
+    def append(self, batch: RowBatch) -> bool:
+        spec = batch.table
+        try:
+            stream = self._stream(spec)
+            if batch.stream != stream:  # first attempt, or its stream is gone: the next offset of this one
+                batch.stream, batch.offset = stream, self._next_offset[stream]
+            request = types.AppendRowsRequest(
+                write_stream=stream,
+                offset=batch.offset,
+                proto_rows=types.AppendRowsRequest.ProtoData(
+                    writer_schema=types.ProtoSchema(proto_descriptor=self._encoder(spec).descriptor),
+                    rows=types.ProtoRows(serialized_rows=batch.rows),
+                ),
+            )
+            # one request per call: the client's AppendRowsStream helper fails from its second request on
+            # some servers, and a call of its own gives each append its own timeout
+            responses = list(self.write.append_rows(iter([request]), retry=None, timeout=self.timeout))
+        except api_errors.AlreadyExists:
+            return self._written_before(batch)
+        except api_errors.NotFound as exc:
+            self._forget(spec)
+            raise WriteFailed(f"{spec.dataset}.{spec.name}: {exc}") from exc
+        except _TRANSIENT as exc:
+            raise WriteFailed(f"{spec.dataset}.{spec.name}: {exc}") from exc
+        except api_errors.GoogleAPICallError as exc:
+            raise WriteRefused(f"{spec.dataset}.{spec.name}: {exc}") from exc
+        if not responses:
+            raise WriteFailed(f"{spec.dataset}.{spec.name}: the append got no reply")
+        response = responses[-1]
+        code = response.error.code
+        if code == _ALREADY_EXISTS:
+            return self._written_before(batch)
+        if code == _NOT_FOUND:
+            self._forget(spec)
+            raise WriteFailed(f"{spec.dataset}.{spec.name}: {response.error.message}")
+        if code or response.row_errors:
+            errors = "; ".join(f"row {e.index}: {e.message}" for e in response.row_errors[:5])
+            raise WriteRefused(f"{spec.dataset}.{spec.name}: {response.error.message or errors}")
+        self._next_offset[stream] = batch.offset + len(batch.rows)
+        return True
+
+    def _written_before(self, batch: RowBatch) -> bool:
+        """ALREADY_EXISTS: an earlier attempt of this batch landed at its offset (its reply was lost)."""
+        assert batch.stream is not None and batch.offset is not None
+        self._next_offset[batch.stream] = max(self._next_offset[batch.stream], batch.offset + len(batch.rows))
+        return False
+
+    def close(self) -> None:
+        for (dataset, table), stream in self._streams.items():
+            try:
+                self.write.finalize_write_stream(name=stream, retry=None, timeout=self.timeout)
+            except (api_errors.GoogleAPICallError, OSError) as exc:
+                log.info("could not finalize the write stream of %s.%s: %s", dataset, table, exc)
+        self._streams.clear()
+        self.rest.close()
+        self.write.transport.close()
+
+
+def _table(spec: TableSpec, ref: bigquery.TableReference) -> bigquery.Table:
+    table = bigquery.Table(
+        ref, schema=[bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in spec.columns]
+    )
+    table.time_partitioning = bigquery.TimePartitioning(
+        type_=spec.partitioning.type,
+        field=spec.partitioning.field,
+        expiration_ms=spec.partition_expiration_ms,
+    )
+    table.clustering_fields = list(spec.clustering_fields) or None
+    return table
+
+
+def _check(spec: TableSpec, table: bigquery.Table) -> None:
+    """An existing table keeps its partitioning and clustering (BigQuery cannot change them in place):
+    say so when they are not the configured ones."""
+    tp = table.time_partitioning
+    have = (tp.type_, tp.field, tp.expiration_ms, tuple(table.clustering_fields or ())) if tp else None
+    want = (
+        spec.partitioning.type,
+        spec.partitioning.field,
+        spec.partition_expiration_ms,
+        spec.clustering_fields,
+    )
+    if have != want:
+        log.warning(
+            "table %s.%s exists with partitioning/clustering %s, not the configured %s: kept as it is",
+            spec.dataset,
+            spec.name,
+            have,
+            want,
+        )
