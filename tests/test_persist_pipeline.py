@@ -10,14 +10,13 @@ import uuid
 import numpy as np
 import orjson
 import redis
-import talib
 
 from support.bigquery import client, micros, query, table
 from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
 from support.pipeline import read_stats, replay_command, us
+from support.talib_reference import talib_reference
 
 FILES = [BINANCE_WS / "spot_btcusdt_20240808.gz", BINANCE_WS / "spot_btcusdt_20240809.gz"]
-WINDOWS = (5, 10, 20)
 
 
 def _run(endpoint, tmp_path, mode="streaming-candles-bigquery", redis_url=None) -> str:
@@ -29,20 +28,6 @@ def _run(endpoint, tmp_path, mode="streaming-candles-bigquery", redis_url=None) 
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     return dataset
-
-
-def talib_reference(close: np.ndarray) -> dict[str, np.ndarray]:
-    """What TA-Lib says, by feature name. Volatility is the population standard deviation of the log
-    returns (docs/FEATURES.md), which is TA-Lib's STDDEV; it is given the returns in basis points because
-    STDDEV takes a variance under 1e-8 for 0, and the result is scaled back."""
-    returns_bps = np.concatenate([[np.nan], np.log(close[1:] / close[:-1]) * 1e4])
-    out = {}
-    for n in WINDOWS:
-        out[f"sma_{n}"] = talib.SMA(close, n)
-        out[f"ema_{n}"] = talib.EMA(close, n)
-        out[f"rsi_{n}"] = talib.RSI(close, n)
-        out[f"price_volatility_{n}"] = talib.STDDEV(returns_bps, n, 1) / 1e4
-    return out
 
 
 def _as_reference(row: dict) -> dict:

@@ -17,8 +17,8 @@ from market_data_tick_handler.streaming_service.hft_features import FEATURE_NAME
 from market_data_tick_handler.streaming_service.messages import candle_messages
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
 from support.binance_reference import BINANCE_WS, expected_candles, read_trades
+from support.talib_reference import talib_reference
 
-WINDOWS = (5, 10, 20)
 SPOT = [BINANCE_WS / "spot_btcusdt_20240808.gz", BINANCE_WS / "spot_btcusdt_20240809.gz"]
 USDM = [BINANCE_WS / "usdm_btcusdt_20240808.gz"]
 
@@ -42,20 +42,6 @@ def batch(calc, candles, timeframe="1m"):
 
 def column(records, name):
     return np.array([np.nan if (v := getattr(r, name)) is None else v for r in records])
-
-
-def talib_reference(close, volume):
-    """What TA-Lib says, by feature name. Volatility: STDDEV treats a variance under 1e-8 as 0
-    (TA_IS_ZERO_OR_NEG), so it gets log returns in basis points and the result is scaled back."""
-    returns_bps = np.concatenate([[np.nan], np.log(close[1:] / close[:-1]) * 1e4])
-    out = {}
-    for n in WINDOWS:
-        out[f"sma_{n}"] = talib.SMA(close, n)
-        out[f"ema_{n}"] = talib.EMA(close, n)
-        out[f"rsi_{n}"] = talib.RSI(close, n)
-        out[f"price_volatility_{n}"] = talib.STDDEV(returns_bps, n, 1) / 1e4
-        out[f"volume_sma_{n}"] = talib.SMA(volume, n)
-    return out
 
 
 def assert_equal_to_talib(records, close, volume, label):
