@@ -4,13 +4,14 @@
    batch of 100,000 candles of one series (engine only, and ``compute_batch`` with its records).
 2. Boundary burst, in one process on the real parts: 100 symbols with trades in every 15 s bucket,
    candles on 15s and 1m, features on both, published by ServeMode to a private redis-server with a
-   ``redis-cli`` subscriber on one of the channels. The wall clock is driven by the
-   bench: each minute boundary closes 100 x 2 candles at once. Measured: from the clock passing the
+   ``redis-cli`` subscriber on one of the channels, over TCP and over the server's unix socket. The
+   wall clock is driven by the bench: each minute boundary closes 100 x 2 candles at once. Measured: from the clock passing the
    boundary (``TickHandler.advance``) until Redis has acknowledged every command of those candles
    (3 PUBLISH, XADD, HSET each); p50/p99 over the bursts, split into close + features and serialise +
    publish. Baseline, same run: the same bursts with features off.
-3. The floor: the same bursts' commands, packed beforehand and written on a raw socket, timed until
-   Redis's reply to the closing PING. No publisher of these commands can be faster on this machine.
+3. The floor: the same bursts' commands, packed beforehand and written on a raw socket (TCP, and unix),
+   timed until Redis's reply to the closing PING. No publisher of these commands can be faster on this
+   machine.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from market_data_tick_handler.config import ServeConfig
-from market_data_tick_handler.devtools.local_redis import redis_server
+from market_data_tick_handler.devtools.local_redis import RedisServer
 from market_data_tick_handler.streaming_service import HFTFeatureCalculator, ServeMode
 from market_data_tick_handler.streaming_service.hft_features import CandleInputs, FeatureEngine
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
@@ -159,11 +160,16 @@ async def bursts(redis_url: str, features: bool, minutes: int, recorder: Recorde
     }
 
 
-def redis_floor(redis_url: str, frames: list[bytes]) -> np.ndarray:
-    """Each frame written at once on a raw socket, timed until Redis has answered all of it."""
-    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+def redis_floor(address: tuple[str, int] | str, frames: list[bytes]) -> np.ndarray:
+    """Each frame written at once on a raw socket (TCP ``(host, port)``, or a unix socket's path), timed
+    until Redis has answered all of it."""
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(address)
+    else:
+        sock = socket.create_connection(address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with sock:
         sock.sendall(b"*1\r\n$8\r\nFLUSHALL\r\n")
         sock.recv(64)
         took = []
@@ -181,39 +187,49 @@ def pct(values: np.ndarray, q: float) -> str:
     return f"{np.percentile(values, q, method='higher') / 1000:.2f} ms"
 
 
+def subscribed(port: str):
+    """A ``redis-cli`` subscriber on one of the channels, as a strategy service would be."""
+    cli = shutil.which("redis-cli") or "redis-cli"
+    return subprocess.Popen([cli, "-p", port, *SUBSCRIBE], stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     print(f"machine: {machine()}", flush=True)
     per_candle_cost()
-    with redis_server() as url:
-        port = url.rsplit(":", 1)[1].split("/")[0]
-        subscriber = subprocess.Popen(
-            [shutil.which("redis-cli") or "redis-cli", "-p", port, *SUBSCRIBE],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            time.sleep(0.3)
-            minutes = 400
-            results = {f: asyncio.run(bursts(url, f, minutes)) for f in (False, True)}
-            recorder = Recorder()
-            recorded = asyncio.run(bursts(url, True, minutes, recorder))["recorded"]
-            floor = redis_floor(url, recorded)
-        finally:
-            subscriber.terminate()
+    minutes = 400
+    server = RedisServer().start()
+    subscriber = subscribed(str(server.port))
+    try:
+        time.sleep(0.3)
+        results = {f: asyncio.run(bursts(server.url, f, minutes)) for f in (False, True)}
+        unix = asyncio.run(bursts(server.unix_url, True, minutes))
+        recorder = Recorder()
+        recorded = asyncio.run(bursts(server.url, True, minutes, recorder))["recorded"]
+        floor = redis_floor(("127.0.0.1", server.port), recorded)
+        floor_unix = redis_floor(f"{server.directory}/redis.sock", recorded)
+    finally:
+        subscriber.terminate()
+        server.stop()
     base, with_features = results[False]["total"], results[True]["total"]
-    for label, r in (("without features (baseline)", results[False]), ("with features", results[True])):
+    for label, r in (
+        ("without features (baseline)", results[False]),
+        ("with features", results[True]),
+        ("with features, unix socket", unix),
+    ):
         print(
             f"burst      {SYMBOLS} symbols x 2 timeframes = {2 * SYMBOLS} candles, {label}:"
             f" boundary -> all published p50 {pct(r['total'], 50)}, p99 {pct(r['total'], 99)}"
-            f" (close{' + features' if r is results[True] else ''} p50 {pct(r['close'], 50)},"
+            f" (close{' + features' if r is not results[False] else ''} p50 {pct(r['close'], 50)},"
             f" serialise + publish p50 {pct(r['publish'], 50)}; {len(r['total'])} bursts)",
             flush=True,
         )
-    print(
-        f"burst      floor: the same {len(recorded)} bursts with features, packed beforehand"
-        f" ({np.mean([len(f) for f in recorded]) / 1e6:.2f} MB each) and written on a raw socket:"
-        f" Redis answers all of a burst after p50 {pct(floor, 50)}, p99 {pct(floor, 99)}",
-        flush=True,
-    )
+    for label, took in (("TCP", floor), ("unix socket", floor_unix)):
+        print(
+            f"burst      floor, {label}: the same {len(recorded)} bursts with features, packed beforehand"
+            f" ({np.mean([len(f) for f in recorded]) / 1e6:.2f} MB each) and written on a raw socket:"
+            f" Redis answers all of a burst after p50 {pct(took, 50)}, p99 {pct(took, 99)}",
+            flush=True,
+        )
     print(
         f"burst      features add {np.median(with_features) / np.median(base) - 1:+.0%} at p50"
         f" (p99 ratio {np.percentile(with_features, 99) / np.percentile(base, 99):.2f}); target p99 < 2 ms",
