@@ -13,6 +13,10 @@ latest, one round trip per batch.
 2. Fan-out: the same publishing with 10 subscriber processes, each PSUBSCRIBEd to every candle
    (``candles:binance:*``): candles/s, whether every subscriber got every candle, and the delivery latency
    (the message's ``timestamp_out`` -> received by the subscriber, same machine clock) p50/p99.
+3. Persist mode's rows, on the same candles: µs per candle of ``PersistMode.add`` (the rows of a batch
+   in the Storage Write API's wire form, queued in their tables' buffers) for the 200-candle minute
+   boundaries, p50 over them; baseline, same run: the per-row path it replaced (a ``Candle`` and a dict
+   per candle, then a protobuf message per row), which gives the same bytes (checked).
 """
 
 from __future__ import annotations
@@ -31,10 +35,16 @@ import numpy as np
 import orjson
 import redis
 import redis.asyncio as aioredis
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from market_data_tick_handler.config import ServeConfig
+from market_data_tick_handler.config import BigQueryConfig, ServeConfig
 from market_data_tick_handler.devtools.local_redis import redis_server
-from market_data_tick_handler.streaming_service import ServeMode
+from market_data_tick_handler.streaming_service import PersistMode, ServeMode
+from market_data_tick_handler.streaming_service.bigquery_client import CANDLE_COLUMNS, RowBatch, TableSpec
+from market_data_tick_handler.streaming_service.bigquery_client.proto_rows import (
+    RowEncoder,
+    compile_row_writer,
+)
 from market_data_tick_handler.streaming_service.candle_processor import CandleBatch
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
 from market_data_tick_handler.streaming_service.transport import Entry
@@ -124,6 +134,99 @@ def redis_py(url: str, frames: list[list[Entry]]) -> float:
     return sum(len(f) for f in frames) / elapsed
 
 
+class EncodeOnly:
+    """A sink that encodes (as StorageWriteSink does) and never writes: ``add`` alone is measured."""
+
+    def __init__(self) -> None:
+        self.encoders: dict[str, RowEncoder] = {}
+
+    def describe(self) -> str:
+        return "nowhere"
+
+    def encode(self, table: TableSpec, part, exchange, symbols, exchange_symbols, local_us, out_us):
+        encoder = self.encoders.get(table.name)
+        if encoder is None:
+            encoder = self.encoders[table.name] = RowEncoder(table.columns)
+        return encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+
+    def ensure(self, table: TableSpec) -> None:
+        pass
+
+    def append(self, batch: RowBatch) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+_ROW_FIELDS = tuple(c.name for c in CANDLE_COLUMNS if c.name not in ("local_timestamp", "timestamp_out"))
+
+
+def per_row_path(batch: CandleBatch, tables: dict[str, TableSpec], local_us: int, out_us: int):
+    """The baseline: persist mode's rows as they were built before the columnar encoder, per part a
+    ``Candle`` and a dict per candle (``CandleColumns.candles``, ``FeatureColumns.records``), then a
+    protobuf message per row from the dict, serialised. Yields each table's name and encoded rows."""
+    for part in batch.parts:
+        table = tables[part.timeframe]
+        message = _message_class(table)
+        rows = []
+        for candle in part.candles(batch.exchange, batch.symbols, batch.exchange_symbols):
+            row = {name: getattr(candle, name) for name in _ROW_FIELDS}
+            row["local_timestamp"] = local_us
+            row["timestamp_out"] = out_us
+            if candle.hft_features is not None:
+                row.update(candle.hft_features)
+            rows.append(row)
+        encoded = [message(**{k: v for k, v in r.items() if v is not None}).SerializeToString() for r in rows]
+        yield table.name, encoded
+
+
+_MESSAGES: dict[str, type] = {}
+
+
+def _message_class(table: TableSpec) -> type:
+    message = _MESSAGES.get(table.name)
+    if message is None:
+        file = descriptor_pb2.FileDescriptorProto(name="row.proto", package="mdth", syntax="proto2")
+        file.message_type.add().CopyFrom(RowEncoder(table.columns).descriptor)
+        pool = descriptor_pool.DescriptorPool()
+        pool.Add(file)
+        message = _MESSAGES[table.name] = message_factory.GetMessageClass(
+            pool.FindMessageTypeByName("mdth.Row")
+        )
+    return message
+
+
+def persist_rows(batches: list[CandleBatch]) -> None:
+    """µs per candle of ``PersistMode.add`` on the 200-candle boundaries, and of the per-row path."""
+    compile_row_writer()  # as the service does at start
+    bursts = [b for b in batches if len(b) == 200]
+    local_us = out_us = now_us()
+    mode = PersistMode(BigQueryConfig(batch_size=1_000_000), ("15s", "1m"), "tardis-realtime", EncodeOnly())
+    for batch in bursts[:3]:  # the same bytes both ways
+        names = (batch.exchange, batch.symbols, batch.exchange_symbols)
+        new_rows = [
+            mode.sink.encode(mode.tables[p.timeframe], p, *names, local_us, out_us) for p in batch.parts
+        ]
+        assert new_rows == [rows for _, rows in per_row_path(batch, mode.tables, local_us, out_us)]
+    new, old = [], []
+    for batch in bursts:
+        start = time.perf_counter()
+        mode.add(batch, local_us, out_us)
+        new.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in per_row_path(batch, mode.tables, local_us, out_us):
+            pass
+        old.append(time.perf_counter() - start)
+    new_us, old_us = np.median(new) * 1e6, np.median(old) * 1e6
+    print(
+        f"persist    rows per candle: {new_us / 200:.2f} µs (PersistMode.add, {new_us / 1000:.3f} ms a"
+        f" 200-candle boundary with features, p50 over {len(bursts)}); the per-row protobuf path"
+        f" {old_us / 200:.2f} µs ({old_us / 1000:.2f} ms): {old_us / new_us:.0f}x",
+        flush=True,
+    )
+
+
 async def subscriber(url: str, expected: int) -> None:
     """One subscriber process: every candle once; prints count and latencies (µs) as JSON."""
     client = aioredis.Redis.from_url(url)
@@ -184,6 +287,7 @@ def main() -> None:
     print(f"machine: {machine()}", flush=True)
     batches = closed_batches(MINUTES)
     total = sum(len(b) for b in batches)
+    persist_rows(batches)
     with redis_server() as url:
         rate, frames = asyncio.run(serve_mode(url, batches))
         size = sum(len(e.payload) for f in frames for e in f) / total

@@ -17,7 +17,6 @@ from market_data_tick_handler.streaming_service.bigquery_client import (
     CANDLE_COLUMNS,
     RowBatch,
     WriteFailed,
-    candle_rows,
     candle_tables,
 )
 from market_data_tick_handler.streaming_service.bigquery_client.storage_write import StorageWriteSink
@@ -145,8 +144,8 @@ def test_a_retried_append_at_the_same_offset_is_not_written_twice(bigquery_emula
     sink.ensure(spec)
 
     def batch(candles):
-        rows = [row for _, part in candle_rows(candles, LOCAL, OUT) for row in part]
-        encoded = sink.encode(spec, rows)
+        names = (candles.exchange, candles.symbols, candles.exchange_symbols)
+        encoded = [row for part in candles.parts for row in sink.encode(spec, part, *names, LOCAL, OUT)]
         return RowBatch(spec, encoded, sum(map(len, encoded)))
 
     first = batch(_minutes(2))

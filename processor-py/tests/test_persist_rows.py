@@ -1,5 +1,7 @@
-"""Persist mode without BigQuery: its configuration, the table definitions, candles as rows and rows as
-the Storage Write API's protos. Expected values are worked out by hand (see the comments)."""
+"""Persist mode without BigQuery: its configuration, the table definitions, and candles as rows in the
+Storage Write API's wire form: against the protobuf library's serialisation of the row dict the old
+per-row path built (kept here as the reference), and against values worked out by hand (see the
+comments)."""
 
 import math
 from pathlib import Path
@@ -7,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from helpers import T0, S, trade_frame
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from market_data_tick_handler.config import (
     BigQueryConfig,
@@ -16,14 +21,22 @@ from market_data_tick_handler.config import (
     config_from_dict,
     load_config,
 )
-from market_data_tick_handler.streaming_service import CandleBatch
+from market_data_tick_handler.streaming_service import CandleBatch, PersistMode
 from market_data_tick_handler.streaming_service.bigquery_client import (
     CANDLE_COLUMNS,
-    candle_rows,
+    Column,
+    RowBatch,
+    TableSpec,
     candle_tables,
+    feature_columns,
 )
-from market_data_tick_handler.streaming_service.bigquery_client.proto_rows import RowEncoder
-from market_data_tick_handler.streaming_service.candle_processor import Candle
+from market_data_tick_handler.streaming_service.bigquery_client.proto_rows import (
+    RowEncoder,
+    _write,
+    compile_row_writer,
+)
+from market_data_tick_handler.streaming_service.candle_processor import Candle, CandleColumns
+from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,24 +121,194 @@ def test_replays_write_to_the_historical_dataset_unless_told_otherwise():
         )
 
 
+# -- the reference: rows as the old per-row path made them, serialised by the protobuf library ---------
+_CANDLE_FIELDS = tuple(c.name for c in CANDLE_COLUMNS if c.name not in ("local_timestamp", "timestamp_out"))
+
+
+def reference_rows(part, exchange, symbols, exchange_symbols, local_us, out_us) -> list[dict]:
+    """A dict per candle, keyed by column, None for null: the candle's own nulls (``candles()``), NaN
+    features as None (``records()``), features the part does not carry left out."""
+    rows = []
+    for candle in part.candles(exchange, symbols, exchange_symbols):
+        row = {name: getattr(candle, name) for name in _CANDLE_FIELDS}
+        row["local_timestamp"], row["timestamp_out"] = local_us, out_us
+        if candle.hft_features is not None:
+            row.update(candle.hft_features)
+        rows.append(row)
+    return rows
+
+
+def message_class(encoder: RowEncoder):
+    """The protobuf library's message class of the encoder's descriptor (what BigQuery parses with)."""
+    file = descriptor_pb2.FileDescriptorProto(name="row.proto", package="mdth", syntax="proto2")
+    file.message_type.add().CopyFrom(encoder.descriptor)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("mdth.Row"))
+
+
+def serialised(message, row: dict) -> bytes:
+    return message(**{k: v for k, v in row.items() if v is not None}).SerializeToString()
+
+
+FEATURES = feature_columns()
+NAMES = tuple(c.name for c in FEATURES)
+ENCODER = RowEncoder(CANDLE_COLUMNS + FEATURES)
+MESSAGE = message_class(ENCODER)
+#: a table with field numbers past 2047 (3-byte tags) for the features
+WIDE = RowEncoder(CANDLE_COLUMNS + tuple(Column(f"x{k}", "FLOAT64", False) for k in range(2100)) + FEATURES)
+WIDE_MESSAGE = message_class(WIDE)
+
+
+def decoded(data: bytes) -> dict:
+    """The fields set in a row: a null is not there."""
+    return {f.name: value for f, value in MESSAGE.FromString(data).ListFields()}
+
+
+def encoded_rows(batch: CandleBatch) -> list[tuple[str, dict]]:
+    return [
+        (part.timeframe, decoded(data))
+        for part in batch.parts
+        for data in ENCODER.encode(part, batch.exchange, batch.symbols, batch.exchange_symbols, LOCAL, OUT)
+    ]
+
+
+# -- random parts -----------------------------------------------------------------------------------
+INT64 = st.one_of(st.integers(0, 300), st.integers(-(2**63), 2**63 - 1))
+FLOATS = st.one_of(st.floats(width=64), st.sampled_from([math.nan, -math.nan, -0.0, math.inf]))
+TEXT = st.text(max_size=50)  # non-ASCII, empty, and over 127 bytes (a 2-byte length)
+
+
+@st.composite
+def parts(draw) -> tuple[CandleColumns, str, list[str], list[str]]:
+    instruments = draw(st.integers(1, 8))
+    symbols = draw(st.lists(TEXT, min_size=instruments, max_size=instruments))
+    exchange_symbols = draw(st.lists(TEXT, min_size=instruments, max_size=instruments))
+    n = draw(st.integers(1, 10))
+
+    def column(strategy, dtype):
+        return np.array(draw(st.lists(strategy, min_size=n, max_size=n)), dtype=dtype)
+
+    features = None
+    if draw(st.booleans()):  # a subset of the table's features, in any order
+        names = draw(st.lists(st.sampled_from(NAMES), min_size=0, max_size=12, unique=True))
+        values = np.array(draw(st.lists(st.lists(st.one_of(FLOATS, st.just(math.nan)), min_size=len(names),
+                                                 max_size=len(names)), min_size=n, max_size=n)))  # fmt: skip
+        values = values.reshape(n, len(names))
+        if draw(st.booleans()):
+            values = np.asfortranarray(values)
+        features = FeatureColumns(tuple(names), values)
+    part = CandleColumns(
+        timeframe=draw(TEXT),
+        timestamp_in=draw(INT64),
+        slots=column(st.integers(0, instruments - 1), np.int64),
+        open=column(FLOATS, np.float64),
+        high=column(FLOATS, np.float64),
+        low=column(FLOATS, np.float64),
+        close=column(FLOATS, np.float64),
+        volume=column(FLOATS, np.float64),
+        buy_volume=column(FLOATS, np.float64),
+        sell_volume=column(FLOATS, np.float64),
+        vwap=column(FLOATS, np.float64),
+        trade_count=column(INT64, np.int64),
+        first_trade_time=column(INT64, np.int64),
+        last_trade_time=column(INT64, np.int64),
+        is_empty=column(st.booleans(), np.bool_),
+        has_gap=column(st.booleans(), np.bool_),
+        is_partial=draw(st.booleans()),
+        revision=column(INT64, np.int64),
+        features=features,
+    )
+    start = draw(st.integers(0, n - 1))  # sometimes a slice of it (views), as ServeMode cuts parts
+    part = part.rows(start, draw(st.integers(start + 1, n)))
+    return part, draw(TEXT), symbols, exchange_symbols
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts(), INT64, INT64, st.booleans())
+def test_every_row_is_the_protobuf_librarys_serialisation_of_the_old_row(generated, local_us, out_us, wide):
+    part, exchange, symbols, exchange_symbols = generated
+    encoder, message = (WIDE, WIDE_MESSAGE) if wide else (ENCODER, MESSAGE)
+    got = encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+    rows = reference_rows(part, exchange, symbols, exchange_symbols, local_us, out_us)
+    assert got == [serialised(message, row) for row in rows]
+
+
+def test_a_hand_written_row_decoded_field_by_field():
+    part = CandleColumns(
+        timeframe="1m",
+        timestamp_in=T_IN,
+        slots=np.array([1]),
+        open=np.array([61_600.0]),
+        high=np.array([61_800.25]),
+        low=np.array([61_500.0]),
+        close=np.array([61_700.5]),
+        volume=np.array([2.5]),
+        buy_volume=np.array([1.5]),
+        sell_volume=np.array([1.0]),
+        vwap=np.array([61_650.0]),
+        trade_count=np.array([42]),
+        first_trade_time=np.array([T_IN + 1_000]),
+        last_trade_time=np.array([T_IN + 59_999_000]),
+        is_empty=np.array([False]),
+        has_gap=np.array([True]),
+        is_partial=True,
+        revision=np.array([3]),
+        features=FeatureColumns(("rsi_5", "sma_5"), np.array([[np.nan, 61_690.25]])),
+    )
+    [data] = ENCODER.encode(part, "binance", ["ETH-USDT", "BTC-USDT"], ["ETHUSDT", "BTCUSDT"], LOCAL, OUT)
+    row = MESSAGE.FromString(data)
+    assert row.symbol == "BTC-USDT" and row.exchange == "binance" and row.exchange_symbol == "BTCUSDT"
+    assert row.timeframe == "1m" and row.timestamp_in == T_IN
+    assert row.local_timestamp == LOCAL and row.timestamp_out == OUT
+    assert (row.open, row.high, row.low, row.close) == (61_600.0, 61_800.25, 61_500.0, 61_700.5)
+    assert (row.volume, row.buy_volume, row.sell_volume, row.vwap) == (2.5, 1.5, 1.0, 61_650.0)
+    assert row.trade_count == 42 and row.revision == 3
+    assert row.first_trade_time == T_IN + 1_000 and row.last_trade_time == T_IN + 59_999_000
+    assert row.is_empty is False and row.has_gap is True and row.is_partial is True
+    assert row.HasField("is_empty")  # false is a value, not a null
+    assert row.sma_5 == 61_690.25
+    assert not row.HasField("rsi_5")  # NaN: null
+    assert not row.HasField("ema_5")  # not carried: null
+    assert [f.name for f, _ in row.ListFields()] == [c.name for c in CANDLE_COLUMNS] + ["sma_5"]
+    # the head, by hand: field 1 (tag 0x0a) "BTC-USDT", field 2 (0x12) "binance", field 3 (0x1a) ...
+    assert data.startswith(b"\x0a\x08BTC-USDT\x12\x07binance\x1a\x07BTCUSDT\x22\x021m\x28")
+
+
 def test_rows_of_a_candle_with_features_and_of_an_empty_one():
     features = {"sma_5": 61_690.25, "rsi_5": None, "price_volatility_5": 0.0004}
     batch = CandleBatch.from_candles([_candle(features=features), _candle(empty=True)])
-    parts = list(candle_rows(batch, LOCAL, OUT))  # from_candles: one part per candle
-    assert [tf for tf, _ in parts] == ["1m", "1m"]
-    full, empty = (row for _, rows in parts for row in rows)
+    (tf_full, full), (tf_empty, empty) = encoded_rows(batch)  # from_candles: one part per candle
+    assert (tf_full, tf_empty) == ("1m", "1m")
     assert full == {
-        "symbol": "BTC-USDT", "exchange": "binance", "exchange_symbol": "BTCUSDT", "timeframe": "1m",
-        "timestamp_in": T_IN, "local_timestamp": LOCAL, "timestamp_out": OUT,
-        "open": 61_600.0, "high": 61_800.25, "low": 61_500.0, "close": 61_700.5, "volume": 2.5,
-        "buy_volume": 1.5, "sell_volume": 1.0, "vwap": 61_650.0, "trade_count": 42,
-        "first_trade_time": T_IN + 1_000, "last_trade_time": T_IN + 59_999_000,
-        "is_empty": False, "has_gap": True, "is_partial": False, "revision": 1,
-        "sma_5": 61_690.25, "rsi_5": None, "price_volatility_5": 0.0004,
-    }  # fmt: skip
-    assert empty["vwap"] is None and empty["first_trade_time"] is None and empty["last_trade_time"] is None
+        "symbol": "BTC-USDT",
+        "exchange": "binance",
+        "exchange_symbol": "BTCUSDT",
+        "timeframe": "1m",
+        "timestamp_in": T_IN,
+        "local_timestamp": LOCAL,
+        "timestamp_out": OUT,
+        "open": 61_600.0,
+        "high": 61_800.25,
+        "low": 61_500.0,
+        "close": 61_700.5,
+        "volume": 2.5,
+        "buy_volume": 1.5,
+        "sell_volume": 1.0,
+        "vwap": 61_650.0,
+        "trade_count": 42,
+        "first_trade_time": T_IN + 1_000,
+        "last_trade_time": T_IN + 59_999_000,
+        "is_empty": False,
+        "has_gap": True,
+        "is_partial": False,
+        "revision": 1,
+        "sma_5": 61_690.25,
+        "price_volatility_5": 0.0004,
+    }  # fmt: skip  (rsi_5: null)
+    assert "vwap" not in empty and "first_trade_time" not in empty and "last_trade_time" not in empty
     assert empty["is_empty"] is True and empty["trade_count"] == 0
-    no_features = next(candle_rows(CandleBatch.from_candles([_candle("5m")]), LOCAL, OUT))[1][0]
+    [(_, no_features)] = encoded_rows(CandleBatch.from_candles([_candle("5m")]))
     assert "sma_5" not in no_features  # a timeframe without features: its columns stay null
 
 
@@ -135,37 +318,119 @@ def test_live_rows_have_null_features_until_the_window_is_full():
     handler = TickHandler(CandleSettings(timeframes=("15s", "1m"), grace_ms=0, hft_timeframes=("15s",)))
     trades = [(0, T0 + k * 15 * S + S, close, 1.0, "buy") for k, close in enumerate(closes)]
     batches = handler.handle_bytes(trade_frame(trades)).batches + handler.finish()
-    rows = [r for b in batches for tf, part in candle_rows(b, LOCAL, OUT) if tf == "15s" for r in part]
+    rows = [r for b in batches for tf, r in encoded_rows(b) if tf == "15s"]
     assert [r["timestamp_in"] for r in rows] == [T0 + k * 15 * S for k in range(6)]
     assert [r["close"] for r in rows] == closes
-    assert [r["sma_5"] for r in rows[:4]] == [None] * 4 and [r["ema_5"] for r in rows[:4]] == [None] * 4
+    assert not any("sma_5" in r or "ema_5" in r for r in rows[:4])
     assert rows[4]["sma_5"] == pytest.approx((100 + 101 + 103 + 102 + 104) / 5)  # 102.0
     assert rows[4]["ema_5"] == pytest.approx(102.0)  # the first EMA is the SMA
     assert rows[5]["sma_5"] == pytest.approx((101 + 103 + 102 + 104 + 105) / 5)  # 103.0
     assert rows[5]["ema_5"] == pytest.approx((105 - 102) * 2 / 6 + 102)  # 103.0
-    assert [r["rsi_5"] for r in rows[:5]] == [None] * 5  # 5 changes need 6 candles
+    assert not any("rsi_5" in r for r in rows[:5])  # 5 changes need 6 candles
     # changes +1 +2 -1 +2 +1: average gain 6/5, average loss 1/5 -> 100 * 1.2 / 1.4
     assert rows[5]["rsi_5"] == pytest.approx(600 / 7)
-    assert rows[5]["sma_10"] is None and rows[5]["price_volatility_20"] is None
+    assert "sma_10" not in rows[5] and "price_volatility_20" not in rows[5]
     assert rows[1]["log_return"] == pytest.approx(math.log(101 / 100))
     assert all(r["vwap"] == r["close"] for r in rows)  # one trade each
-    minute = [r for b in batches for tf, part in candle_rows(b, LOCAL, OUT) if tf == "1m" for r in part]
+    minute = [r for b in batches for tf, r in encoded_rows(b) if tf == "1m"]
     assert minute and all("sma_5" not in r for r in minute)  # 1m is not an hft timeframe here
 
 
-def test_rows_as_protos_leave_nulls_unset_and_keep_microseconds():
-    spec = candle_tables(BigQueryConfig(), "replay", ("1m",))["1m"]
-    encoder = RowEncoder(spec.columns)
-    batch = CandleBatch.from_candles([_candle(features={"sma_5": 1.5, "rsi_5": None}), _candle(empty=True)])
-    rows = [row for _, part in candle_rows(batch, LOCAL, OUT) for row in part]
-    full, empty = (encoder.message.FromString(data) for data in encoder.encode(rows))
-    assert (
-        full.timestamp_out == OUT and full.local_timestamp == LOCAL and full.first_trade_time == T_IN + 1_000
+def test_instrument_names_follow_the_batchs_lists():
+    """The encoded names are kept per exchange for the engine's lists (which only grow); a batch made
+    elsewhere, with lists of its own, gets its own names for the same slot."""
+    encoder = RowEncoder(CANDLE_COLUMNS + FEATURES)
+    eth = CandleBatch.from_candles([_candle()])
+    part = eth.parts[0]
+    symbols, natives = ["BTC-USDT"], ["BTCUSDT"]
+    assert decoded(encoder.encode(part, "binance", symbols, natives, LOCAL, OUT)[0])["symbol"] == "BTC-USDT"
+    symbols.append("ÉTH-USDT")
+    natives.append("ETHUSDT")  # the engine's lists grew: slot 1 is new
+    moved = CandleColumns(
+        **{**{f: getattr(part, f) for f in part.__dataclass_fields__}, "slots": np.array([1])}
     )
-    assert full.close == 61_700.5 and full.trade_count == 42 and full.has_gap and full.symbol == "BTC-USDT"
-    assert full.sma_5 == 1.5 and not full.HasField("rsi_5") and not full.HasField("ema_20")
-    assert not empty.HasField("vwap") and not empty.HasField("first_trade_time") and empty.is_empty
-    assert [f.name for f in encoder.descriptor.field] == [c.name for c in spec.columns]
+    row = decoded(encoder.encode(moved, "binance", symbols, natives, LOCAL, OUT)[0])
+    assert (row["symbol"], row["exchange_symbol"]) == ("ÉTH-USDT", "ETHUSDT")
+    other = decoded(encoder.encode(part, "binance", ["SOL-USDT"], ["SOLUSDT"], LOCAL, OUT)[0])
+    assert other["symbol"] == "SOL-USDT"  # other lists, slot 0: not the cached BTC-USDT
+    assert decoded(encoder.encode(part, "okx", ["SOL-USDT"], ["SOLUSDT"], LOCAL, OUT)[0])["exchange"] == "okx"
+
+
+def test_a_feature_without_a_column_and_a_table_that_is_not_a_candle_table_are_refused():
+    part = CandleBatch.from_candles([_candle(features={"sma_5": 1.0, "no_such_feature": 2.0})]).parts[0]
+    with pytest.raises(ValueError, match="no_such_feature"):
+        ENCODER.encode(part, "binance", ["BTC-USDT"], ["BTCUSDT"], LOCAL, OUT)
+    with pytest.raises(ValueError, match="not a candle table"):
+        RowEncoder((Column("symbol", "STRING"),))
+
+
+def test_the_descriptor_has_a_field_per_column_in_table_order():
+    spec = candle_tables(BigQueryConfig(), "replay", ("1m",))["1m"]
+    descriptor = RowEncoder(spec.columns).descriptor
+    assert [f.name for f in descriptor.field] == [c.name for c in spec.columns]
+    assert [f.number for f in descriptor.field] == list(range(1, len(spec.columns) + 1))
+
+
+class MemorySink:
+    """A sink that keeps what is appended."""
+
+    def __init__(self) -> None:
+        self.encoders: dict[str, RowEncoder] = {}
+        self.batches: list[RowBatch] = []
+
+    def describe(self) -> str:
+        return "memory"
+
+    def encode(self, table: TableSpec, part, exchange, symbols, exchange_symbols, local_us, out_us):
+        encoder = self.encoders.get(table.name)
+        if encoder is None:
+            encoder = self.encoders[table.name] = RowEncoder(table.columns)
+        return encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+
+    def ensure(self, table: TableSpec) -> None:
+        pass
+
+    def append(self, batch: RowBatch) -> bool:
+        self.batches.append(batch)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+async def test_persist_mode_queues_the_old_paths_bytes_for_a_boundary_of_many_instruments():
+    symbols = [("binance", f"S{k}USDT") for k in range(50)]
+    handler = TickHandler(CandleSettings(timeframes=("15s", "1m"), grace_ms=0, hft_timeframes=("15s", "1m")))
+    trades = [(k % 50, T0 + (k // 50) * S + S, 100.0 + k % 7, 1.0, "buy") for k in range(50 * 70)]
+    batches = handler.handle_bytes(trade_frame(trades, symbols=symbols)).batches + handler.finish()
+    sink = MemorySink()
+    mode = PersistMode(BigQueryConfig(batch_size=64), ("15s", "1m"), "replay", sink)
+    await mode.start()
+    for batch in batches:
+        mode.add(batch, LOCAL, OUT)
+    assert await mode.flush(5)
+    await mode.close()
+    want: dict[str, list[bytes]] = {"candles_15s": [], "candles_1m": []}
+    for b in batches:
+        for part in b.parts:
+            rows = reference_rows(part, b.exchange, b.symbols, b.exchange_symbols, LOCAL, OUT)
+            want[f"candles_{part.timeframe}"] += [serialised(MESSAGE, row) for row in rows]
+    got: dict[str, list[bytes]] = {"candles_15s": [], "candles_1m": []}
+    for batch in sink.batches:
+        got[batch.table.name] += batch.rows
+        assert batch.nbytes == sum(map(len, batch.rows)) and len(batch.rows) <= 64
+    assert got == want and (len(got["candles_15s"]), len(got["candles_1m"])) == (250, 100)
+    assert sum("sma_5" in decoded(r) for r in got["candles_15s"]) == 50  # each symbol's fifth 15s candle
+    assert mode.stats["rows_written"] == 350 and mode.stats["batches_written"] == len(sink.batches)
+
+
+def test_compile_row_writer_prepares_the_function_a_burst_calls():
+    """The service compiles the writer at start; if its arguments' types drifted from encode's, numba
+    would compile a second version at the first boundary anyway."""
+    compile_row_writer()
+    test_a_hand_written_row_decoded_field_by_field()
+    test_rows_of_a_candle_with_features_and_of_an_empty_one()
+    assert len(_write.signatures) == 1, _write.signatures
 
 
 def test_the_repository_streaming_yaml_names_every_persist_key():

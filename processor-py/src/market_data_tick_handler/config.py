@@ -162,6 +162,16 @@ class BigQueryConfig:
     request_timeout_s: float = 30.0  # one API call, at most
     emulator: EmulatorConfig | None = None
 
+    def project(self) -> str:
+        """``project_id``, or a ConfigError saying how to set it."""
+        project = self.project_id
+        if not project or project.startswith("${"):
+            raise ConfigError(
+                "persist.bigquery.project_id is not set: set GCP_PROJECT_ID (streaming.yaml reads it) or pass"
+                " --bigquery-project"
+            )
+        return project
+
 
 @dataclass(frozen=True, slots=True)
 class PersistConfig:

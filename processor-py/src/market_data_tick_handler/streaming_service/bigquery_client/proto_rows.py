@@ -1,15 +1,37 @@
-"""Rows in the Storage Write API's wire form: a proto2 message built at run time from a table's columns
-(tables.py), one optional field per column, so a null is a field left unset. TIMESTAMP columns are int64
-µs since the epoch, as BigQuery reads them from a proto."""
+"""Closed candles as rows in the Storage Write API's wire form: per row a serialised proto2 message whose
+type is built at run time from a candle table's columns (tables.py), one optional field per column
+(number = position + 1), so a null is a field left out. TIMESTAMP columns are int64 µs since the epoch,
+as BigQuery reads them from a proto.
+
+The nulls: an empty candle has no ``vwap`` and no ``first_trade_time``/``last_trade_time`` (the
+candle's own rule, ``CandleColumns.candles``); a NaN feature is null (a window not yet full,
+``FeatureColumns.records``); a feature the part does not carry (another timeframe, a group that is off)
+is left out, which the table stores as null.
+
+A boundary closes hundreds of candles at once, and a message object per row cost ~11 µs a candle. Here a
+numba kernel writes the wire format of a whole part (one timeframe, one bucket) from its columns: the
+bytes that are the same for an instrument (``symbol``, ``exchange``, ``exchange_symbol``), for the part
+(``timeframe``, the three timestamps, ``is_partial``) and every field's tag are made once and copied;
+doubles are their 8 little-endian bytes, integers varints (a negative one 10 bytes), booleans one byte.
+Fields go in field-number order, as the protobuf library serialises them, so the bytes are the library's
+``SerializeToString`` of the same row (tested against it, ``tests/test_persist_rows.py``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import TYPE_CHECKING
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+import numpy as np
+from google.protobuf import descriptor_pb2
+from numba import njit
 
-from .rows import Row
-from .tables import Column, ColumnType
+from .tables import CANDLE_COLUMNS, Column, ColumnType, feature_columns
+
+if TYPE_CHECKING:
+    from ..candle_processor import CandleColumns
 
 _Field = descriptor_pb2.FieldDescriptorProto
 _PROTO_TYPES: dict[ColumnType, int] = {
@@ -19,24 +41,256 @@ _PROTO_TYPES: dict[ColumnType, int] = {
     "INT64": _Field.TYPE_INT64,
     "BOOL": _Field.TYPE_BOOL,
 }
+_WIRE_TYPES: dict[ColumnType, int] = {"STRING": 2, "TIMESTAMP": 0, "FLOAT64": 1, "INT64": 0, "BOOL": 0}
+_CANDLE = len(CANDLE_COLUMNS)
+#: per row, after each instrument's head and the part's constant fields, a piece (a tag, or a whole
+#: field) before each value; these are the columns of the pieces that precede the features:
+_PIECE_COLUMNS = (
+    "open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap", "trade_count",
+    "first_trade_time", "last_trade_time", "is_empty", "has_gap", "is_partial", "revision",
+)  # fmt: skip
+#: the most bytes of values a row writes besides its head, constant and pieces: 8 doubles, 4 varints, 2 bools
+_ROW_VALUES = 8 * 8 + 4 * 10 + 2
+#: the pieces of a row's values (buffer, offsets), and the features' order that gives field order
+_Pieces = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _varint(value: int) -> bytes:
+    """``value`` as a protobuf varint (a negative int64 as its two's complement: 10 bytes)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _packed(pieces: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as one uint8 buffer and their offsets (``len(pieces) + 1``)."""
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in pieces], out=offsets[1:])
+    return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
+
+
+@dataclass(slots=True)
+class _Heads:
+    """The fields ``symbol``, ``exchange``, ``exchange_symbol`` of each instrument slot of one exchange,
+    for the engine's own lists of names by slot (which only grow)."""
+
+    symbols: Sequence[str]
+    exchange_symbols: Sequence[str]
+    pieces: list[bytes] = field(default_factory=list)
+    packed: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: _packed(()))
 
 
 class RowEncoder:
-    """``encode(rows)`` -> serialised messages; ``descriptor`` is the ``writer_schema`` of an append."""
+    """``encode(part, ...)`` -> the serialised rows of a part; ``descriptor`` is the ``writer_schema`` of
+    an append. ``columns``: a candle table's (``CANDLE_COLUMNS``, then nullable FLOAT64 features)."""
 
     def __init__(self, columns: tuple[Column, ...]) -> None:
+        if columns[:_CANDLE] != CANDLE_COLUMNS or any(c.type != "FLOAT64" for c in columns[_CANDLE:]):
+            raise ValueError("not a candle table's columns: CANDLE_COLUMNS, then FLOAT64 features")
         file = descriptor_pb2.FileDescriptorProto(name="row.proto", package="mdth", syntax="proto2")
         self.descriptor = file.message_type.add(name="Row")
         for number, column in enumerate(columns, 1):
             self.descriptor.field.add(
                 name=column.name, number=number, type=_PROTO_TYPES[column.type], label=_Field.LABEL_OPTIONAL
             )
-        pool = descriptor_pool.DescriptorPool()
-        pool.Add(file)
-        self.message = message_factory.GetMessageClass(pool.FindMessageTypeByName("mdth.Row"))
+        self._tags = {c.name: _varint(n << 3 | _WIRE_TYPES[c.type]) for n, c in enumerate(columns, 1)}
+        self._features = {c.name: k for k, c in enumerate(columns[_CANDLE:])}  # by field order
+        self._heads: dict[str, _Heads] = {}
+        self._pieces: dict[tuple[tuple[str, ...], bool], _Pieces] = {}
 
-    def encode(self, rows: Iterable[Row]) -> list[bytes]:
-        message = self.message
-        return [
-            message(**{k: v for k, v in row.items() if v is not None}).SerializeToString() for row in rows
-        ]
+    def _string(self, name: str, value: str) -> bytes:
+        data = value.encode()
+        return self._tags[name] + _varint(len(data)) + data
+
+    def _instrument_heads(
+        self, exchange: str, symbols: Sequence[str], exchange_symbols: Sequence[str]
+    ) -> _Heads:
+        heads = self._heads.get(exchange)
+        if heads is None or heads.symbols is not symbols or heads.exchange_symbols is not exchange_symbols:
+            # first seen, or other lists (a batch made elsewhere): names by slot start anew
+            heads = self._heads[exchange] = _Heads(symbols, exchange_symbols)
+        known = len(heads.pieces)
+        if known < len(symbols):  # new instruments
+            name = self._string("exchange", exchange)
+            heads.pieces.extend(
+                self._string("symbol", s) + name + self._string("exchange_symbol", x)
+                for s, x in zip(symbols[known:], exchange_symbols[known:], strict=True)
+            )
+            heads.packed = _packed(heads.pieces)
+        return heads
+
+    def _row_pieces(self, names: tuple[str, ...], partial: bool) -> _Pieces:
+        """The pieces before each value of a row (``_PIECE_COLUMNS``, then the part's features in field
+        order), and the order of the features' columns that gives field order (None: as they are)."""
+        key = (names, partial)
+        cached = self._pieces.get(key)
+        if cached is None:
+            unknown = [n for n in names if n not in self._features]
+            if unknown:
+                raise ValueError(f"features without a column in the table: {unknown}")
+            order = sorted(range(len(names)), key=lambda k: self._features[names[k]])
+            tags = self._tags
+            pieces = [tags[c] for c in _PIECE_COLUMNS] + [tags[names[k]] for k in order]
+            pieces[_PIECE_COLUMNS.index("is_partial")] += bytes([partial])  # a constant field, whole
+            packed, offsets = _packed(pieces)
+            permutation = None if order == sorted(order) else np.array(order, dtype=np.int64)
+            cached = self._pieces[key] = (packed, offsets, permutation)
+        return cached
+
+    def encode(
+        self,
+        part: CandleColumns,
+        exchange: str,
+        symbols: Sequence[str],
+        exchange_symbols: Sequence[str],
+        local_us: int,
+        out_us: int,
+    ) -> list[bytes]:
+        """The serialised row of every candle of ``part``, in order; ``symbols``/``exchange_symbols``: the
+        names by slot (``CandleBatch``), ``local_us``/``out_us``: the rows' ``local_timestamp`` and
+        ``timestamp_out``."""
+        n = len(part)
+        if n == 0:
+            return []
+        heads = self._instrument_heads(exchange, symbols, exchange_symbols)
+        features = part.features
+        names = features.names if features is not None else ()
+        pieces, piece_offsets, permutation = self._row_pieces(names, bool(part.is_partial))
+        tags = self._tags
+        constant = b"".join((
+            self._string("timeframe", part.timeframe),
+            tags["timestamp_in"], _varint(part.timestamp_in),
+            tags["local_timestamp"], _varint(local_us),
+            tags["timestamp_out"], _varint(out_us),
+        ))  # fmt: skip
+        doubles = (part.open, part.high, part.low, part.close, part.volume, part.buy_volume, part.sell_volume,
+                   part.vwap)  # fmt: skip
+        floats = np.empty((n, 8), dtype="<f8")
+        for k, column in enumerate(doubles):
+            floats[:, k] = column
+        ints = np.empty((n, 4), dtype=np.int64)
+        for k, column in enumerate(
+            (part.trade_count, part.first_trade_time, part.last_trade_time, part.revision)
+        ):
+            ints[:, k] = column
+        flags = np.empty((n, 2), dtype=np.bool_)
+        flags[:, 0], flags[:, 1] = part.is_empty, part.has_gap
+        if features is None:
+            values = np.empty((n, 0), dtype="<f8")
+        else:
+            values = features.values if permutation is None else features.values[:, permutation]
+            values = np.ascontiguousarray(values, dtype="<f8")
+        buffer, offsets = _write(
+            *heads.packed,
+            np.ascontiguousarray(part.slots, dtype=np.int64),
+            np.frombuffer(constant, dtype=np.uint8),
+            pieces,
+            piece_offsets,
+            floats.view(np.uint8),
+            ints,
+            flags,
+            values,
+            values.view(np.uint8),
+        )
+        data = buffer.tobytes()
+        return [data[a:b] for a, b in pairwise(offsets.tolist())]
+
+
+@njit(cache=True, inline="always")
+def _copy(out, at, src, start, stop):
+    for k in range(start, stop):
+        out[at] = src[k]
+        at += 1
+    return at
+
+
+@njit(cache=True, inline="always")
+def _double(out, at, row_bytes, column):
+    """Copy the 8 little-endian bytes of double ``column`` of a row (its bytes, ``row_bytes``)."""
+    for k in range(8 * column, 8 * column + 8):
+        out[at] = row_bytes[k]
+        at += 1
+    return at
+
+
+@njit(cache=True, inline="always")
+def _varint_at(out, at, value):
+    """An int64 as a varint: 7 bits a byte, low first; a negative one as its two's complement, 10 bytes."""
+    if value < 0:
+        for _ in range(9):  # bits 0..62 (the shift is arithmetic, the mask keeps 7 bits)
+            out[at] = (value & 127) | 128
+            value >>= 7
+            at += 1
+        out[at] = 1  # bit 63
+        return at + 1
+    while value >= 128:
+        out[at] = (value & 127) | 128
+        value >>= 7
+        at += 1
+    out[at] = value
+    return at + 1
+
+
+@njit(cache=True)
+def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, float_bytes, ints, flags, values,
+           value_bytes):  # fmt: skip
+    """Every row of a part into one buffer; returns it and the rows' offsets. Row ``c``: the head of
+    instrument ``slots[c]``, ``constant``, then per value its piece (``pieces``, ``_PIECE_COLUMNS`` then
+    the features) and the value: the doubles open..sell_volume, vwap (``float_bytes``: 8 little-endian
+    bytes each), the ints trade_count, first/last trade time, revision (``ints``), the flags is_empty,
+    has_gap (``flags``), the features (``values``, and their bytes ``value_bytes``: NaN is left out)."""
+    n = len(slots)
+    width = values.shape[1]
+    size = n * (len(constant) + piece_offsets[-1] + _ROW_VALUES + 8 * width)
+    for c in range(n):
+        size += head_offsets[slots[c] + 1] - head_offsets[slots[c]]
+    out = np.empty(size, dtype=np.uint8)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    at = 0
+    for c in range(n):
+        offsets[c] = at
+        at = _copy(out, at, heads, head_offsets[slots[c]], head_offsets[slots[c] + 1])
+        at = _copy(out, at, constant, 0, len(constant))
+        empty = flags[c, 0]
+        for k in range(8):  # open .. sell_volume, vwap (none on an empty candle)
+            if k < 7 or not empty:
+                at = _copy(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
+                at = _double(out, at, float_bytes[c], k)
+        at = _copy(out, at, pieces, piece_offsets[8], piece_offsets[9])
+        at = _varint_at(out, at, ints[c, 0])  # trade_count
+        if not empty:  # first_trade_time, last_trade_time
+            at = _copy(out, at, pieces, piece_offsets[9], piece_offsets[10])
+            at = _varint_at(out, at, ints[c, 1])
+            at = _copy(out, at, pieces, piece_offsets[10], piece_offsets[11])
+            at = _varint_at(out, at, ints[c, 2])
+        at = _copy(out, at, pieces, piece_offsets[11], piece_offsets[12])
+        out[at] = 1 if empty else 0
+        at = _copy(out, at + 1, pieces, piece_offsets[12], piece_offsets[13])
+        out[at] = 1 if flags[c, 1] else 0
+        # is_partial's piece is the whole field; then revision's
+        at = _copy(out, at + 1, pieces, piece_offsets[13], piece_offsets[15])
+        at = _varint_at(out, at, ints[c, 3])
+        for j in range(width):
+            if values[c, j] == values[c, j]:  # not NaN
+                at = _copy(out, at, pieces, piece_offsets[15 + j], piece_offsets[16 + j])
+                at = _double(out, at, value_bytes[c], j)
+    offsets[n] = at
+    return out[:at], offsets
+
+
+def compile_row_writer() -> None:
+    """Load the row writer from numba's cache (or compile it) now, not when the first boundary's candles
+    wait. The service calls this at start when persist mode is on; it encodes one candle with a feature
+    through ``RowEncoder.encode``, so the kernel gets the types of the real calls."""
+    from ..candle_processor import Candle, CandleBatch
+
+    columns = CANDLE_COLUMNS + feature_columns()
+    feature = {columns[-1].name: 1.0}
+    candle = Candle("x", "X", "X", "1m", 0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 0, 0, False, False,
+                    False, 0, feature)  # fmt: skip
+    batch = CandleBatch.from_candles([candle])
+    RowEncoder(columns).encode(batch.parts[0], "x", batch.symbols, batch.exchange_symbols, 0, 0)

@@ -3,11 +3,14 @@ for a batch however often it is retried. One implementation: storage_write.py (B
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .rows import Row
 from .tables import TableSpec
+
+if TYPE_CHECKING:
+    from ..candle_processor import CandleColumns
 
 
 class WriteFailed(Exception):
@@ -35,8 +38,19 @@ class RowSink(Protocol):
         """Where rows go, without credentials."""
         ...
 
-    def encode(self, table: TableSpec, rows: list[Row]) -> list[bytes]:
-        """The rows in the form ``append`` sends (done once, when they are added)."""
+    def encode(
+        self,
+        table: TableSpec,
+        part: CandleColumns,
+        exchange: str,
+        symbols: Sequence[str],
+        exchange_symbols: Sequence[str],
+        local_us: int,
+        out_us: int,
+    ) -> list[bytes]:
+        """The rows of the candles of ``part`` (of a ``CandleBatch``: its exchange and names by slot), in
+        the form ``append`` sends (done once, when they are added); ``local_us``/``out_us``: their
+        ``local_timestamp`` and ``timestamp_out``."""
         ...
 
     def ensure(self, table: TableSpec) -> None:

@@ -15,6 +15,8 @@ never dropped. Every call has a timeout and no client-side retry: persist mode r
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
@@ -24,9 +26,11 @@ from google.cloud.bigquery_storage_v1 import types
 from ...config import BigQueryConfig
 from .clients import describe, rest_client, write_client
 from .proto_rows import RowEncoder
-from .rows import Row
 from .sink import RowBatch, WriteFailed, WriteRefused
 from .tables import TableSpec
+
+if TYPE_CHECKING:
+    from ..candle_processor import CandleColumns
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,17 @@ class StorageWriteSink:
             encoder = self._encoders[table.name] = RowEncoder(table.columns)
         return encoder
 
-    def encode(self, table: TableSpec, rows: list[Row]) -> list[bytes]:
-        return self._encoder(table).encode(rows)
+    def encode(
+        self,
+        table: TableSpec,
+        part: CandleColumns,
+        exchange: str,
+        symbols: Sequence[str],
+        exchange_symbols: Sequence[str],
+        local_us: int,
+        out_us: int,
+    ) -> list[bytes]:
+        return self._encoder(table).encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
 
     def ensure(self, table: TableSpec) -> None:
         try:

@@ -29,7 +29,6 @@ from ..bigquery_client import (
     TableSpec,
     WriteFailed,
     WriteRefused,
-    candle_rows,
     candle_tables,
 )
 from ..candle_processor import CandleBatch
@@ -46,23 +45,13 @@ class _Buffer:
     since: float = 0.0
 
 
-def _project(config: BigQueryConfig) -> str:
-    project = config.project_id
-    if not project or project.startswith("${"):
-        raise ConfigError(
-            "persist.bigquery.project_id is not set: set GCP_PROJECT_ID (streaming.yaml reads it) or pass"
-            " --bigquery-project"
-        )
-    return project
-
-
 def make_sink(config: BigQueryConfig) -> RowSink:
     from google.auth.exceptions import DefaultCredentialsError  # the Google clients load only here
 
     from ..bigquery_client.storage_write import StorageWriteSink
 
     try:
-        return StorageWriteSink(config, _project(config))
+        return StorageWriteSink(config, config.project())
     except DefaultCredentialsError:
         raise ConfigError(
             "persist mode: no Google credentials in the environment; set GOOGLE_APPLICATION_CREDENTIALS"
@@ -119,14 +108,15 @@ class PersistMode:
         """Queue the rows of a ``CandleBatch``; ``local_us``/``out_us``: its ``local_timestamp`` and
         ``timestamp_out``. Returns at once."""
         size = self.config.batch_size
-        for timeframe, rows in candle_rows(batch, local_us, out_us):
-            table = self.tables.get(timeframe)
+        names = (batch.exchange, batch.symbols, batch.exchange_symbols)
+        for part in batch.parts:
+            table = self.tables.get(part.timeframe)
             if table is None:
                 continue  # not a configured timeframe (a batch made elsewhere): no table for it
-            buffer = self._buffers[timeframe]
+            buffer = self._buffers[part.timeframe]
             if not buffer.rows:
                 buffer.since = time.monotonic()
-            buffer.rows.extend(self.sink.encode(table, rows))
+            buffer.rows.extend(self.sink.encode(table, part, *names, local_us, out_us))
             while len(buffer.rows) >= size:
                 self._enqueue(table, buffer.rows[:size])
                 del buffer.rows[:size]
