@@ -184,6 +184,13 @@ class CandlesConfig:
     enable_hft_features: bool = True
     hft_timeframes: tuple[str, ...] = ("15s", "1m")
     hft_warmup_file: str | None = None  # recent candles (JSON lines or CSV) to warm the features up
+    # at start, read recent candles from persist mode's tables (persist.bigquery: project, emulator,
+    # dataset as persist mode would write them), whether or not persist mode runs in this process
+    hft_warmup_bigquery: bool = False
+    # candles per series a warm-up loads. EMA and RSI carry all history; after 500 candles what older
+    # history still weighs in EMA_20 ((19/21)^480, ~1e-21) and RSI_20 (Wilder's (19/20)^479, ~2e-11) is
+    # below ~1e-9, so the 500 give the values a series of any length would
+    hft_warmup_candles: int = 500
     grace_ms: int = 250
     late_policy: Literal["drop", "revise"] = "drop"
     revise_window: int = 4
@@ -330,6 +337,13 @@ def _persist(raw: Any) -> PersistConfig:
     return PersistConfig(config)
 
 
+def _candles(raw: Any) -> CandlesConfig:
+    config = _build(CandlesConfig, raw, "candles")
+    if config.hft_warmup_candles < 1:
+        raise ConfigError(f"candles.hft_warmup_candles: must be positive, got {config.hft_warmup_candles}")
+    return config
+
+
 def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
     raw = _expand(raw or {})
     top = {f.name for f in dataclasses.fields(StreamingConfig)}
@@ -354,7 +368,7 @@ def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
         data_types=_data_types(raw.get("data_types")),
         serve=_build(ServeConfig, raw.get("serve"), "serve"),
         persist=_persist(raw.get("persist")),
-        candles=_build(CandlesConfig, raw.get("candles"), "candles"),
+        candles=_candles(raw.get("candles")),
         live_instruments=dict(raw.get("live_instruments") or {}),
         ingest=_build(IngestConfig, raw.get("ingest"), "ingest"),
     )

@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE",
         help="recent candles (JSON lines as published, or CSV) so the first live candle has full features",
     )
+    p.add_argument(
+        "--warmup-bigquery",
+        action="store_true",
+        help="at start, warm the features up from the recent candles of persist mode's BigQuery tables"
+        " (persist.bigquery: project, emulator, dataset as persist mode would write them)",
+    )
     p.add_argument("--stats-json", type=Path, help="write the final counts and latencies here as JSON")
     p.add_argument("--ingest-arg", action="append", default=[], help="extra argument passed to the ingester")
     p.add_argument("--log-level", default="INFO")
@@ -127,6 +133,8 @@ def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> Stream
     candles = config.candles
     if args.warmup_candles:
         candles = dataclasses.replace(candles, hft_warmup_file=args.warmup_candles)
+    if args.warmup_bigquery:
+        candles = dataclasses.replace(candles, hft_warmup_bigquery=True)
     bigquery = config.persist.bigquery
     bq_changes: dict = {}
     if args.bigquery_project:
@@ -170,6 +178,12 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     lines = summary_lines(stats)
     if persist is not None:
         lines.append(summary_line(stats["persist"]))
+    if "warmup" in stats:
+        w = stats["warmup"]
+        lines.append(
+            f"features warmed up  {', '.join(f'{tf}: {k}' for tf, k in w['candles_by_timeframe'].items())}"
+            f" candles from BigQuery (anchor {w['anchor']}; errors {w['errors']})"
+        )
     print("\n".join(["", "summary", *lines]), flush=True)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2, default=str))

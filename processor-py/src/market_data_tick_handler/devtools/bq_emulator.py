@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .local_redis import free_port
+from .local_redis import free_ports
 
 REPO = Path(__file__).resolve().parents[4]
 DEFAULT_PROJECT = "local-project"
@@ -65,7 +65,8 @@ class BigQueryEmulator:
         if not self.binary.exists():
             raise RuntimeError(f"bqemulator is not installed in {venv} (`make setup` installs it)")
         self.home = venv / "home"
-        self.rest_port, self.grpc_port = rest_port or free_port(), grpc_port or free_port()
+        picked = free_ports(2)
+        self.rest_port, self.grpc_port = rest_port or picked[0], grpc_port or picked[1]
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="mdth-bqemu-")
         self.data_dir = data_dir or self._tmp.name  # type: ignore[union-attr]
         self.endpoint = EmulatorEndpoint(

@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from ..config import ConfigError, StreamingConfig
-from ..timeutil import now_us
+from ..timeutil import iso_us, now_us
 from .candle_processor import CandleBatch
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
@@ -31,7 +31,7 @@ from .hft_features.feature_engine import compile_step
 from .ingest import IngesterProcess
 from .messages import candle_payloads
 from .modes import PersistMode, ServeMode
-from .tick_processor.tick_handler import CandleSettings, TickHandler
+from .tick_processor.tick_handler import CandleSettings, FrameResult, TickHandler
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,18 @@ class StreamingService:
         if c.enable_hft_features and c.hft_warmup_file:
             used = self.handler.warm_up(read_candles(c.hft_warmup_file))
             log.info("features warmed up with %d candles from %s", used, c.hft_warmup_file)
+        self._warmup_project: str | None = None  # set: warm up from BigQuery (wall clock: at start)
+        self._warm_at_first_tick = False  # event clock: before the first frame with ticks is handled
+        self.warmup_stats: dict[str, Any] | None = None
+        if c.enable_hft_features and c.hft_warmup_bigquery and c.hft_timeframes:
+            try:
+                self._warmup_project = config.persist.bigquery.project()
+            except ConfigError as exc:
+                raise ConfigError(f"candles.hft_warmup_bigquery (--warmup-bigquery): {exc}") from None
+            self._warm_at_first_tick = clock == "event"
+            from .bigquery_client import recent_candles  # the Google clients load only when used
+
+            self._read_recent_candles = recent_candles.read_recent_candles
         self.latencies = Latencies()
         self._first_frame_mono: int | None = None
         self._end_mono: int | None = None
@@ -170,6 +182,8 @@ class StreamingService:
                 await self.serve.start()
             if self.persist is not None:
                 await self.persist.start()
+            if self._warmup_project is not None and not self._warm_at_first_tick:
+                await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
             if self.config.ingest.spawn:
                 book = self.config.data_types.book_snapshots
                 self.ingester = IngesterProcess(
@@ -205,7 +219,10 @@ class StreamingService:
                 data = await sock.recv(copy=False)
                 if self._first_frame_mono is None:
                     self._first_frame_mono = mono_us()
-                result = self.handler.handle_bytes(data.buffer)
+                if self._warm_at_first_tick:
+                    result = await self._handle_until_warm(data.buffer)
+                else:
+                    result = self.handler.handle_bytes(data.buffer)
                 handled = mono_us()
                 if result.batches or result.records:
                     await self._publish(result.batches, result.records)
@@ -238,6 +255,79 @@ class StreamingService:
                 self._log_progress()
         log.info("stop requested")
         return 0
+
+    async def _handle_until_warm(self, data: memoryview) -> FrameResult:
+        """Event clock: the frame, decoded once; the first one with ticks anchors the warm-up at its
+        earliest exchange timestamp (nothing is known of the replay's time before it) and is handled
+        after it. From then on frames go straight to ``handle_bytes``."""
+        frame = self.handler.decode(data)
+        if frame is None:
+            return FrameResult()
+        anchor = self.handler.first_tick_us(frame)
+        if anchor is not None:
+            self._warm_at_first_tick = False
+            await self._warm_up_from_bigquery(anchor)
+        return self.handler.handle_frame(frame)
+
+    async def _warm_up_from_bigquery(self, until_us: int) -> None:
+        """Recent candles of persist mode's tables through the feature lanes (docs/FEATURES.md "Warm-up
+        at start"). The query runs in a thread; a failure is logged, counted (``warmup_errors``) and
+        leaves the features cold: it never stops the processor."""
+        assert self._warmup_project is not None
+        from .bigquery_client.clients import describe
+
+        where = describe(self._warmup_project, self.config.persist.bigquery.emulator)
+        got = await asyncio.to_thread(self._read_recent_candles, self.config, self._warmup_project, until_us)
+        used: dict[str, int] = {}
+        for timeframe, rows in got.candles.items():
+            try:
+                used[timeframe] = self.handler.warm_up(rows)
+            except Exception as exc:  # a stored row the features cannot take (say a close of 0)
+                self._warmup_failed(where, got.dataset, f"candles_{timeframe}", exc, bool(used))
+        for table in got.missing:
+            log.info(
+                "features: no table %s.%s in %s yet (no history to warm up from)", got.dataset, table, where
+            )
+        if got.error is not None:
+            self._warmup_failed(where, got.dataset, got.failed_table, got.error, bool(used))
+        counts = {tf: used.get(tf, 0) for tf in self.handler.settings.hft_timeframes}
+        log.info(
+            "features warmed up from BigQuery (dataset %s of %s) with %s candles, anchored at %s",
+            got.dataset,
+            where,
+            ", ".join(f"{tf}: {k}" for tf, k in counts.items()),
+            iso_us(until_us),
+        )
+        self.warmup_stats = {
+            "source": "bigquery",
+            "dataset": got.dataset,
+            "anchor": iso_us(until_us),
+            "candles_by_timeframe": counts,
+            "missing_tables": list(got.missing),
+            "errors": self.handler.counts["warmup_errors"],
+        }
+
+    def _warmup_failed(
+        self, where: str, dataset: str, table: str | None, error: BaseException, some_used: bool
+    ) -> None:
+        from google.api_core.exceptions import GoogleAPICallError
+        from google.auth.exceptions import GoogleAuthError
+
+        self.handler.counts["warmup_errors"] += 1
+        log.warning(
+            "features: warm-up from BigQuery failed (%s, dataset %s, table %s): %s: %s; the features of %s"
+            " start cold",
+            where,
+            dataset,
+            table or "-",
+            type(error).__name__,
+            " ".join(str(error).split()),  # one line (the client appends the job's location and id)
+            "the other timeframes" if some_used else "every timeframe",
+            # a fault of ours, not BigQuery's: with its traceback
+            exc_info=(type(error), error, error.__traceback__)
+            if not isinstance(error, GoogleAPICallError | GoogleAuthError | OSError)
+            else None,
+        )
 
     async def _publish(self, batches: list[CandleBatch], records: list[Record] | None = None) -> None:
         """Publish what closed, and the frame's records with the first batch (one round trip), then hand
@@ -311,6 +401,8 @@ class StreamingService:
             stats["serve"] = self.serve.get_stats()
         if self.persist is not None:
             stats["persist"] = self.persist.get_stats()
+        if self.warmup_stats is not None:
+            stats["warmup"] = self.warmup_stats
         if self.ingester is not None and self.ingester.summary is not None:
             stats["ingester"] = self.ingester.summary
         if self._first_frame_mono is not None and self._end_mono is not None:

@@ -87,7 +87,8 @@ class LiveFeatures:
             lane = int(self._lanes(np.array([self.engine.slot(exchange_symbol)]), timeframe)[0])
             last = self.features.last_start(lane)
             order = order[stamps[order] > last] if last is not None else order
-            frame = {k: np.array([rows[i].get(k) for i in order.tolist()], dtype=object) for k in rows[0]}
+            keys = dict.fromkeys(k for row in rows for k in row)  # a row may lack one (a null left out)
+            frame = {k: np.array([rows[i].get(k) for i in order.tolist()], dtype=object) for k in keys}
             self.features.run(lane, inputs_from_frame(frame, stamps[order]), self._micros[timeframe])
             used += len(order)
         return used

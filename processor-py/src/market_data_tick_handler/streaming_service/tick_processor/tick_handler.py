@@ -176,12 +176,27 @@ class TickHandler:
 
     # -- frames --------------------------------------------------------------------------------
     def handle_bytes(self, data: bytes | memoryview) -> FrameResult:
+        frame = self.decode(data)
+        return FrameResult() if frame is None else self.handle_frame(frame)
+
+    def decode(self, data: bytes | memoryview) -> Frame | None:
+        """The first step of ``handle_bytes``: the frame, or None when undecodable (counted and logged);
+        for a caller that looks at the frame before ``handle_frame`` (``first_tick_us``)."""
         try:
-            frame = decode_frame(data, self._schema)
+            return decode_frame(data, self._schema)
         except WireError as exc:
             self._error("bad_frames", f"undecodable frame of {len(data)} bytes: {exc}")
-            return FrameResult()
-        return self.handle_frame(frame)
+            return None
+
+    @staticmethod
+    def first_tick_us(frame: Frame) -> int | None:
+        """The earliest exchange timestamp of a frame that carries ticks (trades, book snapshots, tickers,
+        liquidations, option summaries); None for control frames (start, end, disconnect) and empty ones."""
+        ts = frame.columns.get("timestamp") if frame.n else None
+        if ts is None:
+            return None
+        ts = ts[ts > 0]
+        return int(ts.min()) if len(ts) else None
 
     def handle_frame(self, frame: Frame) -> FrameResult:
         self.counts["frames"] += 1
