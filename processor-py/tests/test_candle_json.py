@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market_data_tick_handler.streaming_service.candle_json import encode_part
+from market_data_tick_handler.streaming_service.candle_json import _write, compile_writer, encode_part
 from market_data_tick_handler.streaming_service.candle_processor.candle_batch import CandleColumns
 from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
 
@@ -159,3 +159,11 @@ def test_a_hand_written_candle():
         b'"is_empty":false,"has_gap":true,"is_partial":false,"revision":0},'
         b'"hft_features":{"sma_5":61700.0,"rsi_5":null}}'
     )
+
+
+def test_compile_writer_prepares_the_function_a_burst_calls():
+    """The service compiles the writer at start; if its arguments' types drifted from encode_part's, numba
+    would compile a second version at the first boundary anyway."""
+    compile_writer()
+    test_a_hand_written_candle()
+    assert len(_write.signatures) == 1, _write.signatures

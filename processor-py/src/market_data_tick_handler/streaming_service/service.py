@@ -24,10 +24,10 @@ import zmq.asyncio
 
 from ..config import ConfigError, StreamingConfig
 from ..timeutil import iso_us, now_us
+from . import hot_path
 from .candle_processor import CandleBatch
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
-from .hft_features.feature_engine import compile_step
 from .ingest import IngesterProcess
 from .messages import candle_payloads
 from .modes import PersistMode, ServeMode
@@ -133,8 +133,6 @@ class StreamingService:
             ),
             router=self.router,
         )
-        if c.enable_hft_features:
-            compile_step()
         if c.enable_hft_features and c.hft_warmup_file:
             used = self.handler.warm_up(read_candles(c.hft_warmup_file))
             log.info("features warmed up with %d candles from %s", used, c.hft_warmup_file)
@@ -184,6 +182,7 @@ class StreamingService:
                 await self.persist.start()
             if self._warmup_project is not None and not self._warm_at_first_tick:
                 await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
+            hot_path.prepare(bool(self.handler.settings.hft_timeframes), persist=self.persist is not None)
             if self.config.ingest.spawn:
                 book = self.config.data_types.book_snapshots
                 self.ingester = IngesterProcess(

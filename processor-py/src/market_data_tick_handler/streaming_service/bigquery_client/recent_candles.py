@@ -6,9 +6,9 @@ the anchor ``until`` (``timestamp_in + timeframe <= until``), within the ``count
 anchor's bucket, so at most ``count`` per series. That is the last ``count`` candles of a series without
 holes; where a series has holes, the candles before a hole would not count anyway (the hole resets the
 series' windows). One row per (``exchange_symbol``, ``timestamp_in``): the highest ``revision``, and of
-equal ones (a replay written twice) the one written last. The same bound on the partitioning column lets BigQuery prune partitions
-(every row has ``timestamp_out`` and ``local_timestamp`` after its ``timestamp_in``). Values are query
-parameters; only the table's name is written into the SQL.
+equal ones (a replay written twice) the one written last. The same bound on the partitioning column lets
+BigQuery prune partitions (every row has ``timestamp_out`` and ``local_timestamp`` after its
+``timestamp_in``). Values are query parameters; only the table's name is written into the SQL.
 
 Every call has ``persist.bigquery.request_timeout_s`` as its timeout and no client-side retry, and the
 first failure ends the read (the processor then starts cold): a BigQuery that does not answer costs one or
