@@ -40,7 +40,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from market_data_tick_handler.config import BigQueryConfig, ServeConfig
 from market_data_tick_handler.devtools.local_redis import redis_server
 from market_data_tick_handler.streaming_service import PersistMode, ServeMode
-from market_data_tick_handler.streaming_service.bigquery_client import CANDLE_COLUMNS, RowBatch, TableSpec
+from market_data_tick_handler.streaming_service.bigquery_client import CANDLE_COLUMNS, MemorySink, TableSpec
 from market_data_tick_handler.streaming_service.bigquery_client.proto_rows import (
     RowEncoder,
     compile_row_writer,
@@ -134,31 +134,6 @@ def redis_py(url: str, frames: list[list[Entry]]) -> float:
     return sum(len(f) for f in frames) / elapsed
 
 
-class EncodeOnly:
-    """A sink that encodes (as StorageWriteSink does) and never writes: ``add`` alone is measured."""
-
-    def __init__(self) -> None:
-        self.encoders: dict[str, RowEncoder] = {}
-
-    def describe(self) -> str:
-        return "nowhere"
-
-    def encode(self, table: TableSpec, part, exchange, symbols, exchange_symbols, local_us, out_us):
-        encoder = self.encoders.get(table.name)
-        if encoder is None:
-            encoder = self.encoders[table.name] = RowEncoder(table.columns)
-        return encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
-
-    def ensure(self, table: TableSpec) -> None:
-        pass
-
-    def append(self, batch: RowBatch) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-
 _ROW_FIELDS = tuple(c.name for c in CANDLE_COLUMNS if c.name not in ("local_timestamp", "timestamp_out"))
 
 
@@ -202,7 +177,9 @@ def persist_rows(batches: list[CandleBatch]) -> None:
     compile_row_writer()  # as the service does at start
     bursts = [b for b in batches if len(b) == 200]
     local_us = out_us = now_us()
-    mode = PersistMode(BigQueryConfig(batch_size=1_000_000), ("15s", "1m"), "tardis-realtime", EncodeOnly())
+    mode = PersistMode(
+        BigQueryConfig(batch_size=1_000_000), ("15s", "1m"), "tardis-realtime", MemorySink(keep=False)
+    )
     for batch in bursts[:3]:  # the same bytes both ways
         names = (batch.exchange, batch.symbols, batch.exchange_symbols)
         new_rows = [

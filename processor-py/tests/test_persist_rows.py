@@ -25,8 +25,7 @@ from market_data_tick_handler.streaming_service import CandleBatch, PersistMode
 from market_data_tick_handler.streaming_service.bigquery_client import (
     CANDLE_COLUMNS,
     Column,
-    RowBatch,
-    TableSpec,
+    MemorySink,
     candle_tables,
     feature_columns,
 )
@@ -369,33 +368,6 @@ def test_the_descriptor_has_a_field_per_column_in_table_order():
     descriptor = RowEncoder(spec.columns).descriptor
     assert [f.name for f in descriptor.field] == [c.name for c in spec.columns]
     assert [f.number for f in descriptor.field] == list(range(1, len(spec.columns) + 1))
-
-
-class MemorySink:
-    """A sink that keeps what is appended."""
-
-    def __init__(self) -> None:
-        self.encoders: dict[str, RowEncoder] = {}
-        self.batches: list[RowBatch] = []
-
-    def describe(self) -> str:
-        return "memory"
-
-    def encode(self, table: TableSpec, part, exchange, symbols, exchange_symbols, local_us, out_us):
-        encoder = self.encoders.get(table.name)
-        if encoder is None:
-            encoder = self.encoders[table.name] = RowEncoder(table.columns)
-        return encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
-
-    def ensure(self, table: TableSpec) -> None:
-        pass
-
-    def append(self, batch: RowBatch) -> bool:
-        self.batches.append(batch)
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 async def test_persist_mode_queues_the_old_paths_bytes_for_a_boundary_of_many_instruments():

@@ -20,6 +20,7 @@ import orjson
 from numba import njit
 
 from ..timeutil import iso_us
+from .byte_pieces import copy_into, packed
 
 if TYPE_CHECKING:
     from .candle_processor.candle_batch import CandleColumns
@@ -49,13 +50,6 @@ def _keys(features: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
-def _packed(pieces: list[bytes] | tuple[bytes, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Byte strings as one uint8 buffer and their offsets (``len(pieces) + 1``)."""
-    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in pieces], out=offsets[1:])
-    return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
-
-
 def encode_part(
     part: CandleColumns,
     exchange: str,
@@ -78,14 +72,12 @@ def encode_part(
         matrix[:, len(FLOAT_FIELDS) :] = features.values
     numbers = np.frombuffer(orjson.dumps(matrix, option=_NUMPY), dtype=np.uint8)
     slots, timeframe = part.slots.tolist(), part.timeframe
-    heads, head_offsets = _packed(
-        [_head(exchange, symbols[s], exchange_symbols[s], timeframe) for s in slots]
-    )
+    heads, head_offsets = packed([_head(exchange, symbols[s], exchange_symbols[s], timeframe) for s in slots])
     times = (iso_us(part.timestamp_in), iso_us(local_us), iso_us(out_us))
     first = b'"%b","local_timestamp":"%b","timestamp_out":"%b","candle":{"open":' % tuple(
         t.encode() for t in times
     )
-    keys, key_offsets = _packed((first, *_keys(names)))
+    keys, key_offsets = packed((first, *_keys(names)))
     buffer, offsets = _write(
         numbers,
         len(FLOAT_FIELDS) + len(names),
@@ -104,14 +96,6 @@ def encode_part(
     data = buffer.tobytes()
     bounds = offsets.tolist()
     return [data[a:b] for a, b in pairwise(bounds)]
-
-
-@njit(cache=True, inline="always")
-def _copy(out, at, src, start, stop):
-    for k in range(start, stop):
-        out[at] = src[k]
-        at += 1
-    return at
 
 
 @njit(cache=True, inline="always")
@@ -144,12 +128,12 @@ _TRUE, _FALSE, _NULL = (np.frombuffer(word, dtype=np.uint8) for word in (b"true"
 
 @njit(cache=True, inline="always")
 def _bool(out, at, value):
-    return _copy(out, at, _TRUE, 0, 4) if value else _copy(out, at, _FALSE, 0, 5)
+    return copy_into(out, at, _TRUE, 0, 4) if value else copy_into(out, at, _FALSE, 0, 5)
 
 
 @njit(cache=True, inline="always")
 def _null(out, at):
-    return _copy(out, at, _NULL, 0, 4)
+    return copy_into(out, at, _NULL, 0, 4)
 
 
 @njit(cache=True, inline="always")
@@ -193,12 +177,12 @@ def _token(out, at, numbers, i):
     start = i
     while numbers[i] != 44 and numbers[i] != 93:  # , ]
         i += 1
-    return _copy(out, at, numbers, start, i), i + 1
+    return copy_into(out, at, numbers, start, i), i + 1
 
 
 @njit(cache=True, inline="always")
 def _key(out, at, keys, key_offsets, key):
-    return _copy(out, at, keys, key_offsets[key], key_offsets[key + 1])
+    return copy_into(out, at, keys, key_offsets[key], key_offsets[key + 1])
 
 
 @njit(cache=True)
@@ -215,7 +199,7 @@ def _write(numbers, width, heads, head_offsets, keys, key_offsets, trade_count, 
     i = 1  # in numbers, past the outer [
     for c in range(n):
         offsets[c] = at
-        at = _copy(out, at, heads, head_offsets[c], head_offsets[c + 1])
+        at = copy_into(out, at, heads, head_offsets[c], head_offsets[c + 1])
         i += 1  # the row's [
         for k in range(8):  # open .. vwap
             at = _key(out, at, keys, key_offsets, k)
@@ -248,8 +232,8 @@ def compile_writer() -> None:
     done there, it delayed them by ~0.14 s and left ~50,000 objects for the garbage collector. The
     service calls this at start; it writes one candle through the same calls as ``encode_part``."""
     numbers = np.frombuffer(orjson.dumps(np.ones((1, len(FLOAT_FIELDS))), option=_NUMPY), dtype=np.uint8)
-    heads, head_offsets = _packed([_head("x", "X", "X", "1m")])
-    keys, key_offsets = _packed((b'"","candle":{"open":', *_keys(())))
+    heads, head_offsets = packed([_head("x", "X", "X", "1m")])
+    keys, key_offsets = packed((b'"","candle":{"open":', *_keys(())))
     ints, flags = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_)
     _write(numbers, len(FLOAT_FIELDS), heads, head_offsets, keys, key_offsets, ints, ints, ints, flags, flags,
            False, ints)  # fmt: skip

@@ -1,13 +1,14 @@
 """BigQuery for persist mode: the tables (``tables.py``), candles as rows in the Storage Write API's wire
 form (``proto_rows.py``), and the writer (``storage_write.py``) behind the small ``RowSink`` interface
-(``sink.py``)."""
+(``sink.py``; ``MemorySink`` keeps the rows in memory)."""
 
-from .sink import RowBatch, RowSink, WriteFailed, WriteRefused
+from .sink import MemorySink, RowBatch, RowSink, WriteFailed, WriteRefused
 from .tables import CANDLE_COLUMNS, Column, TableSpec, candle_table_name, candle_tables, feature_columns
 
 __all__ = [
     "CANDLE_COLUMNS",
     "Column",
+    "MemorySink",
     "RowBatch",
     "RowSink",
     "TableSpec",

@@ -28,6 +28,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2
 from numba import njit
 
+from ..byte_pieces import copy_into, packed
 from .tables import CANDLE_COLUMNS, Column, ColumnType, feature_columns
 
 if TYPE_CHECKING:
@@ -66,13 +67,6 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _packed(pieces: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Byte strings as one uint8 buffer and their offsets (``len(pieces) + 1``)."""
-    offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in pieces], out=offsets[1:])
-    return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
-
-
 @dataclass(slots=True)
 class _Heads:
     """The fields ``symbol``, ``exchange``, ``exchange_symbol`` of each instrument slot of one exchange,
@@ -81,7 +75,7 @@ class _Heads:
     symbols: Sequence[str]
     exchange_symbols: Sequence[str]
     pieces: list[bytes] = field(default_factory=list)
-    packed: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: _packed(()))
+    packed_pieces: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: packed(()))
 
 
 class RowEncoder:
@@ -120,7 +114,7 @@ class RowEncoder:
                 self._string("symbol", s) + name + self._string("exchange_symbol", x)
                 for s, x in zip(symbols[known:], exchange_symbols[known:], strict=True)
             )
-            heads.packed = _packed(heads.pieces)
+            heads.packed_pieces = packed(heads.pieces)
         return heads
 
     def _row_pieces(self, names: tuple[str, ...], partial: bool) -> _Pieces:
@@ -136,9 +130,9 @@ class RowEncoder:
             tags = self._tags
             pieces = [tags[c] for c in _PIECE_COLUMNS] + [tags[names[k]] for k in order]
             pieces[_PIECE_COLUMNS.index("is_partial")] += bytes([partial])  # a constant field, whole
-            packed, offsets = _packed(pieces)
+            buffer, offsets = packed(pieces)
             permutation = None if order == sorted(order) else np.array(order, dtype=np.int64)
-            cached = self._pieces[key] = (packed, offsets, permutation)
+            cached = self._pieces[key] = (buffer, offsets, permutation)
         return cached
 
     def encode(
@@ -185,7 +179,7 @@ class RowEncoder:
             values = features.values if permutation is None else features.values[:, permutation]
             values = np.ascontiguousarray(values, dtype="<f8")
         buffer, offsets = _write(
-            *heads.packed,
+            *heads.packed_pieces,
             np.ascontiguousarray(part.slots, dtype=np.int64),
             np.frombuffer(constant, dtype=np.uint8),
             pieces,
@@ -198,14 +192,6 @@ class RowEncoder:
         )
         data = buffer.tobytes()
         return [data[a:b] for a, b in pairwise(offsets.tolist())]
-
-
-@njit(cache=True, inline="always")
-def _copy(out, at, src, start, stop):
-    for k in range(start, stop):
-        out[at] = src[k]
-        at += 1
-    return at
 
 
 @njit(cache=True, inline="always")
@@ -253,30 +239,30 @@ def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, float_by
     at = 0
     for c in range(n):
         offsets[c] = at
-        at = _copy(out, at, heads, head_offsets[slots[c]], head_offsets[slots[c] + 1])
-        at = _copy(out, at, constant, 0, len(constant))
+        at = copy_into(out, at, heads, head_offsets[slots[c]], head_offsets[slots[c] + 1])
+        at = copy_into(out, at, constant, 0, len(constant))
         empty = flags[c, 0]
         for k in range(8):  # open .. sell_volume, vwap (none on an empty candle)
             if k < 7 or not empty:
-                at = _copy(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
+                at = copy_into(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
                 at = _double(out, at, float_bytes[c], k)
-        at = _copy(out, at, pieces, piece_offsets[8], piece_offsets[9])
+        at = copy_into(out, at, pieces, piece_offsets[8], piece_offsets[9])
         at = _varint_at(out, at, ints[c, 0])  # trade_count
         if not empty:  # first_trade_time, last_trade_time
-            at = _copy(out, at, pieces, piece_offsets[9], piece_offsets[10])
+            at = copy_into(out, at, pieces, piece_offsets[9], piece_offsets[10])
             at = _varint_at(out, at, ints[c, 1])
-            at = _copy(out, at, pieces, piece_offsets[10], piece_offsets[11])
+            at = copy_into(out, at, pieces, piece_offsets[10], piece_offsets[11])
             at = _varint_at(out, at, ints[c, 2])
-        at = _copy(out, at, pieces, piece_offsets[11], piece_offsets[12])
+        at = copy_into(out, at, pieces, piece_offsets[11], piece_offsets[12])
         out[at] = 1 if empty else 0
-        at = _copy(out, at + 1, pieces, piece_offsets[12], piece_offsets[13])
+        at = copy_into(out, at + 1, pieces, piece_offsets[12], piece_offsets[13])
         out[at] = 1 if flags[c, 1] else 0
         # is_partial's piece is the whole field; then revision's
-        at = _copy(out, at + 1, pieces, piece_offsets[13], piece_offsets[15])
+        at = copy_into(out, at + 1, pieces, piece_offsets[13], piece_offsets[15])
         at = _varint_at(out, at, ints[c, 3])
         for j in range(width):
             if values[c, j] == values[c, j]:  # not NaN
-                at = _copy(out, at, pieces, piece_offsets[15 + j], piece_offsets[16 + j])
+                at = copy_into(out, at, pieces, piece_offsets[15 + j], piece_offsets[16 + j])
                 at = _double(out, at, value_bytes[c], j)
     offsets[n] = at
     return out[:at], offsets

@@ -1,5 +1,6 @@
 """What persist mode needs from a table store: append a batch of encoded rows to a table, exactly once
-for a batch however often it is retried. One implementation: storage_write.py (BigQuery)."""
+for a batch however often it is retried. Implementations: storage_write.py (BigQuery), and ``MemorySink``
+here."""
 
 from __future__ import annotations
 
@@ -64,3 +65,45 @@ class RowSink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class MemorySink:
+    """A ``RowSink`` that encodes as BigQuery's does and keeps every appended batch in ``batches``
+    (``keep=False``: drops them), for tests, benchmarks and embedding."""
+
+    def __init__(self, keep: bool = True) -> None:
+        from .proto_rows import RowEncoder  # loads the protobuf runtime
+
+        self._encoder_class = RowEncoder
+        self.encoders: dict[str, RowEncoder] = {}
+        self.keep = keep
+        self.batches: list[RowBatch] = []
+
+    def describe(self) -> str:
+        return "memory"
+
+    def encode(
+        self,
+        table: TableSpec,
+        part: CandleColumns,
+        exchange: str,
+        symbols: Sequence[str],
+        exchange_symbols: Sequence[str],
+        local_us: int,
+        out_us: int,
+    ) -> list[bytes]:
+        encoder = self.encoders.get(table.name)
+        if encoder is None:
+            encoder = self.encoders[table.name] = self._encoder_class(table.columns)
+        return encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+
+    def ensure(self, table: TableSpec) -> None:
+        pass
+
+    def append(self, batch: RowBatch) -> bool:
+        if self.keep:
+            self.batches.append(batch)
+        return True
+
+    def close(self) -> None:
+        pass
