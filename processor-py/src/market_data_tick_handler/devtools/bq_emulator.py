@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .local_redis import free_ports
+from .server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[4]
 DEFAULT_PROJECT = "local-project"
@@ -48,7 +49,7 @@ class EmulatorEndpoint:
         return f"{self.rest_url},{self.grpc_target}"
 
 
-class BigQueryEmulator:
+class BigQueryEmulator(ServerProcess):
     """One ``bqemulator`` process; ``kill()`` (SIGKILL, as a crash) and ``start()`` again on the same ports.
     Its catalog and rows are kept in a DuckDB file in ``data_dir``, so they survive a restart (its write
     streams do not)."""
@@ -101,19 +102,8 @@ class BigQueryEmulator:
                 raise RuntimeError(f"bqemulator did not start on port {self.rest_port}:\n{tail}")
             time.sleep(0.1)
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, connections cut as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        self.terminate()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

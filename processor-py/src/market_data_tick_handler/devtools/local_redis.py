@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from .server_process import ServerProcess
 
 
 def free_port() -> int:
@@ -32,7 +33,7 @@ def redis_available() -> bool:
     return shutil.which("redis-server") is not None
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """One redis-server process on ``port``, and on the unix socket ``redis.sock`` of its directory;
     ``kill()`` (SIGKILL, as a crash) and ``start()`` again on the same port and data directory.
     ``appendonly``: keep every write in an fsynced append-only file, so a restarted server has what the
@@ -84,16 +85,8 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.05)
 
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no save, connections cut as in a crash."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        self.terminate()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
