@@ -102,12 +102,6 @@ class BigQueryEmulator(ServerProcess):
                 raise RuntimeError(f"bqemulator did not start on port {self.rest_port}:\n{tail}")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        self.terminate()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
 
 @contextmanager
 def bigquery_emulator(project: str = DEFAULT_PROJECT) -> Iterator[EmulatorEndpoint]:

@@ -85,12 +85,6 @@ class RedisServer(ServerProcess):
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.05)
 
-    def stop(self) -> None:
-        self.terminate()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
 
 @contextmanager
 def redis_server(port: int | None = None, appendonly: bool = False, unix: bool = False) -> Iterator[str]:

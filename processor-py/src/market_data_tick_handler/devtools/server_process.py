@@ -1,14 +1,17 @@
 """What the dev servers (``local_redis.RedisServer``, ``bq_emulator.BigQueryEmulator``) share: a child
-process that a test may kill as in a crash, or stop politely."""
+process that a test may kill as in a crash, or stop politely, and the temporary data directory it may
+own (``_tmp``), removed at ``stop``."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 
 
 class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
+    _tmp: tempfile.TemporaryDirectory | None = None
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no save, connections cut as in a crash."""
@@ -24,3 +27,10 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def stop(self) -> None:
+        """``terminate``, then remove the data directory it made for itself."""
+        self.terminate()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
