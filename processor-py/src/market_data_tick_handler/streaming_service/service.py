@@ -14,10 +14,8 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 import zmq
 import zmq.asyncio
@@ -29,6 +27,7 @@ from .candle_processor import CandleBatch
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
 from .ingest import IngesterProcess
+from .latency import Latencies
 from .messages import candle_payloads
 from .modes import PersistMode, ServeMode
 from .tick_processor.tick_handler import CandleSettings, FrameResult, TickHandler
@@ -41,58 +40,6 @@ INGESTER_DRAIN_S = 3.0  # after the ingester exits, how long frames may still tr
 
 def mono_us() -> int:
     return time.monotonic_ns() // 1000
-
-
-@dataclass
-class Latencies:
-    """Per frame, from the ingester's receipt of its oldest tick (microseconds): ``handled`` = until the
-    processor has handled it, ``done`` = until the candles it closed are published too; with the
-    number of trades it carried and of candles it closed."""
-
-    handled: list[int] = field(default_factory=list)
-    done: list[int] = field(default_factory=list)
-    trades: list[int] = field(default_factory=list)
-    candles: list[int] = field(default_factory=list)
-    cap: int = 2_000_000
-
-    def record(self, handled: int, done: int, trades: int, candles: int) -> None:
-        if len(self.done) < self.cap:
-            self.handled.append(handled)
-            self.done.append(done)
-            self.trades.append(trades)
-            self.candles.append(candles)
-
-    def summary(self) -> dict[str, Any]:
-        """``trade_*``: every trade counts once (receipt -> its frame handled and what it closed
-        published); ``frame_*``: every frame once; ``burst_*``: frames that closed candles, by how
-        many they closed."""
-        if not self.done:
-            return {}
-        done, handled = np.array(self.done), np.array(self.handled)
-        trades, candles = np.array(self.trades), np.array(self.candles)
-        per_trade = np.repeat(done, trades)
-        out: dict[str, Any] = {
-            "trade_p50": _pct(per_trade, 50),
-            "trade_p99": _pct(per_trade, 99),
-            "trade_samples": int(trades.sum()),
-            "frame_p50": _pct(handled, 50),
-            "frame_p99": _pct(handled, 99),
-            "frame_samples": len(handled),
-            "bursts": {},
-        }
-        for size in sorted(set(candles[candles > 0].tolist())):
-            sample = done[candles == size]
-            out["bursts"][int(size)] = {
-                "p50": _pct(sample, 50),
-                "p99": _pct(sample, 99),
-                "max": int(sample.max()),
-                "samples": len(sample),
-            }
-        return out
-
-
-def _pct(values: np.ndarray, q: float) -> float | None:
-    return float(np.percentile(values, q, method="higher")) if len(values) else None
 
 
 def resolve_clock(config: StreamingConfig) -> str:
