@@ -10,16 +10,26 @@ Only what has arrived when the candle closes counts (a snapshot arriving after t
 retroactively). The last ``RING`` snapshots and tickers of each instrument are kept, so one that
 arrives during the grace delay, after the candle's end, does not hide the one before it. Unknown =
 NaN, and the features built on it are null.
+
+Memory is bounded: ``RING`` rows per instrument; liquidations are kept while an open candle may contain
+them (``prune``, as candles close) and, should none close (liquidations without trades), at most the
+newest ``MAX_LIQUIDATIONS`` (~25 MB; over it the oldest are dropped, counted and logged).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 
 from ..hft_features.inputs import CONTEXT
 
+log = logging.getLogger(__name__)
+
 RING = 8
 NONE = -1
+MAX_LIQUIDATIONS = 1_000_000  # events kept at most between prunes
+MERGE_EVERY = 64  # frames of liquidations appended before they are merged (and capped) without a prune
 
 
 class _Latest:
@@ -86,6 +96,7 @@ class FeatureContext:
         self.book = _Latest(len(CONTEXT["book"]))
         self.derivative = _Latest(len(CONTEXT["derivative"]))
         self._liquidations: list[tuple[np.ndarray, ...]] = []  # (slots, ts, side, amount) per frame
+        self.liquidations_dropped = 0  # over MAX_LIQUIDATIONS
 
     def on_book(
         self, slots: np.ndarray, ts: np.ndarray, bid_price: np.ndarray, bid_amount: np.ndarray,
@@ -118,6 +129,22 @@ class FeatureContext:
     ) -> None:
         if len(slots):
             self._liquidations.append((slots.astype(np.int64), ts.copy(), side.copy(), amount.copy()))
+            if len(self._liquidations) >= MERGE_EVERY:
+                self._cap_liquidations()
+
+    def _cap_liquidations(self) -> None:
+        """Merge the frames' liquidations; keep the newest ``MAX_LIQUIDATIONS`` of them."""
+        events = self._liquidation_events()
+        over = len(events[0]) - MAX_LIQUIDATIONS
+        if over > 0:
+            if not self.liquidations_dropped:
+                log.warning(
+                    "features: more than %d liquidations kept and no candle closing to prune them: the"
+                    " oldest are dropped (liquidations_dropped)",
+                    MAX_LIQUIDATIONS,
+                )
+            self.liquidations_dropped += over
+            self._liquidations = [tuple(col[over:] for col in events)]
 
     def _liquidation_events(self) -> tuple[np.ndarray, ...]:
         if len(self._liquidations) > 1:

@@ -37,6 +37,7 @@ from ..transport import Entry, InMemoryTransport, PublishError, RedisTransport, 
 log = logging.getLogger(__name__)
 CHUNK = 50  # candles per write: Redis takes one chunk while the next is serialised
 RETRY_FIRST_S, RETRY_MAX_S = 0.05, 2.0
+ENTRY_OVERHEAD = 256  # bytes a backlogged candle costs besides its payload (Entry, StreamTarget, id)
 
 
 class StreamIds:
@@ -210,7 +211,7 @@ class ServeMode:
         log.error("%s (in a frame of %d candles and %d records)", exc, candles, records)
 
     def _enqueue(self, frame: _Frame) -> None:
-        frame.nbytes = sum(len(e.payload) for chunk in frame.chunks for e in chunk)
+        frame.nbytes = sum(len(e.payload) + ENTRY_OVERHEAD for chunk in frame.chunks for e in chunk)
         self._backlog.append(frame)
         self._backlog_bytes += frame.nbytes
         limit = self.config.backlog_mb * 1_000_000

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from .base import Entry, PublishResult, parse_entry_id
 
 StreamItem = tuple[tuple[int, int], bytes]  # (entry id as (ms, seq), payload)
+SUBSCRIBER_QUEUE = 10_000  # messages waiting per subscriber at most (Redis too cuts off a slow subscriber)
 
 
 class InMemoryBus:
@@ -25,7 +26,7 @@ class InMemoryBus:
         self.dropped = 0
         self._waiters: list[asyncio.Future[None]] = []
 
-    def subscribe(self, pattern: str, maxsize: int = 0) -> asyncio.Queue[tuple[str, bytes]]:
+    def subscribe(self, pattern: str, maxsize: int = SUBSCRIBER_QUEUE) -> asyncio.Queue[tuple[str, bytes]]:
         queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize)
         self._subscribers.append((pattern, queue))
         return queue

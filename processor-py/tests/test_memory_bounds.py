@@ -1,0 +1,63 @@
+"""Issue 14: what the processor keeps while it runs is bounded (the latency record: test_latency.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from market_data_tick_handler.config import ServeConfig
+from market_data_tick_handler.streaming_service.data_types import feature_context
+from market_data_tick_handler.streaming_service.data_types.feature_context import FeatureContext
+from market_data_tick_handler.streaming_service.modes import serve_mode
+from market_data_tick_handler.streaming_service.modes.serve_mode import ENTRY_OVERHEAD, ServeMode
+from market_data_tick_handler.streaming_service.transport import Entry, InMemoryBus, InMemoryTransport
+from market_data_tick_handler.streaming_service.transport.inmemory import SUBSCRIBER_QUEUE
+
+
+def _liquidations(context: FeatureContext, ts: int) -> None:
+    one = np.ones(1)
+    context.on_liquidations(np.zeros(1, dtype=np.int64), np.array([ts]), np.array([1], dtype=np.uint8), one)
+
+
+def test_liquidations_without_closing_candles_are_capped_newest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feature_context, "MAX_LIQUIDATIONS", 100)
+    context = FeatureContext()
+    for ts in range(1, 1_001):  # no prune: no candle closes
+        _liquidations(context, ts)
+    assert len(context._liquidations) < feature_context.MERGE_EVERY + 1
+    events = context._liquidation_events()
+    assert len(events[1]) <= 100 + feature_context.MERGE_EVERY
+    assert events[1][-1] == 1_000 and context.liquidations_dropped == 1_000 - len(events[1])
+    assert context.columns(np.array([0]), 990, 1_001)["liquidation_buy_volume"].tolist() == [11.0]
+
+
+def test_liquidations_under_the_cap_are_all_kept() -> None:
+    context = FeatureContext()
+    for ts in range(1, 201):
+        _liquidations(context, ts)
+    assert context.liquidations_dropped == 0
+    assert context.columns(np.array([0]), 0, 1_000)["liquidation_buy_volume"].tolist() == [200.0]
+
+
+def test_inmemory_subscriber_queue_is_bounded() -> None:
+    bus = InMemoryBus()
+    queue = bus.subscribe("x")
+    assert queue.maxsize == SUBSCRIBER_QUEUE
+    for _ in range(SUBSCRIBER_QUEUE + 5):
+        bus.publish("x", b"m")
+    assert queue.qsize() == SUBSCRIBER_QUEUE and bus.dropped == 5
+
+
+def test_serve_backlog_counts_what_an_entry_costs_besides_its_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serve_mode.asyncio, "create_task", lambda coro: coro.close())  # no drainer here
+    serve = ServeMode(
+        ServeConfig(transport="inmemory", backlog_mb=1), transport=InMemoryTransport(InMemoryBus())
+    )
+    entry = Entry(("c",), b"x" * 1_000)
+    for _ in range(3):
+        serve._enqueue(serve_mode._Frame([[entry] * 300], 300, 0, 0))
+    per_frame = 300 * (1_000 + ENTRY_OVERHEAD)
+    assert serve._backlog_bytes == 2 * per_frame <= 1_000_000  # the third went over: the oldest dropped
+    assert serve.stats["candles_lost"] == 300
