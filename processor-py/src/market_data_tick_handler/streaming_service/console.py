@@ -6,6 +6,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from . import ledger
+
 _COLUMNS = (
     f"{'exchange':<16} {'symbol':<14} {'tf':>4} {'bucket start (UTC)':<26} {'open':>12} {'high':>12}"
     f" {'low':>12} {'close':>12} {'volume':>12} {'trades':>7} {'vwap':>12}"
@@ -105,4 +107,9 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
             lines.append("  while publishing  " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
         if s.get("records_published") or s.get("records_lost"):
             lines.append(f"  and records       {s['records_published']} (lost {s['records_lost']})")
+    if stats.get("ledger"):
+        entries = [ledger.from_dict(d) for d in stats["ledger"]]
+        bad = sum(not e.ok for e in entries)
+        lines += ["", f"ledger: every input accounted for{'' if not bad else f' EXCEPT {bad} LINE(S)'}"]
+        lines += ledger.table(entries)
     return lines

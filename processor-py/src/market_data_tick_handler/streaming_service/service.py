@@ -22,12 +22,16 @@ import zmq.asyncio
 
 from ..config import ConfigError, StreamingConfig
 from ..timeutil import iso_us, now_us
+from ..wire import Frame
 from . import hot_path
+from . import ledger as ledger_lines
 from .candle_processor import CandleBatch
+from .candle_processor.timeframes import parse_timeframes
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
-from .ingest import IngesterProcess
+from .ingest import IngesterProcess, Sessions, find_ingester
 from .latency import Latencies
+from .ledger import Entry, apply_entries, candle_entry, ingester_entries, sink_entry, wire_entries
 from .messages import candle_payloads
 from .modes import PersistMode, ServeMode
 from .tick_processor.tick_handler import CandleSettings, FrameResult, TickHandler
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 
 STATS_EVERY_S = 10.0
 INGESTER_DRAIN_S = 3.0  # after the ingester exits, how long frames may still trickle in
+RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0  # a live ingester that died starts again after this back-off
+RESTART_RESET_S = 60.0  # an ingester that ran this long starts the back-off afresh
+LIVE_SOURCES = ("tardis-realtime", "tardis-machine")
 
 
 def mono_us() -> int:
@@ -100,6 +107,16 @@ class StreamingService:
         self._end_mono: int | None = None
         self.end_header: dict[str, Any] | None = None
         self.ingester: IngesterProcess | None = None
+        self.sessions = Sessions()
+        self._bound_endpoint = ""
+        self._restarts = 0
+        self._started_at: float | None = None
+        # what the sinks were handed, and the trades in the first version of every base candle: the
+        # ledger holds these against what each stage says it did with them
+        self.handed: dict[str, int] = {"candles": 0, "records": 0}
+        self.trades_in_candles = 0
+        self.base_timeframe = parse_timeframes(c.timeframes)[0].name
+        self.ledger: list[Entry] = []
         self._stop = asyncio.Event()
         self._tmpdir: tempfile.TemporaryDirectory | None = None
 
@@ -131,16 +148,10 @@ class StreamingService:
                 await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
             hot_path.prepare(bool(self.handler.settings.hft_timeframes), persist=self.persist is not None)
             if self.config.ingest.spawn:
-                book = self.config.data_types.book_snapshots
-                self.ingester = IngesterProcess(
-                    self.config.ingest,
-                    endpoint,
-                    self.router.ingester_data_types(self.config.ingest.exchange),
-                    book.depth,
-                    book.interval_ms,
-                )
+                self._bound_endpoint = endpoint
+                self.ingester = self._new_ingester()
                 await self.ingester.start()
-            return await self._loop(sock)
+            code = await self._loop(sock)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -154,6 +165,7 @@ class StreamingService:
             ctx.term()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
+        return self._close_ledger(code)
 
     async def _loop(self, sock: zmq.asyncio.Socket) -> int:
         next_stats = time.monotonic() + STATS_EVERY_S
@@ -165,22 +177,26 @@ class StreamingService:
                 data = await sock.recv(copy=False)
                 if self._first_frame_mono is None:
                     self._first_frame_mono = mono_us()
-                if self._warm_at_first_tick:
-                    result = await self._handle_until_warm(data.buffer)
-                else:
-                    result = self.handler.handle_bytes(data.buffer)
-                handled = mono_us()
-                if result.batches or result.records:
-                    await self._publish(result.batches, result.records)
-                if result.recv_mono_us:
-                    received = result.recv_mono_us
-                    self.latencies.record(
-                        handled - received, mono_us() - received, result.trades, result.candle_count
-                    )
-                if result.ended:
-                    self.end_header = result.end_header
-                    sock.close()  # hanging up tells the ingester its end frame arrived
-                    return await self._finish()
+                frame = self.handler.decode(data.buffer)
+                if frame is not None and self.sessions.accept(frame):
+                    if self._warm_at_first_tick:
+                        result = await self._handle_until_warm(frame)
+                    else:
+                        result = self.handler.handle_frame(frame)
+                    handled = mono_us()
+                    if result.batches or result.records:
+                        await self._publish(result.batches, result.records)
+                    if result.recv_mono_us:
+                        received = result.recv_mono_us
+                        self.latencies.record(
+                            handled - received, mono_us() - received, result.trades, result.candle_count
+                        )
+                    if frame.type == "ledger":
+                        self._check_ledger_frame(frame)
+                    if result.ended:
+                        self.end_header = result.end_header
+                        sock.close()  # hanging up tells the ingester its end frame arrived
+                        return await self._finish()
             if deadline is not None and now_us() >= deadline:
                 polled = self.handler.poll()
                 await self._publish(polled.batches, polled.records)
@@ -190,25 +206,82 @@ class StreamingService:
                 if exited_at is None:
                     exited_at = time.monotonic()
                 elif time.monotonic() - exited_at > INGESTER_DRAIN_S and not await sock.poll(0, zmq.POLLIN):
-                    log.error(
-                        "ingester exited with code %s without ending its session; last output:\n  %s",
-                        self.ingester.returncode,
-                        "\n  ".join(self.ingester.last_lines[-5:]),
-                    )
-                    return 1
+                    exited_at = None
+                    if not await self._ingester_died():
+                        return 1
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + STATS_EVERY_S
                 self._log_progress()
         log.info("stop requested")
         return 0
 
-    async def _handle_until_warm(self, data: memoryview) -> FrameResult:
-        """Event clock: the frame, decoded once; the first one with ticks anchors the warm-up at its
-        earliest exchange timestamp (nothing is known of the replay's time before it) and is handled
-        after it. From then on frames go straight to ``handle_bytes``."""
-        frame = self.handler.decode(data)
-        if frame is None:
-            return FrameResult()
+    async def _ingester_died(self) -> bool:
+        """The ingester exited without ending its session. Live: the data of every subscribed symbol is
+        missing from now until the next message (a gap), and a new ingester starts after a back-off;
+        returns True. A replay cannot resume: the loss is named and the run fails (False)."""
+        assert self.ingester is not None
+        ingester = self.ingester
+        tally = self.sessions.current
+        log.error(
+            "ingester (session %s) exited with code %s without ending its session, after %d frames (%s);"
+            " last output:\n  %s",
+            self.sessions.expected,
+            ingester.returncode,
+            tally.frames if tally else 0,
+            ", ".join(f"{k} {v}" for k, v in tally.rows.items()) if tally else "no rows",
+            "\n  ".join(ingester.last_lines[-5:]),
+        )
+        self.handler.counts["ingester_exits"] += 1
+        self.handler.gaps.frames_lost()  # every symbol heard from: a gap until its next message
+        polled = self.handler.poll()
+        await self._publish(polled.batches, polled.records)
+        if self.config.ingest.source not in LIVE_SOURCES:
+            log.error("the replay is incomplete: what the ingester had not sent is lost; run it again")
+            return False
+        delay = self._restart_delay()
+        log.warning("restarting the ingester in %.0f s (restart %d)", delay, self._restarts)
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+            return True  # stop requested meanwhile: the loop ends
+        except TimeoutError:
+            pass
+        self.ingester = self._new_ingester()
+        await self.ingester.start()
+        return True
+
+    def _restart_delay(self) -> float:
+        """1 s, doubling to 30 s; back to 1 s after an ingester that ran for a minute."""
+        now = time.monotonic()
+        if self._started_at is not None and now - self._started_at > RESTART_RESET_S:
+            self._restarts = 0
+        self._restarts += 1
+        return min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** (self._restarts - 1))
+
+    def _new_ingester(self) -> IngesterProcess:
+        book = self.config.data_types.book_snapshots
+        self._started_at = time.monotonic()
+        return IngesterProcess(
+            self.config.ingest,
+            self._bound_endpoint,
+            self.router.ingester_data_types(self.config.ingest.exchange),
+            book.depth,
+            book.interval_ms,
+            session=self.sessions.expect_new() if "watch-parent" in find_ingester().read_text() else None,
+        )
+
+    def _check_ledger_frame(self, frame: Frame) -> None:
+        """A periodic ``ledger`` frame: every row it counts was in an earlier frame of its session, so
+        what this processor received of the session must equal it now."""
+        counts = frame.header.get("counts")
+        tally = self.sessions.tallies.get(frame.session)
+        if not isinstance(counts, dict) or tally is None:
+            return
+        self._report(ingester_entries(counts) + wire_entries(counts, tally.frames, tally.rows), final=False)
+
+    async def _handle_until_warm(self, frame: Frame) -> FrameResult:
+        """Event clock: the first frame with ticks anchors the warm-up at its earliest exchange timestamp
+        (nothing is known of the replay's time before it) and is handled after it. From then on frames
+        go straight to ``handle_frame``."""
         anchor = self.handler.first_tick_us(frame)
         if anchor is not None:
             self._warm_at_first_tick = False
@@ -279,9 +352,12 @@ class StreamingService:
         """Publish what closed, and the frame's records with the first batch (one round trip), then hand
         the candles to persist mode with the same ``local_timestamp`` (now, when closing them began) and
         ``timestamp_out`` (the one serve mode stamped, or now)."""
+        if records and self.serve is not None:
+            self.handed["records"] += len(records)
         if records and not batches and self.serve is not None:
             await self.serve.publish(None, now_us(), records)
         for k, batch in enumerate(batches):
+            self._count_handed(batch)
             local = now_us()
             payloads: list[bytes] = []
             out = now_us()
@@ -296,6 +372,13 @@ class StreamingService:
                 for payload in payloads:
                     self.on_candle(orjson.loads(payload))
 
+    def _count_handed(self, batch: CandleBatch) -> None:
+        self.handed["candles"] += len(batch)
+        base = self.base_timeframe
+        for part in batch.parts:
+            if part.timeframe == base:
+                self.trades_in_candles += int(part.trade_count[part.revision == 0].sum())
+
     async def _finish(self) -> int:
         self._end_mono = mono_us()
         header = self.end_header or {}
@@ -308,8 +391,92 @@ class StreamingService:
         if reason == "error":
             log.error("ingester ended with an error: %s", header.get("error"))
             return 1
-        log.info("session ended (%s): %s", reason, header.get("counts"))
+        log.info("session ended (%s)", reason)
         return 0
+
+    # -- the ledger ----------------------------------------------------------------------------
+    def _close_ledger(self, code: int) -> int:
+        """At the end, with every sink closed: the whole ledger (``ledger.py``). A difference is an ERROR
+        per line; a replay with one exits 1."""
+        entries: list[Entry] = []
+        counts = (self.end_header or {}).get("counts")
+        tally = self.sessions.tallies.get(self.sessions.expected or "")
+        if isinstance(counts, dict) and tally is not None:
+            entries += ingester_entries(counts) + wire_entries(counts, tally.frames - 1, tally.rows)
+        row_ledger = getattr(self.handler, "row_ledger", None)
+        if row_ledger is not None:
+            entries += apply_entries(row_ledger())
+        if self.handler.engines:
+            applied = self.handler.ticks_by_type.get("trade", 0) - self.handler.bad_rows.get("trade", 0)
+            if row_ledger is not None:
+                applied = int(row_ledger().get("trade", {}).get("applied", applied))
+            engines = [e.get_stats() for e in self.handler.engines.values()]
+            base = self.base_timeframe
+            entries.append(candle_entry(applied, engines, self.trades_in_candles, base))
+        entries += self._sink_entries()
+        self.ledger = entries
+        bad = self._report(entries, final=True)
+        if bad and code == 0 and self.config.ingest.source not in LIVE_SOURCES:
+            return 1
+        return code
+
+    def _sink_entries(self) -> list[Entry]:
+        out = []
+        candles = self.handed["candles"]
+        if self.serve is not None:
+            s = self.serve.stats
+            name = self.config.serve.transport
+            out.append(
+                sink_entry(
+                    name,
+                    "candles",
+                    candles,
+                    {
+                        "published": s["candles_published"],
+                        "waiting": s.get("backlog_candles", 0),
+                        "lost": s["candles_lost"],
+                        "refused": s.get("candles_refused", 0),
+                    },
+                )
+            )
+            out.append(
+                sink_entry(
+                    name,
+                    "records",
+                    self.handed["records"],
+                    {
+                        "published": s["records_published"],
+                        "lost": s["records_lost"],
+                        "refused": s.get("records_refused", 0),
+                    },
+                )
+            )
+        if self.persist is not None:
+            p = self.persist.stats
+            out.append(
+                sink_entry(
+                    "bigquery",
+                    "candles",
+                    candles,
+                    {
+                        "written": p["rows_written"],
+                        "waiting": p["backlog_rows"],
+                        "lost": p["rows_lost"],
+                        "refused": p["rows_refused"],
+                    },
+                )
+            )
+        return out
+
+    def _report(self, entries: list[Entry], final: bool) -> int:
+        """Log every line that does not add up as an ERROR naming the stage and the numbers; count them."""
+        bad = [e for e in entries if not e.ok]
+        for e in bad:
+            self.handler.counts["ledger_mismatches"] += 1
+            log.error("ledger%s: %s", "" if final else " (periodic)", e.describe())
+        if final:
+            log.info("ledger:\n  %s", "\n  ".join(ledger_lines.table(entries)))
+        return len(bad)
 
     def _log_progress(self) -> None:
         c = self.handler.counts
@@ -349,6 +516,9 @@ class StreamingService:
             stats["persist"] = self.persist.get_stats()
         if self.warmup_stats is not None:
             stats["warmup"] = self.warmup_stats
+        if self.ledger:
+            stats["ledger"] = [ledger_lines.as_dict(e) for e in self.ledger]
+        stats["sessions_refused"] = dict(self.sessions.refused)
         if self.ingester is not None and self.ingester.summary is not None:
             stats["ingester"] = self.ingester.summary
         if self._first_frame_mono is not None and self._end_mono is not None:

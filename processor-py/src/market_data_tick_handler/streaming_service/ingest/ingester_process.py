@@ -34,9 +34,11 @@ def ingester_args(
     data_types: Sequence[str] = ("trade",),
     book_depth: int = 25,
     book_interval_ms: int = 100,
+    session: str | None = None,
 ) -> list[str]:
     """The ingester's command line; ``data_types`` (wire frame types) and the book shape come from
-    ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``."""
+    ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``. With ``session`` the
+    ingester uses that session id (the processor takes no other) and exits when its parent is gone."""
     args = [
         "--source",
         ingest.source,
@@ -61,6 +63,8 @@ def ingester_args(
     ]
     if ingest.files:
         args += ["--files", ",".join(str(Path(f).resolve()) for f in ingest.files)]
+    if session is not None:
+        args += ["--session", session, "--watch-parent"]
     return args + list(ingest.extra_args)
 
 
@@ -72,8 +76,10 @@ class IngesterProcess:
         data_types: Sequence[str] = ("trade",),
         book_depth: int = 25,
         book_interval_ms: int = 100,
+        session: str | None = None,
     ) -> None:
         self.ingest = ingest
+        self.session = session
         self.endpoint = endpoint
         self.data_types = tuple(data_types)
         self.book = (book_depth, book_interval_ms)
@@ -91,7 +97,11 @@ class IngesterProcess:
             )
         if not (script.parent.parent / "node_modules").is_dir():
             raise ConfigError(f"{script.parent.parent}/node_modules is missing: run `make setup` (npm ci)")
-        cmd = [node, str(script), *ingester_args(self.ingest, self.endpoint, self.data_types, *self.book)]
+        cmd = [
+            node,
+            str(script),
+            *ingester_args(self.ingest, self.endpoint, self.data_types, *self.book, self.session),
+        ]
         log.info("starting ingester: %s %s", Path(node).name, " ".join(cmd[1:]))
         self._proc = await asyncio.create_subprocess_exec(
             *cmd,

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -77,6 +77,12 @@ class _Frame:
     nbytes: int
 
 
+def _describe(exc: BaseException, reply_timeout_ms: int) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no reply within serve.reply_timeout_ms={reply_timeout_ms}"
+    return str(exc) or type(exc).__name__
+
+
 @lru_cache(maxsize=65_536)
 def _names(exchange: str, symbol: str, timeframe: str) -> tuple[tuple[str, ...], str, str]:
     """A candle's channels, stream key and latest-hash key."""
@@ -116,6 +122,9 @@ class ServeMode:
             "backlog_max_frames": 0,
             "candles_lost": 0,
             "records_lost": 0,
+            "candles_refused": 0,
+            "records_refused": 0,
+            "backlog_candles": 0,  # waiting in the backlog now
         }
 
     async def start(self) -> None:
@@ -175,12 +184,16 @@ class ServeMode:
             return payloads
         chunks = serialised()
         try:
-            result = await self.transport.publish_many(chunks)
+            result = await self._publish_many(chunks)
         except (ConnectionError, TimeoutError, OSError) as exc:
             for _ in chunks:  # serialise the rest (into `sent`): all of it goes again
                 pass
             log.warning(
-                "publish failed (%s): %d candles and %d records wait for Redis", exc, candles, len(records)
+                "publish failed (%s): %d candles and %d records wait for Redis in the backlog; candles go"
+                " on being built",
+                _describe(exc, self.config.reply_timeout_ms),
+                candles,
+                len(records),
             )
             self._enqueue(_Frame(sent, candles, len(records), 0))
             return payloads
@@ -189,6 +202,13 @@ class ServeMode:
             return payloads
         self._count(_Frame(sent, candles, len(records), 0), result.duplicates)
         return payloads
+
+    async def _publish_many(self, chunks: Iterable[Sequence[Entry]]) -> Any:
+        """One round trip, with a deadline: a Redis that accepts the connection but does not answer (frozen,
+        or swapping) must not stall the processor. Past ``reply_timeout_ms`` the transport drops the
+        connection (a fresh one is made for the next try) and the frame goes to the backlog."""
+        async with asyncio.timeout(self.config.reply_timeout_ms / 1000):
+            return await self.transport.publish_many(chunks)
 
     def _count(self, frame: _Frame, duplicates: int) -> None:
         s = self.stats
@@ -206,8 +226,11 @@ class ServeMode:
             s["stream_duplicates"] += duplicates
 
     def _refused(self, exc: PublishError, candles: int, records: int) -> None:
-        """Redis refused a command of the frame (the rest of it went through): re-sending would not help."""
+        """Redis refused a command of the frame (the rest of it went through): re-sending would not help.
+        Its candles and records are counted as refused (some of them may have been published)."""
         self.stats["publish_errors"] += 1
+        self.stats["candles_refused"] += candles
+        self.stats["records_refused"] += records
         log.error("%s (in a frame of %d candles and %d records)", exc, candles, records)
 
     def _enqueue(self, frame: _Frame) -> None:
@@ -227,10 +250,14 @@ class ServeMode:
                 dropped.candles,
                 dropped.records,
             )
-        self.stats["backlog_frames"] = len(self._backlog)
+        self._backlog_changed()
         self.stats["backlog_max_frames"] = max(self.stats["backlog_max_frames"], len(self._backlog))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain())
+
+    def _backlog_changed(self) -> None:
+        self.stats["backlog_frames"] = len(self._backlog)
+        self.stats["backlog_candles"] = sum(f.candles for f in self._backlog)
 
     async def _drain(self) -> None:
         """Send the backlog, oldest first, retrying with backoff until Redis takes it."""
@@ -239,13 +266,13 @@ class ServeMode:
             frame = self._backlog[0]
             await asyncio.sleep(delay)
             try:
-                result = await self.transport.publish_many(frame.chunks)
+                result = await self._publish_many(frame.chunks)
             except (ConnectionError, TimeoutError, OSError) as exc:
                 self.stats["publish_retries"] += 1
                 delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
                 log.warning(
                     "Redis still unreachable (%s): %d frames (%d candles) waiting; next try in %.2f s",
-                    exc,
+                    _describe(exc, self.config.reply_timeout_ms),
                     len(self._backlog),
                     sum(f.candles for f in self._backlog),
                     delay,
@@ -258,7 +285,7 @@ class ServeMode:
             if self._backlog and self._backlog[0] is frame:  # not dropped by an overflow meanwhile
                 self._backlog.popleft()
                 self._backlog_bytes -= frame.nbytes
-            self.stats["backlog_frames"] = len(self._backlog)
+            self._backlog_changed()
             delay = 0.0
         log.info("backlog published; Redis is reachable again")
 
@@ -282,7 +309,7 @@ class ServeMode:
             )
             self._backlog.clear()
             self._backlog_bytes = 0
-            self.stats["backlog_frames"] = 0
+            self._backlog_changed()
         if self._drainer is not None:
             self._drainer.cancel()
         await self.transport.close()
