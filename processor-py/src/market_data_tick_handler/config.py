@@ -118,6 +118,7 @@ class ServeConfig:
     stream_maxlen: int = 1000  # entries kept per candle stream (XADD MAXLEN ~)
     backlog_mb: int = 256  # frames kept while Redis is unreachable; beyond it the oldest are dropped
     close_timeout_s: float = 10.0  # at shutdown, how long to keep trying to publish the backlog
+    reply_timeout_ms: int = 2000  # a publish not acknowledged by then waits in the backlog (Redis frozen)
 
 
 @dataclass(frozen=True, slots=True)
