@@ -16,7 +16,7 @@ REDIS_URL ?= redis://localhost:6379/0
 
 BQ_PROJECT ?= local-project
 
-.PHONY: setup demo replay bq-emulator run-serve test lint bench vectors clean
+.PHONY: setup demo replay bq-emulator run-serve test lint bench soak vectors clean
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bqemu
 
@@ -79,6 +79,12 @@ bench: setup
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/feature_bench.py
 	$(PY) bench/serve_bench.py
+
+## make soak [MINUTES=30]: 20k trades/s over 100 symbols through the real processes into a private redis-server;
+## the processor's and the ingester's RSS every 30 s, and their growth per minute after a 3-minute warm-up
+MINUTES ?= 30
+soak: setup
+	$(PY) bench/soak.py --minutes $(MINUTES)
 
 ## make vectors: rewrite both sides' golden wire vectors from proto/vectors/cases.json
 vectors: setup
