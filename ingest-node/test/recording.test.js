@@ -2,9 +2,10 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { readRecording, newRecordingStats, parseTimestampUs, parseEpochSecondsUs } from '../src/replay/recording.js'
+import { gzipSync } from 'node:zlib'
+import { readRecording, newRecordingStats, parseTimestampUs, parseEpochSecondsUs, checkRecordings, readLines } from '../src/replay/recording.js'
 import { memoryLog } from '../src/log.js'
-import { tmpDir, writeGz, BITMEX_WS, COINBASE_WS, DERIBIT_WS, cryptofeedReceived } from './helpers.js'
+import { tmpDir, writeGz, headLines, SPOT_0808, BITMEX_WS, COINBASE_WS, DERIBIT_WS, cryptofeedReceived } from './helpers.js'
 
 const t1 = '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"61837.63","q":"0.02","T":1723161255342,"m":true}}'
 const t2 = '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":2,"p":"61837.64","q":"0.5","T":1723161255343,"m":false}}'
@@ -36,7 +37,7 @@ describe('recording reader', () => {
       [5, 1723161254200000, t2]
     ])
     assert.equal(out[0].data.data.p, '61837.63')
-    assert.deepEqual(stats, { files: 1, lines: 5, messages: 3, empty: 1, bad: 1, control: 0 })
+    assert.deepEqual(stats, { files: 1, lines: 5, messages: 3, empty: 1, bad: 1, badReasons: { invalid_json: 1 }, control: 0 })
     assert.equal(log.lines.length, 1)
     assert.match(log.lines[0], new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: malformed line skipped \\(invalid JSON`))
   })
@@ -53,7 +54,7 @@ describe('recording reader', () => {
       ['b.txt', 1, Date.UTC(2024, 7, 9) * 1000]
     ])
     assert.equal(out[1].raw, t3, 'CR stripped')
-    assert.deepEqual(stats, { files: 2, lines: 5, messages: 3, empty: 0, bad: 2, control: 0 })
+    assert.deepEqual(stats, { files: 2, lines: 5, messages: 3, empty: 0, bad: 2, badReasons: { no_separator: 1, bad_timestamp: 1 }, control: 0 })
     assert.match(log.lines[0], /a\.gz:2: malformed line skipped \(expected "<timestamp> <json>"\)/)
     assert.match(log.lines[1], /b\.txt:2: malformed line skipped \(bad timestamp "not-a-time"\)/)
   })
@@ -80,7 +81,7 @@ describe('recording reader', () => {
       [5, 1618677816843429, m1],
       [6, 1626993368000000, m1]
     ])
-    assert.deepEqual(stats, { files: 1, lines: 7, messages: 3, empty: 1, bad: 1, control: 2 })
+    assert.deepEqual(stats, { files: 1, lines: 7, messages: 3, empty: 1, bad: 1, badReasons: { invalid_json: 1 }, control: 2 })
     assert.equal(log.lines.length, 1)
     assert.match(log.lines[0], /BITMEX\.ws\.test:4: malformed line skipped \(invalid JSON/)
     assert.equal(parseEpochSecondsUs('1626993367.1:'), 1626993367100000)
@@ -107,7 +108,69 @@ describe('recording reader', () => {
   })
 
   test('missing file: clear error naming it', async () => {
-    await assert.rejects(readAll(['/nonexistent/rec.gz']), /\/nonexistent\/rec\.gz/)
+    await assert.rejects(readAll(['/nonexistent/rec.gz']), /recording: cannot read \/nonexistent\/rec\.gz: ENOENT/)
+    await assert.rejects(checkRecordings(['/nonexistent/rec.gz']), /recording: cannot read \/nonexistent\/rec\.gz: ENOENT/)
+    await assert.rejects(checkRecordings([tmpDir()]), /cannot read .*: not a file/)
+  })
+
+  test('empty file: an error naming it, before anything is read', async () => {
+    const dir = tmpDir()
+    const good = writeGz(dir, 'good.gz', [`1723161254087896568 ${t1}`])
+    const empty = join(dir, 'empty.gz')
+    writeFileSync(empty, '')
+    await assert.rejects(checkRecordings([good, empty]), new RegExp(`recording: ${empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is empty \\(0 bytes\\)`))
+    await assert.rejects(readAll([empty]), /empty\.gz is empty/)
+    await checkRecordings([good])
+  })
+
+  test('truncated gzip: every whole line before the cut, then an error naming the file and the last line read', async () => {
+    const lines = await headLines(SPOT_0808, 3000)
+    const gz = gzipSync(lines.join('\n') + '\n')
+    const dir = tmpDir()
+    const file = join(dir, 'cut.gz')
+    writeFileSync(file, gz.subarray(0, Math.floor(gz.length / 2)))
+    const got = []
+    let error = null
+    try {
+      for await (const line of readLines(file)) got.push(line)
+    } catch (e) {
+      error = e
+    }
+    assert.ok(got.length > 100 && got.length < lines.length, `a prefix came out (${got.length} lines)`)
+    assert.deepEqual(got, lines.slice(0, got.length), 'exactly the recorded lines, none cut')
+    assert.ok(error !== null, 'the cut is an error')
+    assert.match(error.message, new RegExp(`cut\\.gz \\(a truncated or corrupt gzip\\) after line ${got.length}: unexpected end of file`))
+    const stats = newRecordingStats()
+    await assert.rejects(async () => { for await (const m of readRecording([file], { stats })) void m }, /cut\.gz \(a truncated or corrupt gzip\)/)
+    assert.equal(stats.messages, got.length, 'the good lines before the cut were read')
+  })
+
+  test('garbage lines: counted by reason, the first few logged with file:line, the good lines around them kept', async () => {
+    const dir = tmpDir()
+    const garbage = ['x', '1723161254087896568 {"no', '1723161254087896568 "a string"', 'yesterday {}', '\u0000\u0001\u00ff binary', '12 {"a":1']
+    const file = writeGz(dir, 'mixed.gz', [`1723161254087896568 ${t1}`, ...garbage, `1723161254087896569 ${t2}`])
+    const stats = newRecordingStats()
+    const log = memoryLog()
+    const out = []
+    for await (const m of readRecording([file], { stats, log, maxBadLineLogs: 3 })) out.push(m)
+    assert.deepEqual(out.map((m) => [m.line, m.raw]), [[1, t1], [8, t2]])
+    assert.equal(stats.bad, garbage.length)
+    assert.deepEqual(stats.badReasons, { no_separator: 1, invalid_json: 2, not_an_object: 1, bad_timestamp: 2 })
+    const logged = log.lines.filter((l) => /malformed line skipped/.test(l))
+    assert.deepEqual(logged.map((l) => /mixed\.gz:(\d+):/.exec(l)?.[1]), ['2', '3', '4'])
+    assert.ok(log.lines.some((l) => /3 malformed lines logged; further ones are only counted/.test(l)))
+  })
+
+  test('a file with no usable line is logged; a "line" without end is an error', async () => {
+    const dir = tmpDir()
+    const junk = writeGz(dir, 'junk.gz', ['not a recording', 'at all'])
+    const { out, stats, log } = await readAll([junk])
+    assert.equal(out.length, 0)
+    assert.equal(stats.bad, 2)
+    assert.ok(log.lines.some((l) => /junk\.gz: no usable message in its 2 line\(s\) \(2 malformed\)/.test(l)), log.lines.join('\n'))
+    const blob = join(dir, 'blob.bin')
+    writeFileSync(blob, Buffer.alloc(4096, 0x41))
+    await assert.rejects(async () => { for await (const l of readLines(blob, { maxLineChars: 1000 })) void l }, /blob\.bin after line 0: line 1 is longer than 1000 characters/)
   })
 
   test('timestamp units', () => {

@@ -5,10 +5,11 @@
 //   cryptofeed captures (shared/data/cryptofeed-ws): `<epoch seconds>: <json received>` messages, plus
 //   `<url> <-> <ts>` (connect) and `<url> <- <ts>: <json sent>` lines, which are skipped and counted
 //   as `control` (the replay server answers the client's own subscribe messages instead).
-// gzip is detected by its magic bytes. A malformed line is counted and logged with file:line, and
-// reading goes on.
+// gzip is detected by its magic bytes. A malformed line is counted (by reason) and logged with
+// file:line, and reading goes on. A file that cannot be read (missing, not a file, empty, a truncated or
+// corrupt gzip, a "line" longer than maxLineChars) is an error naming it (and the line it stopped after).
 import { createReadStream } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { createGunzip } from 'node:zlib'
 import { StringDecoder } from 'node:string_decoder'
 import { basename } from 'node:path'
@@ -31,15 +32,43 @@ import { silentLog } from '../log.js'
  * @property {number} messages good lines yielded
  * @property {number} empty blank lines skipped
  * @property {number} bad malformed lines skipped
+ * @property {Record<string, number>} badReasons malformed lines per reason (no_separator, bad_timestamp, invalid_json, not_an_object)
  * @property {number} control cryptofeed connect / sent lines skipped (not malformed)
  */
 
 /** @returns {RecordingStats} */
-export const newRecordingStats = () => ({ files: 0, lines: 0, messages: 0, empty: 0, bad: 0, control: 0 })
+export const newRecordingStats = () => ({ files: 0, lines: 0, messages: 0, empty: 0, bad: 0, badReasons: {}, control: 0 })
+
+/** Longest line accepted (characters); a longer one means the file is not a recording. */
+export const MAX_LINE_CHARS = 64 * 1024 * 1024
+
+/**
+ * Checks that every file can be read as a recording before anything is replayed: it exists, is a file,
+ * and is not empty. Throws naming the first one that is not.
+ * @param {string[]} files
+ */
+export async function checkRecordings (files) {
+  if (!Array.isArray(files) || files.length === 0) throw new Error('recording: no files given')
+  for (const file of files) {
+    let st
+    try {
+      st = await stat(file)
+    } catch (e) {
+      throw new Error(`recording: cannot read ${file}: ${e.code ?? e.message}`)
+    }
+    if (!st.isFile()) throw new Error(`recording: cannot read ${file}: not a file`)
+    if (st.size === 0) throw new Error(`recording: ${file} is empty (0 bytes)`)
+  }
+}
 
 /** @param {string} path */
 async function isGzip (path) {
-  const fh = await open(path, 'r')
+  let fh
+  try {
+    fh = await open(path, 'r')
+  } catch (e) {
+    throw new Error(`recording: cannot read ${path}: ${e.code ?? e.message}`)
+  }
   try {
     const { bytesRead, buffer } = await fh.read(Buffer.alloc(2), 0, 2, 0)
     return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b
@@ -52,15 +81,17 @@ async function isGzip (path) {
  * Lines of a file (gzip or plain), lazily, with back-pressure (the stream is paused while the consumer
  * is busy). Handles \n and \r\n.
  * @param {string} path
+ * @param {{maxLineChars?: number}} [options]
  * @returns {AsyncGenerator<string>}
  */
-export async function * readLines (path) {
+export async function * readLines (path, { maxLineChars = MAX_LINE_CHARS } = {}) {
   const gz = await isGzip(path)
   const raw = createReadStream(path, { highWaterMark: 256 * 1024 })
   const input = gz ? raw.pipe(createGunzip()) : raw
   if (gz) raw.on('error', (e) => input.destroy(e))
   const decoder = new StringDecoder('utf8')
   let rest = ''
+  let lines = 0
   try {
     for await (const chunk of input) {
       const text = rest + decoder.write(chunk)
@@ -68,15 +99,18 @@ export async function * readLines (path) {
       let nl
       while ((nl = text.indexOf('\n', start)) !== -1) {
         const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl
+        lines++
         yield text.slice(start, end)
         start = nl + 1
       }
       rest = text.slice(start)
+      if (rest.length > maxLineChars) throw new Error(`line ${lines + 1} is longer than ${maxLineChars} characters (not a recording?)`)
     }
     rest += decoder.end()
     if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest
   } catch (e) {
-    throw new Error(`recording: cannot read ${path}${gz ? ' (gzip)' : ''}: ${e.message}`)
+    const what = gz && e.code?.startsWith?.('Z_') ? 'a truncated or corrupt gzip' : gz ? 'gzip' : null
+    throw new Error(`recording: cannot read ${path}${what === null ? '' : ` (${what})`} after line ${lines}: ${e.message}`)
   } finally {
     raw.destroy()
     if (gz) input.destroy()
@@ -112,6 +146,20 @@ export function parseEpochSecondsUs (s) {
   return Number(m[1]) * 1e6 + Number(((m[2] ?? '') + '000000').slice(0, 6))
 }
 
+/** What parseLine says of a malformed line (its text starts with one of these), by reason. */
+const BAD = {
+  no_separator: 'expected "<timestamp> <json>"',
+  bad_timestamp: 'bad timestamp',
+  invalid_json: 'invalid JSON',
+  not_an_object: 'the JSON is not an object'
+}
+
+/**
+ * The reason key (BAD) of a parseLine problem.
+ * @param {string} problem
+ */
+export const badReason = (problem) => Object.keys(BAD).find((k) => problem.startsWith(BAD[k])) ?? 'other'
+
 /**
  * Parses one recording line. Returns the message, `{control}` for a cryptofeed connect / sent line, or a
  * string saying what is wrong.
@@ -122,18 +170,18 @@ export function parseLine (line) {
   const cf = CRYPTOFEED_CONTROL_RE.exec(line)
   if (cf !== null) return { control: cf[1] === '<->' ? 'connect' : 'sent' }
   const sp = line.indexOf(' ')
-  if (sp <= 0) return 'expected "<timestamp> <json>"'
+  if (sp <= 0) return BAD.no_separator
   const head = line.slice(0, sp)
   const tsUs = head.endsWith(':') ? parseEpochSecondsUs(head) : parseTimestampUs(head)
-  if (!Number.isFinite(tsUs)) return `bad timestamp ${JSON.stringify(line.slice(0, Math.min(sp, 40)))}`
+  if (!Number.isFinite(tsUs)) return `${BAD.bad_timestamp} ${JSON.stringify(line.slice(0, Math.min(sp, 40)))}`
   const raw = line.slice(sp + 1)
   let data
   try {
     data = JSON.parse(raw)
   } catch (e) {
-    return `invalid JSON: ${e.message}`
+    return `${BAD.invalid_json}: ${e.message}`
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'the JSON is not an object'
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) return BAD.not_an_object
   return { tsUs, raw, data }
 }
 
@@ -155,6 +203,8 @@ export async function * readRecording (files, { stats = newRecordingStats(), log
   for (const file of files) {
     stats.files++
     let lineNo = 0
+    if ((await stat(file).catch(() => null))?.size === 0) throw new Error(`recording: ${file} is empty (0 bytes)`)
+    const before = { lines: stats.lines, messages: stats.messages, bad: stats.bad }
     for await (const line of readLines(file)) {
       lineNo++
       stats.lines++
@@ -165,6 +215,8 @@ export async function * readRecording (files, { stats = newRecordingStats(), log
       const parsed = parseLine(line)
       if (typeof parsed === 'string') {
         stats.bad++
+        const reason = badReason(parsed)
+        stats.badReasons[reason] = (stats.badReasons[reason] ?? 0) + 1
         if (stats.bad <= maxBadLineLogs) {
           log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
           if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
@@ -177,6 +229,9 @@ export async function * readRecording (files, { stats = newRecordingStats(), log
       }
       stats.messages++
       yield { file: basename(file), line: lineNo, tsUs: parsed.tsUs, raw: parsed.raw, data: parsed.data }
+    }
+    if (stats.messages === before.messages) {
+      log(`recording: ${file}: no usable message in its ${stats.lines - before.lines} line(s) (${stats.bad - before.bad} malformed)`)
     }
   }
 }
