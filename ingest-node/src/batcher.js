@@ -1,10 +1,12 @@
 // Batches normalized messages into wire frames: one open FrameBuilder per frame type (and header
 // shape). A batch goes out at the end of the current event-loop turn (setImmediate) or when it holds
-// maxBatch rows; a control message (disconnect, end) first flushes every pending batch, so frames
+// maxBatch rows; a control message (disconnect, ledger, end) first flushes every pending batch, so frames
 // leave in message order across types at every control message.
+// It also keeps the ingester's half of the ledger (proto/README.md "Ledger counts"): every message
+// pushed is counted in `normalized` and becomes a row, a disconnect frame, or a counted drop.
 import { randomBytes } from 'node:crypto'
 import { FrameBuilder } from './wire/builder.js'
-import { writers, writeDisconnect } from './convert.js'
+import { writers, writeDisconnect, WRITER_TYPES } from './convert.js'
 import { monoUs, silentLog } from './log.js'
 
 /**
@@ -15,6 +17,18 @@ import { monoUs, silentLog } from './log.js'
  * @property {number} n rows
  * @property {number} seq
  * @property {() => Buffer} build
+ */
+
+/**
+ * The batcher's part of the ledger counts (proto/README.md "Ledger counts"); the pipeline adds the
+ * source's `raw` and `internal`.
+ * @typedef {object} BatcherCounts
+ * @property {Record<string, number>} rows rows per data frame type (trade, ..., disconnect) in frames enqueued so far
+ * @property {number} frames frames enqueued so far (in a ledger or end frame: those before it, = its seq)
+ * @property {Record<string, number>} frames_by_type the same per frame type (start, trade, disconnect, ledger, ...)
+ * @property {number} bytes bytes of those frames (in a ledger or end frame: set when it is encoded)
+ * @property {Record<string, number>} normalized messages pushed or dropped, per message `type`
+ * @property {Record<string, number>} dropped messages that became no row, per `<reason>:<message type>`
  */
 
 /**
@@ -51,6 +65,16 @@ export class Batcher {
     /** message types that have no frame type: count per type */
     this.unknown = Object.create(null)
     this.unknownTotal = 0
+    /** messages per writer type (WRITER_TYPES order) that became rows: a typed array on the hot path */
+    this._written = new Float64Array(WRITER_TYPES.length)
+    /** @type {Record<string, number>} the other messages counted in `normalized`: disconnects, drops */
+    this._normalizedOther = Object.create(null)
+    /** @type {Record<string, number>} `<reason>:<message type>` -> messages that became no row */
+    this.dropped = Object.create(null)
+    /** @type {Record<string, number>} frames enqueued per frame type */
+    this.framesByType = Object.create(null)
+    /** bytes of the frames encoded so far (frames are encoded in seq order) */
+    this.bytes = 0
     this.started = false
     this.ended = false
   }
@@ -80,6 +104,7 @@ export class Batcher {
       seq,
       build: () => {
         const buf = b.build({ seq, session, sent_mono_us: monoUs() })
+        this.bytes += buf.length
         if (key !== null) {
           let free = this._free.get(key)
           if (free === undefined) this._free.set(key, (free = []))
@@ -88,7 +113,8 @@ export class Batcher {
         return buf
       }
     }
-    if (b.type !== 'start' && b.type !== 'end') this.rows[b.type] = (this.rows[b.type] ?? 0) + rows
+    if (b.spec.columns.length > 0) this.rows[b.type] = (this.rows[b.type] ?? 0) + rows
+    this.framesByType[b.type] = (this.framesByType[b.type] ?? 0) + 1
     const p = this._send(frame)
     const tracked = p.then(
       () => { if (this._pending === tracked) this._pending = null },
@@ -138,19 +164,24 @@ export class Batcher {
   }
 
   /**
-   * Adds one message. Returns a promise when the caller should wait (a frame had to be sent now, or a
-   * send is still blocked on back-pressure), undefined otherwise.
+   * Adds one message and counts it in `normalized`: a data message becomes a row (counted in `rows`
+   * when its frame is enqueued), a disconnect one disconnect frame, any other type a drop
+   * (`unknown_type:<type>`). Returns a promise when the caller should wait (a frame had to be sent now,
+   * or a send is still blocked on back-pressure), undefined otherwise. Throws, counting nothing, when an
+   * earlier send failed.
    * @param {import('./convert.js').Message} m
    * @returns {Promise<any>|undefined}
    */
   push (m) {
     if (this._failed !== null) throw this._failed
     if (!this.started) throw new Error('batcher: push() before start(): the start frame must be the first of the session')
-    const w = writers[m.type]
+    const type = m.type
+    const w = writers[type]
     if (w !== undefined) {
       const key = w.key(m)
       const b = this._open.get(key) ?? this._builder(key, w.frameType, w.header(m))
       w.write(b, m)
+      this._written[/** @type {number} */ (w.index)]++
       if (b.n >= this.maxBatch) {
         this._open.delete(key)
         return this._enqueue(key, b)
@@ -158,23 +189,64 @@ export class Batcher {
       this._schedule()
       return this._pending ?? undefined
     }
-    if (m.type === 'disconnect') {
+    if (type === 'disconnect') {
       this._flushAll()
       const b = new FrameBuilder('disconnect')
       writeDisconnect(b, m, this.subscribed[m.exchange] ?? [])
+      this._normalizedOther[type] = (this._normalizedOther[type] ?? 0) + 1
       return this._enqueue(null, b)
     }
-    if (m.type === 'end') {
+    if (type === 'end') {
       throw new Error('batcher: an end message must go through end(), not push()')
     }
-    const type = String(m.type)
+    const name = String(type)
     this.unknownTotal++
-    if (this.unknown[type] === undefined) {
-      this.unknown[type] = 0
-      this.log(`message type ${JSON.stringify(type)} has no frame type: counted as unknown and not sent (logged once per type)`)
+    if (this.unknown[name] === undefined) {
+      this.unknown[name] = 0
+      this.log(`message type ${JSON.stringify(name)} has no frame type: counted as dropped (unknown_type:${name}) and not sent (logged once per type)`)
     }
-    this.unknown[type]++
+    this.unknown[name]++
+    this.drop(m, 'unknown_type')
     return this._pending ?? undefined
+  }
+
+  /**
+   * Counts a message that will not become a row: in `normalized` and in `dropped` under
+   * `<reason>:<message type>` (the reason has no colon).
+   * @param {{type: any}} m
+   * @param {string} reason
+   */
+  drop (m, reason) {
+    const type = String(m?.type)
+    this._normalizedOther[type] = (this._normalizedOther[type] ?? 0) + 1
+    const key = `${reason}:${type}`
+    this.dropped[key] = (this.dropped[key] ?? 0) + 1
+  }
+
+  /**
+   * The batcher's ledger counts now (copies). Right after a flush (as in a ledger or end frame), for
+   * every data message type t: normalized[t] = rows[t] + the dropped entries ending in `:t`;
+   * normalized.disconnect = frames_by_type.disconnect + the dropped entries ending in `:disconnect`.
+   * @returns {BatcherCounts}
+   */
+  /** @returns {Record<string, number>} messages pushed or dropped so far, per message `type` */
+  get normalized () {
+    /** @type {Record<string, number>} */
+    const out = {}
+    WRITER_TYPES.forEach((type, i) => { if (this._written[i] > 0) out[type] = this._written[i] })
+    for (const [type, n] of Object.entries(this._normalizedOther)) out[type] = (out[type] ?? 0) + n
+    return out
+  }
+
+  counts () {
+    return {
+      rows: { ...this.rows },
+      frames: this.seq,
+      frames_by_type: { ...this.framesByType },
+      bytes: this.bytes,
+      normalized: this.normalized,
+      dropped: { ...this.dropped }
+    }
   }
 
   /** Flushes pending batches now (control-message semantics without a control frame). */
@@ -183,22 +255,46 @@ export class Batcher {
   }
 
   /**
-   * Flushes everything and sends the `end` frame (the last of the session).
-   * `counts` may be a function: it is called when the end frame is encoded, i.e. after every earlier
-   * frame went to ZeroMQ, so frame and byte totals are final.
-   * @param {{reason: 'replay_finished'|'source_closed'|'error', error?: string|null, counts: Record<string, any>|(() => Record<string, any>)}} info
+   * Flushes every pending batch, then enqueues a header-only frame whose header carries `counts`.
+   * `counts` (a function is called now, after the flush) is the snapshot at enqueue time; if it has a
+   * `bytes` field, that is set when the frame is encoded, to the bytes of every earlier frame (frames
+   * are encoded in seq order).
+   * @param {'ledger'|'end'} type
+   * @param {Record<string, any>} header other header fields
+   * @param {Record<string, any>|(() => Record<string, any>)} counts
    */
-  end ({ reason, error = null, counts }) {
-    if (this.ended) throw new Error('batcher: end() called twice')
-    this.ended = true
+  _countsFrame (type, header, counts) {
     this._flushAll()
-    const b = new FrameBuilder('end', { reason, error, counts: null })
+    const snapshot = typeof counts === 'function' ? counts() : counts
+    const b = new FrameBuilder(type, { ...header, counts: snapshot })
     b.recvMonoUs = monoUs()
-    const build = b.build.bind(b)
-    b.build = (header) => {
-      b.extraHeader.counts = typeof counts === 'function' ? counts() : counts
-      return build(header)
+    if (snapshot !== null && typeof snapshot === 'object' && 'bytes' in snapshot) {
+      const build = b.build.bind(b)
+      b.build = (h) => {
+        snapshot.bytes = this.bytes
+        return build(h)
+      }
     }
     return this._enqueue(null, b)
+  }
+
+  /**
+   * Sends a `ledger` frame: every pending batch first, so each row counted in it is in an earlier frame.
+   * @param {Record<string, any>|(() => Record<string, any>)} [counts] default: this.counts()
+   */
+  ledger (counts = () => this.counts()) {
+    if (!this.started || this.ended) throw new Error('batcher: ledger() outside the session (before start() or after end())')
+    return this._countsFrame('ledger', {}, counts)
+  }
+
+  /**
+   * Flushes everything and sends the `end` frame (the last of the session). `counts` as in ledger():
+   * a snapshot taken now (after the flush), `bytes` set when the end frame is encoded.
+   * @param {{reason: 'replay_finished'|'source_closed'|'error', error?: string|null, counts?: Record<string, any>|(() => Record<string, any>)}} info
+   */
+  end ({ reason, error = null, counts = () => this.counts() }) {
+    if (this.ended) throw new Error('batcher: end() called twice')
+    this.ended = true
+    return this._countsFrame('end', { reason, error }, counts)
   }
 }

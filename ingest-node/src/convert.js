@@ -88,6 +88,8 @@ function writeTradeLike (b, m) {
  * @property {(m: Message) => string} key builder key (frame type, plus header fields that must be equal within a frame)
  * @property {(m: Message) => Record<string, any>} header type-specific header fields
  * @property {(b: FrameBuilder, m: Message) => void} write
+ * @property {number} [index] position in `writers` (set below): lets the batcher count messages per
+ *   type in a typed array on the hot path
  */
 
 /** @type {Record<string, RowWriter>} */
@@ -159,6 +161,10 @@ export const writers = {
     }
   }
 }
+
+/** Message types that have a writer, in `writers` order (`writers[WRITER_TYPES[i]].index === i`). */
+export const WRITER_TYPES = Object.keys(writers)
+WRITER_TYPES.forEach((type, i) => { writers[type].index = i })
 
 /**
  * Writes the rows of one disconnect message: one per symbol of the dropped connection (the message's

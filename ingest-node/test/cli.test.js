@@ -29,8 +29,8 @@ async function runCli (args, { env = {}, onFrame } = {}) {
     onFrame?.(f, child)
     if (f.header.type === 'end') break
   }
+  pull.close() // as the processor does: hanging up acknowledges the end frame
   const code = await exited
-  pull.close()
   return { code, lines: stderr.trim().split('\n'), frames }
 }
 
@@ -46,15 +46,18 @@ describe('cli', () => {
     const summary = JSON.parse(summaryLine.slice('ingest: summary '.length))
     const trades = expectedTrades(lines).length
     assert.equal(summary.reason, 'replay_finished')
-    assert.equal(summary.counts.trade, trades)
+    assert.equal(summary.counts.rows.trade, trades)
+    assert.deepEqual(summary.counts.normalized, { trade: trades })
     assert.equal(frames[0].header.type, 'start')
     assert.equal(frames[0].header.source, 'replay')
     assert.deepEqual(frames[0].header.symbols, [['binance', 'BTCUSDT']])
     assert.equal(frames.filter((f) => f.header.type === 'trade').reduce((a, f) => a + f.header.n, 0), trades)
     const end = frames.at(-1).header
     assert.equal(end.reason, 'replay_finished')
-    assert.equal(end.counts.trade, trades)
+    assert.equal(end.counts.rows.trade, trades)
     assert.equal(end.counts.frames, frames.length - 1)
+    assert.equal(end.counts.frames, end.seq)
+    assert.deepEqual(summary.counts, end.counts, 'the summary carries the end frame\'s counts')
     assert.deepEqual(frames.map((f) => f.header.seq), frames.map((_, i) => i))
   })
 
@@ -65,7 +68,7 @@ describe('cli', () => {
     assert.equal(code, 0, log.join('\n'))
     assert.deepEqual(frames[0].header.data_types, ['trade'])
     assert.equal(log.filter((l) => /^ingest: (liquidation|option_summary) not available for binance: /.test(l)).length, 2, log.join('\n'))
-    assert.equal(frames.at(-1).header.counts.trade, expectedTrades(lines).length)
+    assert.equal(frames.at(-1).header.counts.rows.trade, expectedTrades(lines).length)
   })
 
   test('tardis-realtime without a reachable exchange: end(error) and a non-zero exit', { timeout: 15000 }, async () => {

@@ -41,7 +41,17 @@ describe('zeromq', () => {
     assert.equal(end.type, 'end')
     assert.equal(end.reason, 'replay_finished')
     const before = frames.slice(0, -1)
-    assert.deepEqual(end.counts, { trade: 4321, frames: before.length, bytes: before.reduce((a, f) => a + f.bytes, 0) })
+    assert.deepEqual(end.counts, {
+      rows: { trade: 4321 },
+      frames: before.length,
+      frames_by_type: { start: 1, trade: 5 },
+      bytes: before.reduce((a, f) => a + f.bytes, 0),
+      normalized: { trade: 4321 },
+      dropped: {},
+      raw: {},
+      internal: {}
+    })
+    assert.deepEqual(result.counts, end.counts, 'the pipeline returns what the end frame carried')
     const trades = frames.filter((f) => f.header.type === 'trade')
     assert.deepEqual(trades.map((f) => f.header.n), [1000, 1000, 1000, 1000, 321])
     const rows = trades.flatMap((f) => frameToRows(f).map((r) => ({ ...r, symbol: f.header.symbols[r.sym][1] })))
