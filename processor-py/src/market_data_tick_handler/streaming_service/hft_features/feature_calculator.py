@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...timeutil import to_us_array
+from ...timeutil import iso_us, to_us_array
 from ..candle_processor import Timeframe
 from .catalogue import OPTIONAL_GROUPS, WINDOWS
 from .feature_engine import FeatureColumns, FeatureEngine, catalogue
@@ -57,7 +57,9 @@ class HFTFeatureCalculator:
         and as available ``high``, ``low``, ``volume``, ``buy_volume``, ``sell_volume``, ``vwap``,
         ``trade_count``, ``timestamp_in``, and the context columns of ``inputs.CONTEXT``), in time order,
         continuing the series this calculator has seen. A ``timeframe`` column, if any, selects the rows
-        of ``timeframe``; without ``timestamp_in`` the rows are taken as consecutive candles."""
+        of ``timeframe``; without ``timestamp_in`` the rows are taken as consecutive candles. A
+        ``timestamp_in`` is the start of the candle's bucket: on the timeframe's grid (a multiple of it from
+        the epoch) and after the row before, else a ValueError names the first row that is not."""
         frame = self._select(candles_df, timeframe)
         lane, micros = self._lane(timeframe)
         timestamps = self._timestamps(frame, timeframe, micros)
@@ -97,11 +99,23 @@ class HFTFeatureCalculator:
             self._next_consecutive[timeframe] = start + n * micros
             return start + micros * np.arange(n, dtype=np.int64)
         timestamps = to_us_array(frame["timestamp_in"])
-        earlier = np.flatnonzero(np.diff(timestamps) <= 0)
-        if len(earlier):
-            i = int(earlier[0]) + 1
+        off_grid = timestamps % micros != 0
+        not_after = np.zeros(len(timestamps), dtype=bool)
+        not_after[1:] = np.diff(timestamps) <= 0
+        bad = np.flatnonzero(off_grid | not_after)
+        if len(bad):  # the first bad row, for either reason
+            i = int(bad[0])
+            t = int(timestamps[i])
+            if off_grid[i]:
+                start = t - t % micros
+                raise ValueError(
+                    f"candle row {i}: timestamp_in {iso_us(t)} ({t} us) is not on the {timeframe} grid (a"
+                    f" multiple of {timeframe} from the epoch, e.g. {iso_us(start)} or"
+                    f" {iso_us(start + micros)}); timestamp_in is the start of the candle's bucket"
+                )
             raise ValueError(
-                f"candle row {i}: timestamp_in is not after row {i - 1}'s; sort the candles by time"
+                f"candle row {i}: timestamp_in is not after row {i - 1}'s ({iso_us(t)} = {t} us; row {i - 1}:"
+                f" {iso_us(int(timestamps[i - 1]))}); sort the candles by time"
             )
         last = self.engine.last_start(self._lanes[timeframe])
         if n and last is not None and timestamps[0] <= last:
