@@ -12,7 +12,11 @@ EXCHANGE ?= binance
 SYMBOLS ?= btcusdt
 SYMBOL ?= BTC-USDT
 SPEED ?= max
+# replay and run-serve hand REDIS_URL to the processor in its environment, never as an argument, so a
+# password in it stays out of the process list; give it as `REDIS_URL=... make replay` (an argument of make
+# would show in make's own)
 REDIS_URL ?= redis://localhost:6379/0
+replay run-serve: export REDIS_URL := $(REDIS_URL)
 
 BQ_PROJECT ?= local-project
 
@@ -50,20 +54,20 @@ TRANSPORT ?= auto
 demo: setup
 	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20 --transport $(TRANSPORT)
 
-## make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max REDIS_URL=redis://HOST:PORT/DB
+## REDIS_URL=redis://HOST:PORT/DB make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max
 replay: setup
 	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --source replay \
-	  --files $(FILES) --exchange $(EXCHANGE) --symbols $(SYMBOLS) --speed $(SPEED) --redis-url '$(REDIS_URL)'
+	  --files $(FILES) --exchange $(EXCHANGE) --symbols $(SYMBOLS) --speed $(SPEED)
 
 ## make bq-emulator: a local BigQuery (bqemulator) on 127.0.0.1:9050 (REST) and :9060 (gRPC) until Ctrl-C, for
 ## persist mode offline: main --mode streaming-candles-bigquery --bigquery-emulator http://127.0.0.1:9050,127.0.0.1:9060
 bq-emulator: setup
 	$(PY) -m market_data_tick_handler.devtools.bq_emulator --project $(BQ_PROJECT) --rest-port 9050 --grpc-port 9060
 
-## make run-serve SYMBOL=BTC-USDT: live from the exchange (needs network and a Redis at REDIS_URL)
+## [REDIS_URL=...] make run-serve SYMBOL=BTC-USDT: live from the exchange (needs network and a Redis at REDIS_URL)
 run-serve: setup
 	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --config streaming.yaml \
-	  --symbol $(SYMBOL) --exchange $(EXCHANGE) --redis-url '$(REDIS_URL)' --print-candles
+	  --symbol $(SYMBOL) --exchange $(EXCHANGE) --print-candles
 
 ## make test: lint, the Node tests, the Python tests and the cross-process tests
 test: setup lint

@@ -1,7 +1,13 @@
 """``streaming.yaml``: one typed configuration, with every default written here once.
 
 Values may reference the environment as ``${NAME}`` or ``${NAME:-default}`` (secrets stay out of the
-file). Unknown keys are errors that name the key, so a typo never silently falls back to a default.
+file). Everything is checked at load, before anything starts: unknown keys in every section, types,
+enumerations, ranges, timeframes, URLs and the ingester's endpoint. An error names the key path, the
+value and what is allowed, e.g. ``candles.timeframes: '7x' is not a timeframe (use <n>s|m|h|d, e.g. 15s,
+1m, 4h)``, so a typo never silently falls back to a default. :func:`validate` runs the same checks again
+on a configuration the command line changed (main.py).
+
+``serve.redis_url``: ``--redis-url`` > the file's ``serve.redis_url`` > ``$REDIS_URL`` > the default.
 
 ``data_types`` (the seeds' walkthrough 10) is the one place that says what is streamed: the ingester's
 ``--data-types``, ``--book-depth`` and ``--book-interval-ms`` are computed from it by
@@ -13,19 +19,58 @@ with it when given). See docs/DATA_TYPES.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import ipaddress
 import os
 import re
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 import yaml
 
+from .redact import redact_url
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+#: the Redis URL when neither ``--redis-url`` nor the file's ``serve.redis_url`` gives one
+REDIS_URL_ENV = "REDIS_URL"
+#: the processor's ZeroMQ CURVE secret key (Z85, 40 characters): required by a ``tcp://`` endpoint that
+#: is not loopback (streaming_service/ingest/curve.py)
+CURVE_SECRET_ENV = "MDTH_CURVE_SECRET_KEY"
+#: optional: the ingesters' CURVE public keys (Z85, comma-separated) allowed to connect; unset = any
+CURVE_CLIENT_KEYS_ENV = "MDTH_CURVE_CLIENT_KEYS"
+_Z85_KEY = re.compile(r"[0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40}")
+
+# the timeframe grammar of candle_processor/timeframes.py (Timeframe.parse), which config must not import
+# (it would load the whole streaming_service package); test_config checks that the two agree
+_TIMEFRAME = re.compile(r"^(\d+)([smhd])$")
+_TIMEFRAME_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+_TIMEFRAME_USE = "use <n>s|m|h|d, e.g. 15s, 1m, 4h"
+_SPEED = re.compile(r"^(max|\d+(\.\d*)?|\.\d+)$")
+_EXCHANGE_ID = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 class ConfigError(ValueError):
     pass
+
+
+def _at_least(minimum: float, default: Any) -> Any:
+    """A field whose value, when set, must be >= ``minimum`` (checked at load)."""
+    return field(default=default, metadata={"min": minimum})
+
+
+def _above(bound: float, default: Any) -> Any:
+    """A field whose value, when set, must be > ``bound`` (checked at load)."""
+    return field(default=default, metadata={"above": bound})
+
+
+def _one_of(what: str, default: Any, use: str | None = None) -> Any:
+    """A ``Literal`` field: a value outside it is '``x`` is not <what> (use <use>)'; ``use`` defaults to
+    the Literal's values."""
+    return field(default=default, metadata={"what": what, "use": use})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +81,20 @@ class DataTypeConfig:
 
     enabled: bool = True
     source: str = "tardis_realtime"
-    batch_timeout: int = 60_000
+    batch_timeout: int = _at_least(0, 60_000)
     fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class BookSnapshotsConfig(DataTypeConfig):
-    depth: int = 25  # levels per side
-    interval_ms: int = 100  # one snapshot per interval (0 = on every change)
+    depth: int = _at_least(1, 25)  # levels per side
+    interval_ms: int = _at_least(0, 100)  # one snapshot per interval (0 = on every change)
 
 
 @dataclass(frozen=True, slots=True)
 class GapsConfig(DataTypeConfig):
-    stale_after_ms: int = 30_000  # no message on a subscribed symbol for this long = a stale gap
+    # no message on a subscribed symbol for this long = a stale gap
+    stale_after_ms: int = _at_least(0, 30_000)
 
 
 #: the sources each data type may have; the first is its default. Native sources read the exchange's own
@@ -112,13 +158,15 @@ class DataTypesConfig:
 
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
-    transport: Literal["redis", "inmemory"] = "redis"
-    redis_url: str = "redis://localhost:6379"
-    redis_db: int | None = None  # overrides the URL's database when set
-    stream_maxlen: int = 1000  # entries kept per candle stream (XADD MAXLEN ~)
-    backlog_mb: int = 256  # frames kept while Redis is unreachable; beyond it the oldest are dropped
-    close_timeout_s: float = 10.0  # at shutdown, how long to keep trying to publish the backlog
-    reply_timeout_ms: int = 2000  # a publish not acknowledged by then waits in the backlog (Redis frozen)
+    transport: Literal["redis", "inmemory"] = _one_of("a transport", "redis")
+    redis_url: str = "redis://localhost:6379"  # without it in the file: $REDIS_URL, then this
+    redis_db: int | None = _at_least(0, None)  # overrides the URL's database when set
+    stream_maxlen: int = _at_least(1, 1000)  # entries kept per candle stream (XADD MAXLEN ~)
+    # frames kept while Redis is unreachable; beyond it the oldest are dropped
+    backlog_mb: int = _at_least(1, 256)
+    close_timeout_s: float = _at_least(0, 10.0)  # at shutdown, how long to keep trying to publish the backlog
+    # a publish not acknowledged by then waits in the backlog (Redis frozen)
+    reply_timeout_ms: int = _at_least(1, 2000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +174,13 @@ class PartitioningConfig:
     """Time partitioning of a BigQuery table: ``type`` HOUR (the finest BigQuery has), DAY, MONTH or
     YEAR on the TIMESTAMP column ``field``; partitions older than ``ttl_days`` are deleted (null: kept)."""
 
-    type: Literal["HOUR", "DAY", "MONTH", "YEAR"] = "DAY"
+    type: Literal["HOUR", "DAY", "MONTH", "YEAR"] = _one_of(
+        "a BigQuery partitioning",
+        "DAY",
+        "HOUR (BigQuery's finest: there are no 5-minute partitions), DAY, MONTH or YEAR",
+    )
     field: str = "timestamp_out"
-    ttl_days: float | None = None
+    ttl_days: float | None = _above(0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,18 +201,19 @@ class BigQueryConfig:
     project_id: str | None = None
     dataset_live: str = "market_data_streaming_live"
     dataset_historical: str = "market_data_streaming"
-    target: Literal["auto", "live", "historical"] = "auto"
+    target: Literal["auto", "live", "historical"] = _one_of("a target", "auto")
     location: str = "US"  # of datasets this creates
-    batch_size: int = 1000  # rows per append, at most
-    batch_timeout_ms: int = 60_000  # a row waits at most this long before its batch is sent
+    batch_size: int = _at_least(1, 1000)  # rows per append, at most
+    batch_timeout_ms: int = _at_least(0, 60_000)  # a row waits at most this long before its batch is sent
     live_partitioning: PartitioningConfig = field(
         default_factory=lambda: PartitioningConfig(type="HOUR", ttl_days=30)
     )
     historical_partitioning: PartitioningConfig = field(default_factory=PartitioningConfig)
     clustering_fields: tuple[str, ...] = ("exchange", "symbol")
-    backlog_mb: int = 256  # encoded rows kept while BigQuery is unreachable; beyond it the oldest are dropped
-    close_timeout_s: float = 30.0  # at shutdown, how long to keep trying to write what is left
-    request_timeout_s: float = 30.0  # one API call, at most
+    # encoded rows kept while BigQuery is unreachable; beyond it the oldest are dropped
+    backlog_mb: int = _at_least(1, 256)
+    close_timeout_s: float = _at_least(0, 30.0)  # at shutdown, how long to keep trying to write what is left
+    request_timeout_s: float = _above(0, 30.0)  # one API call, at most
     emulator: EmulatorConfig | None = None
 
     def project(self) -> str:
@@ -191,27 +244,43 @@ class CandlesConfig:
     # candles per series a warm-up loads. EMA and RSI carry all history; after 500 candles what older
     # history still weighs in EMA_20 ((19/21)^480, ~1e-21) and RSI_20 (Wilder's (19/20)^479, ~2e-11) is
     # below ~1e-9, so the 500 give the values a series of any length would
-    hft_warmup_candles: int = 500
-    grace_ms: int = 250
-    late_policy: Literal["drop", "revise"] = "drop"
-    revise_window: int = 4
-    clock: Literal["auto", "wall", "event"] = "auto"  # auto: wall for live sources, event for replays
+    hft_warmup_candles: int = _at_least(1, 500)
+    grace_ms: int = _at_least(0, 250)  # and below the smallest timeframe
+    late_policy: Literal["drop", "revise"] = _one_of("a late policy", "drop")
+    revise_window: int = _at_least(1, 4)
+    clock: Literal["auto", "wall", "event"] = _one_of(
+        "a clock", "auto", "auto (wall for live sources, event for replays), wall or event"
+    )
+    # the largest jump of the candle clock the engine takes as time passing (read by the candle engine)
+    max_clock_jump_ms: int = _at_least(1000, 60_000)
 
 
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
-    source: Literal["tardis-realtime", "replay", "synthetic"] = "tardis-realtime"
+    source: Literal["tardis-realtime", "replay", "synthetic"] = _one_of("a source", "tardis-realtime")
     exchange: str = "binance"
     symbols: tuple[str, ...] = ("btcusdt",)  # what to stream is data_types (the ingester's --data-types)
     files: tuple[str, ...] = ()
     speed: str = "1"
-    endpoint: str = "auto"  # auto: a private ipc:// socket; tcp://host:port to bind a TCP port
+    # auto: a private ipc:// socket; tcp://127.0.0.1:port to bind a TCP port (another host: CURVE)
+    endpoint: str = "auto"
     spawn: bool = True  # start the Node ingester as a child process
     node: str = "node"
-    sndhwm: int = 4
-    rcvhwm: int = 4
-    max_batch: int = 1000
+    sndhwm: int = _at_least(1, 4)
+    rcvhwm: int = _at_least(1, 4)
+    max_batch: int = _at_least(1, 1000)
     extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LiveInstrumentsConfig:
+    """``live_instruments`` (the seeds' walkthrough 10): instrument definitions refreshed from the
+    exchanges (``live-instruments-sync``, not built yet). Read and checked, not used yet."""
+
+    enabled: bool = True
+    exchanges: tuple[str, ...] = ("binance", "deribit", "coinbase")  # Tardis exchange ids
+    refresh_interval: int = _at_least(1, 300)  # seconds between two refreshes
+    cache_ttl: int = _at_least(1, 600)  # seconds a definition is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +290,11 @@ class StreamingConfig:
     serve: ServeConfig = field(default_factory=ServeConfig)
     persist: PersistConfig = field(default_factory=PersistConfig)
     candles: CandlesConfig = field(default_factory=CandlesConfig)
-    live_instruments: dict[str, Any] = field(default_factory=dict)
+    live_instruments: LiveInstrumentsConfig = field(default_factory=LiveInstrumentsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+
+
+_MODES = {"serve": "Redis", "persist": "BigQuery"}
 
 
 def _expand(value: Any) -> Any:
@@ -244,29 +316,73 @@ def _expand(value: Any) -> Any:
     return value
 
 
+# -- building: keys and types --------------------------------------------------------------------------
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
+
+
+def _without_none(hint: Any) -> tuple[Any, bool]:
+    """``X | None`` -> ``(X, True)``; anything else -> ``(hint, False)``."""
+    if get_origin(hint) in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], len(args) < len(get_args(hint))
+    return hint, False
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    """``value`` as the field's type: YAML and ``${NAME}`` give strings and numbers loosely."""
+    hint, optional = _without_none(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{path}: null is not allowed here (use a value or leave the key out)")
+    if get_origin(hint) is Literal:
+        return value  # checked by validate, with the allowed values
+    if get_origin(hint) is tuple:
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        if any(isinstance(v, dict | list | tuple | bool) or v is None for v in items):
+            raise ConfigError(f"{path}: {value!r} is not a list of names (use [a, b] or a,b)")
+        return tuple(str(v).strip() for v in items)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+    if hint is float:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and not isinstance(value, hint):
+        raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+    return value
+
+
 def _build(cls: type, raw: Any, where: str) -> Any:
     if raw is None:
         return cls()
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(str(k) for k in set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-    kwargs = {}
-    for name, value in raw.items():
-        default = fields[name].default
-        if isinstance(default, tuple) or (name in ("timeframes", "hft_timeframes", "symbols", "files")):
-            value = tuple(value) if isinstance(value, list | tuple) else tuple(str(value).split(","))
-        elif isinstance(default, bool) and not isinstance(value, bool):
-            raise ConfigError(f"{where}.{name}: expected true or false, got {value!r}")
-        elif isinstance(default, int) and not isinstance(default, bool) and value is not None:
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{where}.{name}: expected an integer, got {value!r}") from None
-        kwargs[name] = value
-    return cls(**kwargs)
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(fields)})")
+    hints = _hints(cls)
+    return cls(**{name: _coerce(hints[name], value, f"{where}.{name}") for name, value in raw.items()})
 
 
 def _data_types(raw: Any) -> DataTypesConfig:
@@ -275,10 +391,10 @@ def _data_types(raw: Any) -> DataTypesConfig:
         return defaults
     if not isinstance(raw, dict):
         raise ConfigError(f"data_types: expected a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(DATA_TYPE_SOURCES))
+    unknown = sorted(str(k) for k in set(raw) - set(DATA_TYPE_SOURCES))
     if unknown:
         raise ConfigError(
-            f"data_types: unknown data type(s) {', '.join(unknown)}; known: {', '.join(DATA_TYPE_SOURCES)}"
+            f"data_types: unknown data type(s) {', '.join(unknown)} (known: {', '.join(DATA_TYPE_SOURCES)})"
         )
     changes = {}
     for name, entry in raw.items():
@@ -289,19 +405,16 @@ def _data_types(raw: Any) -> DataTypesConfig:
         source = values.get("source", default.source)
         if source not in DATA_TYPE_SOURCES[name]:
             raise ConfigError(
-                f"{where}.source: {source!r} is not a source of {name};"
-                f" known: {', '.join(DATA_TYPE_SOURCES[name])}"
+                f"{where}.source: {source!r} is not a source of {name}"
+                f" (use {' or '.join(DATA_TYPE_SOURCES[name])})"
             )
         fallback = source not in NATIVE_SOURCES
         if "fallback" in values and values["fallback"] != fallback:
             raise ConfigError(
                 f"{where}.fallback: {str(values['fallback']).lower()} disagrees with source {source}"
-                f" ({'a fallback' if fallback else 'native'})"
+                f" ({'a fallback' if fallback else 'native'}; use {str(fallback).lower()} or leave it out)"
             )
         values["fallback"] = fallback
-        for key in ("batch_timeout", "depth", "interval_ms", "stale_after_ms"):
-            if key in values and values[key] < (1 if key == "depth" else 0):
-                raise ConfigError(f"{where}.{key}: must be {'positive' if key == 'depth' else '>= 0'}")
         changes[name] = dataclasses.replace(default, **values)
     return dataclasses.replace(defaults, **changes)
 
@@ -309,9 +422,15 @@ def _data_types(raw: Any) -> DataTypesConfig:
 def _persist(raw: Any) -> PersistConfig:
     if raw is None:
         return PersistConfig()
-    if not isinstance(raw, dict) or set(raw) - {"bigquery"}:
+    if not isinstance(raw, dict):
         raise ConfigError(f"persist: expected a mapping with the one key bigquery, got {raw!r}")
-    bq = dict(raw.get("bigquery") or {})
+    if set(raw) - {"bigquery"}:
+        unknown = sorted(str(k) for k in set(raw) - {"bigquery"})
+        raise ConfigError(f"persist: unknown key(s) {', '.join(unknown)} (known: bigquery)")
+    bq = raw.get("bigquery") or {}
+    if not isinstance(bq, dict):
+        raise ConfigError(f"persist.bigquery: expected a mapping, got {type(bq).__name__}")
+    bq = dict(bq)
     nested = {
         "live_partitioning": PartitioningConfig(type="HOUR", ttl_days=30),
         "historical_partitioning": PartitioningConfig(),
@@ -321,63 +440,56 @@ def _persist(raw: Any) -> PersistConfig:
         if bq.get(name) is not None:
             given = _build(type(default), bq[name], f"persist.bigquery.{name}")
             bq[name] = dataclasses.replace(default, **{k: getattr(given, k) for k in bq[name]})
-    config = _build(BigQueryConfig, bq, "persist.bigquery")
-    for name in ("live_partitioning", "historical_partitioning"):
-        part = getattr(config, name)
-        if part.type not in ("HOUR", "DAY", "MONTH", "YEAR"):
-            raise ConfigError(
-                f"persist.bigquery.{name}.type: {part.type!r}; BigQuery partitions by HOUR (its finest:"
-                " there are no 5-minute partitions), DAY, MONTH or YEAR"
-            )
-        if part.ttl_days is not None and float(part.ttl_days) <= 0:
-            raise ConfigError(f"persist.bigquery.{name}.ttl_days: must be positive or null")
-    if config.target not in ("auto", "live", "historical"):
-        raise ConfigError(f"persist.bigquery.target: {config.target!r}; known: auto, live, historical")
-    if config.batch_size < 1 or config.batch_timeout_ms < 0:
-        raise ConfigError("persist.bigquery: batch_size must be positive and batch_timeout_ms >= 0")
-    return PersistConfig(config)
+    return PersistConfig(_build(BigQueryConfig, bq, "persist.bigquery"))
 
 
-def _candles(raw: Any) -> CandlesConfig:
-    config = _build(CandlesConfig, raw, "candles")
-    if config.hft_warmup_candles < 1:
-        raise ConfigError(f"candles.hft_warmup_candles: must be positive, got {config.hft_warmup_candles}")
-    return config
+def _modes(raw: Any) -> tuple[str, ...]:
+    if raw is None or raw == []:
+        return ("serve",)
+    items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+    return tuple(str(m).strip() for m in items)
+
+
+def _serve(raw: Any) -> ServeConfig:
+    """``serve``; without ``redis_url`` in it, ``$REDIS_URL`` (when set) before the default."""
+    from_env = os.environ.get(REDIS_URL_ENV)
+    if from_env and (raw is None or (isinstance(raw, dict) and "redis_url" not in raw)):
+        raw = {**(raw or {}), "redis_url": from_env}
+    return _build(ServeConfig, raw, "serve")
 
 
 def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of sections, got {type(raw).__name__}")
     raw = _expand(raw or {})
     top = {f.name for f in dataclasses.fields(StreamingConfig)}
-    unknown = sorted(set(raw) - top)
+    unknown = sorted(str(k) for k in set(raw) - top)
     if unknown:
         raise ConfigError(
-            f"streaming.yaml: unknown top-level key(s) {', '.join(unknown)}; known: {', '.join(sorted(top))}"
+            f"streaming.yaml: unknown top-level key(s) {', '.join(unknown)} (known: {', '.join(sorted(top))})"
         )
     if isinstance(raw.get("ingest"), dict) and "data_types" in raw["ingest"]:
         raise ConfigError(
             "ingest.data_types: removed; what is streamed is set under data_types (the ingester's"
             " --data-types are computed from it, see docs/DATA_TYPES.md)"
         )
-    modes = tuple(raw.get("modes") or ("serve",))
-    unknown_modes = sorted(set(modes) - {"serve", "persist"})
-    if unknown_modes:
-        raise ConfigError(
-            f"modes: unknown {', '.join(unknown_modes)}; known: serve (Redis), persist (BigQuery)"
+    return validate(
+        StreamingConfig(
+            modes=_modes(raw.get("modes")),
+            data_types=_data_types(raw.get("data_types")),
+            serve=_serve(raw.get("serve")),
+            persist=_persist(raw.get("persist")),
+            candles=_build(CandlesConfig, raw.get("candles"), "candles"),
+            live_instruments=_build(LiveInstrumentsConfig, raw.get("live_instruments"), "live_instruments"),
+            ingest=_build(IngestConfig, raw.get("ingest"), "ingest"),
         )
-    return StreamingConfig(
-        modes=modes,
-        data_types=_data_types(raw.get("data_types")),
-        serve=_build(ServeConfig, raw.get("serve"), "serve"),
-        persist=_persist(raw.get("persist")),
-        candles=_candles(raw.get("candles")),
-        live_instruments=dict(raw.get("live_instruments") or {}),
-        ingest=_build(IngestConfig, raw.get("ingest"), "ingest"),
     )
 
 
 def load_config(path: str | Path | None) -> StreamingConfig:
+    """The file's configuration, checked; without a file, the defaults (and ``$REDIS_URL``)."""
     if path is None:
-        return StreamingConfig()
+        return config_from_dict({})
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -389,3 +501,211 @@ def load_config(path: str | Path | None) -> StreamingConfig:
         return config_from_dict(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+# -- checking: the rules beyond types -----------------------------------------------------------------
+def validate(config: StreamingConfig) -> StreamingConfig:
+    """``config`` if every rule holds, else a ConfigError naming the key path, the value and what is
+    allowed. Run at load and again after the command line's overrides; reads the environment for the
+    CURVE keys a non-loopback endpoint needs."""
+    _check_fields(config, "")
+    unknown = [m for m in config.modes if m not in _MODES]
+    if unknown:
+        use = " and/or ".join(f"{m} ({what})" for m, what in _MODES.items())
+        raise ConfigError(f"modes: unknown {', '.join(unknown)} (use {use})")
+    _check_candles(config.candles)
+    _check_ingest(config.ingest)
+    if config.serve.transport == "redis":
+        _check_redis_url(config.serve.redis_url, "serve.redis_url")
+    _check_bigquery(config.persist.bigquery)
+    _check_live_instruments(config.live_instruments)
+    return config
+
+
+def _check_fields(obj: Any, where: str) -> None:
+    """The per-field rules: ``Literal`` values and the ``_at_least`` / ``_above`` bounds, in every
+    section."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        path = f"{where}.{f.name}" if where else f.name
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, path)
+            continue
+        hint, _ = _without_none(hints[f.name])
+        if get_origin(hint) is Literal and value not in get_args(hint):
+            use = f.metadata.get("use") or " or ".join(get_args(hint))
+            raise ConfigError(f"{path}: {value!r} is not {f.metadata.get('what', 'allowed')} (use {use})")
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        kind = "an integer" if hint is int else "a number"
+        if "min" in f.metadata and value < f.metadata["min"]:
+            low = f.metadata["min"]
+            rule = "positive" if low == 1 and hint is int else f">= {low}"
+            raise ConfigError(f"{path}: must be {rule}, got {value!r} (use {kind} >= {low})")
+        if "above" in f.metadata and value <= f.metadata["above"]:
+            bound = f.metadata["above"]
+            raise ConfigError(f"{path}: must be > {bound}, got {value!r} (use {kind} > {bound})")
+
+
+def timeframe_us(name: str) -> int | None:
+    """The length of timeframe ``name`` in microseconds, or None if it is not one (``<n>s|m|h|d``,
+    n >= 1): the grammar of ``Timeframe.parse``."""
+    match = _TIMEFRAME.match(name.strip()) if isinstance(name, str) else None
+    if not match or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) * _TIMEFRAME_US[match.group(2)]
+
+
+def _check_candles(c: CandlesConfig) -> None:
+    if not c.timeframes:
+        raise ConfigError(f"candles.timeframes: empty ({_TIMEFRAME_USE})")
+    lengths: dict[str, int] = {}
+    for name in c.timeframes:
+        us = timeframe_us(name)
+        if us is None:
+            raise ConfigError(f"candles.timeframes: {name!r} is not a timeframe ({_TIMEFRAME_USE})")
+        if name in lengths:
+            raise ConfigError(f"candles.timeframes: {name!r} is listed twice (use each timeframe once)")
+        lengths[name] = us
+    base = min(lengths, key=lengths.__getitem__)
+    for name, us in lengths.items():
+        if us % lengths[base]:
+            raise ConfigError(
+                f"candles.timeframes: {name!r} is not a multiple of the smallest timeframe {base}"
+                f" (use multiples of {base}: every timeframe is rolled up from it)"
+            )
+    for name in c.hft_timeframes:
+        if name not in lengths:
+            what = "a timeframe" if timeframe_us(name) is None else "in candles.timeframes"
+            raise ConfigError(
+                f"candles.hft_timeframes: {name!r} is not {what} (use some of {', '.join(c.timeframes)})"
+            )
+    if c.grace_ms * 1000 >= lengths[base]:
+        raise ConfigError(
+            f"candles.grace_ms: must be below the smallest timeframe {base}, got {c.grace_ms}"
+            f" (use 0 to {lengths[base] // 1000 - 1} ms)"
+        )
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    """``host:port`` (``[v6]:port``) -> (host, port); port None when it is not a number."""
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return host, int(port) if port.isdigit() else None
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_needs_curve(endpoint: str) -> bool:
+    """A ``tcp://`` endpoint whose host is not loopback: frames cross a network, so CURVE is required."""
+    return endpoint.startswith("tcp://") and not is_loopback(_host_port(endpoint[len("tcp://") :])[0])
+
+
+def _check_ingest(i: IngestConfig) -> None:
+    if not i.symbols or not all(i.symbols):
+        raise ConfigError(f"ingest.symbols: {list(i.symbols)!r} (use one or more exchange ids, e.g. btcusdt)")
+    if not _SPEED.match(str(i.speed)) or (i.speed != "max" and float(i.speed) <= 0):
+        raise ConfigError(
+            f"ingest.speed: {i.speed!r} is not a speed (use 1 for real time, N for N times faster, or max)"
+        )
+    if not i.node:
+        raise ConfigError("ingest.node: empty (use node, or the path of a Node 20+ binary)")
+    _check_endpoint(i.endpoint, "ingest.endpoint")
+
+
+def _check_endpoint(endpoint: str, path: str) -> None:
+    use = "use auto (a private ipc socket), ipc://PATH or tcp://127.0.0.1:PORT"
+    scheme, sep, rest = endpoint.partition("://")
+    if endpoint == "auto" or (scheme == "ipc" and sep and rest):
+        return
+    if scheme != "tcp" or not sep:
+        raise ConfigError(f"{path}: {endpoint!r} is not a ZeroMQ endpoint ({use})")
+    host, port = _host_port(rest)
+    if not host or port is None or not 1 <= port <= 65535:
+        raise ConfigError(
+            f"{path}: {endpoint!r} needs a host and a port 1..65535 (e.g. tcp://127.0.0.1:5555)"
+        )
+    secret = os.environ.get(CURVE_SECRET_ENV)
+    if endpoint_needs_curve(endpoint) and not secret:
+        raise ConfigError(
+            f"{path}: {endpoint!r} is not a loopback address, so the frames must be encrypted with ZeroMQ"
+            f" CURVE: set {CURVE_SECRET_ENV} to the processor's secret key (Z85, 40 characters: python -c"
+            f" 'import zmq; print(zmq.curve_keypair()[1].decode())'), or use auto or tcp://127.0.0.1:PORT"
+        )
+    if secret and not _Z85_KEY.fullmatch(secret):
+        raise ConfigError(
+            f"{CURVE_SECRET_ENV}: not a Z85 CURVE key of 40 characters (the value is not shown)"
+        )
+    for key in (k.strip() for k in os.environ.get(CURVE_CLIENT_KEYS_ENV, "").split(",")):
+        if key and not _Z85_KEY.fullmatch(key):
+            raise ConfigError(
+                f"{CURVE_CLIENT_KEYS_ENV}: {key!r} is not a Z85 CURVE public key of 40 characters"
+                " (use comma-separated public keys)"
+            )
+
+
+def _check_redis_url(url: str, path: str) -> None:
+    parts = urlsplit(url)
+    try:
+        shown = redact_url(url)  # the password never reaches a message
+    except ValueError:  # a port that is no port: redact by hand
+        userinfo, at, host = parts.netloc.rpartition("@")
+        shown = url.replace(parts.netloc, f"{userinfo.split(':')[0]}:***@{host}", 1) if at else url
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(
+            f"{path}: {shown!r} is not a Redis URL (use redis://[[user]:password@]host[:port][/db],"
+            " rediss://... for TLS, or unix://PATH; a password is best kept in $REDIS_URL)"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{path}: {shown!r}: the port is not 1..65535")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"{path}: {shown!r} has no host (use redis://host:port)")
+
+
+def _check_bigquery(b: BigQueryConfig) -> None:
+    if len(b.clustering_fields) > 4 or not all(b.clustering_fields):
+        raise ConfigError(
+            f"persist.bigquery.clustering_fields: {list(b.clustering_fields)!r} (use up to four column names)"
+        )
+    if b.emulator is not None:
+        url = urlsplit(b.emulator.rest_url)
+        try:
+            port = url.port
+        except ValueError:
+            port = 0
+        if url.scheme not in ("http", "https") or not url.hostname or not 1 <= (port or 80) <= 65535:
+            raise ConfigError(
+                f"persist.bigquery.emulator.rest_url: {b.emulator.rest_url!r} (use http://HOST:PORT)"
+            )
+        host, port = _host_port(b.emulator.grpc_target)
+        if not host or port is None or not 1 <= port <= 65535:
+            raise ConfigError(
+                f"persist.bigquery.emulator.grpc_target: {b.emulator.grpc_target!r}"
+                " (use HOST:PORT, port 1..65535)"
+            )
+
+
+def _check_live_instruments(li: LiveInstrumentsConfig) -> None:
+    for k, name in enumerate(li.exchanges):
+        if not _EXCHANGE_ID.match(name):
+            raise ConfigError(
+                f"live_instruments.exchanges: {name!r} is not an exchange id"
+                " (use Tardis ids: binance, deribit, coinbase, ...)"
+            )
+        if name in li.exchanges[:k]:
+            raise ConfigError(f"live_instruments.exchanges: {name!r} is listed twice (use each once)")
+    if li.enabled and not li.exchanges:
+        raise ConfigError("live_instruments.exchanges: empty while enabled (use e.g. [binance, deribit])")

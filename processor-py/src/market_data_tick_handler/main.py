@@ -4,6 +4,10 @@ Modes (the seeds' walkthrough 8), alone or together (comma-separated): ``streami
 publishes the closed candles to Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them,
 with their features, to BigQuery tables. Without ``--mode``, streaming.yaml's ``modes`` (serve, persist)
 decide. ``streaming-ticks-bigquery`` and ``live-instruments-sync`` are not built yet and say so.
+
+The configuration is checked before anything starts: an error is one line on stderr and exit code 2.
+Redis URL: ``--redis-url`` > streaming.yaml's ``serve.redis_url`` > ``$REDIS_URL`` > redis://localhost:6379;
+a password belongs in ``$REDIS_URL`` (an argument shows in the process list).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import json
 import logging
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .config import ConfigError, EmulatorConfig, StreamingConfig, load_config
+from .config import REDIS_URL_ENV, ConfigError, EmulatorConfig, StreamingConfig, load_config, validate
 from .logging_setup import configure_logging
 from .redact import redact_url
 from .streaming_service.bigquery_client import WriteRefused
@@ -57,7 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--source", choices=("tardis-realtime", "replay", "synthetic"))
     p.add_argument("--files", nargs="+", help="recordings to replay (implies --source replay)")
     p.add_argument("--speed", help="replay speed: 1 (real time), N (N times faster) or max")
-    p.add_argument("--redis-url", help="overrides serve.redis_url (credentials are never logged)")
+    p.add_argument(
+        "--redis-url",
+        help="overrides serve.redis_url and $REDIS_URL (never logged, but an argument shows in the process"
+        " list: pass a password in $REDIS_URL instead)",
+    )
     p.add_argument("--transport", choices=("redis", "inmemory"), help="overrides serve.transport")
     p.add_argument("--bigquery-project", help="overrides persist.bigquery.project_id")
     p.add_argument(
@@ -190,11 +199,23 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     return code
 
 
+def warn_password_in_argv(redis_url: str | None) -> None:
+    """``--redis-url`` with a password still works, but every user of the machine can read it in the
+    process list (``ps``, /proc/PID/cmdline): say so, without the URL."""
+    if redis_url and urlsplit(redis_url).password:
+        log.warning(
+            "--redis-url carries a password, which any user of this machine can read in the process list;"
+            " set it in $%s instead (streaming.yaml's serve.redis_url reads it, and so does the default)",
+            REDIS_URL_ENV,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
+    warn_password_in_argv(args.redis_url)
     try:
-        config = apply_overrides(load_config(args.config), args)
+        config = validate(apply_overrides(load_config(args.config), args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

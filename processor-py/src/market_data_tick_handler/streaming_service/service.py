@@ -134,6 +134,9 @@ class StreamingService:
         sock.setsockopt(zmq.RCVHWM, self.config.ingest.rcvhwm)
         sock.setsockopt(zmq.LINGER, 0)
         endpoint = self._endpoint()
+        from .ingest.curve import secure_server
+
+        close_curve = secure_server(ctx, sock, endpoint)  # CURVE on a tcp:// endpoint (ingest/curve.py)
         sock.bind(endpoint)
         log.info("processor listening on %s (clock: %s)", endpoint, self.handler.settings.clock)
         loop = asyncio.get_running_loop()
@@ -162,6 +165,7 @@ class StreamingService:
             if self.persist is not None:
                 await self.persist.close()
             sock.close()
+            close_curve()  # the CURVE authenticator's socket, if any, before the context ends
             ctx.term()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import ConfigError, IngestConfig
+from .curve import ingester_environ
 
 log = logging.getLogger("ingest")
 
@@ -105,6 +106,7 @@ class IngesterProcess:
         log.info("starting ingester: %s %s", Path(node).name, " ".join(cmd[1:]))
         self._proc = await asyncio.create_subprocess_exec(
             *cmd,
+            env=ingester_environ(self.endpoint),  # CURVE's public keys; no server secret, no $REDIS_URL
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
