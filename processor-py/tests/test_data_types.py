@@ -788,6 +788,7 @@ def test_get_stats_shape_walkthrough_9():
         "late": 0,
         "late_too_old": 0,
         "ahead": 0,
+        "jump": 0,
     }
 
 

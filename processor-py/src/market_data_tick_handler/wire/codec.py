@@ -21,8 +21,20 @@ _PREAMBLE = struct.Struct("<4sHHI")  # magic, version, reserved, header length
 _ALIGN = 8
 
 
+#: header limits: JSON's safe integers (the ingester's seq is a JS number), names, the u16 ``sym`` column
+MAX_SEQ = 2**53 - 1
+MAX_NAME = 256
+MAX_SYMBOLS = 65536
+
+
 class WireError(ValueError):
-    """A frame that cannot be decoded; the message says what and where."""
+    """A frame that cannot be decoded; the message says what and where, ``reason`` is a short code to
+    count it by (``short``, ``magic``, ``version``, ``header_length``, ``header_json``, ``unknown_type``,
+    ``header_<field>``, ``truncated``, ``bad_offsets``, ``length``, ``malformed``)."""
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _pad(length: int) -> int:
@@ -56,6 +68,38 @@ class StrColumn(Sequence[str]):
         for start, stop in itertools.pairwise(offsets):
             yield data[start:stop].decode("utf-8")
 
+    def invalid(self) -> np.ndarray | None:
+        """Mask of the rows that are not valid UTF-8, or None when every row is. Checked on the whole blob
+        at once: ASCII, or valid as a whole with no row starting or ending inside a character (a
+        continuation byte ``10xxxxxx``), means every row is valid; only a frame that fails that is
+        checked row by row."""
+        data = bytes(self._blob)
+        if data.isascii():
+            return None
+        blob = np.frombuffer(data, dtype=np.uint8)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            bad = np.fromiter(
+                (not _utf8(data[a:b]) for a, b in itertools.pairwise(self._offsets.tolist())),
+                dtype=bool,
+                count=len(self),
+            )
+            return bad if bad.any() else None
+        starts, ends = self._offsets[:-1].astype(np.int64), self._offsets[1:].astype(np.int64)
+        inside = (blob & 0xC0) == 0x80
+        inside = np.append(inside, False)  # the blob's end is a boundary
+        bad = (starts < ends) & (inside[starts] | inside[ends])
+        return bad if bad.any() else None
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -84,38 +128,100 @@ def _width(column: Column, header: Mapping[str, Any], where: str) -> int:
     if column.width_field is None:
         return 1
     width = header.get(column.width_field)
-    if not isinstance(width, int) or width < 0:
-        raise WireError(f"{where}: header field {column.width_field!r} must be a non-negative integer")
+    if type(width) is not int or width < 0:
+        raise WireError(
+            f"{where}: header field {column.width_field!r} must be a non-negative integer",
+            f"header_{column.width_field}",
+        )
     return width
 
 
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _symbol_pair(pair: Any) -> bool:
+    return (
+        type(pair) is list
+        and len(pair) == 2
+        and type(pair[0]) is str
+        and type(pair[1]) is str
+        and 0 < len(pair[0]) <= MAX_NAME
+        and 0 < len(pair[1]) <= MAX_NAME
+    )
+
+
+def _check_header(header: dict[str, Any], ftype: FrameType, where: str) -> int:
+    """The common fields a processor relies on (proto/README.md "Header fields"); returns ``n``."""
+    n = header.get("n")
+    if type(n) is not int or n < 0:
+        raise WireError(f"{where}: header field 'n' must be a non-negative integer", "header_n")
+    if n and not ftype.columns:
+        raise WireError(f"{where}: a {ftype.name} frame has no rows, header says n={n}", "header_n")
+    seq = header.get("seq")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise WireError(f"{where}: header field 'seq' must be an integer 0..2^53-1", "header_seq")
+    session = header.get("session")
+    if type(session) is not str or not 0 < len(session) <= MAX_NAME:
+        raise WireError(
+            f"{where}: header field 'session' must be a string of 1..{MAX_NAME} characters", "header_session"
+        )
+    symbols = header.get("symbols")
+    if (
+        type(symbols) is not list
+        or len(symbols) > MAX_SYMBOLS
+        or not all(_symbol_pair(p) for p in symbols)
+        or (len(symbols) > 1 and len({(e, s) for e, s in symbols}) != len(symbols))
+    ):
+        raise WireError(
+            f"{where}: header field 'symbols' must be a list of distinct [exchange, symbol] pairs of"
+            f" non-empty strings (at most {MAX_SYMBOLS})",
+            "header_symbols",
+        )
+    return n
+
+
 def decode_frame(buf: bytes | bytearray | memoryview, schema: WireSchema | None = None) -> Frame:
+    """The frame in ``buf``; raises :class:`WireError` (and nothing else) for anything that is not a
+    well-formed frame: layout, header fields (``n``, ``seq``, ``session``, ``symbols``, width fields),
+    column bounds, string offsets and the exact length. Row values are not checked here (a bad row is
+    the processor's to drop, not a reason to lose the frame)."""
     schema = schema or load_schema()
-    view = memoryview(buf).cast("B")
+    try:
+        return _decode(memoryview(buf).cast("B"), schema)
+    except WireError:
+        raise
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError, struct.error) as exc:
+        raise WireError(f"malformed frame: {type(exc).__name__}: {exc}", "malformed") from None
+
+
+def _decode(view: memoryview, schema: WireSchema) -> Frame:
     size = len(view)
     if size < _PREAMBLE.size:
-        raise WireError(f"frame of {size} bytes is shorter than the {_PREAMBLE.size}-byte preamble")
+        raise WireError(f"frame of {size} bytes is shorter than the {_PREAMBLE.size}-byte preamble", "short")
     magic, version, _reserved, header_len = _PREAMBLE.unpack_from(view, 0)
     if magic != schema.magic:
-        raise WireError(f"bad magic {magic!r} (expected {schema.magic!r}): not a wire frame")
+        raise WireError(f"bad magic {magic!r} (expected {schema.magic!r}): not a wire frame", "magic")
     if version != schema.version:
-        raise WireError(f"wire version {version}, this processor reads version {schema.version}")
+        raise WireError(f"wire version {version}, this processor reads version {schema.version}", "version")
     start = _PREAMBLE.size
     if start + header_len > size:
-        raise WireError(f"header of {header_len} bytes runs past the frame end ({size} bytes)")
+        raise WireError(
+            f"header of {header_len} bytes runs past the frame end ({size} bytes)", "header_length"
+        )
     try:
         header = orjson.loads(view[start : start + header_len])
     except orjson.JSONDecodeError as exc:
-        raise WireError(f"header is not valid JSON: {exc}") from None
+        raise WireError(f"header is not valid JSON: {exc}", "header_json") from None
     if not isinstance(header, dict):
-        raise WireError("header is not a JSON object")
-    ftype = schema.frames.get(header.get("type"))  # type: ignore[arg-type]
-    where = f"frame seq={header.get('seq')} type={header.get('type')!r}"
+        raise WireError("header is not a JSON object", "header_json")
+    kind = header.get("type")
+    ftype = schema.frames.get(kind) if type(kind) is str else None
+    where = f"frame seq={_brief(header.get('seq'))} type={_brief(kind)}"
     if ftype is None:
-        raise WireError(f"{where}: unknown frame type")
-    n = header.get("n")
-    if not isinstance(n, int) or n < 0:
-        raise WireError(f"{where}: header field 'n' must be a non-negative integer")
+        raise WireError(f"{where}: unknown frame type", "unknown_type")
+    n = _check_header(header, ftype, where)
     offset = start + header_len
     offset += _pad(offset)
     columns: dict[str, Any] = {}
@@ -123,12 +229,18 @@ def decode_frame(buf: bytes | bytearray | memoryview, schema: WireSchema | None 
         if column.dtype == "str":
             need = (n + 1) * 4
             if offset + need > size:
-                raise WireError(f"{where}: column {column.name!r} offsets run past the frame end")
+                raise WireError(
+                    f"{where}: column {column.name!r} offsets run past the frame end", "truncated"
+                )
             offsets = np.frombuffer(view, dtype="<u4", count=n + 1, offset=offset)
-            blob_len = int(offsets[-1]) if n >= 0 else 0
+            blob_len = int(offsets[-1])
             blob_start = offset + need
-            if blob_start + blob_len > size or (n and np.any(np.diff(offsets.astype(np.int64)) < 0)):
-                raise WireError(f"{where}: column {column.name!r} has bad string offsets")
+            if (
+                offsets[0] != 0
+                or blob_start + blob_len > size
+                or (n and np.any(np.diff(offsets.astype(np.int64)) < 0))
+            ):
+                raise WireError(f"{where}: column {column.name!r} has bad string offsets", "bad_offsets")
             columns[column.name] = StrColumn(offsets, view[blob_start : blob_start + blob_len])
             offset = blob_start + blob_len
         else:
@@ -136,11 +248,18 @@ def decode_frame(buf: bytes | bytearray | memoryview, schema: WireSchema | None 
             need = count * column.np_dtype.itemsize
             if offset + need > size:
                 raise WireError(
-                    f"{where}: column {column.name!r} needs {need} bytes at offset {offset}, frame has {size}"
+                    f"{where}: column {column.name!r} needs {need} bytes at offset {offset},"
+                    f" frame has {size}",
+                    "truncated",
                 )
             columns[column.name] = np.frombuffer(view, dtype=column.np_dtype, count=count, offset=offset)
             offset += need
         offset += _pad(offset)
+    if offset != size:
+        raise WireError(
+            f"{where}: frame of {size} bytes, its header and columns make {offset}: wrong n or length",
+            "length",
+        )
     return Frame(type=ftype.name, header=header, columns=columns)
 
 

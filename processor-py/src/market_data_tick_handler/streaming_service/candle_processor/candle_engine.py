@@ -22,13 +22,38 @@ the previous close). A trade whose bucket is already closed is *late*: counted, 
 revise the candle (``late_policy``). A trade more than ``RING - 1`` base buckets ahead of the clock
 (possible only on the wall clock, when the local clock is badly behind the exchange's) is counted and
 dropped with an error naming it.
+
+Clock jumps (event clock). One trade stamped a day or a century ahead must neither move the clock
+there (every trade after it would be late) nor make the engine close every bucket in between. So:
+
+- a trade more than ``max_jump_us`` ahead of the clock is *held*, not applied. The clock jumps only when
+  it is confirmed: the held trade and at least ``jump_confirm`` further trades (any symbol, in arrival
+  order, across frames) are all that far ahead. The clock then moves to the earliest of those first
+  ``jump_confirm + 1`` trades, and they are applied from there (a stray among them is held again and
+  dropped as below). A trade back within ``max_jump_us`` of the clock before that refutes the held
+  trades: they are dropped and counted (``jump_dropped``). Held trades still unconfirmed at the end
+  of the stream are dropped the same way. A legitimate hole (a recording gap, a halted market) costs
+  nothing but the wait for ``jump_confirm`` trades: they are applied, not dropped.
+- the first trade anchors the clock only provisionally, until ``jump_confirm + 1`` trades were applied
+  at it or a candle closed: a jump confirmed before that (either way: trades far behind the anchor
+  count too) means the anchor was the stray. Its trades are dropped (``jump_dropped``) and the clock
+  anchors at the jump, so a first trade dated 1970 (or 2099) publishes nothing.
+- whatever the clock does, one move closes at most ``max_walk`` base buckets (the longest timeframe,
+  at least ``RING``): every candle of a legitimate hole up to that long is published, empty ones
+  included; beyond it the remaining empty buckets are skipped (``buckets_skipped``, a WARNING), the
+  open candles having all been closed by then. A walk of years is impossible by construction.
+
+``max_jump_us`` defaults to 60 s: four 15 s buckets, what ``revise_window`` (4) can still revise, so a
+bad timestamp that stays under it costs at most the trades of one minute, which ``late_policy:
+revise`` can still take; and a replay of a liquid market never goes a minute without a trade except
+in a hole, where the confirmation costs only ``jump_confirm`` trades of latency.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -50,6 +75,9 @@ ClockMode = Literal["wall", "event"]
 LatePolicy = Literal["drop", "revise"]
 DEFAULT_TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")
 RING = 8  # open base buckets per instrument: the current one, the next (grace) and room for clock skew
+DEFAULT_MAX_JUMP_US = 60_000_000  # event clock: a trade further ahead must be confirmed (module doc)
+DEFAULT_JUMP_CONFIRM = 2  # ... by this many further trades at least as far ahead
+_I64_MAX = np.iinfo(np.int64).max
 SLOT_STATS = (
     "trades",  # every valid trade, late ones included
     "late_ticks",
@@ -60,7 +88,12 @@ SLOT_STATS = (
     "gap_candles",
     "gaps",
     "ahead_dropped",
+    "jump_dropped",  # event clock: far ahead and never confirmed, or a stray first anchor (module doc)
 )
+#: what became of the trades handed to ``on_trades`` (``ledger``): applied (on time, or revising a
+#: candle), or dropped as late, late_too_old (revise policy: no candle left to revise), ahead (wall
+#: clock, beyond the ring) or jump; ``held`` trades wait for a jump's confirmation
+LEDGER = ("applied", "late", "late_too_old", "ahead", "jump")
 
 
 def wall_clock_us() -> int:
@@ -88,7 +121,10 @@ class CandleEngine:
         revise_window: int = 4,
         symbol_of: Callable[[str, str], str] | None = None,
         now_us: Callable[[], int] = wall_clock_us,
+        max_jump_us: int = DEFAULT_MAX_JUMP_US,
+        jump_confirm: int = DEFAULT_JUMP_CONFIRM,
     ) -> None:
+        """``max_jump_us``, ``jump_confirm``: the event clock's jump rule (module doc)."""
         if clock not in ("wall", "event"):
             raise ValueError(f"clock must be 'wall' or 'event', not {clock!r}")
         if late_policy not in ("drop", "revise"):
@@ -99,8 +135,14 @@ class CandleEngine:
         self.base_us = self.timeframes[0].micros
         if grace_us < 0 or grace_us >= self.base_us:
             raise ValueError(f"grace must be at least 0 and below the smallest timeframe ({self.base_us} us)")
+        if max_jump_us <= 0 or jump_confirm < 1:
+            raise ValueError("max_jump_us must be positive and jump_confirm at least 1")
         self.clock_mode = clock
         self.grace_us = grace_us
+        self.max_jump_us = max_jump_us
+        self.jump_confirm = jump_confirm
+        #: base buckets one clock move closes at most (module doc)
+        self.max_walk = max(self.timeframes[-1].micros // self.base_us, RING)
         self.late_policy = late_policy
         self.revise_window = revise_window
         self._symbol_of = symbol_of or InstrumentMapper().to_symbol
@@ -135,6 +177,12 @@ class CandleEngine:
         self.observed_from: int | None = None  # buckets starting earlier are partial
         self.observed_until: int | None = None  # set at the end: buckets ending later are partial
         self.pending_gaps: list[int] = []  # slots whose gap waits for the next tick to end it
+        self.ledger: Counter[str] = Counter({k: 0 for k in LEDGER})
+        self.buckets_skipped = 0  # empty base buckets of holes longer than max_walk, not published
+        self._held: tuple[np.ndarray, ...] | None = None  # (slot, ts, price, amount, side) awaiting a jump
+        self._anchor: int | None = None  # event clock: where it was anchored ...
+        self._provisional = False  # ... and whether that can still turn out to be a stray
+        self._anchor_trades = 0
         if clock == "wall":
             now = now_us()
             self.observed_from = now
@@ -206,17 +254,35 @@ class CandleEngine:
         not this engine's, which must not be in the batch) and return every candle it closed or revised,
         in order. Rows must already be valid (see ``TickHandler``)."""
         out = self._batch()
+        if len(ts) == 0:
+            return out
+        slot = self._slots_of(symbols)[sym]
+        if self.clock_mode == "wall":
+            if self.pending_gaps:
+                self._end_gaps(int(ts.min()))
+            self._apply(slot, ts, price, amount, side, out)
+            return out
+        cols = (slot, ts, price, amount, side)
+        if self._held is not None:
+            cols = tuple(np.concatenate([h, c]) for h, c in zip(self._held, cols, strict=True))
+            self._held = None
+        drop, hold_from = self._screen(cols[1])
+        if hold_from < len(cols[1]):
+            self._held = tuple(c[hold_from:] for c in cols)
+            cols = tuple(c[:hold_from] for c in cols)
+        if drop is not None:
+            drop = drop[:hold_from]
+            self._drop_jumped(cols[0][drop], cols[1][drop])
+            cols = tuple(c[~drop] for c in cols)
+        slot, ts, price, amount, side = cols
         n = len(ts)
         if n == 0:
             return out
-        slot = self._slots_of(symbols)[sym]
         if self.pending_gaps:
             self._end_gaps(int(ts.min()))
-        if self.clock_mode == "wall":
-            self._apply(slot, ts, price, amount, side, out)
-            return out
         if self.clock_us is None:
-            self.clock_us = self.observed_from = int(ts[0])
+            assert self._anchor is not None
+            self.clock_us = self.observed_from = self._anchor
             self.closed_through = self._boundary(self.clock_us)
         running = np.maximum.accumulate(ts)
         np.maximum(running, self.clock_us, out=running)
@@ -230,9 +296,111 @@ class CandleEngine:
                 break
             self.clock_us = int(running[j])
             self._close_until(self._boundary(self.clock_us - self.grace_us), out)
+            self._provisional = False  # a candle closed: the anchor stands
             i = j
         self.clock_us = int(running[-1])
         return out
+
+    def _screen(self, ts: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """The event clock's jump rule (module doc) over a batch in arrival order: returns the mask of
+        rows dropped (None: none) and the index from which the rows are held (``len(ts)``: none).
+        Whole-array operations between jumps; re-anchoring undoes the stray anchor's trades."""
+        n = len(ts)
+        jump, confirm = self.max_jump_us, self.jump_confirm
+        drop: np.ndarray | None = None
+        c = self.clock_us
+        if c is not None and not self._provisional and int(ts.max()) <= c + jump:
+            return None, n  # nothing far ahead (the common case)
+        if c is None:
+            c = self._anchor = int(ts[0])
+            self._provisional, self._anchor_trades = True, 0
+        epoch = 0  # first row of this batch applied at the current anchor
+        i = 0
+        while i < n:
+            seg = ts[i:]
+            run = np.maximum.accumulate(seg)
+            prev = np.empty_like(seg)
+            prev[0] = c
+            np.maximum(run[:-1], c, out=prev[1:])
+            off = seg > np.minimum(prev, _I64_MAX - jump) + jump
+            if self._provisional:
+                off |= seg < self._anchor - jump  # type: ignore[operator]
+            k = int(np.argmax(off)) if off.any() else len(seg)
+            if k:
+                c = max(c, int(run[k - 1]))
+                if self._provisional:
+                    self._anchor_trades += k
+                    self._provisional = self._anchor_trades <= confirm
+            if k == len(seg):
+                break
+            first = i + k
+            rest = ts[first:]
+            away = rest > min(c + jump, _I64_MAX)
+            if self._provisional:
+                away |= rest < self._anchor - jump  # type: ignore[operator]
+            r = len(rest) if away.all() else int(np.argmin(away))
+            if r > confirm:  # the far trade and at least `confirm` further ones: the clock moves
+                target = int(rest[: confirm + 1].min())
+                if self._provisional:  # the anchor was the stray
+                    if drop is None:
+                        drop = np.zeros(n, dtype=bool)
+                    drop[epoch:first] = True
+                    self._undo_anchor(target)
+                    epoch = first
+                c = target
+                i = first
+                continue
+            if first + r == n:  # far ahead up to the end of the batch: wait for the next trades
+                return drop, first
+            if drop is None:
+                drop = np.zeros(n, dtype=bool)
+            drop[first : first + r] = True  # refuted by the trade after them
+            i = first + r
+        return drop, n
+
+    def _undo_anchor(self, anchor: int) -> None:
+        """A provisional anchor turned out to be a stray: its trades (all still in the ring: no candle
+        has closed) are dropped as ``jump_dropped``; the clock will anchor at ``anchor``."""
+        n = len(self.symbols)
+        if self.clock_us is not None and n:
+            counts = self._base.count[: n * RING].reshape(n, RING).sum(axis=1)
+            total = int(counts.sum())
+            if total:
+                self._stats["jump_dropped"][:n] += counts
+                self.ledger["applied"] -= total
+                self.ledger["jump"] += total
+                log.error(
+                    "%s: %d trade(s) at exchange time %d us anchored the clock, but the trades after them"
+                    " are all more than %d us away (from %d us): dropped as a stray anchor",
+                    self.exchange,
+                    total,
+                    self._anchor,
+                    self.max_jump_us,
+                    anchor,
+                )
+            self._base.reset(slice(0, n * RING))
+            for acc in self._rollups:
+                acc.reset(slice(0, n))
+        self.clock_us = self.closed_through = self.observed_from = None
+        self._anchor, self._provisional, self._anchor_trades = anchor, True, 0
+
+    def _drop_jumped(self, slot: np.ndarray, ts: np.ndarray) -> None:
+        """Trades far ahead of the clock that were never confirmed (module doc): counted and dropped."""
+        if not len(slot):
+            return
+        np.add.at(self._stats["jump_dropped"], slot, 1)
+        np.add.at(self._stats["trades"], slot, 1)
+        self.ledger["jump"] += len(slot)
+        log.error(
+            "%s:%s: %d trade(s) from exchange time %d us more than %d us away from the exchange clock"
+            " (%s us) and not confirmed by the trades after them: dropped (jump_dropped)",
+            self.exchange,
+            self.exchange_symbols[int(slot[0])],
+            len(slot),
+            int(ts[0]),
+            self.max_jump_us,
+            self.clock_us,
+        )
 
     def _apply(self, slot, ts, price, amount, side, out: CandleBatch) -> None:
         g = group_trades(slot, ts, price, amount, side, self.base_us)
@@ -246,6 +414,7 @@ class CandleEngine:
         seeds = np.zeros((len(g), 4))
         seeds[keep] = self._base.sums[rows]
         sums = g.seeded_sums(seeds)  # late groups: their own sums, from 0
+        self.ledger["applied"] += int(g.count[keep].sum()) if odd.any() else len(ts)
         self._base.merge_prices(
             rows, g.open[keep], g.high[keep], g.low[keep], g.close[keep], g.count[keep], g.first_ts[keep],
             g.last_ts[keep],
@@ -260,6 +429,7 @@ class CandleEngine:
     def _ahead(self, g: TradeGroups, k: int) -> None:
         slot, count = int(g.sym[k]), int(g.count[k])
         self._stats["ahead_dropped"][slot] += count
+        self.ledger["ahead"] += count
         log.error(
             "%s:%s: %d trade(s) at exchange time %d us are more than %d buckets ahead of the clock (%s us):"
             " dropped; is the local clock behind?",
@@ -280,7 +450,9 @@ class CandleEngine:
         stats["late_ticks"][slot] += count
         if self.late_policy == "drop":
             stats["late_dropped"][slot] += count
+            self.ledger["late"] += count
             return
+        took = False
         one = slice(k, k + 1)
         prices = (
             g.open[one],
@@ -301,6 +473,7 @@ class CandleEngine:
                 acc.merge_prices(np.array([slot]), *prices)
                 acc.sums[slot] += sums
                 covered |= self._descendants[i]
+                took = True
                 continue
             published = self._recent[i].get(start)
             j = -1 if published is None else int(np.searchsorted(published.slots, slot))
@@ -312,12 +485,14 @@ class CandleEngine:
             published.buckets.sums[j] += sums
             published.revision[j] += 1
             stats["revisions"][slot] += 1
+            took = True
             out.add(
                 self._columns(
                     i, start, published.buckets, row, published.slots[row], np.zeros(1),
                     published.is_partial, published.revision[row],
                 )
             )  # fmt: skip
+        self.ledger["applied" if took else "late_too_old"] += count
 
     def on_disconnect(self, exchange_symbols: Iterable[str], local_us: int) -> None:
         """The connection carrying these symbols dropped: data is missing from now until the next tick."""
@@ -367,6 +542,10 @@ class CandleEngine:
         """End of stream: close the bucket holding the clock, and every longer candle still open; those
         end after the clock and are marked partial."""
         out = self._batch()
+        if self._held is not None:
+            slot, ts = self._held[0], self._held[1]
+            self._held = None
+            self._drop_jumped(slot, ts)
         if self.closed_through is None:
             return out  # event clock, and no trade ever came
         clock = self.clock_us if self.clock_us is not None else self._now_us()
@@ -378,13 +557,34 @@ class CandleEngine:
         return out
 
     def _close_until(self, t: int, out: CandleBatch) -> None:
+        """Close every base bucket ending at or before ``t``, at most ``max_walk`` of them (module doc)."""
+        walked = 0
         while self.closed_through < t:  # type: ignore[operator]
+            if walked == self.max_walk:
+                self._skip_to(t)
+                break
             start = self.closed_through
             self.closed_through = start + self.base_us  # type: ignore[operator]
             self._close_base(start, out)  # type: ignore[arg-type]
+            walked += 1
         if self._gaps:
             oldest = self.timeframes[-1].bucket_start(self.closed_through)  # type: ignore[arg-type]
             self._gaps = [g for g in self._gaps if g[2] is None or g[2] > oldest]
+
+    def _skip_to(self, t: int) -> None:
+        """The clock moved more than ``max_walk`` buckets: every open candle is closed by now (the walk
+        covered the longest timeframe) and every bucket left before ``t`` is empty: skip them."""
+        skipped = (t - self.closed_through) // self.base_us  # type: ignore[operator]
+        self.buckets_skipped += skipped
+        log.warning(
+            "%s: the clock moved to %d us: the %d base buckets after the first %d closed are empty and"
+            " not published (a hole longer than the longest timeframe)",
+            self.exchange,
+            t,
+            skipped,
+            self.max_walk,
+        )
+        self.closed_through = t
 
     def _close_base(self, start: int, out: CandleBatch) -> None:
         """Close base bucket ``start`` of every instrument, and every longer candle ending with it."""
@@ -494,6 +694,11 @@ class CandleEngine:
         return mask
 
     # -- stats ---------------------------------------------------------------------------------
+    @property
+    def held(self) -> int:
+        """Trades held for a jump's confirmation (event clock)."""
+        return 0 if self._held is None else len(self._held[0])
+
     def slot_stats(self, slot: int) -> dict:
         open_rows = self._base.count[slot * RING : (slot + 1) * RING]
         stats = {name: int(values[slot]) for name, values in self._stats.items()}
@@ -510,6 +715,7 @@ class CandleEngine:
                 "late": stats["late_dropped"],
                 "late_too_old": stats["late_too_old"],
                 "ahead": stats["ahead_dropped"],
+                "jump": stats["jump_dropped"],
             },
             "candles": dict(zip(self.timeframe_names, self._candles[slot].tolist(), strict=True)),
         }
@@ -523,6 +729,9 @@ class CandleEngine:
             "closed_through": self.closed_through,
             "symbols": n,
             **{name: int(values[:n].sum()) for name, values in self._stats.items()},
+            "held": self.held,
+            "buckets_skipped": self.buckets_skipped,
+            "ledger": {**self.ledger, "held": self.held},
             "candles_by_timeframe": dict(
                 zip(self.timeframe_names, self._candles[:n].sum(axis=0).tolist(), strict=True)
             ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import Frame
-from .base import DataTypeProcessor, Processed, missing_ts
+from .base import DataTypeProcessor, Processed
 from .records import BookSnapshot
 
 
@@ -31,7 +31,7 @@ class BookSnapshotProcessor(DataTypeProcessor):
 
     def levels(self, frame: Frame) -> dict[str, np.ndarray]:
         """The level columns shaped (rows, depth)."""
-        depth = int(frame.header.get("depth") or 0)
+        depth = frame.header.get("depth") or 0  # an int: the codec checked it
         c = frame.columns
         return {
             k: c[k].reshape(frame.n, depth) for k in ("bid_price", "bid_amount", "ask_price", "ask_amount")
@@ -42,19 +42,19 @@ class BookSnapshotProcessor(DataTypeProcessor):
         lv = self.levels(frame)
         bid_price, bid_amount = _side_bad(lv["bid_price"], lv["bid_amount"], ascending=False)
         ask_price, ask_amount = _side_bad(lv["ask_price"], lv["ask_amount"], ascending=True)
-        kept, bad, error = self.validate(
+        check = self.validate(
             frame,
             {
-                "timestamp": missing_ts(c["timestamp"]),
                 "bid_price": bid_price,
                 "bid_amount": bid_amount,
                 "ask_price": ask_price,
                 "ask_amount": ask_amount,
             },
         )
-        rows = np.flatnonzero(kept)
-        depth = int(frame.header.get("depth") or 0)
-        interval = int(frame.header.get("interval_ms") or 0)
+        rows = np.flatnonzero(check.kept)
+        depth = frame.header.get("depth") or 0
+        interval = frame.header.get("interval_ms")
+        interval = interval if type(interval) is int else 0  # informative only: never a reason to fail
         names, table = self.symbols(frame), frame.symbols
         n_bids = np.count_nonzero(~np.isnan(lv["bid_price"][rows]), axis=1).tolist()
         n_asks = np.count_nonzero(~np.isnan(lv["ask_price"][rows]), axis=1).tolist()
@@ -85,4 +85,4 @@ class BookSnapshotProcessor(DataTypeProcessor):
                     asks=tuple(zip(ap[:na], aa[:na], strict=True)),
                 )
             )
-        return Processed(records, kept, bad, error)
+        return self.processed(records, check)

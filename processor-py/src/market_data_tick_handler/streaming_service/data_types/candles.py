@@ -36,15 +36,15 @@ class CandlesProcessor(DataTypeProcessor):
 
     def process(self, frame: Frame) -> Processed:
         """The candles that ``frame``'s trades closed (``Candle`` objects)."""
-        kept, bad, error = self.validate(frame, trade_validity(frame))
+        check = self.validate(frame, trade_validity(frame))
         c = frame.columns
-        columns = [c[k][kept] for k in ("sym", "timestamp", "price", "amount", "side")]
+        columns = [c[k][check.kept] for k in ("sym", "timestamp", "price", "amount", "side")]
         out = []
         for exchange in dict.fromkeys(e for e, _ in frame.symbols):
             names = [s if e == exchange else "" for e, s in frame.symbols]
             mine = np.isin(columns[0], [i for i, (e, _) in enumerate(frame.symbols) if e == exchange])
             out.extend(self.engine(exchange).on_trades(names, *(col[mine] for col in columns)))
-        return Processed(out, kept, bad, error)  # type: ignore[arg-type]
+        return self.processed(out, check)  # type: ignore[arg-type]
 
     def finish(self) -> list:
         return [c for engine in self.engines.values() for c in engine.finish()]

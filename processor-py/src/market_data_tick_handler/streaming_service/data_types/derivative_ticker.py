@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import Frame
-from .base import DataTypeProcessor, Processed, bad_if_present, missing_ts, optional, optional_ts
+from .base import DataTypeProcessor, Processed, bad_if_present, bad_time, optional, optional_ts
 from .records import DerivativeTicker
 
 PRICES = ("last_price", "index_price", "mark_price")
@@ -15,12 +15,13 @@ PRICES = ("last_price", "index_price", "mark_price")
 
 def ticker_validity(frame: Frame) -> dict[str, np.ndarray]:
     c = frame.columns
-    bad = {"timestamp": missing_ts(c["timestamp"])}
+    bad = {}
     for name in PRICES:
         bad[name] = bad_if_present(c[name], 0.0, strict=True)
     bad["open_interest"] = bad_if_present(c["open_interest"], 0.0)
     bad["funding_rate"] = bad_if_present(c["funding_rate"])
     bad["predicted_funding_rate"] = bad_if_present(c["predicted_funding_rate"])
+    bad["funding_timestamp"] = bad_time(c["funding_timestamp"], missing_ok=True)
     return bad
 
 
@@ -29,8 +30,8 @@ class DerivativeTickerProcessor(DataTypeProcessor):
     frame_types = ("derivative_ticker",)
 
     def process(self, frame: Frame) -> Processed:
-        kept, bad, error = self.validate(frame, ticker_validity(frame))
-        rows = np.flatnonzero(kept)
+        check = self.validate(frame, ticker_validity(frame))
+        rows = np.flatnonzero(check.kept)
         c = frame.columns
         names, table = self.symbols(frame), frame.symbols
 
@@ -66,4 +67,4 @@ class DerivativeTickerProcessor(DataTypeProcessor):
                 strict=True,
             )
         ]
-        return Processed(records, kept, bad, error)
+        return self.processed(records, check)

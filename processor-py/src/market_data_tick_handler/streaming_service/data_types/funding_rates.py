@@ -24,11 +24,11 @@ class FundingRateProcessor(DataTypeProcessor):
         self.last: dict[tuple[str, str], tuple[float, int]] = {}  # (exchange, symbol) -> (rate, next time)
 
     def process(self, frame: Frame) -> Processed:
-        kept, bad, error = self.validate(frame, ticker_validity(frame))
+        check = self.validate(frame, ticker_validity(frame))
         c = frame.columns
-        rows = np.flatnonzero(kept & np.isfinite(c["funding_rate"]))
+        rows = np.flatnonzero(check.kept & np.isfinite(c["funding_rate"]))
         if not len(rows):
-            return Processed([], kept, bad, error)
+            return self.processed([], check)
         sym = c["sym"][rows]
         order = np.argsort(sym, kind="stable")  # each symbol's rows together, in arrival order
         rows, sym = rows[order], sym[order]
@@ -71,4 +71,4 @@ class FundingRateProcessor(DataTypeProcessor):
                 strict=True,
             )
         ]
-        return Processed(records, kept, bad, error)
+        return self.processed(records, check)

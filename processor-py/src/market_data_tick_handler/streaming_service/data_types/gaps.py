@@ -12,6 +12,10 @@
 
 A gap is reported when it opens (``end`` None) and when it ends; ``TickHandler`` passes each one to
 the candle engine, whose candles overlapping it get ``has_gap``, as ``CandleEngine.on_disconnect``.
+
+Only the rows ``TickHandler`` kept are seen (``kept``), and in event mode a row more than the candle
+engine's ``max_jump_us`` ahead of its clock (``horizon``) does not move the exchange clock: one
+message stamped a day ahead must not make every symbol look silent for a day.
 """
 
 from __future__ import annotations
@@ -103,14 +107,20 @@ class GapProcessor(DataTypeProcessor):
             self._maps[key] = got
         return got
 
-    def observe(self, frame: Frame) -> None:
-        """A data frame arrived: every symbol of its table is subscribed; the rows' symbols were heard
-        from (at their exchange timestamps in event mode, now in wall mode)."""
+    def observe(
+        self, frame: Frame, kept: np.ndarray | None = None, horizon: dict[str, int] | None = None
+    ) -> None:
+        """A data frame arrived: every symbol of its table is subscribed; the rows' symbols (``kept``:
+        the mask of valid rows, default all) were heard from (at their exchange timestamps in event
+        mode, now in wall mode). ``horizon``: exchange -> latest exchange time a row may have to count
+        (event mode; see the module doc)."""
         groups = self._table(frame)
         if not frame.n or "timestamp" not in frame.columns:
             return
         sym = frame.columns["sym"]
         k = len(frame.symbols)
+        if kept is not None and not kept.all():
+            sym = sym[kept]
         if self.clock == "wall":
             now = self._now()
             present = np.bincount(sym, minlength=k)[:k] > 0
@@ -119,11 +129,26 @@ class GapProcessor(DataTypeProcessor):
             inner: list[tuple[int, int, int]] = []
         else:
             ts = frame.columns["timestamp"]
+            local = frame.columns.get("local_timestamp")
+            if kept is not None and not kept.all():
+                ts = ts[kept]
+                local = local[kept] if local is not None else None
             ok = (sym < k) & (ts > 0)
-            if "local_timestamp" in frame.columns:
+            if local is not None:
                 # no exchange time: tardis-dev gives such a message (a BitMEX liquidation, a Coinbase
                 # book image) its arrival time, which in a replay is today: it must not move the clock
-                ok &= ts != frame.columns["local_timestamp"]
+                ok &= ts != local
+            if horizon and len(groups) == 1:  # one exchange (the common case): one bound
+                h = horizon.get(groups[0][0].name)
+                if h is not None and int(ts.max()) > h:
+                    ok &= ts <= h
+            elif horizon and k:
+                limit = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
+                for state, positions, _ in groups:
+                    h = horizon.get(state.name)
+                    if h is not None:
+                        limit[positions] = h
+                ok &= ts <= limit[np.minimum(sym, k - 1)]
             if not ok.all():
                 sym, ts = sym[ok], ts[ok]
             first = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
@@ -180,17 +205,21 @@ class GapProcessor(DataTypeProcessor):
     def process(self, frame: Frame) -> Processed:
         """A ``disconnect`` frame: its symbols' data may be missing from now on. Returns every gap
         opened or ended since the last ``drain``."""
-        self.disconnect(frame)
-        return Processed(self.drain())
+        check = self.validate(frame, {})
+        self.disconnect(frame, check.kept)
+        return Processed(self.drain(), check.kept, check.count, check.error, check.reasons)
 
-    def disconnect(self, frame: Frame) -> None:
-        """Open the gaps of a ``disconnect`` frame (reported by the next ``drain``)."""
+    def disconnect(self, frame: Frame, kept: np.ndarray | None = None) -> None:
+        """Open the gaps of a ``disconnect`` frame (reported by the next ``drain``); ``kept``: the mask
+        of its valid rows (default all)."""
         where: dict[int, tuple[_Exchange, int]] = {}
         for state, positions, indexes in self._table(frame):
             for j, i in zip(positions.tolist(), indexes.tolist(), strict=True):
                 where[j] = (state, i)
-        local = frame.columns["local_timestamp"]
-        for j, lt in zip(frame.columns["sym"].tolist(), local.tolist(), strict=True):
+        sym, local = frame.columns["sym"], frame.columns["local_timestamp"]
+        if kept is not None and not kept.all():
+            sym, local = sym[kept], local[kept]
+        for j, lt in zip(sym.tolist(), local.tolist(), strict=True):
             if j not in where:
                 continue
             state, i = where[j]

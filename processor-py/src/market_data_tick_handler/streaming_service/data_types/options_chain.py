@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import Frame
-from .base import DataTypeProcessor, Processed, bad_if_present, missing_ts, optional
+from .base import DataTypeProcessor, Processed, bad_if_present, bad_time, optional
 from .records import OptionSummary
 
 OPTION_TYPES = ("unknown", "call", "put")
@@ -27,17 +27,16 @@ class OptionsChainProcessor(DataTypeProcessor):
         c = frame.columns
         strike = c["strike_price"]
         bad = {
-            "timestamp": missing_ts(c["timestamp"]),
             "option_type": (c["option_type"] == 0) | (c["option_type"] > 2),
             "strike_price": ~(np.isfinite(strike) & (strike > 0)),
-            "expiration": missing_ts(c["expiration"]),
+            "expiration": bad_time(c["expiration"]),
         }
         for name in NON_NEGATIVE:
             bad[name] = bad_if_present(c[name], 0.0)
         for name in ANY_SIGN:
             bad[name] = bad_if_present(c[name])
-        kept, count, error = self.validate(frame, bad)
-        rows = np.flatnonzero(kept)
+        check = self.validate(frame, bad)
+        rows = np.flatnonzero(check.kept)
         names, table = self.symbols(frame), frame.symbols
         floats = {name: optional(c[name][rows].tolist()) for name in FLOATS}
         index = c["underlying_index"]
@@ -68,4 +67,4 @@ class OptionsChainProcessor(DataTypeProcessor):
                     **{name: values[k] for name, values in floats.items()},
                 )
             )
-        return Processed(records, kept, count, error)
+        return self.processed(records, check)

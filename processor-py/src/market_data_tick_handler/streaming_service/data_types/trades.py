@@ -1,32 +1,67 @@
 """trades (native, tardis_realtime): ``trade`` frames. The hot path of trades is the candle engine's
-(``TickHandler._on_trade`` uses :func:`trade_validity`); records are made on request (``process``)."""
+(``TickHandler._on_trade`` checks the rows with :func:`trades_all_valid`, one compiled pass, and only when
+some row is bad with :func:`trade_validity`, which names the reasons); records are made on request
+(``process``)."""
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from ...wire import Frame
-from .base import SIDES, DataTypeProcessor, Processed, missing_ts
+from ...wire import Frame, StrColumn
+from .base import SIDES, TS_MAX_US, TS_MIN_US, DataTypeProcessor, Processed
 from .records import Liquidation, Trade
 
 
 def trade_validity(frame: Frame) -> dict[str, np.ndarray]:
-    """Bad-value masks of a trade-like frame (trade, liquidation)."""
+    """Bad-value masks of a trade-like frame (trade, liquidation), after the common checks of
+    ``base.check_rows``: price and amount finite and positive (and so their product: a notional that
+    overflows would make the candle's sums infinite), side a known code."""
     c = frame.columns
     price, amount = c["price"], c["amount"]
-    return {
-        "timestamp": missing_ts(c["timestamp"]),
-        "price": ~(np.isfinite(price) & (price > 0)),
-        "amount": ~(np.isfinite(amount) & (amount > 0)),
-        "side": c["side"] > 2,
-    }
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {
+            "price": ~(np.isfinite(price) & (price > 0)),
+            "amount": ~(np.isfinite(amount) & (amount > 0) & np.isfinite(price * amount)),
+            "side": c["side"] > 2,
+        }
+
+
+@njit(cache=True)
+def _all_valid(sym, ts, local, price, amount, side, n_symbols):  # pragma: no cover - compiled
+    for i in range(len(ts)):
+        p, a = price[i], amount[i]
+        if (
+            sym[i] >= n_symbols
+            or not TS_MIN_US <= ts[i] < TS_MAX_US
+            or not TS_MIN_US <= local[i] < TS_MAX_US
+            or not 0.0 < p < np.inf
+            or not 0.0 < a < np.inf
+            or not p * a < np.inf
+            or side[i] > 2
+        ):
+            return False
+    return True
+
+
+def trades_all_valid(frame: Frame) -> bool:
+    """Whether every row of a trade-like frame passes ``base.check_rows`` with :func:`trade_validity`
+    (the common case, in one compiled pass that stops at the first bad row)."""
+    c = frame.columns
+    ids = c["id"]
+    return bool(
+        _all_valid(
+            c["sym"], c["timestamp"], c["local_timestamp"], c["price"], c["amount"], c["side"],
+            len(frame.symbols),
+        )
+    ) and (not isinstance(ids, StrColumn) or ids.invalid() is None)  # fmt: skip
 
 
 def trade_like_records(
     processor: DataTypeProcessor, frame: Frame, cls: type[Trade] | type[Liquidation]
 ) -> Processed:
-    kept, bad, error = processor.validate(frame, trade_validity(frame))
-    rows = np.flatnonzero(kept)
+    check = processor.validate(frame, trade_validity(frame))
+    rows = np.flatnonzero(check.kept)
     c = frame.columns
     names = processor.symbols(frame)
     table = frame.symbols
@@ -54,7 +89,7 @@ def trade_like_records(
             strict=True,
         )
     ]
-    return Processed(records, kept, bad, error)
+    return processor.processed(records, check)  # type: ignore[arg-type]
 
 
 class TradeProcessor(DataTypeProcessor):

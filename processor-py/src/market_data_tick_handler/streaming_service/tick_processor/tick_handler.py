@@ -5,11 +5,20 @@ The hot path is :meth:`TickHandler.handle_frame`; it works on whole columns. :me
 takes one tick of any data type as a dict (the seeds' walkthrough 9) and runs it through the same path.
 Book snapshots, derivative tickers and liquidations also feed the candles' feature context
 (``data_types/feature_context.py``); every frame feeds gap detection (``data_types/gaps.py``).
+
+Bad input never stops it. A frame that cannot be decoded (``wire/codec.py`` checks the layout and the
+header) is counted by reason and skipped; a repeated or older ``seq`` of a session is dropped
+(``frames_duplicate``), never applied twice; a bad row (symbol index, timestamp outside
+2000..2100, price, amount, enum code, invalid UTF-8, ...: ``data_types/base.py``) is dropped by
+reason and the good rows of its frame are kept; and an exception while applying a frame is caught in
+:meth:`handle_frame`, counted (``frames_failed``) and logged with the frame's seq and type. Every row
+ends up counted once: :meth:`row_ledger` and :meth:`frame_ledger`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -20,9 +29,12 @@ import numpy as np
 from ...timeutil import iso_us, now_us, parse_iso_us
 from ...wire import Frame, WireError, decode_frame, encode_frame, load_schema, rows_to_columns
 from ..candle_processor import DEFAULT_TIMEFRAMES, Candle, CandleBatch, CandleEngine
+from ..candle_processor.candle_engine import DEFAULT_MAX_JUMP_US, LEDGER
 from ..data_types import DataTypeRouter, FeatureContext, GapProcessor, Processed, Record
+from ..data_types.base import TS_MAX_US, TS_MIN_US, RowCheck, check_rows
 from ..data_types.book_snapshots import BookSnapshotProcessor
 from ..data_types.router import FEATURE_GROUP_OF
+from ..data_types.trades import trade_validity, trades_all_valid
 from ..hft_features import LiveFeatures
 from ..hft_features.inputs import candle_fields
 from ..instrument_service import InstrumentMapper
@@ -39,6 +51,7 @@ class CandleSettings:
     revise_window: int = 4
     hft_timeframes: tuple[str, ...] = ()  # features on these timeframes (none by default here)
     feature_groups: tuple[str, ...] = ()  # book, derivative, liquidations, as those types are enabled
+    max_jump_us: int = DEFAULT_MAX_JUMP_US  # event clock: a trade further ahead needs confirming
 
 
 @dataclass(slots=True)
@@ -77,6 +90,14 @@ _TARDIS_NAMES = {
     "mark_iv": "markIV",
 }  # fmt: skip
 _TIME_COLUMNS = ("funding_timestamp", "expiration")
+MAX_SESSIONS = 64  # sessions whose next seq is remembered (the least recently seen is forgotten)
+MAX_SEQ_JUMP = 1_000_000  # a seq further ahead is dropped unless the next frame follows it
+#: frame-level counts of ``frame_ledger``: received = decoded + undecodable; decoded frames are
+#: applied, duplicate, seq_jump, failed or unhandled
+FRAME_COUNTS = (
+    "frames_received", "frames_decoded", "frames_undecodable", "frames_applied", "frames_duplicate",
+    "frames_seq_jump", "frames_failed", "frames_unhandled", "frames_lost",
+)  # fmt: skip
 
 
 def _camel(name: str) -> str:
@@ -115,7 +136,8 @@ class TickHandler:
         self.features: dict[str, LiveFeatures] = {}  # by exchange, when hft_timeframes are set
         self.contexts: dict[str, FeatureContext] = {}  # by exchange, when feature_groups are set too
         self.gaps: GapProcessor = self.router.processor("gaps")  # type: ignore[assignment]
-        self._sessions: dict[str, int] = {}  # session -> next expected seq
+        self._sessions: dict[str, int] = {}  # session -> next expected seq, least recently seen first
+        self._seq_jumps: dict[str, int] = {}  # session -> seq of a frame dropped as an implausible jump
         self.counts: Counter[str] = Counter()
         self.ticks_by_type: Counter[str] = Counter()
         self.ticks_by_symbol: dict[str, Counter[str]] = {}  # "exchange:SYMBOL" -> ticks per frame type
@@ -125,6 +147,7 @@ class TickHandler:
         self.drops: Counter[str] = Counter()
         self.errors: list[str] = []  # the last few error messages, for get_stats()
         self._gap_records: list[Record] = []
+        self._accounted = 0  # rows of the frame being handled counted so far (applied or dropped)
         self.last_result: FrameResult | None = None  # of the last process_tick
 
     # -- engines -------------------------------------------------------------------------------
@@ -141,6 +164,7 @@ class TickHandler:
                 revise_window=s.revise_window,
                 symbol_of=self.mapper.to_symbol,
                 now_us=self._now,
+                max_jump_us=s.max_jump_us,
             )
             engine.tick_counts = self._ticks[exchange]
             if s.hft_timeframes:
@@ -180,56 +204,121 @@ class TickHandler:
         return FrameResult() if frame is None else self.handle_frame(frame)
 
     def decode(self, data: bytes | memoryview) -> Frame | None:
-        """The first step of ``handle_bytes``: the frame, or None when undecodable (counted and logged);
-        for a caller that looks at the frame before ``handle_frame`` (``first_tick_us``)."""
+        """The first step of ``handle_bytes``: the frame, or None when undecodable (counted by reason
+        and logged); for a caller that looks at the frame before ``handle_frame`` (``first_tick_us``)."""
+        self.counts["frames_received"] += 1
         try:
-            return decode_frame(data, self._schema)
+            frame = decode_frame(data, self._schema)
         except WireError as exc:
+            self.counts["frames_undecodable"] += 1
+            self.drops[f"frame.{exc.reason}"] += 1
             self._error("bad_frames", f"undecodable frame of {len(data)} bytes: {exc}")
             return None
+        self.counts["frames_decoded"] += 1
+        return frame
 
     @staticmethod
     def first_tick_us(frame: Frame) -> int | None:
         """The earliest exchange timestamp of a frame that carries ticks (trades, book snapshots, tickers,
-        liquidations, option summaries); None for control frames (start, end, disconnect) and empty ones."""
+        liquidations, option summaries), among those in the sane range (``data_types/base.py``); None
+        for control frames (start, end, disconnect) and empty ones."""
         ts = frame.columns.get("timestamp") if frame.n else None
         if ts is None:
             return None
-        ts = ts[ts > 0]
+        ts = ts[(ts >= TS_MIN_US) & (ts < TS_MAX_US)]
         return int(ts.min()) if len(ts) else None
 
     def handle_frame(self, frame: Frame) -> FrameResult:
+        """Apply one decoded frame. Never raises: an exception is the last resort, caught here, counted
+        (``frames_failed``, and the frame's unaccounted rows as ``<type>.frame_failed``), logged with
+        the frame's seq and type, and the processor goes on."""
         self.counts["frames"] += 1
-        self._check_seq(frame)
-        handler = getattr(self, f"_on_{frame.type}", None)
-        if handler is None:
-            self.counts[f"frames_unhandled_{frame.type}"] += 1
-            if self.counts[f"frames_unhandled_{frame.type}"] == 1:
-                log.warning("no processor for %s frames: counted and skipped", frame.type)
+        n = frame.n
+        if n:
+            self.counts[f"rows_received.{frame.type}"] += n
+        self._accounted = 0
+        try:
+            if not self._check_seq(frame):
+                self._drop_rows(frame.type, "duplicate_frame", n)
+                return FrameResult()
+            handler = getattr(self, f"_on_{frame.type}", None)
+            if handler is None:
+                self.counts["frames_unhandled"] += 1
+                self.counts[f"frames_unhandled_{frame.type}"] += 1
+                self._drop_rows(frame.type, "unhandled", n)
+                if self.counts[f"frames_unhandled_{frame.type}"] == 1:
+                    log.warning("no processor for %s frames: counted and skipped", frame.type)
+                return FrameResult()
+            result = handler(frame)
+            self._apply_gaps()
+            if self._gap_records:
+                result.records[:0] = self._gap_records
+                self._gap_records = []
+            recv = frame.header.get("recv_mono_us")
+            if type(recv) is int and 0 < recv <= time.monotonic_ns() // 1000:
+                result.recv_mono_us = recv
+            self.counts["frames_applied"] += 1
+            return result
+        except Exception as exc:  # the last resort: one frame is lost, never the processor
+            self.counts["frames_failed"] += 1
+            self.drops[f"frame.failed.{type(exc).__name__}"] += 1
+            self._drop_rows(frame.type, "frame_failed", n - self._accounted)
+            message = (
+                f"frame seq={frame.seq} type={frame.type} session={frame.session} failed:"
+                f" {type(exc).__name__}: {exc}; counted (frames_failed) and skipped"
+            )
+            log.error("%s", message, exc_info=True)
+            self.errors = [*self.errors[-9:], message]
+            if frame.type == "end":  # the session is over all the same
+                return FrameResult(ended=True, end_header=frame.header)
             return FrameResult()
-        result = handler(frame)
-        self._apply_gaps()
-        if self._gap_records:
-            result.records[:0] = self._gap_records
-            self._gap_records = []
-        result.recv_mono_us = frame.header.get("recv_mono_us") or None
-        return result
 
-    def _check_seq(self, frame: Frame) -> None:
+    def _check_seq(self, frame: Frame) -> bool:
+        """Whether to apply the frame: a repeated or older seq of its session is not
+        (``frames_duplicate``), nor a seq more than ``MAX_SEQ_JUMP`` ahead unless the next frame
+        follows it (``frames_seq_jump``; one absurd seq must not make the rest of the session look
+        repeated). A skipped seq is ``frames_lost`` and a gap."""
         session, seq = frame.session, frame.seq
-        expected = self._sessions.get(session)
+        expected = self._sessions.pop(session, None)
         if expected is None:
             if self._sessions:
                 log.warning("new ingester session %s (seq %d)", session, seq)
             self.counts["sessions"] += 1
-        elif seq > expected:
-            self.counts["frames_lost"] += seq - expected
-            log.error("session %s: %d frame(s) lost (seq %d..%d)", session, seq - expected, expected, seq - 1)
-            self.gaps.frames_lost()
+            if len(self._sessions) >= MAX_SESSIONS:
+                forgotten = next(iter(self._sessions))
+                del self._sessions[forgotten]
+                self._seq_jumps.pop(forgotten, None)
         elif seq < expected:
+            self._sessions[session] = expected
+            self.counts["frames_duplicate"] += 1
             self.counts["frames_out_of_order"] += 1
-            log.error("session %s: frame seq %d arrived after %d", session, seq, expected - 1)
-        self._sessions[session] = max(seq + 1, expected or 0)
+            log.error(
+                "session %s: frame seq %d repeats or precedes seq %d: dropped (frames_duplicate)",
+                session,
+                seq,
+                expected - 1,
+            )
+            return False
+        elif seq > expected:
+            if seq - expected > MAX_SEQ_JUMP and self._seq_jumps.get(session) != seq - 1:
+                self._sessions[session] = expected
+                self._seq_jumps[session] = seq
+                self.counts["frames_seq_jump"] += 1
+                log.error(
+                    "session %s: frame seq %d is %d ahead of the next expected (%d): dropped"
+                    " (frames_seq_jump) unless the next frame follows it",
+                    session,
+                    seq,
+                    seq - expected,
+                    expected,
+                )
+                return False
+            lost = seq - expected - (1 if self._seq_jumps.pop(session, None) == seq - 1 else 0)
+            self.counts["frames_lost"] += lost
+            log.error("session %s: %d frame(s) lost (seq %d..%d)", session, lost, expected, seq - 1)
+            self.gaps.frames_lost()
+        self._sessions[session] = seq + 1
+        return True
 
     def _on_start(self, frame: Frame) -> FrameResult:
         h = frame.header
@@ -241,9 +330,14 @@ class TickHandler:
             h.get("data_types"),
             h.get("speed"),
         )
-        if h.get("source") != "synthetic" and isinstance(h.get("data_types"), list):
-            exchanges = h.get("exchanges") or []
-            missing = set(self.router.check_start(exchanges, h["data_types"]))
+        data_types, exchanges = h.get("data_types"), h.get("exchanges")
+        if (
+            h.get("source") != "synthetic"
+            and type(data_types) is list
+            and all(type(t) is str for t in data_types)
+        ):
+            exchanges = [e for e in exchanges if type(e) is str] if type(exchanges) is list else []
+            missing = set(self.router.check_start(exchanges, data_types))
             missing.update(t for exchange in exchanges for t in self.router.unavailable(exchange))
             groups = tuple(g for g in self.settings.feature_groups if FEATURE_TYPE_OF.get(g) not in missing)
             if groups != self.settings.feature_groups and not self.engines:
@@ -259,10 +353,13 @@ class TickHandler:
 
     def _on_disconnect(self, frame: Frame) -> FrameResult:
         self._count_rows(frame, "disconnect")
-        for exchange in dict.fromkeys(frame.symbols[i][0] for i in frame.columns["sym"].tolist()):
+        check = self._check_rows(frame, {}, "disconnects")
+        sym = frame.columns["sym"][check.kept]
+        for exchange in dict.fromkeys(frame.symbols[i][0] for i in sym.tolist()):
             self.counts["disconnects"] += 1
             log.warning("%s disconnected: candles until its next message are flagged has_gap", exchange)
-        self.gaps.disconnect(frame)
+        self.gaps.disconnect(frame, check.kept)
+        self._applied(frame.type, frame.n - check.count)
         return FrameResult()
 
     # -- gaps ----------------------------------------------------------------------------------
@@ -312,25 +409,57 @@ class TickHandler:
                     )
                 counter[kind] += k
 
-    def _observe(self, frame: Frame) -> None:
-        """Every data frame: counted, and seen by gap detection (which may end or open gaps)."""
+    def _observe(self, frame: Frame, kept: np.ndarray | None = None) -> None:
+        """Every data frame: counted, and its valid rows (``kept``) seen by gap detection (which may end
+        or open gaps); in event mode rows far ahead of the candle clock do not move the gaps' clock."""
         self._count_rows(frame, frame.type)
-        self.gaps.observe(frame)
+        horizon = None
+        if self.settings.clock == "event" and self.engines:
+            horizon = {
+                x: e.clock_us + e.max_jump_us for x, e in self.engines.items() if e.clock_us is not None
+            }
+        self.gaps.observe(frame, kept, horizon)
         self.gaps.check()
         self._apply_gaps()
 
     def _run(self, data_type: str, frame: Frame, count_bad: bool = True) -> Processed | None:
         """The processor of ``data_type`` on ``frame`` (None when the type is disabled); bad rows are
-        counted and the first is named in the log."""
+        counted by reason and the first is named in the log. ``count_bad``: the frame's rows are
+        counted (bad ones, and the applied ones in the ledger) on this call."""
         if not self.router.enabled(data_type):
             self.drops[f"{data_type}_disabled"] += frame.n
             return None
         processed = self.router.processor(data_type).process(frame)
-        if processed.bad_rows and count_bad:
-            self.bad_rows[frame.type] += processed.bad_rows
-            self._error(f"bad_{data_type}", processed.error or "", count=processed.bad_rows)
+        if count_bad:
+            if processed.bad_rows:
+                self.bad_rows[frame.type] += processed.bad_rows
+                self._error(f"bad_{data_type}", processed.error or "", count=processed.bad_rows)
+                for reason, k in processed.dropped.items():
+                    self._drop_rows(frame.type, reason, k)
+            self._applied(frame.type, frame.n - processed.bad_rows)
         self.records_by_type[data_type] += len(processed.records)
         return processed
+
+    def _check_rows(self, frame: Frame, bad: dict[str, np.ndarray], data_type: str) -> RowCheck:
+        """``data_types.base.check_rows`` for the frames that have no processor of their own (trades on
+        the candle path, disconnects): bad rows counted by reason, the first named in the log."""
+        check = check_rows(frame, bad)
+        if check.count:
+            self.bad_rows[frame.type] += check.count
+            self._error(f"bad_{data_type}", check.error or "", count=check.count)
+            for reason, k in check.reasons.items():
+                self._drop_rows(frame.type, reason, k)
+        return check
+
+    def _drop_rows(self, frame_type: str, reason: str, count: int) -> None:
+        if count > 0:
+            self.drops[f"{frame_type}.{reason}"] += count
+            self._accounted += count
+
+    def _applied(self, frame_type: str, count: int) -> None:
+        if count > 0:
+            self.counts[f"rows_applied.{frame_type}"] += count
+            self._accounted += count
 
     def _context_rows(self, frame: Frame, kept: np.ndarray | None):
         """(feature context, engine slots, frame rows) per exchange of the frame that has a context."""
@@ -353,9 +482,10 @@ class TickHandler:
             yield context, slots[mine], rows[mine]
 
     def _on_book_snapshot(self, frame: Frame) -> FrameResult:
-        self._observe(frame)
         processed = self._run("book_snapshots", frame)
+        self._observe(frame, processed.kept if processed is not None else self._rows_ok(frame))
         if processed is None:
+            self._drop_rows(frame.type, "disabled", frame.n)
             return FrameResult()
         if "book" in self.settings.feature_groups:
             processor: BookSnapshotProcessor = self.router.processor("book_snapshots")  # type: ignore[assignment]
@@ -370,10 +500,11 @@ class TickHandler:
 
     def _on_derivative_ticker(self, frame: Frame) -> FrameResult:
         """Derivative tickers, and funding rates from them (the frame feeds both, either one alone)."""
-        self._observe(frame)
         wanted = [t for t in ("derivative_ticker", "funding_rates") if self.router.enabled(t)]
         if not wanted:
+            self._observe(frame, self._rows_ok(frame))
             self.drops["derivative_ticker_disabled"] += frame.n
+            self._drop_rows(frame.type, "disabled", frame.n)
             return FrameResult()
         records: list[Record] = []
         kept = None
@@ -382,6 +513,7 @@ class TickHandler:
             assert processed is not None
             records += processed.records
             kept = processed.kept
+        self._observe(frame, kept)
         if "derivative" in self.settings.feature_groups:
             c = frame.columns
             for context, slots, rows in self._context_rows(frame, kept):
@@ -392,9 +524,10 @@ class TickHandler:
         return FrameResult(records=records)
 
     def _on_liquidation(self, frame: Frame) -> FrameResult:
-        self._observe(frame)
         processed = self._run("liquidations", frame)
+        self._observe(frame, processed.kept if processed is not None else self._rows_ok(frame))
         if processed is None:
+            self._drop_rows(frame.type, "disabled", frame.n)
             return FrameResult()
         if "liquidations" in self.settings.feature_groups:
             c = frame.columns
@@ -403,22 +536,30 @@ class TickHandler:
         return FrameResult(records=list(processed.records))
 
     def _on_option_summary(self, frame: Frame) -> FrameResult:
-        self._observe(frame)
         processed = self._run("options_chain", frame)
-        return FrameResult(records=list(processed.records) if processed is not None else [])
+        self._observe(frame, processed.kept if processed is not None else self._rows_ok(frame))
+        if processed is None:
+            self._drop_rows(frame.type, "disabled", frame.n)
+            return FrameResult()
+        return FrameResult(records=list(processed.records))
+
+    @staticmethod
+    def _rows_ok(frame: Frame) -> np.ndarray:
+        """The rows of a frame whose type is disabled that gap detection may still trust."""
+        return check_rows(frame, {}).kept
 
     def _on_trade(self, frame: Frame) -> FrameResult:
-        self._observe(frame)
         c = frame.columns
-        sym, ts, price, amount, side = c["sym"], c["timestamp"], c["price"], c["amount"], c["side"]
         n = frame.n
+        sym, ts, price, amount, side = c["sym"], c["timestamp"], c["price"], c["amount"], c["side"]
+        if trades_all_valid(frame):
+            self._observe(frame)
+        else:
+            kept = self._check_rows(frame, trade_validity(frame), "trades").kept
+            self._observe(frame, kept)
+            sym, ts, price, amount, side = sym[kept], ts[kept], price[kept], amount[kept], side[kept]
+        self._accounted += len(ts)  # from here on the candle engines count them (``row_ledger``)
         symbols = frame.symbols
-        if len(symbols) and n and (sym.max() >= len(symbols)):
-            self._error("bad_frames", f"trade frame seq={frame.seq}: sym index beyond the symbol table")
-            return FrameResult()
-        valid = (price > 0) & (amount > 0) & np.isfinite(price) & np.isfinite(amount) & (ts > 0) & (side <= 2)
-        if not valid.all():
-            sym, ts, price, amount, side = self._drop_bad(frame, valid, sym, ts, price, amount, side)
         out: list[CandleBatch] = []
         exchanges = {e for e, _ in symbols}
         for exchange in exchanges:
@@ -433,29 +574,6 @@ class TickHandler:
                 out.append(closed)
                 self.counts["candles_out"] += len(closed)
         return FrameResult(batches=out, trades=n)
-
-    def _drop_bad(self, frame: Frame, valid: np.ndarray, *cols: np.ndarray) -> tuple[np.ndarray, ...]:
-        bad = np.flatnonzero(~valid)
-        sym, ts, price, amount, side = cols
-        self.bad_rows["trade"] += len(bad)
-        i = int(bad[0])
-        exchange, symbol = frame.symbols[int(sym[i])] if int(sym[i]) < len(frame.symbols) else ("?", "?")
-        reasons = []
-        if not (price[i] > 0 and np.isfinite(price[i])):
-            reasons.append(f"price={float(price[i])}")
-        if not (amount[i] > 0 and np.isfinite(amount[i])):
-            reasons.append(f"amount={float(amount[i])}")
-        if ts[i] <= 0:
-            reasons.append(f"timestamp={int(ts[i])}")
-        if side[i] > 2:
-            reasons.append(f"side code={int(side[i])}")
-        self._error(
-            "bad_trades",
-            f"trade frame seq={frame.seq} row {i} ({exchange}:{symbol}): {', '.join(reasons)};"
-            f" {len(bad)} bad row(s) in this frame dropped, the other {len(valid) - len(bad)} kept",
-            count=len(bad),
-        )
-        return tuple(col[valid] for col in cols)
 
     def _error(self, counter: str, message: str, count: int = 1) -> None:
         self.counts[counter] += count
@@ -562,6 +680,58 @@ class TickHandler:
         self.counts["single_ticks"] += 1
         return encode_frame(header, rows_to_columns(frame_type, header, [row], self._schema), self._schema)
 
+    # -- the ledger ----------------------------------------------------------------------------
+    def frame_ledger(self) -> dict[str, Any]:
+        """Frame-level counts (``FRAME_COUNTS``): ``frames_received`` (through ``handle_bytes`` or
+        ``decode``) = ``frames_decoded`` + ``frames_undecodable``; every frame handled = applied +
+        duplicate + seq_jump + failed + unhandled; ``undecodable``: by reason (``WireError.reason``)."""
+        c = self.counts
+        out: dict[str, Any] = {k: c.get(k, 0) for k in FRAME_COUNTS}
+        out["frames_handled"] = c.get("frames", 0)
+        out["undecodable"] = {
+            k.removeprefix("frame."): v
+            for k, v in self.drops.items()
+            if k.startswith("frame.") and not k.startswith("frame.failed.")
+        }
+        out["failed"] = {
+            k.removeprefix("frame.failed."): v for k, v in self.drops.items() if k.startswith("frame.failed.")
+        }
+        return out
+
+    def row_ledger(self) -> dict[str, dict[str, Any]]:
+        """Per frame type that carried rows: ``received`` = ``applied`` + sum(``dropped``) (+ ``held``
+        for trades: waiting in a candle engine for a clock jump's confirmation). Dropped by reason:
+        a frame-level one (``duplicate_frame``, ``frame_failed``, ``disabled``, ``unhandled``), the
+        first bad field of the row (``sym``, ``timestamp``, ``price``, ...), or for trades the candle
+        engines' ``late``, ``late_too_old``, ``ahead`` and ``jump``. Counters only, read on demand."""
+        out: dict[str, dict[str, Any]] = {}
+        prefix = "rows_received."
+        for key, received in self.counts.items():
+            if key.startswith(prefix):
+                kind = key.removeprefix(prefix)
+                out[kind] = {
+                    "received": received,
+                    "applied": self.counts.get(f"rows_applied.{kind}", 0),
+                    "dropped": {},
+                }
+        for key, k in self.drops.items():
+            kind, _, reason = key.partition(".")
+            if kind in out and reason:
+                out[kind]["dropped"][reason] = k
+        if "trade" in out:
+            engines = Counter[str]()
+            held = 0
+            for engine in self.engines.values():
+                engines.update(engine.ledger)
+                held += engine.held
+            trade = out["trade"]
+            trade["applied"] += engines.pop("applied", 0)
+            for reason in LEDGER:
+                if engines.get(reason):
+                    trade["dropped"][reason] = engines[reason]
+            trade["held"] = held
+        return out
+
     def get_stats(self) -> dict[str, Any]:
         engines = {name: e.get_stats() for name, e in self.engines.items()}
         late = sum(e["late_ticks"] for e in engines.values())
@@ -576,8 +746,10 @@ class TickHandler:
                 "bad_frames": self.counts.get("bad_frames", 0),
                 "late": sum(e["late_dropped"] for e in engines.values()),
                 "ahead": sum(e["ahead_dropped"] for e in engines.values()),
+                "jump": sum(e["jump_dropped"] for e in engines.values()),
                 **dict(self.drops),
             },
+            "ledger": {"frames": self.frame_ledger(), "rows": self.row_ledger()},
             "late_ticks": late,
             "gaps": {**self.gaps.opened, "open": self.gaps.open_gaps},
             "engines": engines,
