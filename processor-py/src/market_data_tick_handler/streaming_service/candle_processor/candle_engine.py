@@ -35,13 +35,16 @@ there (every trade after it would be late) nor make the engine close every bucke
   of the stream are dropped the same way. A legitimate hole (a recording gap, a halted market) costs
   nothing but the wait for ``jump_confirm`` trades: they are applied, not dropped.
 - the first trade anchors the clock only provisionally, until ``jump_confirm + 1`` trades were applied
-  at it or a candle closed: a jump confirmed before that (either way: trades far behind the anchor
-  count too) means the anchor was the stray. Its trades are dropped (``jump_dropped``) and the clock
-  anchors at the jump, so a first trade dated 1970 (or 2099) publishes nothing.
-- whatever the clock does, one move closes at most ``max_walk`` base buckets (the longest timeframe,
-  at least ``RING``): every candle of a legitimate hole up to that long is published, empty ones
-  included; beyond it the remaining empty buckets are skipped (``buckets_skipped``, a WARNING), the
-  open candles having all been closed by then. A walk of years is impossible by construction.
+  at it or a candle closed. Until then trades far *behind* the anchor count as far too, and a jump
+  confirmed back before the anchor, or forward by more than ``max_walk`` buckets (below), means the
+  anchor was the stray: its trades are dropped (``jump_dropped``) and the clock anchors at the jump,
+  so a first trade dated 1970 (or 2099) publishes nothing. (A shorter jump forward is an ordinary
+  one: a sparse market's first trades are not strays.)
+- whatever the clock does, one move closes at most ``max_walk`` base buckets (a day, or the longest
+  timeframe if longer: 5,760 of 15 s): every candle of a legitimate hole up to that long is published,
+  empty ones included; beyond it the remaining empty buckets are skipped (``buckets_skipped``, a
+  WARNING), every open candle having been closed by then. A walk of years is impossible by
+  construction.
 
 ``max_jump_us`` defaults to 60 s: four 15 s buckets, what ``revise_window`` (4) can still revise, so a
 bad timestamp that stays under it costs at most the trades of one minute, which ``late_policy:
@@ -77,6 +80,7 @@ DEFAULT_TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")
 RING = 8  # open base buckets per instrument: the current one, the next (grace) and room for clock skew
 DEFAULT_MAX_JUMP_US = 60_000_000  # event clock: a trade further ahead must be confirmed (module doc)
 DEFAULT_JUMP_CONFIRM = 2  # ... by this many further trades at least as far ahead
+MAX_WALK_US = 86_400_000_000  # one clock move publishes the candles of a hole up to a day long
 _I64_MAX = np.iinfo(np.int64).max
 SLOT_STATS = (
     "trades",  # every valid trade, late ones included
@@ -142,7 +146,7 @@ class CandleEngine:
         self.max_jump_us = max_jump_us
         self.jump_confirm = jump_confirm
         #: base buckets one clock move closes at most (module doc)
-        self.max_walk = max(self.timeframes[-1].micros // self.base_us, RING)
+        self.max_walk = max(max(self.timeframes[-1].micros, MAX_WALK_US) // self.base_us, RING)
         self.late_policy = late_policy
         self.revise_window = revise_window
         self._symbol_of = symbol_of or InstrumentMapper().to_symbol
@@ -341,7 +345,9 @@ class CandleEngine:
             r = len(rest) if away.all() else int(np.argmin(away))
             if r > confirm:  # the far trade and at least `confirm` further ones: the clock moves
                 target = int(rest[: confirm + 1].min())
-                if self._provisional:  # the anchor was the stray
+                if self._provisional and (
+                    target < self._anchor or target - c > self.max_walk * self.base_us  # type: ignore[operator]
+                ):  # the anchor was the stray
                     if drop is None:
                         drop = np.zeros(n, dtype=bool)
                     drop[epoch:first] = True
@@ -573,12 +579,13 @@ class CandleEngine:
 
     def _skip_to(self, t: int) -> None:
         """The clock moved more than ``max_walk`` buckets: every open candle is closed by now (the walk
-        covered the longest timeframe) and every bucket left before ``t`` is empty: skip them."""
+        covered the longest timeframe and the ring) and every bucket left before ``t`` is empty: skip
+        them."""
         skipped = (t - self.closed_through) // self.base_us  # type: ignore[operator]
         self.buckets_skipped += skipped
         log.warning(
             "%s: the clock moved to %d us: the %d base buckets after the first %d closed are empty and"
-            " not published (a hole longer than the longest timeframe)",
+            " not published (a hole longer than max_walk)",
             self.exchange,
             t,
             skipped,

@@ -558,7 +558,6 @@ class TickHandler:
             kept = self._check_rows(frame, trade_validity(frame), "trades").kept
             self._observe(frame, kept)
             sym, ts, price, amount, side = sym[kept], ts[kept], price[kept], amount[kept], side[kept]
-        self._accounted += len(ts)  # from here on the candle engines count them (``row_ledger``)
         symbols = frame.symbols
         out: list[CandleBatch] = []
         exchanges = {e for e, _ in symbols}
@@ -569,7 +568,9 @@ class TickHandler:
             else:
                 mask = np.isin(sym, [i for i, (e, _) in enumerate(symbols) if e == exchange])
                 part = (sym[mask], ts[mask], price[mask], amount[mask], side[mask])
-            closed = self._annotated(exchange, self.engine(exchange).on_trades(names, *part))
+            batch = self.engine(exchange).on_trades(names, *part)
+            self._accounted += len(part[1])  # the candle engine counted them (``row_ledger``)
+            closed = self._annotated(exchange, batch)
             if closed:
                 out.append(closed)
                 self.counts["candles_out"] += len(closed)
