@@ -20,6 +20,7 @@ describe('tardis-realtime', () => {
     assert.ok(end.error.includes(url), end.error)
     assert.match(end.error, /ECONNREFUSED/)
     assert.equal(source.stats.connectionErrors, 1)
+    assert.deepEqual(source.ledgerCounts(), { raw: { received: 0 }, normalized: {}, internal: {} }, 'nothing received, the end is not counted')
   })
 
   test('bad options fail at once', () => {

@@ -4,11 +4,15 @@
 // message (reason error) instead of tardis-dev's endless retries.
 // Requested data types that tardis-dev cannot stream for the exchange are logged once and left out
 // (see availability.js); the returned stream's `dataTypes` lists the types actually streamed.
+// tardis-dev's feed class is patched for the life of the stream (feed-patch.js): a failed manual
+// snapshot closes its connection (a disconnect, then tardis-dev's reconnect), and the raw messages it
+// received are counted for ledgerCounts().
 import {
   streamNormalized, compute, computeBookSnapshots, getRealTimeFeedFactory,
   normalizeTrades, normalizeBookChanges, normalizeDerivativeTickers, normalizeLiquidations, normalizeOptionsSummary
 } from 'tardis-dev'
 import { DATA_TYPES, selectDataTypes } from './availability.js'
+import { installFeedPatch, newFeedCounters } from './feed-patch.js'
 import { silentLog } from '../log.js'
 
 export { DATA_TYPES }
@@ -42,6 +46,7 @@ export function wssUrlOf (exchange) {
  * @property {number} [timeoutIntervalMS] tardis-dev stale-connection timeout (default 10000; 0 disables)
  * @property {number} [maxEmptyConnections] disconnects before any data after which we give up (default 5)
  * @property {() => boolean} [ignoreErrors] errors are expected now (e.g. replay over): count, do not act
+ * @property {string} [restUrl] replaces the REST base URL of tardis-dev's feed (replays: the replay server)
  * @property {string} [label] name used in log and error text
  * @property {import('../log.js').Log} [log]
  */
@@ -86,22 +91,38 @@ export function describeError (err) {
 }
 
 /**
+ * @typedef {object} StreamLedgerCounts
+ * @property {{received: number}} raw received: raw exchange messages tardis-dev's feed deserialized
+ *   (every one, the exchange's answers to the subscribe messages included)
+ * @property {Record<string, number>} normalized messages yielded, per tardis type (disconnect included)
+ * @property {Record<string, number>} internal normalized messages that only feed a computable (book_change)
+ */
+
+/**
  * Normalized tardis-dev messages, live. Yields data messages and `disconnect`s; on a fatal error yields
  * one `{type: 'end', reason: 'error', error}` and stops. If none of the requested data types is
  * available for the exchange, that `end` is the only message.
  * @param {TardisStreamOptions} options
- * @returns {AsyncIterable<any> & {stats: Record<string, any>, dataTypes: string[]}} dataTypes: those streamed
+ * @returns {AsyncIterable<any> & {stats: Record<string, any>, dataTypes: string[], feed: import('./feed-patch.js').FeedCounters, ledgerCounts: () => StreamLedgerCounts}}
+ *   dataTypes: those streamed; feed: the patched feed's counters
  */
 export function tardisStream ({
   exchange, symbols, dataTypes = ['trade'], bookDepth = 10, bookIntervalMs = 100, timeoutIntervalMS = 10000,
-  maxEmptyConnections = 5, ignoreErrors = () => false, label = 'tardis-realtime', log = silentLog
+  maxEmptyConnections = 5, ignoreErrors = () => false, restUrl, label = 'tardis-realtime', log = silentLog
 }) {
   if (typeof exchange !== 'string' || exchange === '') throw new Error(`${label}: an exchange is required`)
   if (!Array.isArray(symbols) || symbols.length === 0) throw new Error(`${label}: at least one symbol is required for ${exchange}`)
   const selection = selectDataTypes({ exchange, dataTypes, log, label })
+  const feed = newFeedCounters()
   if (selection.error !== null) {
     const error = selection.error
-    return { stats: { messages: 0 }, dataTypes: [], [Symbol.asyncIterator]: async function * () { yield { type: 'end', reason: 'error', error, exchange } } }
+    return {
+      stats: { messages: 0 },
+      dataTypes: [],
+      feed,
+      ledgerCounts: () => ({ raw: { received: 0 }, normalized: {}, internal: {} }),
+      [Symbol.asyncIterator]: async function * () { yield { type: 'end', reason: 'error', error, exchange } }
+    }
   }
   const streamed = selection.available
   const { normalizers, computables, internalTypes } = normalizersFor(streamed, { bookDepth, bookIntervalMs })
@@ -112,8 +133,14 @@ export function tardisStream ({
     connectionErrors: 0,
     ignoredErrors: 0,
     /** @type {Record<string, number>} normalized messages that only feed a computable */
-    internal: {}
+    internal: {},
+    /** @type {Record<string, number>} messages yielded per type (disconnects included) */
+    normalized: {},
+    /** the patched feed's counters: raw messages received, failed manual snapshots */
+    feed
   }
+  /** @param {string} type */
+  const yielded = (type) => { stats.normalized[type] = (stats.normalized[type] ?? 0) + 1 }
   let dataSeen = false
   let emptyConnections = 0
   /** @type {Error|null} */
@@ -135,7 +162,16 @@ export function tardisStream ({
   }
 
   async function * run () {
-    const stream = streamNormalized({ exchange, symbols, withDisconnectMessages: true, timeoutIntervalMS, onError }, ...normalizers)
+    const undoPatch = installFeedPatch(exchange, { counters: feed, restUrl })
+    try {
+      yield * messagesOf(streamNormalized({ exchange, symbols, withDisconnectMessages: true, timeoutIntervalMS, onError }, ...normalizers))
+    } finally {
+      undoPatch()
+    }
+  }
+
+  /** @param {AsyncIterable<any>} stream */
+  async function * messagesOf (stream) {
     const messages = computables.length > 0 ? compute(stream, ...computables) : stream
     for await (const m of messages) {
       if (m.type === 'disconnect') {
@@ -154,6 +190,7 @@ export function tardisStream ({
           return
         }
         if (dataSeen && !ignoreErrors()) stats.reconnects++
+        yielded('disconnect')
         yield m
         continue
       }
@@ -163,9 +200,16 @@ export function tardisStream ({
         continue
       }
       stats.messages++
+      yielded(m.type)
       yield m
     }
   }
 
-  return { stats, dataTypes: streamed, [Symbol.asyncIterator]: () => run() }
+  return {
+    stats,
+    dataTypes: streamed,
+    feed,
+    ledgerCounts: () => ({ raw: { received: feed.received }, normalized: { ...stats.normalized }, internal: { ...stats.internal } }),
+    [Symbol.asyncIterator]: () => run()
+  }
 }

@@ -1,0 +1,91 @@
+// The one patch of tardis-dev's real-time feed classes, used by the live source and the replay source
+// (tardis-stream.js installs it for the life of a stream through setRealTimeFeedFactory):
+// - a failed manual snapshot (Binance: the REST depth snapshot fetched ~1 s after connecting) terminates
+//   the WebSocket before tardis-dev's own handler runs. tardis-dev 13.35.3 (realtimefeed.js
+//   `_onConnectionEstabilished`) only does `this._ws.emit('error', e)`: ws's createWebSocketStream then
+//   destroys its duplex but waits for a 'close' that never comes, pauses the socket, and every later frame
+//   goes nowhere. Terminated, the socket closes, tardis-dev's reconnect runs and a `disconnect` comes out.
+// - every raw exchange message the feed deserialized is counted (`onMessage`), so that a replay can
+//   compare what its server sent with what tardis-dev received.
+// - optionally (replays) the feed's REST base URL (`httpURL`) points elsewhere.
+// Binance's factory class is a MultiConnectionRealTimeFeedBase whose WebSocket feeds are instances of a
+// class tardis-dev does not export; they are patched as `_getRealTimeFeeds` yields them.
+import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
+
+/**
+ * @typedef {object} FeedCounters
+ * @property {number} received raw messages deserialized by tardis-dev's feed (its `onMessage` calls)
+ * @property {number} snapshotFailures manual snapshot fetches that failed (each one closed its connection)
+ * @property {string|null} lastSnapshotError
+ */
+
+/** @returns {FeedCounters} */
+export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSnapshotError: null })
+
+/**
+ * Wraps one WebSocket feed's `onMessage` and `provideManualSnapshots` (instance properties over
+ * tardis-dev's methods, which are still called). Objects without them (REST pollers) are left alone.
+ * @template T
+ * @param {T} feed
+ * @param {FeedCounters} counters
+ * @returns {T}
+ */
+export function patchConnection (feed, counters) {
+  const f = /** @type {any} */ (feed)
+  if (typeof f.onMessage !== 'function' || typeof f.provideManualSnapshots !== 'function') return feed
+  const onMessage = f.onMessage
+  const provideManualSnapshots = f.provideManualSnapshots
+  f.onMessage = function (msg) {
+    counters.received++
+    return onMessage.call(this, msg)
+  }
+  f.provideManualSnapshots = async function (...args) {
+    try {
+      return await provideManualSnapshots.apply(this, args)
+    } catch (e) {
+      counters.snapshotFailures++
+      counters.lastSnapshotError = e?.message ?? String(e)
+      this._ws?.terminate()
+      throw e
+    }
+  }
+  return feed
+}
+
+/**
+ * A subclass of tardis-dev's feed class with the patch applied.
+ * @param {any} Feed tardis-dev's real-time feed class (getRealTimeFeedFactory)
+ * @param {{counters: FeedCounters, restUrl?: string}} options restUrl: replaces the feed's REST base URL
+ * @returns {any}
+ */
+export function patchedFeedClass (Feed, { counters, restUrl }) {
+  const multi = typeof Feed.prototype._getRealTimeFeeds === 'function'
+  class PatchedFeed extends Feed {
+    constructor (...args) {
+      super(...args)
+      if (restUrl !== undefined && 'httpURL' in this) this.httpURL = restUrl
+      if (!multi) patchConnection(this, counters)
+    }
+  }
+  if (multi) {
+    PatchedFeed.prototype._getRealTimeFeeds = function * (...args) {
+      for (const feed of Feed.prototype._getRealTimeFeeds.apply(this, args)) yield patchConnection(feed, counters)
+    }
+  }
+  return PatchedFeed
+}
+
+/**
+ * Installs the patched class as tardis-dev's feed factory of `exchange`.
+ * @param {string} exchange
+ * @param {{counters: FeedCounters, restUrl?: string}} options
+ * @returns {() => void} undo: puts the previous factory back (unless another patch replaced ours since)
+ */
+export function installFeedPatch (exchange, options) {
+  const Feed = getRealTimeFeedFactory(exchange)
+  const Patched = patchedFeedClass(Feed, options)
+  setRealTimeFeedFactory(exchange, Patched)
+  return () => {
+    if (getRealTimeFeedFactory(exchange) === Patched) setRealTimeFeedFactory(exchange, Feed)
+  }
+}
