@@ -280,7 +280,8 @@ class StreamingService:
         tally = self.sessions.tallies.get(frame.session)
         if not isinstance(counts, dict) or tally is None:
             return
-        self._report(ingester_entries(counts) + wire_entries(counts, tally.frames, tally.rows), final=False)
+        # this frame is in the tally already, and not in its own counts
+        self._report(ingester_entries(counts) + wire_entries(counts, tally.frames - 1, tally.rows), final=False)
 
     async def _handle_until_warm(self, frame: Frame) -> FrameResult:
         """Event clock: the first frame with ticks anchors the warm-up at its earliest exchange timestamp
