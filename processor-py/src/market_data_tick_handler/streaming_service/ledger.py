@@ -119,22 +119,21 @@ def apply_entries(row_ledger: Mapping[str, Mapping[str, Any]]) -> list[Entry]:
     return out
 
 
-def candle_entry(
-    trades_applied: int, engines: Iterable[Mapping[str, Any]], trades_in_candles: int, base: str
-) -> Entry:
-    """Trades handed to the candle engines against the trades inside the first version of every base
-    candle, the late ones and those dropped ahead of the clock (a late trade is never in a first version:
-    its bucket had closed)."""
-    engines = list(engines)
+def candle_entry(candles: Mapping[str, Any], late: int, trades_in_candles: int, base: str) -> Entry:
+    """Trades handed to the candle engines (``candles``: the ``candles`` part of the trade line of
+    ``TickHandler.row_ledger``) against the trades in the first version of every published base candle
+    (counted by the service from what it published), the late ones (dropped, or revising a candle: a late
+    trade is never in a first version, its bucket had closed), those dropped ahead of the clock or at a
+    clock jump, and those still held for a jump's confirmation."""
+    dropped = candles.get("dropped") or {}
     parts = {
         f"in {base} candles": trades_in_candles,
-        "late": sum(_int(e.get("late_ticks")) for e in engines),
-        "ahead of the clock": sum(_int(e.get("ahead_dropped")) for e in engines),
+        "late": late,
+        "ahead of the clock": _int(dropped.get("ahead")),
+        "clock jump": _int(dropped.get("jump")),
+        "held": _int(candles.get("held")),
     }
-    jumped = sum(_int(e.get("jump_dropped")) for e in engines)
-    if jumped:
-        parts["clock jump"] = jumped
-    return Entry("candles", "trades", trades_applied, parts)
+    return Entry("candles", "trades", _int(candles.get("received")), parts)
 
 
 def sink_entry(sink: str, what: str, handed: int, parts: Mapping[str, int]) -> Entry:

@@ -280,8 +280,8 @@ class StreamingService:
         tally = self.sessions.tallies.get(frame.session)
         if not isinstance(counts, dict) or tally is None:
             return
-        # this frame is in the tally already, and not in its own counts
-        self._report(ingester_entries(counts) + wire_entries(counts, tally.frames - 1, tally.rows), final=False)
+        received = tally.frames - 1  # this frame is in the tally already, and not in its own counts
+        self._report(ingester_entries(counts) + wire_entries(counts, received, tally.rows), final=False)
 
     async def _handle_until_warm(self, frame: Frame) -> FrameResult:
         """Event clock: the first frame with ticks anchors the warm-up at its earliest exchange timestamp
@@ -408,16 +408,12 @@ class StreamingService:
         tally = self.sessions.tallies.get(self.sessions.expected or "")
         if isinstance(counts, dict) and tally is not None:
             entries += ingester_entries(counts) + wire_entries(counts, tally.frames - 1, tally.rows)
-        row_ledger = getattr(self.handler, "row_ledger", None)
-        if row_ledger is not None:
-            entries += apply_entries(row_ledger())
-        if self.handler.engines:
-            applied = self.handler.ticks_by_type.get("trade", 0) - self.handler.bad_rows.get("trade", 0)
-            if row_ledger is not None:
-                applied = int(row_ledger().get("trade", {}).get("applied", applied))
-            engines = [e.get_stats() for e in self.handler.engines.values()]
-            base = self.base_timeframe
-            entries.append(candle_entry(applied, engines, self.trades_in_candles, base))
+        rows = self.handler.row_ledger()
+        entries += apply_entries(rows)
+        if "trade" in rows:
+            late = sum(e.get_stats()["late_ticks"] for e in self.handler.engines.values())
+            trades = rows["trade"]["candles"]
+            entries.append(candle_entry(trades, late, self.trades_in_candles, self.base_timeframe))
         entries += self._sink_entries()
         self.ledger = entries
         bad = self._report(entries, final=True)
