@@ -107,9 +107,14 @@ def _raw_trade_frame(rows, seq=0, session="test", symbols=(("binance", "BTCUSDT"
 
 
 def _balanced(ledger):
-    """Every row of every type is applied, dropped by reason or held."""
+    """Every row of every type is applied or dropped by reason; every trade applied is in a candle,
+    dropped by the candle engine by reason, or held."""
     for kind, row in ledger.items():
-        assert row["received"] == row["applied"] + sum(row["dropped"].values()) + row.get("held", 0), kind
+        assert row["received"] == row["applied"] + sum(row["dropped"].values()), kind
+    if "trade" in ledger:
+        candles = ledger["trade"]["candles"]
+        assert candles["received"] == ledger["trade"]["applied"]
+        assert candles["received"] == candles["applied"] + sum(candles["dropped"].values()) + candles["held"]
 
 
 # -- clock jumps and bad timestamps among good trades ---------------------------------------------------
@@ -131,8 +136,13 @@ def test_one_far_future_trade_among_good_ones_changes_nothing(bad_ts, reason, ca
     assert stats["late_ticks"] == 0  # the trades after it are not late
     ledger = h.row_ledger()
     _balanced(ledger)
+    handed = len(mixed) if reason == "jump" else len(good)  # a bad timestamp stops before the engine
     assert ledger["trade"] == {
-        "received": len(mixed), "applied": len(good), "dropped": {reason: 1}, "held": 0,
+        "received": len(mixed), "applied": handed, "dropped": {} if reason == "jump" else {reason: 1},
+        "candles": {
+            "received": handed, "applied": len(good), "dropped": {reason: 1} if reason == "jump" else {},
+            "held": 0,
+        },
     }  # fmt: skip
     if reason == "jump":
         assert stats["drops"]["jump"] == 1 and "not confirmed by the trades after them" in caplog.text
@@ -156,7 +166,7 @@ def test_a_far_future_trade_at_the_very_end_is_dropped_at_finish():
     h = _handler()
     candles = _run(h, [*_frames([*good, (T0 + DAY, 1e6, 1.0, "buy")]), _end(5)])
     assert _ohlcv(candles, "15s") == expected(good, 15 * S)
-    assert h.row_ledger()["trade"]["dropped"] == {"jump": 1}
+    assert h.row_ledger()["trade"]["candles"]["dropped"] == {"jump": 1}
 
 
 @pytest.mark.parametrize(
@@ -183,6 +193,7 @@ def test_a_first_trade_in_1970_is_a_bad_row_and_anchors_nothing():
     assert _ohlcv(candles, "15s") == expected(good, 15 * S)
     ledger = h.row_ledger()["trade"]
     assert ledger["dropped"] == {"timestamp": 1} and ledger["applied"] == len(good)
+    assert ledger["candles"]["applied"] == len(good) and ledger["candles"]["dropped"] == {}
     assert h.engines["binance"].observed_from == good[0][0]
 
 
@@ -193,7 +204,10 @@ def test_a_legitimate_six_hour_hole_publishes_every_candle_and_drops_nothing():
     candles = _run(h, [*_frames(before + after), _end(4)])
     assert _ohlcv(candles, "15s") == expected(before + after, 15 * S)  # 1,440 empty ones in the hole
     assert len(_ohlcv(candles, "15s")) > 1440
-    assert h.row_ledger()["trade"] == {"received": 40, "applied": 40, "dropped": {}, "held": 0}
+    assert h.row_ledger()["trade"] == {
+        "received": 40, "applied": 40, "dropped": {},
+        "candles": {"received": 40, "applied": 40, "dropped": {}, "held": 0},
+    }  # fmt: skip
 
 
 def test_a_confirmed_jump_of_decades_closes_a_bounded_number_of_buckets():
@@ -232,8 +246,8 @@ def test_sparse_trades_are_held_until_confirmed_then_applied():
     sparse = [(T0 + k * 120 * S, 100.0 + k, 1.0, "buy") for k in range(8)]
     h = _handler()
     candles = _run(h, [*_frames(sparse, per_frame=1), _end(8)])
-    ledger = h.row_ledger()["trade"]
-    _balanced({"trade": ledger})
+    _balanced(h.row_ledger())
+    ledger = h.row_ledger()["trade"]["candles"]
     # the last two wait for a confirmation that never comes: dropped at the end, the others applied
     assert (ledger["applied"], ledger["dropped"]) == (6, {"jump": 2})
     assert _ohlcv(candles, "15s") == expected(sparse[:6], 15 * S)

@@ -172,6 +172,7 @@ class CandleEngine:
         self._stats = {name: np.zeros(0, dtype=np.int64) for name in SLOT_STATS}
         self._candles = np.zeros((0, len(self.timeframes)), dtype=np.int64)
         self._gaps: list[list] = []  # [slot, start, end or None while open], exchange time
+        self._merge_at = 16  # merge the ended gaps when there are more (``_merge_gaps``)
         self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
         self._processors: dict[str, LiveCandleProcessor] = {}
         #: exchange symbol -> ticks per wire type (all data types), kept by a TickHandler when it owns this
@@ -521,12 +522,32 @@ class CandleEngine:
             else:
                 self._gaps.append([slot, start, end])
                 self._stats["gaps"][slot] += 1
+        if end is not None and len(self._gaps) > self._merge_at:
+            self._merge_gaps()
 
     def _end_gaps(self, t: int) -> None:
         for gap in self._gaps:
             if gap[2] is None:
                 gap[2] = max(t, gap[1])
         self.pending_gaps.clear()
+        if len(self._gaps) > self._merge_at:
+            self._merge_gaps()
+
+    def _merge_gaps(self) -> None:
+        """Overlapping or touching ended gaps of one instrument become one (a candle overlaps their
+        union exactly when it overlaps one of them): a storm of lost frames keeps the list short. Run
+        when the list has doubled since the last merge (amortized constant time per gap)."""
+        ended = sorted((g for g in self._gaps if g[2] is not None), key=lambda g: (g[0], g[1]))
+        merged: list[list] = []
+        for gap in ended:
+            last = merged[-1] if merged else None
+            if last is not None and last[0] == gap[0] and gap[1] <= last[2]:
+                last[2] = max(last[2], gap[2])
+            else:
+                merged.append(list(gap))
+        if len(merged) < len(ended):
+            self._gaps = [g for g in self._gaps if g[2] is None] + merged
+        self._merge_at = 2 * len(self._gaps) + 16
 
     # -- clock ---------------------------------------------------------------------------------
     def next_deadline_us(self) -> int | None:

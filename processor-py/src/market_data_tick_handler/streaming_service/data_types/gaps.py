@@ -50,6 +50,7 @@ class _Exchange:
     is_open: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     open: dict[int, _Open] = field(default_factory=dict)
     clock: int | None = None  # exchange time (event mode) or last receipt (wall mode)
+    checked: tuple[int, int] | None = None  # event mode: (clock, symbols) at the last check, unchanged since
 
     def add(self, name: str) -> int:
         i = self.index.get(name)
@@ -140,7 +141,7 @@ class GapProcessor(DataTypeProcessor):
                 ok &= ts != local
             if horizon and len(groups) == 1:  # one exchange (the common case): one bound
                 h = horizon.get(groups[0][0].name)
-                if h is not None and int(ts.max()) > h:
+                if h is not None and len(ts) and int(ts.max()) > h:
                     ok &= ts <= h
             elif horizon and k:
                 limit = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
@@ -184,6 +185,7 @@ class GapProcessor(DataTypeProcessor):
                     self._open(state, i, "stale", since)  # a silence inside the frame (a fast replay)
                     self._close(state, i, back)
             state.last_seen[idx] = np.maximum(seen, t1)
+            state.checked = None
             if state.open:
                 resumed = int(t0.min())
                 for i, gap in list(state.open.items()):
@@ -248,6 +250,10 @@ class GapProcessor(DataTypeProcessor):
             if clock is None:
                 continue
             n = len(state.names)
+            if self.clock != "wall":
+                if state.checked == (clock, n):
+                    continue  # nothing this check depends on changed since the last one
+                state.checked = (clock, n)
             seen = state.last_seen[:n]
             unknown = seen == UNKNOWN
             if unknown.any():
@@ -293,6 +299,7 @@ class GapProcessor(DataTypeProcessor):
     def _close(self, state: _Exchange, i: int, end: int) -> None:
         gap = state.open.pop(i)
         state.is_open[i] = False
+        state.checked = None
         record = self._record(state, i, gap, max(end, gap.start))
         self._pending[(record.exchange, record.exchange_symbol, gap.reason, gap.start)] = record
 

@@ -92,6 +92,7 @@ _TARDIS_NAMES = {
 _TIME_COLUMNS = ("funding_timestamp", "expiration")
 MAX_SESSIONS = 64  # sessions whose next seq is remembered (the least recently seen is forgotten)
 MAX_SEQ_JUMP = 1_000_000  # a seq further ahead is dropped unless the next frame follows it
+LOG_FIRST, LOG_EVERY = 20, 1000  # a kind of bad input is logged 20 times, then every 1000th time
 #: frame-level counts of ``frame_ledger``: received = decoded + undecodable; decoded frames are
 #: applied, duplicate, seq_jump, failed or unhandled
 FRAME_COUNTS = (
@@ -146,6 +147,7 @@ class TickHandler:
         self.bad_rows: Counter[str] = Counter()
         self.drops: Counter[str] = Counter()
         self.errors: list[str] = []  # the last few error messages, for get_stats()
+        self._logged: Counter[str] = Counter()  # occurrences per kind of logged bad input
         self._gap_records: list[Record] = []
         self._accounted = 0  # rows of the frame being handled counted so far (applied or dropped)
         self.last_result: FrameResult | None = None  # of the last process_tick
@@ -212,7 +214,7 @@ class TickHandler:
         except WireError as exc:
             self.counts["frames_undecodable"] += 1
             self.drops[f"frame.{exc.reason}"] += 1
-            self._error("bad_frames", f"undecodable frame of {len(data)} bytes: {exc}")
+            self._error("bad_frames", f"undecodable frame of {len(data)} bytes: {exc}", kind=exc.reason)
             return None
         self.counts["frames_decoded"] += 1
         return frame
@@ -292,11 +294,10 @@ class TickHandler:
             self._sessions[session] = expected
             self.counts["frames_duplicate"] += 1
             self.counts["frames_out_of_order"] += 1
-            log.error(
-                "session %s: frame seq %d repeats or precedes seq %d: dropped (frames_duplicate)",
-                session,
-                seq,
-                expected - 1,
+            self._log_limited(
+                "frames_duplicate",
+                f"session {session}: frame seq {seq} repeats or precedes seq {expected - 1}: dropped"
+                " (frames_duplicate)",
             )
             return False
         elif seq > expected:
@@ -304,18 +305,17 @@ class TickHandler:
                 self._sessions[session] = expected
                 self._seq_jumps[session] = seq
                 self.counts["frames_seq_jump"] += 1
-                log.error(
-                    "session %s: frame seq %d is %d ahead of the next expected (%d): dropped"
-                    " (frames_seq_jump) unless the next frame follows it",
-                    session,
-                    seq,
-                    seq - expected,
-                    expected,
+                self._log_limited(
+                    "frames_seq_jump",
+                    f"session {session}: frame seq {seq} is {seq - expected} ahead of the next expected"
+                    f" ({expected}): dropped (frames_seq_jump) unless the next frame follows it",
                 )
                 return False
             lost = seq - expected - (1 if self._seq_jumps.pop(session, None) == seq - 1 else 0)
             self.counts["frames_lost"] += lost
-            log.error("session %s: %d frame(s) lost (seq %d..%d)", session, lost, expected, seq - 1)
+            self._log_limited(
+                "frames_lost", f"session {session}: {lost} frame(s) lost (seq {expected}..{seq - 1})"
+            )
             self.gaps.frames_lost()
         self._sessions[session] = seq + 1
         return True
@@ -569,17 +569,31 @@ class TickHandler:
                 mask = np.isin(sym, [i for i, (e, _) in enumerate(symbols) if e == exchange])
                 part = (sym[mask], ts[mask], price[mask], amount[mask], side[mask])
             batch = self.engine(exchange).on_trades(names, *part)
-            self._accounted += len(part[1])  # the candle engine counted them (``row_ledger``)
+            self._applied(frame.type, len(part[1]))  # handed to the candle engine, which counts them on
             closed = self._annotated(exchange, batch)
             if closed:
                 out.append(closed)
                 self.counts["candles_out"] += len(closed)
         return FrameResult(batches=out, trades=n)
 
-    def _error(self, counter: str, message: str, count: int = 1) -> None:
+    def _error(self, counter: str, message: str, count: int = 1, kind: str = "") -> None:
+        """Count ``count`` under ``counter`` and log ``message`` (see ``_log_limited``; ``kind`` refines
+        the key, e.g. the reason a frame is undecodable)."""
         self.counts[counter] += count
-        log.error(message)
+        self._log_limited(f"{counter}:{kind}", message)
+
+    def _log_limited(self, key: str, message: str) -> None:
+        """An ERROR line for each of the first ``LOG_FIRST`` occurrences of a kind of bad input, then
+        for every ``LOG_EVERY``-th: a flood of bad input must not become a flood of log lines (every
+        occurrence is counted all the same)."""
         self.errors = [*self.errors[-9:], message]
+        n = self._logged[key] = self._logged[key] + 1
+        if n <= LOG_FIRST:
+            log.error(
+                "%s%s", message, f" (logging only every {LOG_EVERY}th from now on)" if n == LOG_FIRST else ""
+            )
+        elif n % LOG_EVERY == 0:
+            log.error("%s (occurrence %d of this kind)", message, n)
 
     # -- clock ---------------------------------------------------------------------------------
     def next_deadline_us(self) -> int | None:
@@ -700,37 +714,34 @@ class TickHandler:
         return out
 
     def row_ledger(self) -> dict[str, dict[str, Any]]:
-        """Per frame type that carried rows: ``received`` = ``applied`` + sum(``dropped``) (+ ``held``
-        for trades: waiting in a candle engine for a clock jump's confirmation). Dropped by reason:
-        a frame-level one (``duplicate_frame``, ``frame_failed``, ``disabled``, ``unhandled``), the
-        first bad field of the row (``sym``, ``timestamp``, ``price``, ...), or for trades the candle
-        engines' ``late``, ``late_too_old``, ``ahead`` and ``jump``. Counters only, read on demand."""
+        """Per frame type that carried rows: ``received`` = ``applied`` + sum(``dropped``), dropped by
+        reason: a frame-level one (``duplicate_frame``, ``frame_failed``, ``disabled``, ``unhandled``)
+        or the first bad field of the row (``sym``, ``timestamp``, ``price``, ...). A trade is applied
+        when it is handed to the candle engines; what they did with it is ``candles``: ``received``
+        (= the trades applied) = ``applied`` (in a candle, or revising one) + sum(``dropped``: ``late``,
+        ``late_too_old``, ``ahead``, ``jump``) + ``held`` (waiting for a clock jump's confirmation).
+        Counters only, read on demand."""
         out: dict[str, dict[str, Any]] = {}
         prefix = "rows_received."
         for key, received in self.counts.items():
             if key.startswith(prefix):
                 kind = key.removeprefix(prefix)
-                out[kind] = {
-                    "received": received,
-                    "applied": self.counts.get(f"rows_applied.{kind}", 0),
-                    "dropped": {},
-                }
+                applied = self.counts.get(f"rows_applied.{kind}", 0)
+                out[kind] = {"received": received, "applied": applied, "dropped": {}}
         for key, k in self.drops.items():
             kind, _, reason = key.partition(".")
             if kind in out and reason:
                 out[kind]["dropped"][reason] = k
         if "trade" in out:
             engines = Counter[str]()
-            held = 0
             for engine in self.engines.values():
                 engines.update(engine.ledger)
-                held += engine.held
-            trade = out["trade"]
-            trade["applied"] += engines.pop("applied", 0)
-            for reason in LEDGER:
-                if engines.get(reason):
-                    trade["dropped"][reason] = engines[reason]
-            trade["held"] = held
+            out["trade"]["candles"] = {
+                "received": out["trade"]["applied"],
+                "applied": engines["applied"],
+                "dropped": {r: engines[r] for r in LEDGER if r != "applied" and engines[r]},
+                "held": sum(engine.held for engine in self.engines.values()),
+            }
         return out
 
     def get_stats(self) -> dict[str, Any]:
@@ -750,7 +761,8 @@ class TickHandler:
                 "jump": sum(e["jump_dropped"] for e in engines.values()),
                 **dict(self.drops),
             },
-            "ledger": {"frames": self.frame_ledger(), "rows": self.row_ledger()},
+            "frame_ledger": self.frame_ledger(),
+            "row_ledger": self.row_ledger(),
             "late_ticks": late,
             "gaps": {**self.gaps.opened, "open": self.gaps.open_gaps},
             "engines": engines,
