@@ -253,6 +253,25 @@ def test_sparse_trades_are_held_until_confirmed_then_applied():
     assert _ohlcv(candles, "15s") == expected(sparse[:6], 15 * S)
 
 
+def test_late_trades_in_the_ledger_under_both_policies():
+    frames = [
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (0, T0 + 16 * S, 101.0, 1.0, "buy")], seq=0),
+        trade_frame([(0, T0 + 2 * S, 99.0, 1.0, "sell")], seq=1),  # [0, 15) has closed: late
+        trade_frame([(0, T0 + 75 * S, 98.0, 1.0, "sell")], seq=2),  # 59 s ahead: no jump to confirm
+        trade_frame([(0, T0 + 3 * S, 97.0, 1.0, "sell")], seq=3),  # late, and 5 buckets back
+        _end(4),
+    ]
+    for policy, candles in (
+        ("drop", {"received": 5, "applied": 3, "dropped": {"late": 2}, "held": 0}),
+        # revise_window 4: the trade at 2 s revises [0, 15); the one at 3 s is too old for it
+        ("revise", {"received": 5, "applied": 4, "dropped": {"late_too_old": 1}, "held": 0}),
+    ):
+        h = TickHandler(CandleSettings(timeframes=("15s",), grace_ms=0, late_policy=policy))
+        _run(h, frames)
+        assert h.row_ledger()["trade"]["candles"] == candles, policy
+        _balanced(h.row_ledger())
+
+
 # -- sequence numbers -----------------------------------------------------------------------------------
 def test_a_repeated_frame_is_dropped_never_applied_twice(caplog):
     good = _good_trades(count=30)
@@ -286,6 +305,19 @@ def test_skipped_seqs_are_lost_frames_and_an_absurd_seq_is_dropped_unless_follow
     assert (ledger["frames_seq_jump"], ledger["frames_applied"]) == (2, 4)
     assert ledger["frames_lost"] == 2 + (2**40 - 5)
     assert h.engines["binance"].ledger["applied"] == 4
+
+
+def test_a_storm_of_lost_frames_keeps_the_gap_list_short_and_the_flags_right():
+    h = _handler()
+    seq, candles = 0, []
+    for k in range(600):  # every frame after a lost one: a frames_lost gap for every symbol, each time
+        candles += h.handle_bytes(trade_frame([(0, T0 + k * S, 100.0, 1.0, "buy")], seq=seq)).candles
+        seq += 2
+    candles += h.handle_bytes(_end(seq)).candles
+    engine = h.engines["binance"]
+    assert h.counts["frames_lost"] == 600 and len(engine._gaps) < 40  # the end frame skips one too
+    # a frame lost after every second from 0 s on: every 15 s candle overlaps a gap
+    assert [c.has_gap for c in candles if c.timeframe == "15s"] == [True] * 40
 
 
 # -- bad rows -------------------------------------------------------------------------------------------

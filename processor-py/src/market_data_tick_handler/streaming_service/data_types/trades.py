@@ -57,6 +57,14 @@ def trades_all_valid(frame: Frame) -> bool:
     ) and (not isinstance(ids, StrColumn) or ids.invalid() is None)  # fmt: skip
 
 
+def compile_trade_check() -> None:
+    """Load (or compile) :func:`trades_all_valid`'s kernel now rather than at the first trade frame,
+    for columns viewing a read-only buffer (bytes) and a writable one (a ZeroMQ frame may be either)."""
+    for buffer in (b"", bytearray()):
+        cols = [np.frombuffer(buffer, dtype=d) for d in ("<u2", "<i8", "<i8", "<f8", "<f8", "<u1")]
+        _all_valid(*cols, 1)
+
+
 def trade_like_records(
     processor: DataTypeProcessor, frame: Frame, cls: type[Trade] | type[Liquidation]
 ) -> Processed:

@@ -34,7 +34,7 @@ from ..data_types import DataTypeRouter, FeatureContext, GapProcessor, Processed
 from ..data_types.base import TS_MAX_US, TS_MIN_US, RowCheck, check_rows
 from ..data_types.book_snapshots import BookSnapshotProcessor
 from ..data_types.router import FEATURE_GROUP_OF
-from ..data_types.trades import trade_validity, trades_all_valid
+from ..data_types.trades import compile_trade_check, trade_validity, trades_all_valid
 from ..hft_features import LiveFeatures
 from ..hft_features.inputs import candle_fields
 from ..instrument_service import InstrumentMapper
@@ -151,6 +151,7 @@ class TickHandler:
         self._gap_records: list[Record] = []
         self._accounted = 0  # rows of the frame being handled counted so far (applied or dropped)
         self.last_result: FrameResult | None = None  # of the last process_tick
+        compile_trade_check()  # at start, not at the first trade frame
 
     # -- engines -------------------------------------------------------------------------------
     def engine(self, exchange: str) -> CandleEngine:
@@ -350,6 +351,11 @@ class TickHandler:
         if h.get("reason") == "error":
             self._error("ingester_errors", f"ingester session {frame.session} failed: {h.get('error')}")
         return FrameResult(batches=self.finish(), ended=True, end_header=h)
+
+    def _on_ledger(self, frame: Frame) -> FrameResult:
+        """The ingester's periodic counts: the service holds them against what it received
+        (``StreamingService._check_ledger_frame``); nothing to apply here."""
+        return FrameResult()
 
     def _on_disconnect(self, frame: Frame) -> FrameResult:
         self._count_rows(frame, "disconnect")
