@@ -2,9 +2,11 @@
 // market-data-ingest: normalized market data -> binary columnar frames -> ZeroMQ PUSH.
 // Logs go to stderr as `ingest: ...` lines; the last one is `ingest: summary {json}`.
 import { parseArgs } from 'node:util'
+import { BlockList, isIP } from 'node:net'
+import { curveKeyPair } from 'zeromq'
 import { openSource } from './sources/index.js'
 import { Batcher, newSessionId } from './batcher.js'
-import { Sender } from './sender.js'
+import { Sender, isZ85Key } from './sender.js'
 import { runPipeline, INGESTER_VERSION } from './pipeline.js'
 import { createLog, redact } from './log.js'
 
@@ -15,7 +17,13 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
   --files a.gz,b.gz             replay: recordings, played back to back
   --speed max                   replay: max | 1 (real time) | N (N times faster)
   --cut-after 0                 replay: drop the connection once after K frames
-  --endpoint tcp://127.0.0.1:5555  processor endpoint (it binds, we connect)
+  --endpoint tcp://127.0.0.1:5555  processor endpoint (it binds, we connect); a tcp host that is not
+                                loopback (127.0.0.0/8, ::1, localhost) needs CURVE (see environment)
+  --session <hex>               session id of the frames (1-64 hex digits; default: random per run);
+                                the processor starts us with the one it expects
+  --watch-parent                exit (code 3, queued frames dropped) as soon as the parent process (the
+                                processor that started us) is gone, even if it was SIGKILLed
+  --ledger-interval-ms 10000    a ledger frame (cumulative counts) this often; 0 = none
   --sndhwm 4                    ZeroMQ send high-water mark, frames
   --sndbuf 65536                kernel TCP send buffer, bytes (0 = OS default)
   --max-batch 1000              rows per frame at most
@@ -24,7 +32,15 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
   --timeout-interval-ms 10000   tardis-dev stale-connection timeout (replay default 0 = off)
   --symbols-count 100 --rate max --total N --event-speed 60 --event-step-us 1000 --seed 1   synthetic
   --machine-url ws://localhost:8001   tardis-machine
-  --help`
+  --help
+environment (keys are Z85, 40 characters; never logged):
+  MDTH_CURVE_SERVER_KEY         the processor's CURVE public key: encrypt and authenticate the connection
+                                (required for a non-loopback tcp endpoint, used for a loopback one when
+                                set; ipc:// never uses CURVE)
+  MDTH_CURVE_CLIENT_PUBLIC_KEY, MDTH_CURVE_CLIENT_SECRET_KEY   our keypair (both or neither;
+                                default: a new one per run)
+exit codes: 0 done, 1 error, 2 bad arguments or environment, 3 the parent is gone (--watch-parent),
+  130 second signal`
 
 const OPTIONS = {
   source: { type: 'string' },
@@ -49,6 +65,9 @@ const OPTIONS = {
   'event-step-us': { type: 'string', default: '1000' },
   seed: { type: 'string', default: '1' },
   'machine-url': { type: 'string', default: 'ws://localhost:8001' },
+  session: { type: 'string' },
+  'watch-parent': { type: 'boolean', default: false },
+  'ledger-interval-ms': { type: 'string', default: '10000' },
   help: { type: 'boolean', default: false }
 }
 
@@ -110,17 +129,98 @@ export function parseCli (argv) {
     default:
       throw new Error(`unknown --source ${JSON.stringify(a.source)} (replay, tardis-realtime, synthetic or tardis-machine)`)
   }
+  if (a.session !== undefined && !/^[0-9a-fA-F]{1,64}$/.test(a.session)) {
+    throw new Error(`--session must be 1 to 64 hex digits, got ${JSON.stringify(a.session)}`)
+  }
   return {
     help: false,
     source: a.source,
     sourceOptions,
     speed,
+    session: a.session ?? null,
+    watchParent: a['watch-parent'],
+    ledgerIntervalMs: number('ledger-interval-ms', a['ledger-interval-ms']),
     endpoint: a.endpoint,
     sndhwm: number('sndhwm', a.sndhwm, { min: 1 }),
     sndbuf: number('sndbuf', a.sndbuf),
     maxBatch: number('max-batch', a['max-batch'], { min: 1 }),
     lingerMs: number('linger-ms', a['linger-ms'])
   }
+}
+
+/**
+ * The host of a tcp:// endpoint (IPv6 without brackets; the peer after `;` if a source address is
+ * given), or null for other transports.
+ * @param {string} endpoint
+ * @returns {string|null}
+ */
+export function endpointHost (endpoint) {
+  const m = /^tcp:\/\/(.+)$/.exec(endpoint)
+  if (m === null) return null
+  const peer = m[1].slice(m[1].lastIndexOf(';') + 1)
+  const v6 = /^\[([^\]]*)\](?::[^:]*)?$/.exec(peer)
+  if (v6 !== null) return v6[1]
+  const colon = peer.lastIndexOf(':')
+  return colon >= 0 ? peer.slice(0, colon) : peer
+}
+
+const LOOPBACK = new BlockList()
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4')
+LOOPBACK.addAddress('::1', 'ipv6')
+
+/** 127.0.0.0/8, ::1 (any spelling, IPv4-mapped 127.x too) and localhost; any other name is not. @param {string} host */
+export function isLoopbackHost (host) {
+  if (host.toLowerCase() === 'localhost') return true
+  const family = isIP(host)
+  return family !== 0 && LOOPBACK.check(host, family === 6 ? 'ipv6' : 'ipv4')
+}
+
+/**
+ * CURVE keys from the environment for this endpoint, as the processor decides (config.py, curve.py):
+ * only tcp:// endpoints use CURVE (ipc:// and inproc:// never: null); a loopback one when
+ * MDTH_CURVE_SERVER_KEY is set, any other one always (an error without it). The client keypair comes
+ * from MDTH_CURVE_CLIENT_PUBLIC_KEY + MDTH_CURVE_CLIENT_SECRET_KEY, or is generated. Error messages
+ * name the variables, never their values.
+ * @param {string} endpoint
+ * @param {Record<string, string|undefined>} [env]
+ * @returns {(import('./sender.js').CurveKeys & {generated: boolean})|null}
+ */
+export function curveFromEnv (endpoint, env = process.env) {
+  const serverKey = (env.MDTH_CURVE_SERVER_KEY ?? '').trim()
+  const host = endpointHost(endpoint)
+  if (host === null) return null
+  if (serverKey === '') {
+    if (!isLoopbackHost(host)) {
+      throw new Error(`endpoint ${endpoint} is not a loopback address, so the connection must use CURVE: set MDTH_CURVE_SERVER_KEY to the processor's public key (Z85, 40 characters)`)
+    }
+    return null
+  }
+  if (!isZ85Key(serverKey)) throw new Error(`MDTH_CURVE_SERVER_KEY must be a Z85-encoded CURVE public key (40 characters), it has ${serverKey.length} characters or others than Z85`)
+  const publicKey = (env.MDTH_CURVE_CLIENT_PUBLIC_KEY ?? '').trim()
+  const secretKey = (env.MDTH_CURVE_CLIENT_SECRET_KEY ?? '').trim()
+  if (publicKey === '' && secretKey === '') return { serverKey, ...curveKeyPair(), generated: true }
+  if (publicKey === '' || secretKey === '') throw new Error('set both MDTH_CURVE_CLIENT_PUBLIC_KEY and MDTH_CURVE_CLIENT_SECRET_KEY, or neither (a keypair is generated)')
+  for (const [name, key] of [['MDTH_CURVE_CLIENT_PUBLIC_KEY', publicKey], ['MDTH_CURVE_CLIENT_SECRET_KEY', secretKey]]) {
+    if (!isZ85Key(key)) throw new Error(`${name} must be a Z85-encoded CURVE key (40 characters)`)
+  }
+  return { serverKey, publicKey, secretKey, generated: false }
+}
+
+/**
+ * Calls onGone once when the parent process changes (it died and this process was re-parented), polling
+ * process.ppid on an unref'd timer.
+ * @param {{onGone: (parentPid: number) => void, intervalMs?: number, ppid?: () => number}} o
+ * @returns {() => void} stops watching
+ */
+export function watchParent ({ onGone, intervalMs = 500, ppid = () => process.ppid }) {
+  const parent = ppid()
+  const timer = setInterval(() => {
+    if (ppid() === parent) return
+    clearInterval(timer)
+    onGone(parent)
+  }, intervalMs)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 export async function main (argv = process.argv.slice(2)) {
@@ -137,13 +237,31 @@ export async function main (argv = process.argv.slice(2)) {
     process.stdout.write(USAGE + '\n')
     return 0
   }
-  const session = newSessionId()
-  log(`session ${session}: ${cfg.source} ${JSON.stringify(redact(cfg.sourceOptions))} -> ${cfg.endpoint} (sndhwm ${cfg.sndhwm}, sndbuf ${cfg.sndbuf}, max batch ${cfg.maxBatch})`)
-  let source
+  let curve
+  try {
+    curve = curveFromEnv(cfg.endpoint)
+  } catch (e) {
+    log(`bad environment: ${e.message}`)
+    return 2
+  }
+  /** @type {Sender|undefined} */
   let sender
+  if (cfg.watchParent) {
+    watchParent({
+      onGone: (pid) => {
+        log(`processor (pid ${pid}) is gone: exiting`)
+        try { sender?.abort() } catch {}
+        process.exit(3)
+      }
+    })
+  }
+  const session = cfg.session ?? newSessionId()
+  const security = curve === null ? '' : `, CURVE with ${curve.generated ? 'a generated' : 'the environment\'s'} client keypair`
+  log(`session ${session}: ${cfg.source} ${JSON.stringify(redact(cfg.sourceOptions))} -> ${cfg.endpoint} (sndhwm ${cfg.sndhwm}, sndbuf ${cfg.sndbuf}, max batch ${cfg.maxBatch}${security})`)
+  let source
   try {
     source = openSource({ source: cfg.source, ...cfg.sourceOptions, log })
-    sender = new Sender({ endpoint: cfg.endpoint, sndhwm: cfg.sndhwm, sndbuf: cfg.sndbuf, lingerMs: cfg.lingerMs, log })
+    sender = new Sender({ endpoint: cfg.endpoint, sndhwm: cfg.sndhwm, sndbuf: cfg.sndbuf, lingerMs: cfg.lingerMs, curve, log })
   } catch (e) {
     log(`cannot start: ${e.message}`)
     log(`summary ${JSON.stringify({ reason: 'error', error: e.message })}`)
@@ -177,6 +295,7 @@ export async function main (argv = process.argv.slice(2)) {
     batcher,
     sender,
     signal: controller.signal,
+    ledgerIntervalMs: cfg.ledgerIntervalMs,
     log,
     startInfo: {
       source: cfg.source,
@@ -194,7 +313,6 @@ export async function main (argv = process.argv.slice(2)) {
     error: result.error,
     seconds: Math.round(seconds * 1000) / 1000,
     counts: result.counts,
-    unknown_types: batcher.unknown,
     sender: { ...sender.stats, blockedMs: Math.round(sender.stats.blockedMs) },
     source: source.stats
   }

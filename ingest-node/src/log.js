@@ -1,6 +1,9 @@
-// Plain stderr lines prefixed "ingest:". Secrets are redacted from anything logged as an object.
+// Plain stderr lines prefixed "ingest:". Secrets are redacted from anything logged as an object, and
+// from `name=value` pairs in lines (API keys, tokens, CURVE keys: MDTH_CURVE_*=..., curveSecretKey=...).
 
-const SECRET_KEY_RE = /(api[-_]?key|secret|token|password|passphrase|authorization)/i
+const SECRET_KEY_RE = /(api[-_]?key|secret|token|password|passphrase|authorization|curve|(server|public|private|client)[-_]?key)/i
+const SECRET_PAIR_RE = /(api[-_]?key|token|secret)=([^&\s]+)/gi // URL query parameters
+const CURVE_PAIR_RE = /(MDTH_CURVE_\w+|curve\w*key)=(\S+)/gi // Z85 keys may hold '&'
 
 /**
  * Deep copy with secret-looking keys replaced by "***".
@@ -14,7 +17,7 @@ export function redact (value) {
     for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY_RE.test(k) ? '***' : redact(v)
     return out
   }
-  if (typeof value === 'string') return value.replace(/(api[-_]?key|token|secret)=([^&\s]+)/gi, '$1=***')
+  if (typeof value === 'string') return value.replace(CURVE_PAIR_RE, '$1=***').replace(SECRET_PAIR_RE, '$1=***')
   return value
 }
 

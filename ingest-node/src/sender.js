@@ -1,8 +1,25 @@
 // ZeroMQ PUSH to the processor (which BINDs). A small send high-water mark turns an overloaded
 // processor into back-pressure: send() stays pending, the pipeline awaits it and stops pulling from
 // the source. zeromq.js allows one send in flight per socket, so sends are serialized here.
+// With `curve`, the connection is encrypted and the processor authenticated by its public key.
 import { Push } from 'zeromq'
 import { silentLog } from './log.js'
+
+/**
+ * CURVE keys, each Z85-encoded (40 characters). They never go into a log line or an error message.
+ * @typedef {object} CurveKeys
+ * @property {string} serverKey the processor's public key
+ * @property {string} publicKey this client's public key
+ * @property {string} secretKey this client's secret key
+ */
+
+const Z85_KEY_RE = /^[0-9a-zA-Z.\-:+=^!/*?&<>()[\]{}@%$#]{40}$/
+
+/**
+ * Whether a string is a Z85-encoded 32-byte key (40 characters of the Z85 alphabet).
+ * @param {unknown} key
+ */
+export const isZ85Key = (key) => typeof key === 'string' && Z85_KEY_RE.test(key)
 
 /**
  * @typedef {object} SenderOptions
@@ -10,12 +27,13 @@ import { silentLog } from './log.js'
  * @property {number} [sndhwm] send high-water mark in frames (default 4)
  * @property {number} [sndbuf] kernel TCP send buffer in bytes, ZMQ_SNDBUF (default 65536; 0 = OS default)
  * @property {number} [lingerMs] how long close() lets queued frames (the end frame) reach the peer (default 5000)
+ * @property {CurveKeys|null} [curve] encrypt with CURVE and authenticate the processor (default null: plain)
  * @property {import('./log.js').Log} [log]
  */
 
 export class Sender {
   /** @param {SenderOptions} options */
-  constructor ({ endpoint, sndhwm = 4, sndbuf = 65536, lingerMs = 5000, log = silentLog }) {
+  constructor ({ endpoint, sndhwm = 4, sndbuf = 65536, lingerMs = 5000, curve = null, log = silentLog }) {
     if (typeof endpoint !== 'string' || !/^(tcp|ipc|inproc):\/\//.test(endpoint)) {
       throw new Error(`sender: endpoint must look like tcp://host:port, ipc://path or inproc://name, got ${JSON.stringify(endpoint)}`)
     }
@@ -26,11 +44,34 @@ export class Sender {
     if (!Number.isInteger(sndbuf) || sndbuf < 0) throw new Error(`sender: sndbuf must be a non-negative integer (bytes), got ${sndbuf}`)
     // the kernel's TCP send buffer holds frames beyond the high-water mark: keep it small too, or an
     // overloaded processor only shows up after megabytes of queued frames (0 = OS default)
-    this.sock = new Push({ sendHighWaterMark: sndhwm, linger: lingerMs, ...(sndbuf > 0 ? { sendBufferSize: sndbuf } : {}) })
+    if (curve !== null) {
+      for (const k of /** @type {const} */ (['serverKey', 'publicKey', 'secretKey'])) {
+        if (!isZ85Key(curve[k])) throw new Error(`sender: curve.${k} must be a Z85-encoded key (40 characters)`)
+      }
+    }
+    this.curve = curve !== null
+    this.sock = new Push({
+      sendHighWaterMark: sndhwm,
+      linger: lingerMs,
+      ...(sndbuf > 0 ? { sendBufferSize: sndbuf } : {}),
+      ...(curve !== null ? { curveServerKey: curve.serverKey, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey } : {})
+    })
     // The processor closes its socket only once it has read the `end` frame, so the peer's disconnect
     // is the acknowledgement a PUSH socket otherwise lacks: close() waits for it before the process may
     // exit (an exiting process drops whatever ZeroMQ still queues, whatever the linger).
-    this.peerGone = new Promise((resolve) => { this.sock.events.on('disconnect', () => resolve(true)) })
+    // With CURVE, a failed handshake (wrong server key) is also a disconnect: only one after a
+    // successful handshake counts.
+    let handshaken = curve === null
+    this.sock.events.on('handshake', () => { handshaken = true })
+    this.peerGone = new Promise((resolve) => { this.sock.events.on('disconnect', () => { if (handshaken) resolve(true) }) })
+    let handshakeLogged = false
+    const onHandshakeError = (/** @type {any} */ ev) => {
+      this.stats.handshakeErrors++
+      if (handshakeLogged) return
+      handshakeLogged = true
+      this.log(`sender: ${this.curve ? 'CURVE ' : ''}handshake with ${endpoint} failed (${ev?.error?.message ?? ev?.type})${this.curve ? ': is MDTH_CURVE_SERVER_KEY the public key of the processor there?' : ''} (logged once, retrying)`)
+    }
+    for (const type of ['handshake:error:protocol', 'handshake:error:auth', 'handshake:error:other']) this.sock.events.on(type, onHandshakeError)
     this.sock.connect(endpoint)
     /** @type {Promise<any>} */
     this._tail = Promise.resolve()
@@ -43,7 +84,9 @@ export class Sender {
       /** sends that found the socket full (high-water mark reached) */
       blockedSends: 0,
       /** total time spent waiting for those sends, ms */
-      blockedMs: 0
+      blockedMs: 0,
+      /** failed security handshakes (CURVE: wrong server key, or the processor does not speak CURVE) */
+      handshakeErrors: 0
     }
   }
 
@@ -77,6 +120,17 @@ export class Sender {
 
   /** Resolves when every frame queued so far went to ZeroMQ. */
   drain () { return this._tail }
+
+  /**
+   * Closes the socket now and drops every queued frame (linger 0): for an exit that must not wait,
+   * e.g. when the processor is gone.
+   */
+  abort () {
+    if (this.closed) return
+    this.closed = true
+    this.sock.linger = 0
+    this.sock.close()
+  }
 
   /**
    * Waits (at most timeoutMs) for queued frames to reach ZeroMQ, then closes the socket; ZeroMQ keeps

@@ -95,6 +95,25 @@ describe('cli', () => {
     assert.ok(frames.some((f) => f.header.type === 'trade'))
   })
 
+  test('--session and --ledger-interval-ms: every frame has that session; each ledger frame counts the rows before it', { timeout: 15000 }, async () => {
+    const { code, frames, lines: log } = await runCli(['--source', 'synthetic', '--rate', '2000', '--total', '600', '--symbols-count', '3', '--session', '00ff00ff', '--ledger-interval-ms', '40'])
+    assert.equal(code, 0, log.join('\n'))
+    assert.ok(frames.every((f) => f.header.session === '00ff00ff'))
+    assert.match(log[0], /^ingest: session 00ff00ff: synthetic /)
+    const ledgers = frames.filter((f) => f.header.type === 'ledger')
+    assert.ok(ledgers.length >= 2, `ledger frames: ${ledgers.length}`)
+    for (const f of [...ledgers, frames.at(-1)]) {
+      const before = frames.slice(0, f.header.seq)
+      const c = f.header.counts
+      assert.equal(c.frames, f.header.seq)
+      assert.equal(c.frames_by_type.ledger ?? 0, before.filter((b) => b.header.type === 'ledger').length)
+      assert.equal(c.rows.trade ?? 0, before.filter((b) => b.header.type === 'trade').reduce((a, b) => a + b.header.n, 0))
+      assert.equal(c.normalized.trade ?? 0, c.rows.trade ?? 0)
+      assert.deepEqual(c.dropped, {})
+    }
+    assert.equal(frames.at(-1).header.counts.rows.trade, 600)
+  })
+
   test('bad arguments: exit 2 with the reason', { timeout: 10000 }, async () => {
     const child = spawn(process.execPath, [join(INGEST_DIR, 'src/cli.js'), '--source', 'replay'], { stdio: ['ignore', 'ignore', 'pipe'] })
     let err = ''
