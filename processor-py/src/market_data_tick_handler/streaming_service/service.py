@@ -29,7 +29,7 @@ from .candle_processor import CandleBatch
 from .candle_processor.timeframes import parse_timeframes
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
-from .ingest import IngesterProcess, Sessions, find_ingester
+from .ingest import IngesterProcess, Sessions
 from .latency import Latencies
 from .ledger import Entry, apply_entries, candle_entry, ingester_entries, sink_entry, wire_entries
 from .messages import candle_payloads
@@ -270,7 +270,7 @@ class StreamingService:
             self.router.ingester_data_types(self.config.ingest.exchange),
             book.depth,
             book.interval_ms,
-            session=self.sessions.expect_new() if "watch-parent" in find_ingester().read_text() else None,
+            session=self.sessions.expect_new(),
         )
 
     def _check_ledger_frame(self, frame: Frame) -> None:
