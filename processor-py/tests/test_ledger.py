@@ -16,11 +16,12 @@ def test_an_entry_adds_up_only_when_its_parts_sum_to_its_input():
 def test_the_ingester_entries_hold_the_replay_server_against_tardis_dev_and_types_against_rows_and_drops():
     counts = {
         "raw": {"read": 8020, "sent": 8020, "received": 408, "skipped": 0},
-        "normalized": {"trade": 410, "book_snapshot": 5},
-        "rows": {"trade": 408, "book_snapshot": 5},
+        "normalized": {"trade": 410, "book_snapshot": 5, "disconnect": 2},
+        "rows": {"trade": 408, "book_snapshot": 5, "disconnect": 6},  # a row per symbol of each
+        "frames_by_type": {"trade": 3, "book_snapshot": 1, "disconnect": 2},
         "dropped": {"unknown_type:trade": 2},
     }
-    source, trades, books = ledger.ingester_entries(counts)
+    source, trades, books, disconnects = ledger.ingester_entries(counts)
     assert (source.stage, source.expected, source.accounted, source.ok) == ("source", 8020, 408, False)
     assert (trades.expected, dict(trades.parts), trades.ok) == (
         410,
@@ -28,6 +29,7 @@ def test_the_ingester_entries_hold_the_replay_server_against_tardis_dev_and_type
         True,
     )
     assert (books.expected, books.accounted, books.ok) == (5, 5, True)
+    assert (disconnects.expected, dict(disconnects.parts), disconnects.ok) == (2, {"frames": 2}, True)
 
 
 def test_the_wire_entries_compare_every_row_type_either_side_has():

@@ -55,8 +55,9 @@ def _int(value: Any) -> int:
 
 
 def ingester_entries(counts: Mapping[str, Any]) -> list[Entry]:
-    """What the ingester says of itself (its end or ledger frame's ``counts``): the replay server's frames
-    against what tardis-dev received, and each normalized type against its rows and drops."""
+    """What the ingester says of itself (its end or ledger frame's ``counts``, proto/README.md "Ledger
+    counts"): the replay server's frames against what tardis-dev received, and each normalized type against
+    its rows (a disconnect: its frames) and drops."""
     out: list[Entry] = []
     raw = counts.get("raw") or {}
     if isinstance(raw, Mapping) and "sent" in raw and "received" in raw:
@@ -76,15 +77,19 @@ def ingester_entries(counts: Mapping[str, Any]) -> list[Entry]:
         )
     normalized = counts.get("normalized") or {}
     rows = counts.get("rows") or {}
+    frames = counts.get("frames_by_type") or {}
     dropped = counts.get("dropped") or {}
-    if isinstance(normalized, Mapping) and isinstance(rows, Mapping):
+    if isinstance(normalized, Mapping) and isinstance(rows, Mapping) and isinstance(frames, Mapping):
         for kind, n in normalized.items():
             drops = {
                 reason: _int(k)
                 for reason, k in (dropped.items() if isinstance(dropped, Mapping) else ())
-                if str(reason).rsplit(":", 1)[-1] == kind
+                if str(reason).partition(":")[2] == kind  # "<reason>:<type>" (proto/README.md)
             }
-            out.append(Entry("normalize", kind, _int(n), {"rows": _int(rows.get(kind)), **drops}))
+            # a disconnect message is one frame (with a row per symbol); a data message is one row
+            unit, per_type = ("frames", frames) if kind == "disconnect" else ("rows", rows)
+            made = {unit: _int(per_type.get(kind))}
+            out.append(Entry("normalize", kind, _int(n), {**made, **drops}))
     return out
 
 
