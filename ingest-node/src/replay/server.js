@@ -1,6 +1,10 @@
 // Local WebSocket server that plays a recording of raw exchange frames to tardis-dev's real-time
 // client (pointed here through WSS_URL_<EXCHANGE>). One replay cursor is shared by successive
 // connections: after a drop, the reconnecting client gets the frames that follow.
+// It never keeps sending into a connection whose client stopped reading: a ping goes out every
+// pingIntervalMs, and a connection whose pong does not come within stallTimeoutMs, or whose send buffer
+// does not drain for stallTimeoutMs, is terminated and counted (stats.stalls, stats.sentUnacknowledged);
+// the client's reconnect resumes the replay where it stood.
 import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { performance } from 'node:perf_hooks'
@@ -22,6 +26,10 @@ class ClosedError extends Error {
  * @property {number} [cutAfter] drop the connection once after this many frames (0 = never)
  * @property {number} [settleMs] wait after the first SUBSCRIBE before sending, so every subscribe of the connection arrives (default 50)
  * @property {number} [maxBufferedBytes] pause reading the recording while the socket has more than this queued (default 4 MiB)
+ * @property {number} [stallTimeoutMs] a client whose pong (or send-buffer drain) is this late has stopped reading: its connection is terminated (default 5000)
+ * @property {number} [pingIntervalMs] ping the client this often (default 1000)
+ * @property {number} [restWaitMs] how long a REST answer the recording has further on waits for the replay to reach it (default 8000, under tardis-dev's 10 s timeout)
+ * @property {any} [inventory] what the protocol's scanRecording found, for its createRecordingState
  * @property {import('../log.js').Log} [log]
  */
 
@@ -42,18 +50,24 @@ class ClosedError extends Error {
  * @returns {Promise<ReplayServer>}
  */
 export async function startReplayServer ({
-  exchange, recording, speed = 'max', cutAfter = 0, settleMs = 50, maxBufferedBytes = 4 * 1024 * 1024, log = silentLog
+  exchange, recording, speed = 'max', cutAfter = 0, settleMs = 50, maxBufferedBytes = 4 * 1024 * 1024,
+  stallTimeoutMs = 5000, pingIntervalMs = 1000, restWaitMs = 8000, inventory = null, log = silentLog
 }) {
   if (speed !== 'max' && !(typeof speed === 'number' && speed > 0)) {
     throw new Error(`replay: speed must be 'max' or a positive number, got ${JSON.stringify(speed)}`)
   }
   if (!Number.isInteger(cutAfter) || cutAfter < 0) throw new Error(`replay: cutAfter must be a non-negative integer, got ${cutAfter}`)
+  for (const [name, v] of Object.entries({ stallTimeoutMs, pingIntervalMs })) {
+    if (!(typeof v === 'number' && v > 0)) throw new Error(`replay: ${name} must be a positive number of ms, got ${JSON.stringify(v)}`)
+  }
   const protocol = protocolFor(exchange)
-  const shared = protocol.createRecordingState()
+  const shared = protocol.createRecordingState(inventory)
   const stats = {
     connections: 0,
-    /** frames sent to clients */
+    /** recorded frames sent to clients */
     sent: 0,
+    /** other frames sent to clients: greetings and answers to their requests */
+    replies: 0,
     /** recorded messages not sent: stream not subscribed, or nothing for clients */
     skipped: 0,
     /** connections dropped on purpose (cutAfter) */
@@ -65,28 +79,70 @@ export async function startReplayServer ({
     backpressureWaits: 0,
     /** REST calls of tardis-dev answered (exchangeInfo, depth snapshots, ...) and those answered 404 */
     restRequests: 0,
-    restNotFound: 0
+    restNotFound: 0,
+    /** REST answers that waited for the replay to reach them in the recording */
+    restWaits: 0,
+    /** connections terminated because their client stopped reading */
+    stalls: 0,
+    /** recorded frames sent to those connections after their last acknowledged ping (an upper bound of what they lost) */
+    sentUnacknowledged: 0
   }
 
-  /** @type {{ws: WebSocket, session: any, ready: boolean, timer: any} | null} */
+  /**
+   * @typedef {object} Client
+   * @property {WebSocket} ws
+   * @property {any} session
+   * @property {boolean} ready subscribed and settled: frames may go out
+   * @property {any} timer settle timer
+   * @property {any} heartbeat ping timer
+   * @property {number} sent recorded frames sent on this connection
+   * @property {number|null} pingAt when the unanswered ping went out (performance.now()), null if none
+   * @property {number} sentAtPing `sent` when that ping went out
+   * @property {number} acked recorded frames acknowledged by a pong (sent before its ping)
+   * @property {number} lastPongAt
+   */
+  /** @type {Client | null} */
   let client = null
   /** @type {(() => void)[]} */
   let wakers = []
   const wake = () => { const w = wakers; wakers = []; for (const f of w) f() }
   const state = { finished: false, closed: false, error: /** @type {Error|null} */ (null) }
 
+  /**
+   * The protocol's REST answer; a `pending` one (the recording has it further on) is asked again as the
+   * replay goes on, for up to restWaitMs.
+   * @param {string} endpoint @param {URLSearchParams} query
+   */
+  const restAnswer = async (endpoint, query) => {
+    let r = protocol.rest(endpoint, query, shared)
+    if (r.pending !== true) return r
+    stats.restWaits++
+    const deadline = performance.now() + restWaitMs
+    while (r.pending === true && !state.finished && performance.now() < deadline) {
+      await sleep(Math.min(20, Math.max(1, deadline - performance.now())))
+      r = protocol.rest(endpoint, query, shared)
+    }
+    return r
+  }
+
   const http = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1')
     if (u.pathname.startsWith(REST_PREFIX) && protocol.rest !== undefined) {
       const endpoint = u.pathname.slice(REST_PREFIX.length - 1)
-      const r = protocol.rest(endpoint, u.searchParams, shared)
       stats.restRequests++
-      if (r.status !== 200) {
+      restAnswer(endpoint, u.searchParams).then((r) => {
+        if (r.status !== 200) {
+          stats.restNotFound++
+          if (stats.restNotFound <= 5) log(`replay: REST ${u.pathname}${u.search} -> ${r.status} ${r.body}`)
+        }
+        res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers })
+        res.end(r.body)
+      }, (e) => {
         stats.restNotFound++
-        if (stats.restNotFound <= 5) log(`replay: REST ${u.pathname}${u.search} -> ${r.status} ${r.body}`)
-      }
-      res.writeHead(r.status, { 'content-type': 'application/json', ...r.headers })
-      res.end(r.body)
+        log(`replay: REST ${u.pathname}${u.search} failed: ${e.message}`)
+        res.writeHead(500, { 'content-type': 'text/plain' })
+        res.end(`replay server: ${e.message}\n`)
+      })
       return
     }
     res.writeHead(404, { 'content-type': 'text/plain' })
@@ -103,27 +159,75 @@ export async function startReplayServer ({
       log('replay: a second client connected; closing the previous one')
       client.ws.close(1000, 'replaced by a new connection')
     }
-    const c = { ws, session: protocol.createSession(shared), ready: false, timer: null }
+    /** @type {Client} */
+    const c = {
+      ws, session: protocol.createSession(shared), ready: false, timer: null, heartbeat: null,
+      sent: 0, pingAt: null, sentAtPing: 0, acked: 0, lastPongAt: performance.now()
+    }
     client = c
-    for (const r of c.session.onOpen?.() ?? []) ws.send(r) // e.g. BitMEX's welcome message
+    /** @param {string} r */
+    const reply = (r) => { stats.replies++; ws.send(r) }
+    for (const r of c.session.onOpen?.() ?? []) reply(r) // e.g. BitMEX's welcome message
     ws.on('message', (data) => {
       const { replies, problem } = c.session.onClientMessage(data.toString())
       if (problem !== undefined) {
         stats.clientProblems++
         log(`replay: client request not understood: ${problem}`)
       }
-      for (const r of replies) ws.send(r)
+      for (const r of replies) reply(r)
       if (c.session.subscribed && !c.ready && c.timer === null) {
         c.timer = setTimeout(() => { c.ready = true; wake() }, settleMs)
       }
     })
+    ws.on('pong', () => {
+      if (c.pingAt === null) return
+      c.acked = c.sentAtPing
+      c.pingAt = null
+      c.lastPongAt = performance.now()
+    })
+    c.heartbeat = setInterval(() => checkAlive(c), Math.max(10, Math.min(pingIntervalMs, stallTimeoutMs / 4)))
+    c.heartbeat.unref?.()
     ws.on('error', () => { stats.clientErrors++ })
     ws.on('close', () => {
       if (c.timer !== null) clearTimeout(c.timer)
+      clearInterval(c.heartbeat)
       if (client === c) client = null
       wake()
     })
   })
+
+  /**
+   * Pings the client every pingIntervalMs; one that has not answered within stallTimeoutMs stopped reading.
+   * @param {Client} c
+   */
+  function checkAlive (c) {
+    if (c.ws.readyState !== WebSocket.OPEN) return
+    const now = performance.now()
+    if (c.pingAt !== null) {
+      if (now - c.pingAt >= stallTimeoutMs) stalled(c, `no pong to a ping within ${stallTimeoutMs} ms`)
+      return
+    }
+    if (now - c.lastPongAt >= pingIntervalMs) {
+      c.pingAt = now
+      c.sentAtPing = c.sent
+      c.ws.ping()
+    }
+  }
+
+  /**
+   * Terminates the connection of a client that stopped reading; its reconnect resumes the replay.
+   * @param {Client} c @param {string} why
+   */
+  function stalled (c, why) {
+    if (c.ws.readyState !== WebSocket.OPEN) return
+    const unacknowledged = c.sent - c.acked
+    stats.stalls++
+    stats.sentUnacknowledged += unacknowledged
+    log(`replay: the client stopped reading (${why}): connection terminated after ${c.sent} frame(s), up to ${unacknowledged} of them unacknowledged; its reconnect resumes the replay`)
+    c.ready = false
+    c.ws.terminate()
+    wake()
+  }
   await new Promise((resolve, reject) => {
     http.once('error', reject)
     http.listen(0, '127.0.0.1', () => { http.off('error', reject); resolve(undefined) })
@@ -144,12 +248,31 @@ export async function startReplayServer ({
     return client
   }
 
-  /** @param {WebSocket} ws */
-  const backpressure = async (ws) => {
+  /** Resolves on the next wake() or after ms. @param {number} ms */
+  const wakeOrTimeout = (ms) => new Promise((resolve) => {
+    const t = setTimeout(resolve, ms)
+    wakers.push(() => { clearTimeout(t); resolve(undefined) })
+  })
+
+  /**
+   * Waits while the socket has too much queued; a buffer that does not drain for stallTimeoutMs means the
+   * client stopped reading.
+   * @param {Client} c
+   */
+  const backpressure = async (c) => {
+    const ws = c.ws
     if (ws.bufferedAmount <= maxBufferedBytes) return
     stats.backpressureWaits++
+    let lowest = ws.bufferedAmount
+    let progressAt = performance.now()
     while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount > maxBufferedBytes / 2) {
-      await new Promise((resolve) => wakers.push(resolve))
+      await wakeOrTimeout(Math.max(1, progressAt + stallTimeoutMs - performance.now()))
+      if (ws.bufferedAmount < lowest) {
+        lowest = ws.bufferedAmount
+        progressAt = performance.now()
+      } else if (performance.now() - progressAt >= stallTimeoutMs) {
+        stalled(c, `its send buffer did not drain for ${stallTimeoutMs} ms`)
+      }
     }
   }
   const onSent = () => { if (wakers.length > 0) wake() }
@@ -178,10 +301,11 @@ export async function startReplayServer ({
       }
       for (;;) {
         c = await readyClient()
-        await backpressure(c.ws)
-        if (c.ws.readyState === WebSocket.OPEN && client === c) break
+        await backpressure(c)
+        if (c.ws.readyState === WebSocket.OPEN && client === c && c.ready) break
       }
       c.ws.send(out, onSent)
+      c.sent++
       stats.sent++
       if (cutAfter > 0 && stats.sent === cutAfter) {
         stats.cuts++

@@ -17,10 +17,15 @@ import * as deribit from './deribit.js'
  * @typedef {object} ExchangeProtocol
  * @property {string[]} exchanges tardis exchange ids it serves
  * @property {string} path URL path of the WebSocket endpoint
- * @property {() => any} createRecordingState
+ * @property {(inventory?: any) => any} createRecordingState inventory: what scanRecording found, if it ran
  * @property {(shared: any) => ProtocolSession} createSession
- * @property {(endpoint: string, query: URLSearchParams, shared: any) => {status: number, headers?: Record<string, string>, body: string}} [rest]
- *   answers the exchange REST calls tardis-dev makes (optional)
+ * @property {(endpoint: string, query: URLSearchParams, shared: any) => {status: number, headers?: Record<string, string>, body: string, pending?: boolean}} [rest]
+ *   answers the exchange REST calls tardis-dev makes (optional); `pending`: the recording has the answer
+ *   further on, the server asks again as the replay goes on (for a bounded time)
+ * @property {string[]} [scannedTypes] data types that need scanRecording before a replay
+ * @property {(lines: AsyncIterable<{file: string, line: number, text: string}>, request: {symbols: string[], dataTypes: string[]}) => Promise<{unavailable: {type: string, reason: string}[], inventory: any}>} [scanRecording]
+ *   what the recording holds that tardis-dev's feed needs besides the subscribed streams (Binance: a
+ *   depth snapshot per symbol for book data); `unavailable`: data types it cannot feed, and why
  */
 
 /** @type {ExchangeProtocol[]} */
