@@ -32,6 +32,11 @@ describe('replay through tardis-dev streamNormalized', () => {
     trades.forEach((m, i) => assertTrade(m, expected[i], 'binance', `trade #${i} (id ${expected[i].id})`))
     assert.equal(source.stats.server.sent, expected.length)
     assert.equal(source.stats.server.skipped, SLICE_LINES - expected.length, 'everything not subscribed is counted as skipped')
+    assert.deepEqual(source.ledgerCounts(), {
+      raw: { read: SLICE_LINES, sent: expected.length, received: expected.length, skipped: SLICE_LINES - expected.length },
+      normalized: { trade: expected.length },
+      internal: {}
+    })
     assert.equal(source.stats.recording.bad, 0)
     assert.equal(process.env.WSS_URL_BINANCE.startsWith('ws://127.0.0.1:'), true)
   })
@@ -56,6 +61,10 @@ describe('replay through tardis-dev streamNormalized', () => {
     assert.equal(source.stats.server.cuts, 1)
     assert.equal(source.stats.server.connections, 2)
     assert.equal(source.stats.tardis.reconnects, 1)
+    const c = source.ledgerCounts()
+    assert.equal(c.raw.sent, expected.length)
+    assert.equal(c.raw.received, expected.length, 'a clean close loses nothing')
+    assert.deepEqual(c.normalized, { trade: expected.length, disconnect: 1 })
   })
 
   test('malformed recording lines are counted and the good lines around them still come out', { timeout: 30000 }, async () => {
@@ -103,7 +112,8 @@ describe('replay through tardis-dev streamNormalized', () => {
     assert.ok(source.stats.tardis.internal.book_change > 0, 'book_change inputs are counted, not sent')
   })
 
-  test('a missing recording fails with its name', async () => {
-    await assert.rejects(collect(openReplay({ exchange: 'binance', symbols: ['btcusdt'], files: ['/nope/missing.gz'] })), /cannot read recording \/nope\/missing\.gz: ENOENT/)
+  test('a missing recording ends the stream with reason error, naming it', async () => {
+    const msgs = await collect(openReplay({ exchange: 'binance', symbols: ['btcusdt'], files: ['/nope/missing.gz'] }))
+    assert.deepEqual(msgs, [{ type: 'end', reason: 'error', error: 'replay: recording: cannot read /nope/missing.gz: ENOENT' }])
   })
 })

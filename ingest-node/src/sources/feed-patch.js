@@ -8,6 +8,9 @@
 // - every raw exchange message the feed deserialized is counted (`onMessage`), so that a replay can
 //   compare what its server sent with what tardis-dev received.
 // - optionally (replays) the feed's REST base URL (`httpURL`) points elsewhere.
+// - once the stream is over (`counters.released`), tardis-dev's wait for the first two messages of a
+//   connection ends: `_onConnectionEstabilished` polls `_receivedMessagesCount` every 100 ms and never
+//   gives up, so a connection that got fewer (a replay with nothing for the symbols) kept the process alive.
 // Binance's factory class is a MultiConnectionRealTimeFeedBase whose WebSocket feeds are instances of a
 // class tardis-dev does not export; they are patched as `_getRealTimeFeeds` yields them.
 import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
@@ -17,10 +20,11 @@ import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
  * @property {number} received raw messages deserialized by tardis-dev's feed (its `onMessage` calls)
  * @property {number} snapshotFailures manual snapshot fetches that failed (each one closed its connection)
  * @property {string|null} lastSnapshotError
+ * @property {boolean} released the stream is over: tardis-dev's connections stop waiting for messages
  */
 
 /** @returns {FeedCounters} */
-export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSnapshotError: null })
+export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSnapshotError: null, released: false })
 
 /**
  * Wraps one WebSocket feed's `onMessage` and `provideManualSnapshots` (instance properties over
@@ -35,6 +39,13 @@ export function patchConnection (feed, counters) {
   if (typeof f.onMessage !== 'function' || typeof f.provideManualSnapshots !== 'function') return feed
   const onMessage = f.onMessage
   const provideManualSnapshots = f.provideManualSnapshots
+  let count = f._receivedMessagesCount ?? 0
+  Object.defineProperty(f, '_receivedMessagesCount', {
+    configurable: true,
+    enumerable: true,
+    get: () => (counters.released ? Number.MAX_SAFE_INTEGER : count),
+    set: (v) => { count = v }
+  })
   f.onMessage = function (msg) {
     counters.received++
     return onMessage.call(this, msg)

@@ -166,6 +166,7 @@ export function tardisStream ({
     try {
       yield * messagesOf(streamNormalized({ exchange, symbols, withDisconnectMessages: true, timeoutIntervalMS, onError }, ...normalizers))
     } finally {
+      feed.released = true
       undoPatch()
     }
   }
