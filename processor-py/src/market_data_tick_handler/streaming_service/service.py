@@ -82,6 +82,7 @@ class StreamingService:
                 grace_ms=c.grace_ms,
                 late_policy=c.late_policy,
                 revise_window=c.revise_window,
+                max_jump_us=c.max_clock_jump_ms * 1000,
                 hft_timeframes=c.hft_timeframes if c.enable_hft_features else (),
                 feature_groups=self.router.feature_groups(exchange) if c.enable_hft_features else (),
             ),
