@@ -62,7 +62,7 @@ class StreamIds:
         return _id_text(entry), newest
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # the candles of a boundary share their id text: the last few boundaries suffice
 def _id_text(entry: tuple[int, int]) -> str:
     return f"{entry[0]}-{entry[1]}"
 
