@@ -141,6 +141,11 @@ def test_a_one_minute_slice_gives_the_same_candles_at_1x_20x_and_max(redis_url, 
     assert run.returncode == 0, run.stderr[-3000:]
     assert stats["ticks_by_type"]["trade"] == trades
     assert "book_snapshot not available for binance in this recording" in run.stderr, run.stderr[-3000:]
+    # the ingester's start frame says why, and the processor's warning repeats it
+    assert (
+        "book_snapshots not available for binance: the ingester does not stream book_snapshot for it"
+        f" (not in this recording: no depth snapshot of btcusdt in {sliced})"
+    ) in run.stderr
     _ledger_ok(stats)
     _assert_all_candles(redis_url, raw, f"speed {speed}")
 

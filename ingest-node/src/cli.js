@@ -302,6 +302,8 @@ export async function main (argv = process.argv.slice(2)) {
       exchanges: [exchange],
       // the types actually streamed: a source drops those tardis-dev cannot stream for the exchange
       data_types: source.dataTypes ?? (cfg.source === 'synthetic' ? ['trade'] : cfg.sourceOptions.dataTypes),
+      // and why the others are not (the processor names the reason in its warning)
+      unavailable: Object.fromEntries((source.unavailable ?? []).map((u) => [u.type, u.reason])),
       speed: cfg.speed
     }
   })

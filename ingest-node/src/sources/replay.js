@@ -44,21 +44,21 @@ import { silentLog } from '../log.js'
  * stream's end, as before.
  * @param {ReplayOptions} options
  * @param {import('../log.js').Log} log
- * @returns {{available: string[], error: string|null}}
+ * @returns {{available: string[], unavailable: {type: string, reason: string}[], error: string|null}}
  */
 function replayDataTypes ({ exchange, dataTypes = ['trade'] }, log) {
-  if (typeof exchange !== 'string' || exchange === '') return { available: dataTypes, error: null } // tardisStream says what is wrong
+  if (typeof exchange !== 'string' || exchange === '') return { available: dataTypes, unavailable: [], error: null } // tardisStream says what is wrong
   try {
     return selectDataTypes({ exchange, dataTypes, log, label: 'replay' })
   } catch (e) {
-    return { available: [], error: e.message }
+    return { available: [], unavailable: [], error: e.message }
   }
 }
 
 /**
  * Leaves out the data types the recording cannot feed (the exchange protocol's scanRecording), logging
  * each once. Returns the scan's inventory for the replay server.
- * @param {{available: string[], error: string|null}} selection updated in place
+ * @param {{available: string[], unavailable: {type: string, reason: string}[], error: string|null}} selection updated in place
  * @param {{exchange: string, symbols: string[], files: string[], log: import('../log.js').Log}} o
  * @returns {any} inventory (null when nothing was scanned)
  */
@@ -77,7 +77,10 @@ function checkRecordingInventory (selection, { exchange, symbols, files, log }) 
     return null
   }
   const where = files.join(', ')
-  for (const u of scan.unavailable) log(`${u.type} not available for ${exchange} in this recording: ${u.reason} in ${where}`)
+  for (const u of scan.unavailable) {
+    log(`${u.type} not available for ${exchange} in this recording: ${u.reason} in ${where}`)
+    selection.unavailable.push({ type: u.type, reason: `not in this recording: ${u.reason} in ${where}` })
+  }
   const dropped = new Set(scan.unavailable.map((u) => u.type))
   selection.available = selection.available.filter((t) => !dropped.has(t))
   if (selection.available.length === 0) {
@@ -208,5 +211,5 @@ export function openReplay ({
     }
   }
 
-  return { stats, dataTypes: selection.available, ledgerCounts, [Symbol.asyncIterator]: () => run() }
+  return { stats, dataTypes: selection.available, unavailable: selection.unavailable, ledgerCounts, [Symbol.asyncIterator]: () => run() }
 }

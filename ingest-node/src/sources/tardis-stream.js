@@ -209,6 +209,7 @@ export function tardisStream ({
   return {
     stats,
     dataTypes: streamed,
+    unavailable: selection.unavailable,
     feed,
     ledgerCounts: () => ({ raw: { received: feed.received }, normalized: { ...stats.normalized }, internal: { ...stats.internal } }),
     [Symbol.asyncIterator]: () => run()

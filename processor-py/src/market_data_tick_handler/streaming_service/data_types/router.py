@@ -12,7 +12,7 @@ for them::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...config import DataTypeConfig, DataTypesConfig
 from ...timeutil import now_us
@@ -154,10 +154,13 @@ class DataTypeRouter:
             log.warning("%s", message)
         return messages
 
-    def check_start(self, exchanges: Sequence[str], streamed: Sequence[str]) -> dict[str, str]:
+    def check_start(
+        self, exchanges: Sequence[str], streamed: Sequence[str], reasons: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """The ingester's ``start`` frame lists the frame types it ``streamed`` (it leaves out what
-        tardis-dev cannot stream for the exchange): log (WARNING) and return, per enabled data type
-        whose frames are missing, the message that says so."""
+        tardis-dev cannot stream for the exchange, or what a recording does not hold) and, in
+        ``unavailable`` (``reasons``), why: log (WARNING) and return, per enabled data type whose frames
+        are missing, the message that says so."""
         missing: dict[str, str] = {}
         for exchange in exchanges:
             for frame_type in self.ingester_data_types(exchange):
@@ -167,9 +170,11 @@ class DataTypeRouter:
                     if frame_type in FRAMES_OF[t] and t not in missing:
                         config = self.config[t]
                         label = f"{t} ({config.source})" if config.fallback else t
+                        why = (reasons or {}).get(frame_type)
                         missing[t] = (
                             f"{label} not available for {exchange}:"
                             f" the ingester does not stream {frame_type} for it"
+                            + (f" ({why})" if isinstance(why, str) else "")
                         )
         for message in missing.values():
             log.warning("%s", message)

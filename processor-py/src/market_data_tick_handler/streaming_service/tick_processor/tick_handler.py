@@ -338,7 +338,8 @@ class TickHandler:
             and all(type(t) is str for t in data_types)
         ):
             exchanges = [e for e in exchanges if type(e) is str] if type(exchanges) is list else []
-            missing = set(self.router.check_start(exchanges, data_types))
+            reasons = h.get("unavailable") if type(h.get("unavailable")) is dict else None
+            missing = set(self.router.check_start(exchanges, data_types, reasons))
             missing.update(t for exchange in exchanges for t in self.router.unavailable(exchange))
             groups = tuple(g for g in self.settings.feature_groups if FEATURE_TYPE_OF.get(g) not in missing)
             if groups != self.settings.feature_groups and not self.engines:
