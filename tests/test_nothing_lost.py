@@ -221,6 +221,25 @@ def test_a_killed_ingester_ends_the_replay_with_an_error_naming_the_loss(redis_u
     assert stats["gaps"]["frames_lost"] >= 1  # the rest of the session is a gap
 
 
+def test_a_stopped_replay_ends_its_session_and_accounts_for_every_trade(redis_url, tmp_path):
+    """SIGTERM mid-replay: the processor asks its ingester to end the session, reads up to its end frame
+    (which closes the open candles as partial) and exits 0 with a ledger that adds up; the candles are
+    those of the trades that got through, the first N of the recording."""
+    cmd = replay_command([SAMPLE], "binance", "btcusdt", redis_url, tmp_path, speed="2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_child(proc)
+    time.sleep(5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "session ended (source_closed)" in err, err[-3000:]
+    stats = read_stats(tmp_path)
+    _ledger_ok(stats)
+    n = stats["ticks_by_type"]["trade"]
+    assert 0 < n < SAMPLE_TRADES
+    _assert_all_candles(redis_url, read_trades(SAMPLE)[:n], f"the first {n} trades")
+
+
 def test_a_killed_processor_takes_its_ingester_with_it(redis_url, tmp_path):
     cmd = replay_command([SAMPLE], "binance", "btcusdt", redis_url, tmp_path, speed="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -124,12 +124,15 @@ def apply_entries(row_ledger: Mapping[str, Mapping[str, Any]]) -> list[Entry]:
     return out
 
 
-def candle_entry(candles: Mapping[str, Any], late: int, trades_in_candles: int, base: str) -> Entry:
+def candle_entry(
+    candles: Mapping[str, Any], late: int, trades_in_candles: int, base: str, still_open: int = 0
+) -> Entry:
     """Trades handed to the candle engines (``candles``: the ``candles`` part of the trade line of
     ``TickHandler.row_ledger``) against the trades in the first version of every published base candle
     (counted by the service from what it published), the late ones (dropped, or revising a candle: a late
     trade is never in a first version, its bucket had closed), those dropped ahead of the clock or at a
-    clock jump, and those still held for a jump's confirmation."""
+    clock jump, those still held for a jump's confirmation, and those in candles still open (a run stopped
+    without the ingester's ``end`` frame, which would have closed them)."""
     dropped = candles.get("dropped") or {}
     parts = {
         f"in {base} candles": trades_in_candles,
@@ -138,6 +141,8 @@ def candle_entry(candles: Mapping[str, Any], late: int, trades_in_candles: int, 
         "clock jump": _int(dropped.get("jump")),
         "held": _int(candles.get("held")),
     }
+    if still_open:
+        parts["in open candles"] = still_open
     return Entry("candles", "trades", _int(candles.get("received")), parts)
 
 

@@ -43,6 +43,7 @@ INGESTER_DRAIN_S = 3.0  # after the ingester exits, how long frames may still tr
 RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0  # a live ingester that died starts again after this back-off
 RESTART_RESET_S = 60.0  # an ingester that ran this long starts the back-off afresh
 LIVE_SOURCES = ("tardis-realtime", "tardis-machine")
+STOP_DRAIN_S = 10.0  # on a stop, how long to wait for the ingester's end frame
 
 
 def mono_us() -> int:
@@ -175,7 +176,13 @@ class StreamingService:
     async def _loop(self, sock: zmq.asyncio.Socket) -> int:
         next_stats = time.monotonic() + STATS_EVERY_S
         exited_at: float | None = None
-        while not self._stop.is_set():
+        stop_by: float | None = None  # on a stop: read on until the ingester's end frame, until then
+        while True:
+            if self._stop.is_set() and stop_by is None:
+                stop_by = self._request_stop()
+            if stop_by is not None and time.monotonic() > stop_by:
+                log.warning("the ingester did not end its session within %.0f s of the stop", STOP_DRAIN_S)
+                break
             deadline = self.handler.next_deadline_us()
             wait_ms = 1000 if deadline is None else max(0, min(1000, (deadline - now_us()) // 1000 + 1))
             if await sock.poll(wait_ms, zmq.POLLIN):
@@ -212,13 +219,25 @@ class StreamingService:
                     exited_at = time.monotonic()
                 elif time.monotonic() - exited_at > INGESTER_DRAIN_S and not await sock.poll(0, zmq.POLLIN):
                     exited_at = None
+                    if stop_by is not None:
+                        log.warning("the ingester exited on the stop without ending its session")
+                        break
                     if not await self._ingester_died():
                         return 1
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + STATS_EVERY_S
                 self._log_progress()
-        log.info("stop requested")
         return 0
+
+    def _request_stop(self) -> float:
+        """A stop signal: the ingester is asked to end its session (its ``end`` frame closes the open
+        candles as partial and carries its counts for the ledger); returns until when to wait for it."""
+        if self.ingester is None or self.ingester.returncode is not None:
+            log.info("stop requested")
+            return time.monotonic()  # nothing to wait for
+        log.info("stop requested: asking the ingester to end its session")
+        self.ingester.request_stop()
+        return time.monotonic() + STOP_DRAIN_S
 
     async def _ingester_died(self) -> bool:
         """The ingester exited without ending its session. Live: the data of every subscribed symbol is
@@ -412,9 +431,11 @@ class StreamingService:
         rows = self.handler.row_ledger()
         entries += apply_entries(rows)
         if "trade" in rows:
-            late = sum(e.get_stats()["late_ticks"] for e in self.handler.engines.values())
-            trades = rows["trade"]["candles"]
-            entries.append(candle_entry(trades, late, self.trades_in_candles, self.base_timeframe))
+            engines = self.handler.engines.values()
+            late = sum(e.get_stats()["late_ticks"] for e in engines)
+            still_open = sum(e.open_trades for e in engines)  # a stop without the ingester's end frame
+            trades, base = rows["trade"]["candles"], self.base_timeframe
+            entries.append(candle_entry(trades, late, self.trades_in_candles, base, still_open))
         entries += self._sink_entries()
         self.ledger = entries
         bad = self._report(entries, final=True)

@@ -748,6 +748,11 @@ class CandleEngine:
             "candles": dict(zip(self.timeframe_names, self._candles[slot].tolist(), strict=True)),
         }
 
+    @property
+    def open_trades(self) -> int:
+        """Trades in base buckets not closed yet (closed buckets are reset)."""
+        return int(self._base.count.sum())
+
     def get_stats(self) -> dict:
         n = len(self.symbols)
         return {

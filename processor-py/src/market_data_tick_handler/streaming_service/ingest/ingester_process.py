@@ -140,6 +140,11 @@ class IngesterProcess:
             await self._reader
         return self._proc.returncode
 
+    def request_stop(self) -> None:
+        """SIGTERM: the ingester sends its ``end`` frame (reason ``source_closed``) and exits."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+
     async def stop(self, timeout: float = 5.0) -> None:
         if self._proc is None or self._proc.returncode is not None:
             return
