@@ -152,6 +152,28 @@ def _symbol_pair(pair: Any) -> bool:
     )
 
 
+_CHECKED_TABLES: dict[bytes, None] = {}  # symbol tables found valid, by their JSON (an ingester sends few)
+
+
+def _symbols_ok(symbols: Any) -> bool:
+    """A list of at most ``MAX_SYMBOLS`` distinct [exchange, symbol] pairs of non-empty strings. A table
+    already found valid is known by its JSON (one C call), not checked pair by pair again: for 100
+    symbols that walk cost ~0.14 ms of every frame."""
+    if type(symbols) is not list or len(symbols) > MAX_SYMBOLS:
+        return False
+    key = orjson.dumps(symbols)
+    if key in _CHECKED_TABLES:
+        return True
+    ok = all(_symbol_pair(p) for p in symbols) and (
+        len(symbols) < 2 or len({(e, s) for e, s in symbols}) == len(symbols)
+    )
+    if ok:
+        if len(_CHECKED_TABLES) >= 64:
+            _CHECKED_TABLES.clear()
+        _CHECKED_TABLES[key] = None
+    return ok
+
+
 def _check_header(header: dict[str, Any], ftype: FrameType, where: str) -> int:
     """The common fields a processor relies on (proto/README.md "Header fields"); returns ``n``."""
     n = header.get("n")
@@ -167,13 +189,7 @@ def _check_header(header: dict[str, Any], ftype: FrameType, where: str) -> int:
         raise WireError(
             f"{where}: header field 'session' must be a string of 1..{MAX_NAME} characters", "header_session"
         )
-    symbols = header.get("symbols")
-    if (
-        type(symbols) is not list
-        or len(symbols) > MAX_SYMBOLS
-        or not all(_symbol_pair(p) for p in symbols)
-        or (len(symbols) > 1 and len({(e, s) for e, s in symbols}) != len(symbols))
-    ):
+    if not _symbols_ok(header.get("symbols")):
         raise WireError(
             f"{where}: header field 'symbols' must be a list of distinct [exchange, symbol] pairs of"
             f" non-empty strings (at most {MAX_SYMBOLS})",
