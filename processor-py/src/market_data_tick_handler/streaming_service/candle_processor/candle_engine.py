@@ -181,7 +181,6 @@ class CandleEngine:
         self.closed_through: int | None = None  # every base bucket ending at or before this is closed
         self.observed_from: int | None = None  # buckets starting earlier are partial
         self.observed_until: int | None = None  # set at the end: buckets ending later are partial
-        self.pending_gaps: list[int] = []  # slots whose gap waits for the next tick to end it
         self.ledger: Counter[str] = Counter({k: 0 for k in LEDGER})
         self.buckets_skipped = 0  # empty base buckets of holes longer than max_walk, not published
         self._held: tuple[np.ndarray, ...] | None = None  # (slot, ts, price, amount, side) awaiting a jump
@@ -263,8 +262,6 @@ class CandleEngine:
             return out
         slot = self._slots_of(symbols)[sym]
         if self.clock_mode == "wall":
-            if self.pending_gaps:
-                self._end_gaps(int(ts.min()))
             self._apply(slot, ts, price, amount, side, out)
             return out
         cols = (slot, ts, price, amount, side)
@@ -283,8 +280,6 @@ class CandleEngine:
         n = len(ts)
         if n == 0:
             return out
-        if self.pending_gaps:
-            self._end_gaps(int(ts.min()))
         if self.clock_us is None:
             assert self._anchor is not None
             self.clock_us = self.observed_from = self._anchor
@@ -501,15 +496,6 @@ class CandleEngine:
             )  # fmt: skip
         self.ledger["applied" if took else "late_too_old"] += count
 
-    def on_disconnect(self, exchange_symbols: Iterable[str], local_us: int) -> None:
-        """The connection carrying these symbols dropped: data is missing from now until the next tick."""
-        start = self.clock_us if self.clock_mode == "event" and self.clock_us is not None else local_us
-        for s in exchange_symbols:
-            slot = self.slot(s)
-            self._gaps.append([slot, start, None])
-            self._stats["gaps"][slot] += 1
-            self.pending_gaps.append(slot)
-
     def set_gap(self, exchange_symbols: Iterable[str], start: int, end: int | None) -> None:
         """Data of these symbols may be missing from ``start`` until ``end`` (None: until a call with the
         same ``start`` and an end): every candle overlapping it gets ``has_gap`` (data_types/gaps.py)."""
@@ -523,14 +509,6 @@ class CandleEngine:
                 self._gaps.append([slot, start, end])
                 self._stats["gaps"][slot] += 1
         if end is not None and len(self._gaps) > self._merge_at:
-            self._merge_gaps()
-
-    def _end_gaps(self, t: int) -> None:
-        for gap in self._gaps:
-            if gap[2] is None:
-                gap[2] = max(t, gap[1])
-        self.pending_gaps.clear()
-        if len(self._gaps) > self._merge_at:
             self._merge_gaps()
 
     def _merge_gaps(self) -> None:

@@ -11,7 +11,7 @@
   and ends at its next one; a silence noticed only when the next message comes gives a closed gap.
 
 A gap is reported when it opens (``end`` None) and when it ends; ``TickHandler`` passes each one to
-the candle engine, whose candles overlapping it get ``has_gap``, as ``CandleEngine.on_disconnect``.
+the candle engine (``CandleEngine.set_gap``), whose candles overlapping it get ``has_gap``.
 
 Only the rows ``TickHandler`` kept are seen (``kept``), and in event mode a row more than the candle
 engine's ``max_jump_us`` ahead of its clock (``horizon``) does not move the exchange clock: one

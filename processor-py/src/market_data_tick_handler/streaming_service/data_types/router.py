@@ -131,17 +131,6 @@ class DataTypeRouter:
         wanted = {f for t in self.enabled_data_types() if t not in skip for f in FRAMES_OF[t]}
         return tuple(f for f in WIRE_ORDER if f in wanted)
 
-    def ingester_args(self, exchange: str) -> list[str]:
-        book = self.config.book_snapshots
-        return [
-            "--data-types",
-            ",".join(self.ingester_data_types(exchange)),
-            "--book-depth",
-            str(book.depth),
-            "--book-interval-ms",
-            str(book.interval_ms),
-        ]
-
     def feature_groups(self, exchange: str | None = None) -> tuple[str, ...]:
         """The HFT feature groups the enabled data types feed (``CandleSettings.feature_groups``)."""
         skip = set(self.unavailable(exchange)) if exchange else set()
