@@ -341,7 +341,13 @@ def test_stale_symbol_on_a_fake_wall_clock_is_a_gap_and_flags_the_open_candles()
     # was open then and overlaps the gap (1 s, 40 s); [45, 60) does not; the 1 m candle [0, 60) does
     assert flags == [(0, False), (15, False), (30, True), (45, False)]
     assert [c.has_gap for c in candles if c.timeframe == "1m"] == [True]
-    assert h.get_stats()["gaps"] == {"disconnect": 0, "stale": 1, "frames_lost": 0, "open": 0}
+    assert h.get_stats()["gaps"] == {
+        "disconnect": 0,
+        "stale": 1,
+        "frames_lost": 0,
+        "ingester_exit": 0,
+        "open": 0,
+    }
     assert h.next_deadline_us() is not None
 
 
@@ -778,7 +784,7 @@ def test_get_stats_shape_walkthrough_9():
     }  # fmt: skip
     assert stats["ticks_by_type"] == {"trade": 3, "book_snapshot": 1}
     assert (stats["late_ticks"], stats["drops"]["late"], stats["drops"]["bad_rows"]) == (1, 1, 0)
-    assert stats["gaps"] == {"disconnect": 0, "stale": 0, "frames_lost": 0, "open": 0}
+    assert stats["gaps"] == {"disconnect": 0, "stale": 0, "frames_lost": 0, "ingester_exit": 0, "open": 0}
     p = h.engines["binance"].processors["BTCUSDT"]
     mine = p.get_stats()
     assert mine["ticks_by_type"] == {"trade": 3, "book_snapshot": 1}

@@ -256,7 +256,7 @@ class StreamingService:
             "\n  ".join(ingester.last_lines[-5:]),
         )
         self.handler.counts["ingester_exits"] += 1
-        self.handler.gaps.frames_lost()  # every symbol heard from: a gap until its next message
+        self.handler.gaps.frames_lost("ingester_exit")  # every symbol heard from: until its next message
         polled = self.handler.poll()
         await self._publish(polled.batches, polled.records)
         if self.config.ingest.source not in LIVE_SOURCES:

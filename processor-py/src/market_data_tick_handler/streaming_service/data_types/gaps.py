@@ -1,10 +1,12 @@
-"""gaps (fallback, disconnect_and_stale_detection): :class:`Gap` records, from three sources:
+"""gaps (fallback, disconnect_and_stale_detection): :class:`Gap` records, from four sources:
 
 - ``disconnect`` frames: the exchange connection of these symbols dropped; the gap starts at the
   exchange clock (replays) or at the disconnect's local time (live) and ends at the next message of
   that exchange;
 - ``frames_lost``: a jump in the wire ``seq``; every symbol seen so far gets a gap from the last time
   its exchange was heard from until its next message;
+- ``ingester_exit``: the ingester exited without ending its session; the same gaps as ``frames_lost``
+  (what it had not sent is lost);
 - ``stale``: no message of any type on a subscribed symbol (one in a frame's symbol table) for
   ``data_types.gaps.stale_after_ms``, measured on the wall clock live and on the exchange clock (the
   highest exchange timestamp seen on the exchange) in replays. It starts at the symbol's last message
@@ -32,7 +34,7 @@ from .base import DataTypeProcessor, Processed
 from .records import Gap
 
 UNKNOWN = np.iinfo(np.int64).min
-EXCHANGE_WIDE = ("disconnect", "frames_lost")  # ended by the next message of the exchange
+EXCHANGE_WIDE = ("disconnect", "frames_lost", "ingester_exit")  # ended by the next message of the exchange
 
 
 @dataclass(slots=True)
@@ -82,7 +84,7 @@ class GapProcessor(DataTypeProcessor):
         self.exchanges: dict[str, _Exchange] = {}
         self._maps: dict[tuple[tuple[str, str], ...], list[tuple[_Exchange, np.ndarray, np.ndarray]]] = {}
         self._pending: dict[tuple[str, str, str, int], Gap] = {}
-        self.opened: dict[str, int] = {"disconnect": 0, "stale": 0, "frames_lost": 0}
+        self.opened: dict[str, int] = {"disconnect": 0, "stale": 0, "frames_lost": 0, "ingester_exit": 0}
 
     # -- input ---------------------------------------------------------------------------------
     def _table(self, frame: Frame) -> list[tuple[_Exchange, np.ndarray, np.ndarray]]:
@@ -232,15 +234,15 @@ class GapProcessor(DataTypeProcessor):
             if i not in state.open:
                 self._open(state, i, "disconnect", start)
 
-    def frames_lost(self) -> None:
-        """Frames of the session were lost: every symbol seen so far may miss data since its exchange
-        was last heard from."""
+    def frames_lost(self, reason: str = "frames_lost") -> None:
+        """Frames of the session were lost (``reason``: ``frames_lost``, or ``ingester_exit`` when the
+        ingester died): every symbol seen so far may miss data since its exchange was last heard from."""
         for state in self.exchanges.values():
             if state.clock is None:
                 continue
             for i in range(len(state.names)):
                 if i not in state.open:
-                    self._open(state, i, "frames_lost", state.clock)
+                    self._open(state, i, reason, state.clock)
 
     def check(self, now: int | None = None) -> None:
         """Open a stale gap for every symbol silent for ``stale_after_ms`` (wall clock, or each

@@ -128,7 +128,8 @@ class FundingRate(Record):
 class Gap(Record):
     """Data of the symbol may be missing from ``start`` until ``end`` (``None`` while it lasts).
     ``reason``: ``disconnect`` (the connection dropped), ``stale`` (no message for
-    ``data_types.gaps.stale_after_ms``) or ``frames_lost`` (a jump in the wire ``seq``). A gap is
+    ``data_types.gaps.stale_after_ms``), ``frames_lost`` (a jump in the wire ``seq``) or ``ingester_exit``
+    (the ingester died without ending its session). A gap is
     published when it opens (``end`` null) and again when it ends; ``timestamp`` = ``start``,
     ``local_timestamp`` = when this record was made. Times are exchange time in replays and wall time
     live, as the candle clock."""
