@@ -30,6 +30,7 @@ from .candle_processor.timeframes import parse_timeframes
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
 from .ingest import IngesterProcess, Sessions
+from .ingest.curve import secure_server
 from .latency import Latencies
 from .ledger import Entry, apply_entries, candle_entry, ingester_entries, sink_entry, wire_entries
 from .messages import candle_payloads
@@ -136,8 +137,6 @@ class StreamingService:
         sock.setsockopt(zmq.RCVHWM, self.config.ingest.rcvhwm)
         sock.setsockopt(zmq.LINGER, 0)
         endpoint = self._endpoint()
-        from .ingest.curve import secure_server
-
         close_curve = secure_server(ctx, sock, endpoint)  # CURVE on a tcp:// endpoint (ingest/curve.py)
         sock.bind(endpoint)
         log.info("processor listening on %s (clock: %s)", endpoint, self.handler.settings.clock)
