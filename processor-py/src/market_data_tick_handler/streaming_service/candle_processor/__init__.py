@@ -1,6 +1,7 @@
 from .batch import candles_from_trades, candles_to_frame
 from .candle import Candle
 from .candle_batch import CandleBatch, CandleColumns
+from .closed import ClosedCandles, Stamps
 from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine
 from .live_candle_processor import LiveCandleProcessor
 from .timeframes import Timeframe, parse_timeframes
@@ -11,7 +12,9 @@ __all__ = [
     "CandleBatch",
     "CandleColumns",
     "CandleEngine",
+    "ClosedCandles",
     "LiveCandleProcessor",
+    "Stamps",
     "Timeframe",
     "candles_from_trades",
     "candles_to_frame",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from .candle import Candle
+from .closed import ClosedCandles, Stamps
 
 if TYPE_CHECKING:
     from ..hft_features import FeatureColumns
@@ -172,6 +173,16 @@ class CandleBatch(Sequence[Candle]):
                 )
             )  # fmt: skip
         return batch
+
+    def blocks(self, stamps: Stamps, chunk: int | None = None) -> Iterator[ClosedCandles]:
+        """The batch as blocks for the writers, in order: each part, or each run of at most ``chunk``
+        candles of it."""
+        for part in self.parts:
+            step = chunk or len(part) or 1
+            for start in range(0, len(part), step):
+                yield ClosedCandles(
+                    part.rows(start, start + step), self.exchange, self.symbols, self.exchange_symbols, stamps
+                )
 
     def add(self, part: CandleColumns) -> None:
         if len(part):
