@@ -62,7 +62,7 @@ def test_a_replay_persists_every_candle_with_the_features_talib_gives(bigquery_e
                 continue  # a window longer than the replay (the 20s on 1m): null throughout, checked above
             scale = np.nanmax(np.abs(want)) if name.startswith("price_volatility") else 1.0
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * scale, err_msg=f"{tf} {name}")
-        # walkthrough 9's query, as written there (less the project)
+        # the seeds' monitoring query, as written there (less the project)
         walk = query(bq, f"SELECT symbol, timestamp_in, timestamp_out, close, sma_5, ema_5, rsi_5,"
                          f" price_volatility_5 FROM {dataset}.candles_{tf} WHERE symbol = 'BTC-USDT'"
                          " ORDER BY timestamp_out DESC LIMIT 10")  # fmt: skip

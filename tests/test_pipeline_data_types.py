@@ -75,7 +75,7 @@ def test_binance_depth_becomes_25_level_snapshots_every_100ms_equal_to_a_rebuilt
         assert [(lv["price"], lv["amount"]) for lv in message["bids"]] == book.bids, where
         assert [(lv["price"], lv["amount"]) for lv in message["asks"]] == book.asks, where
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", message["local_timestamp"]), where
-    # the walkthrough's other types cannot come from Binance spot: said at start, not silently missing
+    # the seeds' other data types cannot come from Binance spot: said at start, not silently missing
     for line in (
         "liquidations (trade_transformation) not available for binance",
         "derivative_ticker not available for binance",

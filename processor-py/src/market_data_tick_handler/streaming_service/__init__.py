@@ -1,4 +1,4 @@
-"""The streaming service (the seeds' walkthrough 7 lists these imports)."""
+"""The streaming service: the public imports (the names the seeds use; docs/ARCHITECTURE.md maps them)."""
 
 from .candle_processor import (
     Candle,

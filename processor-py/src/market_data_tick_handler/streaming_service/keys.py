@@ -16,8 +16,8 @@ STREAM_FIELD = "data"
 def candle_channels(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
     """Channels a closed candle is published on:
 
-    - ``candles:{symbol}:{timeframe}``: the seeds' channel (walkthrough 6);
-    - ``candles:{symbol}``: every timeframe of the symbol (walkthrough 6);
+    - ``candles:{symbol}:{timeframe}``: the seeds' channel;
+    - ``candles:{symbol}``: every timeframe of the symbol;
     - ``candles:{exchange}:{symbol}:{timeframe}``: unambiguous when several exchanges list the symbol.
     """
     return (
