@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market_data_tick_handler.streaming_service.candle_json import _write, compile_writer, encode_part
-from market_data_tick_handler.streaming_service.candle_processor.candle_batch import CandleColumns
+from market_data_tick_handler.streaming_service.candle_processor import CandleColumns, ClosedCandles, Stamps
 from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
 
 EPOCH = datetime(1970, 1, 1)
@@ -119,7 +119,7 @@ def parts(draw) -> tuple[CandleColumns, list[str], list[str]]:
 @given(parts(), times, times)
 def test_every_byte_equals_the_documented_message(generated, local_us, out_us):
     part, symbols, exchange_symbols = generated
-    got = encode_part(part, "binance", symbols, exchange_symbols, local_us, out_us)
+    got = encode_part(ClosedCandles(part, "binance", symbols, exchange_symbols, Stamps(local_us, out_us)))
     assert got == expected(part, "binance", symbols, exchange_symbols, local_us, out_us)
 
 
@@ -146,9 +146,8 @@ def test_a_hand_written_candle():
         revision=np.array([0]),
         features=FeatureColumns(("sma_5", "rsi_5"), np.array([[61_700.0, np.nan]])),
     )
-    [payload] = encode_part(
-        part, "binance", ["BTC-USDT"], ["btcusdt"], 1_723_161_660_000_250, 1_723_161_660_001_000
-    )
+    stamps = Stamps(1_723_161_660_000_250, 1_723_161_660_001_000)
+    [payload] = encode_part(ClosedCandles(part, "binance", ["BTC-USDT"], ["btcusdt"], stamps))
     assert payload == (
         b'{"type":"candle","exchange":"binance","symbol":"BTC-USDT","exchange_symbol":"btcusdt",'
         b'"timeframe":"1m","timestamp_in":"2024-08-09T00:00:00.000000Z",'

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from market_data_tick_handler.streaming_service import HFTFeatureCalculator, candles_from_trades
+from market_data_tick_handler.streaming_service.candle_processor import Stamps
 from market_data_tick_handler.streaming_service.hft_features import FEATURE_NAMES, catalogue, read_candles
 from market_data_tick_handler.streaming_service.messages import candle_messages
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
@@ -215,9 +216,9 @@ def test_live_features_on_real_frames_equal_the_batch_and_are_json_nulls(spot_tr
             (0, t.ts_us, t.price, t.qty, "sell" if t.taker_sells else "buy") for t in spot_trades[i : i + 500]
         ]
         for closed in handler.handle_bytes(trade_frame(rows, seq=seq)).batches:
-            published += [m for part in candle_messages(closed, 0, 0) for m in part]
+            published += [m for part in candle_messages(closed, Stamps(0, 0)) for m in part]
     for closed in handler.finish():
-        published += [m for part in candle_messages(closed, 0, 0) for m in part]
+        published += [m for part in candle_messages(closed, Stamps(0, 0)) for m in part]
     wire = [orjson.loads(orjson.dumps(m)) for m in published]
     assert all(b"NaN" not in orjson.dumps(m) for m in published)
     assert {m["timeframe"] for m in wire if "hft_features" in m} == {"15s", "1m"}
@@ -246,7 +247,9 @@ def test_warm_up_from_a_candle_file_gives_the_first_live_candle_full_windows(spo
     history = candles_from_trades(trade_columns(before), exchange_symbol="BTCUSDT")
     path = tmp_path / "recent.jsonl"
     path.write_bytes(
-        b"\n".join(orjson.dumps(m) for part in candle_messages(_batch_of(history), 0, 0) for m in part)
+        b"\n".join(
+            orjson.dumps(m) for part in candle_messages(_batch_of(history), Stamps(0, 0)) for m in part
+        )
     )
 
     def first_live(warm: bool):
@@ -254,7 +257,7 @@ def test_warm_up_from_a_candle_file_gives_the_first_live_candle_full_windows(spo
         if warm:
             assert handler.warm_up(read_candles(path)) == sum(c.timeframe in ("15s", "1m") for c in history)
         closed = handler.handle_bytes(trade_frame(frame_rows(after))).batches
-        messages = [m for b in closed for part in candle_messages(b, 0, 0) for m in part]
+        messages = [m for b in closed for part in candle_messages(b, Stamps(0, 0)) for m in part]
         return next(m for m in messages if m["timeframe"] == "15s")
 
     cold, warm = first_live(False), first_live(True)

@@ -21,7 +21,7 @@ from market_data_tick_handler.streaming_service.bigquery_client import (
 )
 from market_data_tick_handler.streaming_service.bigquery_client.proto_rows import compile_row_writer
 from market_data_tick_handler.streaming_service.bigquery_client.storage_write import StorageWriteSink
-from market_data_tick_handler.streaming_service.candle_processor import Candle
+from market_data_tick_handler.streaming_service.candle_processor import Candle, Stamps
 from support.bigquery import client, micros, query, table
 
 T_IN = 1_723_161_600_000_000  # 2024-08-09T00:00:00Z
@@ -146,8 +146,7 @@ def test_a_retried_append_at_the_same_offset_is_not_written_twice(bigquery_emula
     sink.ensure(spec)
 
     def batch(candles):
-        names = (candles.exchange, candles.symbols, candles.exchange_symbols)
-        encoded = [row for part in candles.parts for row in sink.encode(spec, part, *names, LOCAL, OUT)]
+        encoded = [row for block in candles.blocks(Stamps(LOCAL, OUT)) for row in sink.encode(spec, block)]
         return RowBatch(spec, encoded, sum(map(len, encoded)))
 
     first = batch(_minutes(2))

@@ -34,7 +34,12 @@ from market_data_tick_handler.streaming_service.bigquery_client.proto_rows impor
     _write,
     compile_row_writer,
 )
-from market_data_tick_handler.streaming_service.candle_processor import Candle, CandleColumns
+from market_data_tick_handler.streaming_service.candle_processor import (
+    Candle,
+    CandleColumns,
+    ClosedCandles,
+    Stamps,
+)
 from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
 
@@ -159,6 +164,10 @@ WIDE = RowEncoder(CANDLE_COLUMNS + tuple(Column(f"x{k}", "FLOAT64", False) for k
 WIDE_MESSAGE = message_class(WIDE)
 
 
+def block_of(part: CandleColumns, exchange: str, symbols: list[str], natives: list[str]) -> ClosedCandles:
+    return ClosedCandles(part, exchange, symbols, natives, Stamps(LOCAL, OUT))
+
+
 def decoded(data: bytes) -> dict:
     """The fields set in a row: a null is not there."""
     return {f.name: value for f, value in MESSAGE.FromString(data).ListFields()}
@@ -166,9 +175,9 @@ def decoded(data: bytes) -> dict:
 
 def encoded_rows(batch: CandleBatch) -> list[tuple[str, dict]]:
     return [
-        (part.timeframe, decoded(data))
-        for part in batch.parts
-        for data in ENCODER.encode(part, batch.exchange, batch.symbols, batch.exchange_symbols, LOCAL, OUT)
+        (block.columns.timeframe, decoded(data))
+        for block in batch.blocks(Stamps(LOCAL, OUT))
+        for data in ENCODER.encode(block)
     ]
 
 
@@ -228,7 +237,7 @@ def parts(draw) -> tuple[CandleColumns, str, list[str], list[str]]:
 def test_every_row_is_the_protobuf_librarys_serialisation_of_the_old_row(generated, local_us, out_us, wide):
     part, exchange, symbols, exchange_symbols = generated
     encoder, message = (WIDE, WIDE_MESSAGE) if wide else (ENCODER, MESSAGE)
-    got = encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+    got = encoder.encode(ClosedCandles(part, exchange, symbols, exchange_symbols, Stamps(local_us, out_us)))
     rows = reference_rows(part, exchange, symbols, exchange_symbols, local_us, out_us)
     assert got == [serialised(message, row) for row in rows]
 
@@ -255,7 +264,7 @@ def test_a_hand_written_row_decoded_field_by_field():
         revision=np.array([3]),
         features=FeatureColumns(("rsi_5", "sma_5"), np.array([[np.nan, 61_690.25]])),
     )
-    [data] = ENCODER.encode(part, "binance", ["ETH-USDT", "BTC-USDT"], ["ETHUSDT", "BTCUSDT"], LOCAL, OUT)
+    [data] = ENCODER.encode(block_of(part, "binance", ["ETH-USDT", "BTC-USDT"], ["ETHUSDT", "BTCUSDT"]))
     row = MESSAGE.FromString(data)
     assert row.symbol == "BTC-USDT" and row.exchange == "binance" and row.exchange_symbol == "BTCUSDT"
     assert row.timeframe == "1m" and row.timestamp_in == T_IN
@@ -342,23 +351,23 @@ def test_instrument_names_follow_the_batchs_lists():
     eth = CandleBatch.from_candles([_candle()])
     part = eth.parts[0]
     symbols, natives = ["BTC-USDT"], ["BTCUSDT"]
-    assert decoded(encoder.encode(part, "binance", symbols, natives, LOCAL, OUT)[0])["symbol"] == "BTC-USDT"
+    assert decoded(encoder.encode(block_of(part, "binance", symbols, natives))[0])["symbol"] == "BTC-USDT"
     symbols.append("ÉTH-USDT")
     natives.append("ETHUSDT")  # the engine's lists grew: slot 1 is new
     moved = CandleColumns(
         **{**{f: getattr(part, f) for f in part.__dataclass_fields__}, "slots": np.array([1])}
     )
-    row = decoded(encoder.encode(moved, "binance", symbols, natives, LOCAL, OUT)[0])
+    row = decoded(encoder.encode(block_of(moved, "binance", symbols, natives))[0])
     assert (row["symbol"], row["exchange_symbol"]) == ("ÉTH-USDT", "ETHUSDT")
-    other = decoded(encoder.encode(part, "binance", ["SOL-USDT"], ["SOLUSDT"], LOCAL, OUT)[0])
+    other = decoded(encoder.encode(block_of(part, "binance", ["SOL-USDT"], ["SOLUSDT"]))[0])
     assert other["symbol"] == "SOL-USDT"  # other lists, slot 0: not the cached BTC-USDT
-    assert decoded(encoder.encode(part, "okx", ["SOL-USDT"], ["SOLUSDT"], LOCAL, OUT)[0])["exchange"] == "okx"
+    assert decoded(encoder.encode(block_of(part, "okx", ["SOL-USDT"], ["SOLUSDT"]))[0])["exchange"] == "okx"
 
 
 def test_a_feature_without_a_column_and_a_table_that_is_not_a_candle_table_are_refused():
     part = CandleBatch.from_candles([_candle(features={"sma_5": 1.0, "no_such_feature": 2.0})]).parts[0]
     with pytest.raises(ValueError, match="no_such_feature"):
-        ENCODER.encode(part, "binance", ["BTC-USDT"], ["BTCUSDT"], LOCAL, OUT)
+        ENCODER.encode(block_of(part, "binance", ["BTC-USDT"], ["BTCUSDT"]))
     with pytest.raises(ValueError, match="not a candle table"):
         RowEncoder((Column("symbol", "STRING"),))
 

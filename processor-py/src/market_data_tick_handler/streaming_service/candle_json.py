@@ -23,7 +23,7 @@ from ..timeutil import iso_us
 from .byte_pieces import copy_into, packed
 
 if TYPE_CHECKING:
-    from .candle_processor.candle_batch import CandleColumns
+    from .candle_processor.closed import ClosedCandles
 
 #: the candle's fields in message order; the first eight are floats (in the number matrix), then:
 FLOAT_FIELDS = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap")
@@ -50,15 +50,9 @@ def _keys(features: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(keys)
 
 
-def encode_part(
-    part: CandleColumns,
-    exchange: str,
-    symbols: list[str],
-    exchange_symbols: list[str],
-    local_us: int,
-    out_us: int,
-) -> list[bytes]:
-    """The JSON of every candle of ``part``, in order (see ``messages.py`` for the message)."""
+def encode_part(block: ClosedCandles) -> list[bytes]:
+    """The JSON of every candle of ``block``, in order (see ``messages.py`` for the message)."""
+    part, symbols, exchange_symbols = block.columns, block.symbols, block.exchange_symbols
     n = len(part)
     if n == 0:
         return []
@@ -72,8 +66,9 @@ def encode_part(
         matrix[:, len(FLOAT_FIELDS) :] = features.values
     numbers = np.frombuffer(orjson.dumps(matrix, option=_NUMPY), dtype=np.uint8)
     slots, timeframe = part.slots.tolist(), part.timeframe
+    exchange = block.exchange
     heads, head_offsets = packed([_head(exchange, symbols[s], exchange_symbols[s], timeframe) for s in slots])
-    times = (iso_us(part.timestamp_in), iso_us(local_us), iso_us(out_us))
+    times = (iso_us(part.timestamp_in), iso_us(block.stamps.local_us), iso_us(block.stamps.out_us))
     first = b'"%b","local_timestamp":"%b","timestamp_out":"%b","candle":{"open":' % tuple(
         t.encode() for t in times
     )

@@ -38,7 +38,7 @@ import orjson
 
 from ..timeutil import iso_us
 from .candle_json import encode_part
-from .candle_processor import CandleBatch, CandleColumns
+from .candle_processor import CandleBatch, ClosedCandles, Stamps
 from .data_types.records import TIMESTAMP_FIELDS, BookSnapshot, Record
 
 
@@ -68,20 +68,17 @@ def record_messages(records: Iterable[Record]) -> list[dict[str, Any]]:
 
 
 def candle_payloads(
-    batch: CandleBatch, local_us: int, out_us: int, chunk: int | None = None
-) -> Iterator[tuple[CandleColumns, list[bytes]]]:
-    """The JSON of every candle of ``batch``, in order: each part (the candles of one timeframe's
-    bucket), or each run of at most ``chunk`` candles of it, with its JSON messages, so that a publisher
-    can send one while the next is being written (``candle_json``: one compiled pass for each)."""
-    exchange, symbols, exchange_symbols = batch.exchange, batch.symbols, batch.exchange_symbols
-    for part in batch.parts:
-        step = chunk or len(part) or 1
-        for start in range(0, len(part), step):
-            rows = part.rows(start, start + step)
-            yield rows, encode_part(rows, exchange, symbols, exchange_symbols, local_us, out_us)
+    batch: CandleBatch, stamps: Stamps, chunk: int | None = None
+) -> Iterator[tuple[ClosedCandles, list[bytes]]]:
+    """The JSON of every candle of ``batch``, in order: each block (``CandleBatch.blocks``: a part, the
+    candles of one timeframe's bucket, or each run of at most ``chunk`` candles of it) with its JSON
+    messages, so that a publisher can send one while the next is being written (``candle_json``: one
+    compiled pass for each)."""
+    for block in batch.blocks(stamps, chunk):
+        yield block, encode_part(block)
 
 
-def candle_messages(batch: CandleBatch, local_us: int, out_us: int) -> Iterator[list[dict[str, Any]]]:
+def candle_messages(batch: CandleBatch, stamps: Stamps) -> Iterator[list[dict[str, Any]]]:
     """``candle_payloads`` decoded, one list per part: the messages as dicts (for printing and tests)."""
-    for _, payloads in candle_payloads(batch, local_us, out_us):
+    for _, payloads in candle_payloads(batch, stamps):
         yield [orjson.loads(p) for p in payloads]

@@ -25,7 +25,7 @@ from ..timeutil import iso_us, now_us
 from ..wire import Frame
 from . import hot_path
 from . import ledger as ledger_lines
-from .candle_processor import CandleBatch
+from .candle_processor import CandleBatch, Stamps
 from .candle_processor.timeframes import parse_timeframes
 from .data_types import DataTypeRouter, Record
 from .hft_features import read_candles
@@ -389,7 +389,7 @@ class StreamingService:
                 payloads = await self.serve.publish(batch, local, records if k == 0 and records else ())
                 out = self.serve.last_timestamp_out
             elif self.on_candle is not None:
-                payloads = [p for _, part in candle_payloads(batch, local, out) for p in part]
+                payloads = [p for _, part in candle_payloads(batch, Stamps(local, out)) for p in part]
             if self.persist is not None:
                 self.persist.add(batch, local, out)
             if self.on_candle is not None:

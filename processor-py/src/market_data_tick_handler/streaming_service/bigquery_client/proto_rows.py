@@ -32,7 +32,7 @@ from ..byte_pieces import copy_into, packed
 from .tables import CANDLE_COLUMNS, Column, ColumnType, feature_columns
 
 if TYPE_CHECKING:
-    from ..candle_processor import CandleColumns
+    from ..candle_processor import ClosedCandles
 
 _Field = descriptor_pb2.FieldDescriptorProto
 _PROTO_TYPES: dict[ColumnType, int] = {
@@ -135,22 +135,14 @@ class RowEncoder:
             cached = self._pieces[key] = (buffer, offsets, permutation)
         return cached
 
-    def encode(
-        self,
-        part: CandleColumns,
-        exchange: str,
-        symbols: Sequence[str],
-        exchange_symbols: Sequence[str],
-        local_us: int,
-        out_us: int,
-    ) -> list[bytes]:
-        """The serialised row of every candle of ``part``, in order; ``symbols``/``exchange_symbols``: the
-        names by slot (``CandleBatch``), ``local_us``/``out_us``: the rows' ``local_timestamp`` and
-        ``timestamp_out``."""
+    def encode(self, block: ClosedCandles) -> list[bytes]:
+        """The serialised row of every candle of ``block``, in order; its stamps are the rows'
+        ``local_timestamp`` and ``timestamp_out``."""
+        part = block.columns
         n = len(part)
         if n == 0:
             return []
-        heads = self._instrument_heads(exchange, symbols, exchange_symbols)
+        heads = self._instrument_heads(block.exchange, block.symbols, block.exchange_symbols)
         features = part.features
         names = features.names if features is not None else ()
         pieces, piece_offsets, permutation = self._row_pieces(names, bool(part.is_partial))
@@ -158,8 +150,8 @@ class RowEncoder:
         constant = b"".join((
             self._string("timeframe", part.timeframe),
             tags["timestamp_in"], _varint(part.timestamp_in),
-            tags["local_timestamp"], _varint(local_us),
-            tags["timestamp_out"], _varint(out_us),
+            tags["local_timestamp"], _varint(block.stamps.local_us),
+            tags["timestamp_out"], _varint(block.stamps.out_us),
         ))  # fmt: skip
         doubles = (part.open, part.high, part.low, part.close, part.volume, part.buy_volume, part.sell_volume,
                    part.vwap)  # fmt: skip
@@ -272,11 +264,12 @@ def compile_row_writer() -> None:
     """Load the row writer from numba's cache (or compile it) now, not when the first boundary's candles
     wait. The service calls this at start when persist mode is on; it encodes one candle with a feature
     through ``RowEncoder.encode``, so the kernel gets the types of the real calls."""
-    from ..candle_processor import Candle, CandleBatch
+    from ..candle_processor import Candle, CandleBatch, Stamps
 
     columns = CANDLE_COLUMNS + feature_columns()
     feature = {columns[-1].name: 1.0}
     candle = Candle("x", "X", "X", "1m", 0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 0, 0, False, False,
                     False, 0, feature)  # fmt: skip
     batch = CandleBatch.from_candles([candle])
-    RowEncoder(columns).encode(batch.parts[0], "x", batch.symbols, batch.exchange_symbols, 0, 0)
+    [block] = batch.blocks(Stamps(0, 0))
+    RowEncoder(columns).encode(block)

@@ -4,14 +4,13 @@ here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from .tables import TableSpec
 
 if TYPE_CHECKING:
-    from ..candle_processor import CandleColumns
+    from ..candle_processor import ClosedCandles
 
 
 class WriteFailed(Exception):
@@ -39,19 +38,9 @@ class RowSink(Protocol):
         """Where rows go, without credentials."""
         ...
 
-    def encode(
-        self,
-        table: TableSpec,
-        part: CandleColumns,
-        exchange: str,
-        symbols: Sequence[str],
-        exchange_symbols: Sequence[str],
-        local_us: int,
-        out_us: int,
-    ) -> list[bytes]:
-        """The rows of the candles of ``part`` (of a ``CandleBatch``: its exchange and names by slot), in
-        the form ``append`` sends (done once, when they are added); ``local_us``/``out_us``: their
-        ``local_timestamp`` and ``timestamp_out``."""
+    def encode(self, table: TableSpec, block: ClosedCandles) -> list[bytes]:
+        """The rows of the candles of ``block``, in the form ``append`` sends (done once, when they are
+        added); its stamps are their ``local_timestamp`` and ``timestamp_out``."""
         ...
 
     def ensure(self, table: TableSpec) -> None:
@@ -82,20 +71,11 @@ class MemorySink:
     def describe(self) -> str:
         return "memory"
 
-    def encode(
-        self,
-        table: TableSpec,
-        part: CandleColumns,
-        exchange: str,
-        symbols: Sequence[str],
-        exchange_symbols: Sequence[str],
-        local_us: int,
-        out_us: int,
-    ) -> list[bytes]:
+    def encode(self, table: TableSpec, block: ClosedCandles) -> list[bytes]:
         encoder = self.encoders.get(table.name)
         if encoder is None:
             encoder = self.encoders[table.name] = self._encoder_class(table.columns)
-        return encoder.encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+        return encoder.encode(block)
 
     def ensure(self, table: TableSpec) -> None:
         pass

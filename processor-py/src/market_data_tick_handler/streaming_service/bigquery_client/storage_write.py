@@ -15,7 +15,6 @@ never dropped. Every call has a timeout and no client-side retry: persist mode r
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as api_errors
@@ -30,7 +29,7 @@ from .sink import RowBatch, WriteFailed, WriteRefused
 from .tables import TableSpec
 
 if TYPE_CHECKING:
-    from ..candle_processor import CandleColumns
+    from ..candle_processor import ClosedCandles
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +70,8 @@ class StorageWriteSink:
             encoder = self._encoders[table.name] = RowEncoder(table.columns)
         return encoder
 
-    def encode(
-        self,
-        table: TableSpec,
-        part: CandleColumns,
-        exchange: str,
-        symbols: Sequence[str],
-        exchange_symbols: Sequence[str],
-        local_us: int,
-        out_us: int,
-    ) -> list[bytes]:
-        return self._encoder(table).encode(part, exchange, symbols, exchange_symbols, local_us, out_us)
+    def encode(self, table: TableSpec, block: ClosedCandles) -> list[bytes]:
+        return self._encoder(table).encode(block)
 
     def ensure(self, table: TableSpec) -> None:
         try:

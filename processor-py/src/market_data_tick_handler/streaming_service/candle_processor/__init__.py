@@ -1,8 +1,8 @@
 from .batch import candles_from_trades, candles_to_frame
 from .candle import Candle
 from .candle_batch import CandleBatch, CandleColumns
-from .closed import ClosedCandles, Stamps
 from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine
+from .closed import ClosedCandles, Stamps
 from .live_candle_processor import LiveCandleProcessor
 from .timeframes import Timeframe, parse_timeframes
 

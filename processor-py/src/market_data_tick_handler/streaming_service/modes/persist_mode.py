@@ -31,7 +31,7 @@ from ..bigquery_client import (
     WriteRefused,
     candle_tables,
 )
-from ..candle_processor import CandleBatch
+from ..candle_processor import CandleBatch, Stamps
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 10.0
@@ -108,15 +108,15 @@ class PersistMode:
         """Queue the rows of a ``CandleBatch``; ``local_us``/``out_us``: its ``local_timestamp`` and
         ``timestamp_out``. Returns at once."""
         size = self.config.batch_size
-        names = (batch.exchange, batch.symbols, batch.exchange_symbols)
-        for part in batch.parts:
-            table = self.tables.get(part.timeframe)
+        for block in batch.blocks(Stamps(local_us, out_us)):
+            timeframe = block.columns.timeframe
+            table = self.tables.get(timeframe)
             if table is None:
                 continue  # not a configured timeframe (a batch made elsewhere): no table for it
-            buffer = self._buffers[part.timeframe]
+            buffer = self._buffers[timeframe]
             if not buffer.rows:
                 buffer.since = time.monotonic()
-            buffer.rows.extend(self.sink.encode(table, part, *names, local_us, out_us))
+            buffer.rows.extend(self.sink.encode(table, block))
             while len(buffer.rows) >= size:
                 self._enqueue(table, buffer.rows[:size])
                 del buffer.rows[:size]

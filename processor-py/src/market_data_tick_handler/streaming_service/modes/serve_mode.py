@@ -28,7 +28,7 @@ import orjson
 
 from ...config import ServeConfig
 from ...timeutil import now_us
-from ..candle_processor import CandleBatch
+from ..candle_processor import CandleBatch, Stamps
 from ..data_types.records import Record
 from ..keys import candle_channels, candle_latest_key, candle_stream_key, record_channels
 from ..messages import candle_payloads, record_message
@@ -134,8 +134,9 @@ class ServeMode:
     def _candle_entries(self, batch: CandleBatch, local_us: int, sent: list[bytes]) -> Iterator[list[Entry]]:
         exchange, symbols, next_id = batch.exchange, batch.symbols, self.ids.next
         self.last_timestamp_out = now_us()
-        for rows, payloads in candle_payloads(batch, local_us, self.last_timestamp_out, CHUNK):
+        for block, payloads in candle_payloads(batch, Stamps(local_us, self.last_timestamp_out), CHUNK):
             sent += payloads
+            rows = block.columns
             bucket_ms, timeframe = rows.timestamp_in // 1000, rows.timeframe
             chunk = []
             for slot, revision, payload in zip(
