@@ -20,6 +20,8 @@ from market_data_tick_handler.config import (
     CURVE_SECRET_ENV,
     CandlesConfig,
     ConfigError,
+    DataTypesConfig,
+    GapsConfig,
     IngestConfig,
     LiveInstrumentsConfig,
     StreamingConfig,
@@ -609,3 +611,30 @@ def test_curve_keys_never_reach_the_spawned_ingester_by_accident_on_ipc():
     assert curve.ingester_env("auto", {CURVE_SECRET_ENV: keypair()[1].decode()}) == {}
     with pytest.raises(ConfigError, match=CURVE_SECRET_ENV):  # last line of defence, after config.py's
         curve.server_socket_options("tcp://0.0.0.0:5555", {})
+
+
+def test_data_types_config():
+    config = load_config("streaming.yaml").data_types
+    assert config == DataTypesConfig()  # the file states the defaults
+    assert (config.book_snapshots.depth, config.book_snapshots.interval_ms, config.gaps.stale_after_ms) == (
+        25,
+        100,
+        30_000,
+    )
+    custom = config_from_dict(
+        {"data_types": {"gaps": {"stale_after_ms": 5000}, "liquidations": {"source": "tardis_realtime"}}}
+    )
+    assert custom.data_types.gaps == GapsConfig(
+        source="disconnect_and_stale_detection", batch_timeout=900_000, fallback=True, stale_after_ms=5000
+    )
+    assert custom.data_types.liquidations.fallback is False  # native when read from the exchange's feed
+    for raw, message in [
+        ({"data_types": {"trade": {}}}, "data_types: unknown data type(s) trade"),
+        ({"data_types": {"trades": {"depth": 5}}}, "data_types.trades: unknown key(s) depth"),
+        ({"data_types": {"gaps": {"stale_afer_ms": 5}}}, "data_types.gaps: unknown key(s) stale_afer_ms"),
+        ({"data_types": {"funding_rates": {"source": "tardis_realtime"}}}, "data_types.funding_rates.source"),
+        ({"data_types": {"liquidations": {"source": "tardis_realtime", "fallback": True}}}, "disagrees"),
+        ({"ingest": {"data_types": ["trade"]}}, "ingest.data_types: removed"),
+    ]:
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            config_from_dict(raw)
