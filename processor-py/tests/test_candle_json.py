@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from market_data_tick_handler.streaming_service.candle_json import _write, compile_writer, encode_part
 from market_data_tick_handler.streaming_service.candle_processor import CandleColumns, ClosedCandles, Stamps
-from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
+from market_data_tick_handler.streaming_service.candle_processor.feature_columns import FeatureColumns
 
 EPOCH = datetime(1970, 1, 1)
 MAX_US = 4_102_444_800_000_000  # 2100-01-01

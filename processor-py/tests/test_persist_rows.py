@@ -40,7 +40,7 @@ from market_data_tick_handler.streaming_service.candle_processor import (
     ClosedCandles,
     Stamps,
 )
-from market_data_tick_handler.streaming_service.hft_features import FeatureColumns
+from market_data_tick_handler.streaming_service.candle_processor.feature_columns import FeatureColumns
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,6 +3,7 @@ from .candle import Candle
 from .candle_batch import CandleBatch, CandleColumns
 from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine
 from .closed import ClosedCandles, Stamps
+from .feature_columns import FeatureColumns
 from .live_candle_processor import LiveCandleProcessor
 from .timeframes import Timeframe, parse_timeframes
 
@@ -13,6 +14,7 @@ __all__ = [
     "CandleColumns",
     "CandleEngine",
     "ClosedCandles",
+    "FeatureColumns",
     "LiveCandleProcessor",
     "Stamps",
     "Timeframe",

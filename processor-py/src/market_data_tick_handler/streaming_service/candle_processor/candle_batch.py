@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, overload
+from typing import overload
 
 import numpy as np
 
 from .candle import Candle
 from .closed import ClosedCandles, Stamps
-
-if TYPE_CHECKING:
-    from ..hft_features import FeatureColumns
+from .feature_columns import FeatureColumns
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +57,7 @@ class CandleColumns:
         }
         features = self.features
         if features is not None:
-            features = type(features)(features.names, features.values[start:stop])
+            features = features.rows(start, stop)
         return replace(self, **sliced, features=features)
 
     def candles(self, exchange: str, symbols: Sequence[str], exchange_symbols: Sequence[str]) -> list[Candle]:
@@ -123,8 +121,6 @@ class CandleColumns:
 def _features(values: Mapping[str, float | None] | None) -> FeatureColumns | None:
     if values is None:
         return None
-    from ..hft_features import FeatureColumns
-
     row = [np.nan if v is None else v for v in values.values()]
     return FeatureColumns(tuple(values), np.array([row], dtype=np.float64))
 

@@ -7,9 +7,10 @@
 - ``live_features.py``: features of what a live candle engine closes, and warm-up from history.
 """
 
+from ..candle_processor.feature_columns import FeatureColumns
 from .catalogue import OPTIONAL_GROUPS, WINDOWS, FeatureSpec
 from .feature_calculator import FEATURE_NAMES, HFTFeatureCalculator, HFTFeatures
-from .feature_engine import FeatureColumns, FeatureEngine, catalogue
+from .feature_engine import FeatureEngine, catalogue
 from .inputs import CONTEXT, CandleInputs
 from .live_features import LiveFeatures, read_candles
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
+from ..candle_processor.feature_columns import FeatureColumns
 from .catalogue import OPTIONAL_GROUPS, WINDOWS, FeatureSpec, Group
 from .indicators import (
     BOOK,
@@ -40,28 +40,6 @@ log = logging.getLogger(__name__)
 
 CONTEXT_COLUMNS = tuple(name for names in CONTEXT.values() for name in names)
 _GROUP_SPECS = {"book": BOOK, "derivative": DERIVATIVE, "liquidations": LIQUIDATIONS}
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureColumns:
-    """Features of the candles of one step: ``values[r, i]`` is feature ``names[i]`` of candle ``r``;
-    NaN = null."""
-
-    names: tuple[str, ...]
-    values: np.ndarray  # (candles, features)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def records(self) -> list[dict[str, float | None]]:
-        """One dict per candle, ``None`` where the value is null."""
-        rows = self.values.tolist()
-        missing = np.isnan(self.values).any(axis=1)
-        if missing.any():
-            for i in np.flatnonzero(missing).tolist():
-                rows[i] = [None if v != v else v for v in rows[i]]
-        names = self.names
-        return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def catalogue(
