@@ -2,10 +2,14 @@
 through TickHandler and on GapProcessor alone; see docs/DATA_TYPES.md. Every start and end in µs is
 worked out by hand."""
 
+from collections.abc import Callable
+
 from helpers import T0, S, control_frame, trade_frame
 
+from market_data_tick_handler.config import config_from_dict
+from market_data_tick_handler.streaming_service import DataTypeRouter
 from market_data_tick_handler.streaming_service.data_types import Gap, GapProcessor
-from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
+from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, FrameResult, TickHandler
 from market_data_tick_handler.wire import decode_frame, encode_frame
 
 TF = ("15s", "1m")
@@ -137,3 +141,157 @@ def test_gap_processor_on_its_own():
             local_timestamp=42,
             reason="disconnect", start=T0, end=None)
     ]  # fmt: skip
+
+
+# -- the gap tracker on its own settings: stale_after_ms from the config, both clocks ----------------------
+def _handler(
+    stale_after_ms: int, clock: str = "event", now: Callable[[], int] | None = None, gaps_enabled: bool = True
+) -> TickHandler:
+    """A TickHandler whose data types come from the config (``data_types.gaps``), on ``clock``."""
+    data_types = config_from_dict(
+        {"data_types": {"gaps": {"stale_after_ms": stale_after_ms, "enabled": gaps_enabled}}}
+    ).data_types
+    kwargs = {} if now is None else {"now": now}
+    router = DataTypeRouter(data_types, clock=clock, **kwargs)
+    return TickHandler(CandleSettings(timeframes=TF, clock=clock, grace_ms=0), router=router, **kwargs)
+
+
+BTC_ETH = (("binance", "BTCUSDT"), ("binance", "ETHUSDT"))
+
+
+def _gaps(result: FrameResult) -> list[tuple]:
+    """(symbol, reason, start - T0, end - T0 or None) of a result's gap records, in µs."""
+    return [
+        (g.exchange_symbol, g.reason, g.start - T0, None if g.end is None else g.end - T0)
+        for g in result.records
+        if g.TYPE == "gap"
+    ]
+
+
+def test_event_clock_a_symbol_is_stale_exactly_stale_after_ms_after_its_last_message():
+    h = _handler(5_000)
+    h.handle_bytes(
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (1, T0 + 1 * S, 10.0, 1.0, "buy")], 0, "g", BTC_ETH)
+    )
+    assert _gaps(h.handle_bytes(trade_frame([(1, T0 + 4 * S, 10.0, 1.0, "buy")], 1, "g", BTC_ETH))) == []
+    # the exchange clock at 6 s - 1 µs: BTC silent for 4.999999 s, not yet stale
+    early = h.handle_bytes(trade_frame([(1, T0 + 6 * S - 1, 10.0, 1.0, "buy")], 2, "g", BTC_ETH))
+    assert _gaps(early) == []
+    # at 6 s: silent for 5 s = stale_after_ms; the gap starts at its last message (1 s), still open
+    at = h.handle_bytes(trade_frame([(1, T0 + 6 * S, 10.0, 1.0, "buy")], 3, "g", BTC_ETH))
+    assert _gaps(at) == [("BTCUSDT", "stale", 1 * S, None)]
+    # BTC is back at 8 s: the same gap, ended
+    back = h.handle_bytes(
+        trade_frame([(0, T0 + 8 * S, 101.0, 1.0, "buy"), (1, T0 + 8 * S, 10.0, 1.0, "buy")], 4, "g", BTC_ETH)
+    )
+    assert _gaps(back) == [("BTCUSDT", "stale", 1 * S, 8 * S)]
+    ended = h.handle_bytes(control_frame("end", 5, session="g", reason="replay_finished", counts={}))
+    # [0, 15) overlaps BTC's gap (1 s, 8 s), not ETH's (none)
+    flags = {(c.exchange_symbol, c.timeframe): c.has_gap for c in ended.candles}
+    assert flags == {
+        ("BTCUSDT", "15s"): True,
+        ("ETHUSDT", "15s"): False,
+        ("BTCUSDT", "1m"): True,
+        ("ETHUSDT", "1m"): False,
+    }
+    assert h.get_stats()["gaps"] == {
+        "disconnect": 0, "stale": 1, "frames_lost": 0, "ingester_exit": 0, "open": 0,
+    }  # fmt: skip
+
+
+def test_event_clock_a_subscribed_symbol_never_heard_from_is_stale_from_the_first_clock():
+    h = _handler(5_000)
+    # ETH is in the symbol table (subscribed) but has no row; the exchange clock starts at 2 s
+    h.handle_bytes(trade_frame([(0, T0 + 2 * S, 100.0, 1.0, "buy")], 0, "g", BTC_ETH))
+    assert _gaps(h.handle_bytes(trade_frame([(0, T0 + 7 * S - 1, 100.0, 1.0, "buy")], 1, "g", BTC_ETH))) == []
+    result = h.handle_bytes(trade_frame([(0, T0 + 7 * S, 100.0, 1.0, "buy")], 2, "g", BTC_ETH))
+    assert _gaps(result) == [("ETHUSDT", "stale", 2 * S, None)]
+
+
+def test_a_silence_between_two_rows_of_one_frame_is_a_closed_stale_gap_and_flags_the_candles_it_closes():
+    h = _handler(30_000)
+    rows = [
+        (0, T0 + 1 * S, 100.0, 1.0, "buy"),
+        (0, T0 + 2 * S, 100.0, 1.0, "buy"),
+        (0, T0 + 40 * S, 101.0, 1.0, "buy"),
+    ]
+    result = h.handle_bytes(trade_frame(rows, 0, "g"))
+    # 2 s -> 40 s: 38 s without a message, more than 30 s: one gap, reported closed
+    assert _gaps(result) == [("BTCUSDT", "stale", 2 * S, 40 * S)]
+    # the clock at 40 s closes [0, 15) and [15, 30), both overlapping (2 s, 40 s)
+    assert [((c.timestamp_in - T0) // S, c.has_gap) for c in result.candles] == [(0, True), (15, True)]
+
+
+def test_event_clock_a_disconnect_starts_at_the_exchange_clock_and_ends_for_all_at_the_next_message():
+    h = _handler(30_000)
+    h.handle_bytes(
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (1, T0 + 2 * S, 10.0, 1.0, "buy")], 0, "g", BTC_ETH)
+    )
+    # the disconnect's own local time (3 s) is the ingester's; the exchange clock is at 2 s (ETH's trade)
+    opened = h.handle_bytes(
+        control_frame("disconnect", 1, session="g", symbols=BTC_ETH, rows=[(0, T0 + 3 * S), (1, T0 + 3 * S)])
+    )
+    assert _gaps(opened) == [("BTCUSDT", "disconnect", 2 * S, None), ("ETHUSDT", "disconnect", 2 * S, None)]
+    # the exchange's next message, an ETH trade at 20 s, ends both
+    resumed = h.handle_bytes(trade_frame([(1, T0 + 20 * S, 10.0, 1.0, "buy")], 2, "g", BTC_ETH))
+    assert sorted(_gaps(resumed)) == [
+        ("BTCUSDT", "disconnect", 2 * S, 20 * S),
+        ("ETHUSDT", "disconnect", 2 * S, 20 * S),
+    ]
+    gaps = h.get_stats()["gaps"]
+    assert (gaps["disconnect"], gaps["open"]) == (2, 0)
+
+
+def test_wall_clock_a_disconnect_starts_at_its_local_time_and_a_stale_symbol_at_stale_after_ms():
+    now = [T0 + 1 * S]
+    h = _handler(5_000, clock="wall", now=lambda: now[0])
+    h.handle_bytes(trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy")], 0, "g"))  # heard from at 1 s (wall)
+    # the next symbol to become stale: BTC, 5 s after 1 s; before any candle closes (the first at 15 s)
+    assert h.next_deadline_us() == T0 + 6 * S
+    now[0] = T0 + 6 * S - 1
+    assert _gaps(h.poll()) == []
+    now[0] = T0 + 6 * S
+    assert _gaps(h.poll()) == [("BTCUSDT", "stale", 1 * S, None)]
+    now[0] = T0 + 7 * S
+    back = h.handle_bytes(trade_frame([(0, T0 + 7 * S, 100.0, 1.0, "buy")], 1, "g"))
+    assert _gaps(back) == [("BTCUSDT", "stale", 1 * S, 7 * S)]  # ended by the message at 7 s (wall)
+    # live, a disconnect starts at its own local time, 8 s, and ends at the next message, received at 9 s
+    now[0] = T0 + 8 * S + 500
+    opened = h.handle_bytes(
+        control_frame("disconnect", 2, session="g", symbols=BTC_ETH[:1], rows=[(0, T0 + 8 * S)])
+    )
+    assert _gaps(opened) == [("BTCUSDT", "disconnect", 8 * S, None)]
+    now[0] = T0 + 9 * S
+    resumed = h.handle_bytes(trade_frame([(0, T0 + 9 * S, 100.0, 1.0, "buy")], 3, "g"))
+    assert _gaps(resumed) == [("BTCUSDT", "disconnect", 8 * S, 9 * S)]
+
+
+def test_lost_frames_give_every_symbol_seen_a_gap_from_the_exchange_clock_to_its_next_message():
+    h = _handler(30_000)
+    h.handle_bytes(
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (1, T0 + 3 * S, 10.0, 1.0, "buy")], 0, "g", BTC_ETH)
+    )
+    # seq 1 and 2 never arrive: two frames lost; the exchange clock was at 3 s
+    result = h.handle_bytes(trade_frame([(0, T0 + 12 * S, 100.0, 1.0, "buy")], 3, "g", BTC_ETH))
+    # one exchange: its next message (BTC at 12 s) ends the gaps of both symbols
+    assert sorted(_gaps(result)) == [
+        ("BTCUSDT", "frames_lost", 3 * S, 12 * S),
+        ("ETHUSDT", "frames_lost", 3 * S, 12 * S),
+    ]
+    stats = h.get_stats()
+    assert (stats["counts"]["frames_lost"], stats["gaps"]["frames_lost"], stats["gaps"]["open"]) == (2, 2, 0)
+
+
+def test_with_gaps_disabled_a_stale_symbol_still_flags_its_candles_but_no_gap_record_is_made():
+    h = _handler(5_000, gaps_enabled=False)
+    h.handle_bytes(
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (1, T0 + 1 * S, 10.0, 1.0, "buy")], 0, "g", BTC_ETH)
+    )
+    result = h.handle_bytes(trade_frame([(1, T0 + 16 * S, 10.0, 1.0, "buy")], 1, "g", BTC_ETH))
+    assert result.records == []
+    # BTC silent from 1 s (stale at 6 s, noticed at 16 s): its [0, 15) overlaps; ETH's 1 s -> 16 s silence,
+    # noticed only now, is one too
+    flags = {(c.exchange_symbol, (c.timestamp_in - T0) // S): c.has_gap for c in result.candles}
+    assert flags == {("BTCUSDT", 0): True, ("ETHUSDT", 0): True}
+    stats = h.get_stats()
+    assert stats["gaps"]["stale"] == 2 and stats["records_by_type"].get("gaps", 0) == 0
