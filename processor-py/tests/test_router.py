@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import T0, S, control_frame, trade_frame
 
-from market_data_tick_handler.config import DataTypeConfig, DataTypesConfig, load_config
+from market_data_tick_handler.config import DataTypeConfig, DataTypesConfig, config_from_dict, load_config
 from market_data_tick_handler.streaming_service import DataTypeRouter
 from market_data_tick_handler.streaming_service.ingest import ingester_args
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
@@ -173,3 +173,144 @@ def test_the_start_frame_leaves_out_the_features_of_types_not_streamed(caplog):
     )
     h.handle_bytes(trade_frame([(0, T0 + S, 100.0, 1.0, "buy")], seq=1))
     assert h.features["binance"].features.groups == ("book",)
+
+
+# -- routing worked out from docs/DATA_TYPES.md's tables ---------------------------------------------------
+ALL_TYPES = (
+    "trades", "book_snapshots", "liquidations", "derivative_ticker", "options_chain", "funding_rates",
+    "gaps", "candles",
+)  # fmt: skip
+
+
+def _router(enabled: tuple[str, ...] = ALL_TYPES, **sections: dict) -> DataTypeRouter:
+    """A router on the config ``data_types`` with only ``enabled`` on (``sections``: more keys per type)."""
+    raw = {t: {"enabled": t in enabled, **sections.get(t, {})} for t in ALL_TYPES}
+    return DataTypeRouter(config_from_dict({"data_types": raw}).data_types)
+
+
+# the table's "made from (wire frame)" column; gaps need no frame of their own (disconnects always come)
+MADE_FROM = {
+    "trades": ("trade",),
+    "book_snapshots": ("book_snapshot",),
+    "liquidations": ("liquidation",),
+    "derivative_ticker": ("derivative_ticker",),
+    "options_chain": ("option_summary",),
+    "funding_rates": ("derivative_ticker",),
+    "gaps": (),
+    "candles": ("trade",),
+}
+
+
+@pytest.mark.parametrize("data_type", ALL_TYPES)
+def test_one_type_enabled_asks_the_ingester_for_the_frames_it_is_made_from(data_type):
+    router = _router((data_type,))
+    assert router.enabled_data_types() == [data_type]
+    assert [t for t in ALL_TYPES if router.enabled(t)] == [data_type]
+    assert router.ingester_data_types() == MADE_FROM[data_type]
+    # deribit can have all of them (liquidations from its flagged trades)
+    assert router.ingester_data_types("deribit") == MADE_FROM[data_type]
+
+
+def test_a_frame_is_streamed_while_any_enabled_type_is_made_from_it():
+    assert _router(("candles", "funding_rates")).ingester_data_types() == ("trade", "derivative_ticker")
+    assert _router(("trades", "candles", "derivative_ticker")).ingester_data_types() == (
+        "trade",
+        "derivative_ticker",
+    )
+    # every type but trades and candles: no trade frames at all
+    no_trades = tuple(t for t in ALL_TYPES if t not in ("trades", "candles"))
+    assert _router(no_trades).ingester_data_types() == (
+        "book_snapshot",
+        "derivative_ticker",
+        "liquidation",
+        "option_summary",
+    )
+    assert _router(()).enabled_data_types() == [] and _router(()).ingester_data_types() == ()
+
+
+NO_FLAG = "its trades carry no liquidation flag; deribit's do (and cryptofacilities', dydx-v4's, ftx's)"
+HAS_FEED = " (it has a liquidation feed: set data_types.liquidations.source: tardis_realtime)"
+FLAGS = " (its trades flag liquidations: set data_types.liquidations.source: trade_transformation)"
+
+
+FROM_TRADES = "liquidations (trade_transformation) not available for {}: " + NO_FLAG
+FROM_FEED = "liquidations not available for {}: it has no liquidation feed"
+
+
+@pytest.mark.parametrize(
+    ("source", "exchange", "reason"),
+    [
+        # from trades: the four exchanges whose trades are flagged (docs/DATA_TYPES.md "Which exchange ...")
+        ("trade_transformation", "deribit", None),
+        ("trade_transformation", "cryptofacilities", None),
+        ("trade_transformation", "dydx-v4", None),
+        ("trade_transformation", "ftx", None),
+        ("trade_transformation", "coinbase", FROM_TRADES.format("coinbase")),
+        ("trade_transformation", "bybit", FROM_TRADES.format("bybit") + HAS_FEED),
+        (
+            "trade_transformation",
+            "huobi-dm-linear-swap",
+            FROM_TRADES.format("huobi-dm-linear-swap") + HAS_FEED,
+        ),
+        # the exchange's own feed (native: no source in the label)
+        ("tardis_realtime", "bitmex", None),
+        ("tardis_realtime", "okex-swap", None),
+        ("tardis_realtime", "binance-delivery", None),
+        ("tardis_realtime", "coinbase", FROM_FEED.format("coinbase")),
+        ("tardis_realtime", "deribit", FROM_FEED.format("deribit") + FLAGS),
+    ],
+)
+def test_liquidations_are_unavailable_where_their_source_does_not_exist_and_the_reason_says_why(
+    source, exchange, reason
+):
+    router = _router(liquidations={"source": source})
+    assert router.unavailable(exchange) == ({} if reason is None else {"liquidations": reason})
+    asked = router.ingester_data_types(exchange)
+    # trades make the candles; every other type is the ingester's to say (check_start)
+    if reason is None:
+        assert asked == ("trade", "book_snapshot", "derivative_ticker", "liquidation", "option_summary")
+    else:
+        assert asked == ("trade", "book_snapshot", "derivative_ticker", "option_summary")
+    groups = router.feature_groups(exchange)
+    assert groups == (("book", "derivative", "liquidations") if reason is None else ("book", "derivative"))
+
+
+def test_a_disabled_type_is_never_unavailable_and_feeds_no_feature_group():
+    router = _router(tuple(t for t in ALL_TYPES if t not in ("liquidations", "book_snapshots")))
+    assert router.unavailable("coinbase") == {}
+    assert router.feature_groups("coinbase") == ("derivative",)
+    assert router.feature_groups() == ("derivative",)
+
+
+def test_check_start_names_each_enabled_type_whose_frames_were_not_streamed_with_the_ingesters_reason(caplog):
+    router = _router()
+    with caplog.at_level(logging.WARNING):
+        assert (
+            router.check_start(
+                ["deribit"], ["trade", "book_snapshot", "derivative_ticker", "liquidation", "option_summary"]
+            )
+            == {}
+        )
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING):
+        missing = router.check_start(
+            ["deribit"],
+            ["trade", "derivative_ticker"],
+            {"book_snapshot": "no depth snapshot in the recording"},
+        )
+    not_streamed = "{} not available for deribit: the ingester does not stream {} for it"
+    assert missing == {
+        "book_snapshots": not_streamed.format("book_snapshots", "book_snapshot")
+        + " (no depth snapshot in the recording)",
+        "liquidations": not_streamed.format("liquidations (trade_transformation)", "liquidation"),
+        "options_chain": not_streamed.format("options_chain", "option_summary"),
+    }
+    assert sorted(r.getMessage() for r in caplog.records) == sorted(missing.values())
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+def test_check_start_says_nothing_of_disabled_types():
+    router = _router(("trades", "candles", "gaps"))
+    assert router.check_start(["binance"], ["trade"]) == {}
+    # and a type's frames that were not asked for (liquidations on binance: unavailable before the start)
+    assert _router(("trades", "liquidations")).check_start(["binance"], ["trade"]) == {}
