@@ -638,3 +638,96 @@ def test_data_types_config():
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             config_from_dict(raw)
+
+
+# -- docs/ARCHITECTURE.md "Configuration": the table of keys and defaults against config.py ---------------
+def _documented_defaults() -> dict[str, str]:
+    """Key path -> the default as the table writes it (the text of one backquoted value); a row of two
+    keys (`a.b` / `c`) gives ``a.b`` and ``a.c`` with the two defaults (`x` / `y`)."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| key | default | meaning |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    out: dict[str, str] = {}
+    for line in table.splitlines():
+        keys_cell, default_cell = (cell.strip() for cell in line.strip("|").split(" | ")[:2])
+        keys = [k.strip().strip("`") for k in keys_cell.split(" / ")]
+        keys = [keys[0]] + [keys[0].rsplit(".", 1)[0] + "." + k for k in keys[1:]]
+        defaults = [d.strip() for d in default_cell.split(" / ")]
+        if len(defaults) != len(keys):
+            defaults = [default_cell] * len(keys)
+        out.update(zip(keys, defaults, strict=True))
+    return out
+
+
+def _loaded(config: StreamingConfig, path: str):
+    value = config
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def _plain(value):
+    """A loaded value in YAML's terms: tuples as lists, dataclasses as mappings."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+#: rows whose default is not one literal value, checked one by one below
+WORDED = {
+    "serve.redis_url": "`$REDIS_URL`, else `redis://localhost:6379`",
+    "persist.bigquery.project_id": "`${GCP_PROJECT_ID}`",
+    "data_types.<type>.enabled": "every type on",
+    "data_types.<type>.source": "every type on",
+    "data_types.<type>.batch_timeout": "every type on",
+    "data_types.<type>.fallback": "every type on",
+}
+
+
+def test_every_default_in_the_docs_configuration_table_is_the_default_config_py_loads(monkeypatch):
+    documented = _documented_defaults()
+    loaded = load_config(None)
+    literal = {k: v for k, v in documented.items() if k not in WORDED}
+    assert {k: documented[k] for k in WORDED} == WORDED
+    for path, text in literal.items():
+        assert text.startswith("`") and text.endswith("`"), (path, text)
+        expected = yaml.safe_load(text[1:-1])
+        got = _plain(_loaded(loaded, path))
+        if isinstance(got, str) and not isinstance(expected, str):  # ingest.speed: `1`, a string of digits
+            expected = str(expected)
+        assert got == expected, (path, text, got)
+    # the worded rows
+    assert loaded.serve.redis_url == "redis://localhost:6379"  # $REDIS_URL unset (_no_stray_env)
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere:6390/2")
+    assert load_config(None).serve.redis_url == "redis://elsewhere:6390/2"
+    monkeypatch.setenv("GCP_PROJECT_ID", "a-project")
+    assert load_config(REPO / "streaming.yaml").persist.bigquery.project_id == "a-project"
+    types = loaded.data_types
+    assert all(getattr(types, f.name).enabled for f in dataclasses.fields(types)), types
+
+
+#: values documented as one mapping (`{type: HOUR, ...}`), not key by key
+MAPPINGS = ("persist.bigquery.live_partitioning", "persist.bigquery.historical_partitioning")
+COMMON = ("enabled", "source", "batch_timeout", "fallback")  # every data type's: `data_types.<type>.*`
+
+
+def _leaves(value, prefix: str = ""):
+    for f in dataclasses.fields(value):
+        inner, path = getattr(value, f.name), f"{prefix}{f.name}"
+        if prefix == "data_types.":
+            for key in (g.name for g in dataclasses.fields(inner)):
+                yield f"data_types.<type>.{key}" if key in COMMON else f"{path}.{key}"
+        elif dataclasses.is_dataclass(inner) and path not in MAPPINGS:
+            yield from _leaves(inner, path + ".")
+        else:
+            yield path
+
+
+#: keys of config.py the table does not list yet; the day a row is added for one, it goes from here
+UNDOCUMENTED = {"ingest.node", "ingest.extra_args"}
+
+
+def test_every_key_of_config_py_is_in_the_docs_configuration_table():
+    assert set(_leaves(StreamingConfig())) - set(_documented_defaults()) == UNDOCUMENTED
