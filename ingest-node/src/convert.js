@@ -1,6 +1,8 @@
-// Normalized message (tardis-dev shape) -> one row of a wire frame. One writer per message type;
-// each knows which frame type (and type-specific header) its rows go to.
+// Normalized message (tardis-dev shape) -> one row of a wire frame. One writer per message type, made
+// from proto/wire.json: each frame's `tardis` map names the message field every column is read from,
+// so a column (or a data type) added there is written here without a line of this file changing.
 import { writeI64 } from './wire/builder.js'
+import { schema, frameSpec } from './wire/schema.js'
 
 /**
  * @typedef {Record<string, any> & { type: string }} Message a tardis-dev normalized message, or one of
@@ -50,37 +52,8 @@ export function dateFromUs (us) {
   return d
 }
 
-const SIDE = { unknown: 0, buy: 1, sell: 2 }
-const OPTION_TYPE = { unknown: 0, call: 1, put: 2 }
 const num = (v) => (typeof v === 'number' ? v : v == null ? NaN : Number(v))
-
-/** @param {Message} m */
-const tsUs = (m) => (m.timestampUs !== undefined ? m.timestampUs : toUs(m.timestamp))
-/** @param {Message} m */
-const localUs = (m) => (m.localTimestampUs !== undefined ? m.localTimestampUs : toUs(m.localTimestamp))
-
-/**
- * Adds a row with the columns every data type starts with (sym, timestamp, local_timestamp).
- * @param {FrameBuilder} b @param {Message} m @returns {number} the row index
- */
-function startRow (b, m) {
-  const sym = b.symbolIndex(m.exchange, m.symbol)
-  const i = b.addRow()
-  b.cols.sym[i] = sym
-  writeI64(b.i64.timestamp, i, tsUs(m))
-  writeI64(b.i64.local_timestamp, i, localUs(m))
-  return i
-}
-
-/** @param {FrameBuilder} b @param {Message} m */
-function writeTradeLike (b, m) {
-  const i = startRow(b, m)
-  const c = b.cols
-  c.price[i] = num(m.price)
-  c.amount[i] = num(m.amount)
-  c.side[i] = SIDE[m.side] ?? 0
-  c.id[i] = m.id == null ? '' : String(m.id)
-}
+const str = (v) => (v == null ? '' : String(v))
 
 /**
  * @typedef {object} RowWriter
@@ -92,79 +65,110 @@ function writeTradeLike (b, m) {
  *   type in a typed array on the hot path
  */
 
-/** @type {Record<string, RowWriter>} */
-export const writers = {
-  trade: { frameType: 'trade', key: () => 'trade', header: () => ({}), write: writeTradeLike },
-  liquidation: { frameType: 'liquidation', key: () => 'liquidation', header: () => ({}), write: writeTradeLike },
-  book_snapshot: {
-    frameType: 'book_snapshot',
-    key: (m) => `book_snapshot:${m.depth}:${m.interval}`,
-    header: (m) => ({ depth: m.depth, interval_ms: m.interval }),
-    write (b, m) {
-      const depth = b.extraHeader.depth
-      const i = startRow(b, m)
-      const c = b.cols
-      const base = i * depth
-      const bids = m.bids ?? []
-      const asks = m.asks ?? []
-      for (let j = 0; j < depth; j++) {
-        const bid = bids[j]
-        if (bid != null) { c.bid_price[base + j] = num(bid.price); c.bid_amount[base + j] = num(bid.amount) }
-        const ask = asks[j]
-        if (ask != null) { c.ask_price[base + j] = num(ask.price); c.ask_amount[base + j] = num(ask.amount) }
-      }
+/**
+ * The source of one frame type's row writer `(b, m) => void`, from the tardis names in wire.json: `sym`
+ * <- m.exchange + m.symbol; an i64 column <- toUs(m[field]) (or the numeric `<field>Us` fast path, as
+ * the synthetic source sends); f64 <- a number (NaN if missing); an enum <- its index (0 = unknown if
+ * missing or not a value of the enum); str <- the text ("" if missing); a per-level column (book levels)
+ * <- `array[j].field` for j < its width, a missing level left missing.
+ * @param {import('./wire/schema.js').FrameSpec} spec
+ * @returns {string}
+ */
+export function writerSource (spec) {
+  const q = JSON.stringify
+  /**
+   * @param {import('./wire/schema.js').ColumnSpec} col
+   * @param {string} obj the expression holding the field (`m`, or `e` for a level)
+   * @param {string} field the tardis field name
+   * @param {string} at the value index
+   */
+  const store = (col, obj, field, at) => {
+    const v = `${obj}[${q(field)}]`
+    const dst = `c[${q(col.name)}][${at}]`
+    if (col.dtype === 'i64') {
+      const fast = `${obj}[${q(field + 'Us')}]`
+      return `writeI64(h[${q(col.name)}], ${at}, ${fast} !== undefined ? ${fast} : toUs(${v}))`
     }
-  },
-  derivative_ticker: {
-    frameType: 'derivative_ticker',
-    key: () => 'derivative_ticker',
-    header: () => ({}),
-    write (b, m) {
-      const i = startRow(b, m)
-      const c = b.cols
-      c.last_price[i] = num(m.lastPrice)
-      c.open_interest[i] = num(m.openInterest)
-      c.funding_rate[i] = num(m.fundingRate)
-      writeI64(b.i64.funding_timestamp, i, toUs(m.fundingTimestamp))
-      c.predicted_funding_rate[i] = num(m.predictedFundingRate)
-      c.index_price[i] = num(m.indexPrice)
-      c.mark_price[i] = num(m.markPrice)
-    }
-  },
-  option_summary: {
-    frameType: 'option_summary',
-    key: () => 'option_summary',
-    header: () => ({}),
-    write (b, m) {
-      const i = startRow(b, m)
-      const c = b.cols
-      c.option_type[i] = OPTION_TYPE[m.optionType] ?? 0
-      c.strike_price[i] = num(m.strikePrice)
-      writeI64(b.i64.expiration, i, toUs(m.expirationDate))
-      c.best_bid_price[i] = num(m.bestBidPrice)
-      c.best_bid_amount[i] = num(m.bestBidAmount)
-      c.best_bid_iv[i] = num(m.bestBidIV)
-      c.best_ask_price[i] = num(m.bestAskPrice)
-      c.best_ask_amount[i] = num(m.bestAskAmount)
-      c.best_ask_iv[i] = num(m.bestAskIV)
-      c.last_price[i] = num(m.lastPrice)
-      c.open_interest[i] = num(m.openInterest)
-      c.mark_price[i] = num(m.markPrice)
-      c.mark_iv[i] = num(m.markIV)
-      c.delta[i] = num(m.delta)
-      c.gamma[i] = num(m.gamma)
-      c.vega[i] = num(m.vega)
-      c.theta[i] = num(m.theta)
-      c.rho[i] = num(m.rho)
-      c.underlying_price[i] = num(m.underlyingPrice)
-      c.underlying_index[i] = m.underlyingIndex == null ? '' : String(m.underlyingIndex)
+    if (col.dtype === 'str') return `${dst} = str(${v})`
+    if (col.enumIndex !== null) return `${dst} = enums[${q(col.name)}].get(${v}) ?? 0`
+    return `${dst} = num(${v})`
+  }
+  const lines = ['const i = b.addRow()', 'const c = b.cols', 'const h = b.i64']
+  /** @type {Map<string, import('./wire/schema.js').ColumnSpec[]>} `array|widthField` -> its per-level columns */
+  const levels = new Map()
+  for (const col of spec.columns) {
+    if (col.name === 'sym') {
+      lines.unshift('const sym = b.symbolIndex(m.exchange, m.symbol)') // before addRow, as the row's other columns
+      lines.push('c.sym[i] = sym')
+    } else if (col.tardis === null) {
+      throw new Error(`convert: ${spec.type} column ${col.name} has no tardis name in wire.json`)
+    } else if (col.tardis.array === null) {
+      lines.push(store(col, 'm', col.tardis.field, 'i'))
+    } else {
+      const key = `${col.tardis.array}|${col.widthField}`
+      levels.set(key, [...(levels.get(key) ?? []), col])
     }
   }
+  for (const cols of levels.values()) {
+    const array = /** @type {import('./wire/schema.js').TardisPath} */ (cols[0].tardis).array
+    lines.push(
+      `{ const a = m[${q(array)}] ?? []`,
+      `  const w = b.extraHeader[${q(cols[0].widthField)}]`,
+      '  const base = i * w',
+      '  for (let j = 0; j < w; j++) {',
+      '    const e = a[j]',
+      '    if (e == null) continue',
+      ...cols.map((col) => `    ${store(col, 'e', /** @type {import('./wire/schema.js').TardisPath} */ (col.tardis).field, 'base + j')}`),
+      '  }',
+      '}'
+    )
+  }
+  return lines.join('\n')
 }
+
+/**
+ * The row writer of one frame type made from tardis-dev messages (wire.json `tardis` map): the
+ * builder key and type-specific header come from the header fields' tardis names (book_snapshot:
+ * depth, interval), the row from writerSource, compiled once so that the hot path is plain property
+ * reads and typed-array stores.
+ * @param {import('./wire/schema.js').FrameSpec} spec
+ * @returns {RowWriter}
+ */
+export function makeWriter (spec) {
+  const type = spec.type
+  const fields = spec.header.map((name) => {
+    const t = spec.headerTardis[name]
+    if (t === undefined) throw new Error(`convert: ${type} header field ${name} has no tardis name in wire.json`)
+    return [name, t.field]
+  })
+  const enums = Object.fromEntries(spec.columns.filter((c) => c.enumIndex !== null).map((c) => [c.name, c.enumIndex]))
+  // eslint-disable-next-line no-new-func
+  const write = new Function('writeI64', 'toUs', 'num', 'str', 'enums', `return function write_${type} (b, m) {\n${writerSource(spec)}\n}`)(writeI64, toUs, num, str, enums)
+  return {
+    frameType: type,
+    key: fields.length === 0 ? () => type : (m) => `${type}:${fields.map(([, f]) => m[f]).join(':')}`,
+    header: (m) => Object.fromEntries(fields.map(([name, f]) => [name, m[f]])),
+    write
+  }
+}
+
+/**
+ * A row writer per data frame type made from tardis-dev messages, by the tardis message type of the
+ * same name (trade, book_snapshot, derivative_ticker, liquidation, option_summary). A `disconnect` is a
+ * control message, written by writeDisconnect.
+ * @type {Record<string, RowWriter>}
+ */
+export const writers = Object.fromEntries([...schema.frames.values()]
+  .filter((spec) => spec.fromTardis && spec.columns.length > 0 && spec.type !== 'disconnect')
+  .map((spec) => [spec.type, makeWriter(spec)]))
 
 /** Message types that have a writer, in `writers` order (`writers[WRITER_TYPES[i]].index === i`). */
 export const WRITER_TYPES = Object.keys(writers)
 WRITER_TYPES.forEach((type, i) => { writers[type].index = i })
+
+/** The field of a disconnect message its rows' local_timestamp is read from (wire.json), and its µs fast path. */
+const DISCONNECT_LOCAL = /** @type {import('./wire/schema.js').TardisPath} */ (frameSpec('disconnect').columns.find((c) => c.name === 'local_timestamp')?.tardis).field
+const DISCONNECT_LOCAL_US = `${DISCONNECT_LOCAL}Us`
 
 /**
  * Writes the rows of one disconnect message: one per symbol of the dropped connection (the message's
@@ -176,7 +180,8 @@ WRITER_TYPES.forEach((type, i) => { writers[type].index = i })
  */
 export function writeDisconnect (b, m, fallbackSymbols) {
   const symbols = Array.isArray(m.symbols) && m.symbols.length > 0 ? m.symbols : fallbackSymbols
-  const local = localUs(m)
+  const fast = m[DISCONNECT_LOCAL_US]
+  const local = fast !== undefined ? fast : toUs(m[DISCONNECT_LOCAL])
   for (const s of symbols) {
     const sym = b.symbolIndex(m.exchange, String(s).toUpperCase())
     const i = b.addRow()

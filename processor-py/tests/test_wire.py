@@ -1,5 +1,6 @@
 """The wire format: this side's encoder, and both sides' golden vectors, against hand-written cases."""
 
+import json
 import math
 import struct
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from market_data_tick_handler.wire import WireError, decode_frame, encode_frame, frame_rows
+from market_data_tick_handler.wire.schema import load_schema, schema_path
 from market_data_tick_handler.wire.vectors import cases_path, encode_case, load_cases
 
 CASES = load_cases()
@@ -102,3 +104,54 @@ def test_bad_frames_name_the_problem(mutate, message):
 def test_unknown_type_is_rejected():
     with pytest.raises(WireError, match="unknown frame type"):
         encode_frame({"type": "nope"}, {})
+
+
+def test_tardis_names_are_read_from_wire_json():
+    """Each column of a frame made from tardis-dev messages names the message field it is read from
+    (tardis-dev's types.ts spells them); the Node ingester's writers use the same names."""
+    frames = load_schema().frames
+    names = {t: {c.name: c.tardis for c in f.columns} for t, f in frames.items()}
+    assert names["trade"] == {
+        "sym": None, "timestamp": "timestamp", "local_timestamp": "localTimestamp", "price": "price",
+        "amount": "amount", "side": "side", "id": "id",
+    }  # fmt: skip
+    assert names["liquidation"] == names["trade"]
+    option = names["option_summary"]
+    assert (option["expiration"], option["best_bid_iv"], option["best_ask_iv"], option["mark_iv"]) == (
+        "expirationDate", "bestBidIV", "bestAskIV", "markIV",
+    )  # fmt: skip
+    assert (option["strike_price"], option["underlying_index"]) == ("strikePrice", "underlyingIndex")
+    ticker = names["derivative_ticker"]
+    assert (ticker["funding_rate"], ticker["funding_timestamp"]) == ("fundingRate", "fundingTimestamp")
+    assert names["book_snapshot"]["bid_price"] == "bids[].price"
+    assert names["book_snapshot"]["ask_amount"] == "asks[].amount"
+    assert frames["book_snapshot"].tardis["interval_ms"] == "interval"
+    assert names["disconnect"] == {"sym": None, "local_timestamp": "localTimestamp"}
+    assert frames["start"].tardis == frames["ledger"].tardis == frames["end"].tardis == {}
+    raw = json.loads(schema_path().read_text())
+    for t, f in frames.items():
+        assert f.tardis == raw["frames"][t].get("tardis", {}), t
+        if f.tardis:
+            assert all(c.tardis is not None for c in f.columns if c.name != "sym"), t
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f["trade"]["tardis"].update(nope="x"), r"frames\.trade\.tardis\.nope: not a column"),
+        (lambda f: f["trade"]["tardis"].update(price="pri ce"), "is not a field name"),
+    ],
+)
+def test_bad_tardis_names_are_rejected(tmp_path, monkeypatch, edit, message):
+    raw = json.loads(schema_path().read_text())
+    edit(raw["frames"])
+    path = tmp_path / "wire.json"
+    path.write_text(json.dumps(raw))
+    monkeypatch.setenv("MDTH_WIRE_SCHEMA", str(path))
+    load_schema.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=message):
+            load_schema()
+    finally:
+        monkeypatch.delenv("MDTH_WIRE_SCHEMA")
+        load_schema.cache_clear()

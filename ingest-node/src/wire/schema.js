@@ -15,10 +15,22 @@ export const WIRE_JSON_PATH = fileURLToPath(new URL('../../../proto/wire.json', 
  * @property {string[]|null} enumValues
  * @property {Map<string, number>|null} enumIndex
  * @property {string|null} widthField header field giving values per row, or null (1 per row)
+ * @property {TardisPath|null} tardis the tardis-dev normalized message field the column is read from
+ *   (wire.json `frames.<type>.tardis`), null for `sym` and for frames without one
+ * @typedef {object} TardisPath where a value is in a tardis-dev normalized message: `field` (`m[field]`),
+ *   or, for a per-level column (a width field), `field` of each element of the array `array`
+ *   (`m[array][j][field]`; written `array[].field` in wire.json)
+ * @property {string} path as written in wire.json
+ * @property {string|null} array
+ * @property {string} field
  * @typedef {object} FrameSpec
  * @property {string} type
  * @property {string[]} header type-specific header fields
  * @property {ColumnSpec[]} columns in wire order
+ * @property {Record<string, TardisPath>} headerTardis type-specific header field -> the message field
+ *   it is read from (book_snapshot: depth, interval_ms)
+ * @property {boolean} fromTardis the frame is made from tardis-dev normalized messages (it has a
+ *   `tardis` map; the ingester's row writer needs a name for every column but `sym`, convert.js)
  * @typedef {object} WireSchema
  * @property {number} version
  * @property {string} magic
@@ -44,6 +56,18 @@ export function typedArrayFor (dtype) {
 
 export const INT64_MIN = -9223372036854775808n
 
+const TARDIS_PATH = /^(?:([A-Za-z_$][\w$]*)\[\]\.)?([A-Za-z_$][\w$]*)$/
+
+/**
+ * Parses a wire.json tardis name: `field` or `array[].field`. null if malformed.
+ * @param {any} path
+ * @returns {TardisPath|null}
+ */
+export function parseTardisPath (path) {
+  const m = typeof path === 'string' ? TARDIS_PATH.exec(path) : null
+  return m === null ? null : { path, array: m[1] ?? null, field: m[2] }
+}
+
 /**
  * Compiles a parsed wire.json object. Exported for tests; use `schema` for the real one.
  * @param {any} json
@@ -61,6 +85,17 @@ export function compileSchema (json, where = 'wire.json') {
   /** @type {Map<string, FrameSpec>} */
   const frames = new Map()
   for (const [type, def] of Object.entries(json.frames ?? {})) {
+    const tardisNames = def.tardis ?? null
+    if (tardisNames !== null && (typeof tardisNames !== 'object' || Array.isArray(tardisNames))) fail(`frames.${type}.tardis must be an object`)
+    const header = def.header ?? []
+    /** @param {string} name @param {boolean} perLevel */
+    const tardisOf = (name, perLevel) => {
+      if (tardisNames === null || !(name in tardisNames)) return null
+      const p = parseTardisPath(tardisNames[name])
+      if (p === null) fail(`frames.${type}.tardis.${name}: ${JSON.stringify(tardisNames[name])} is not a field name or array[].field`)
+      if ((p.array !== null) !== perLevel) fail(`frames.${type}.tardis.${name}: ${perLevel ? 'a per-level column needs array[].field' : 'array[].field is only for a per-level column'}`)
+      return p
+    }
     const columns = (def.columns ?? []).map((col, i) => {
       const [name, dtype, enumName = null, widthField = null] = col
       if (typeof name !== 'string') fail(`frames.${type}.columns[${i}]: name must be a string`)
@@ -81,9 +116,16 @@ export function compileSchema (json, where = 'wire.json') {
       if (widthField !== null && !(def.header ?? []).includes(widthField)) {
         fail(`frames.${type}.columns[${i}] (${name}): width field ${JSON.stringify(widthField)} is not in frames.${type}.header`)
       }
-      return /** @type {ColumnSpec} */ ({ name, dtype, bytes, enumName, enumValues, enumIndex, widthField })
+      const tardis = tardisOf(name, widthField !== null)
+      return /** @type {ColumnSpec} */ ({ name, dtype, bytes, enumName, enumValues, enumIndex, widthField, tardis })
     })
-    frames.set(type, { type, header: def.header ?? [], columns })
+    /** @type {Record<string, TardisPath>} */
+    const headerTardis = {}
+    for (const name of Object.keys(tardisNames ?? {})) {
+      if (header.includes(name)) headerTardis[name] = /** @type {TardisPath} */ (tardisOf(name, false))
+      else if (!columns.some((c) => c.name === name) || name === 'sym') fail(`frames.${type}.tardis.${name}: not a column or header field of the frame`)
+    }
+    frames.set(type, { type, header, columns, headerTardis, fromTardis: tardisNames !== null })
   }
   return {
     version: json.version,
