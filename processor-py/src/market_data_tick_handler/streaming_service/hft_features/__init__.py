@@ -4,15 +4,24 @@
 - ``kernel.py``: the compiled arithmetic of one candle of one series, and the loop over rows;
 - ``feature_engine.py``: the step over many series (lanes) at once, and their state;
 - ``feature_calculator.py``: ``HFTFeatureCalculator``, the seeds' per-symbol API;
-- ``live_features.py``: features of what a live candle engine closes, and warm-up from history.
+- ``inputs.py``: what a step reads (``CandleInputs``, the ``CONTEXT`` columns);
+- ``context.py``: ``FeatureContext``, the context columns of live candles from book snapshots, derivative
+  tickers and liquidations;
+- ``live_features.py``: ``LiveFeatures``, the features of what one live candle engine closes;
+- ``warmup.py``: recent candles as columns, split into series, for a warm-up;
+- ``stage.py``: ``FeatureStage``, the features of every exchange's engine, their context and warm-up: what
+  the frame router calls.
 """
 
 from ..candle_processor.feature_columns import FeatureColumns
 from .catalogue import OPTIONAL_GROUPS, WINDOWS, FeatureSpec
+from .context import FeatureContext
 from .feature_calculator import FEATURE_NAMES, HFTFeatureCalculator, HFTFeatures
 from .feature_engine import FeatureEngine, catalogue
 from .inputs import CONTEXT, CandleInputs
 from .live_features import LiveFeatures, read_candles
+from .stage import FeatureStage
+from .warmup import warmup_columns
 
 __all__ = [
     "CONTEXT",
@@ -21,11 +30,14 @@ __all__ = [
     "WINDOWS",
     "CandleInputs",
     "FeatureColumns",
+    "FeatureContext",
     "FeatureEngine",
     "FeatureSpec",
+    "FeatureStage",
     "HFTFeatureCalculator",
     "HFTFeatures",
     "LiveFeatures",
     "catalogue",
     "read_candles",
+    "warmup_columns",
 ]

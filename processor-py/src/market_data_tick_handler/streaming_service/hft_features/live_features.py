@@ -4,29 +4,26 @@ Each (instrument slot, hft timeframe) of the engine is a lane of one :class:`Fea
 boundary that closes the candles of every instrument is one feature step per timeframe. The features
 are attached to the engine's output (``CandleColumns.features``) before anything is published.
 Revisions (late policy ``revise``) carry no features: the series has moved on, and its state is not
-rewound.
+rewound. ``FeatureStage`` (``stage.py``) holds one of these per exchange, with its context.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
-from ...timeutil import to_us_array
 from ..candle_processor import CandleBatch, CandleEngine, Timeframe
 from .catalogue import WINDOWS, Group
+from .context import FeatureContext
 from .feature_engine import FeatureEngine
-from .inputs import candle_fields, inputs_from_columns, inputs_from_frame
-
-if TYPE_CHECKING:
-    from ..data_types.feature_context import FeatureContext
+from .inputs import CandleInputs, inputs_from_columns
+from .warmup import WarmupSeries, warmup_columns, warmup_series
 
 
 class LiveFeatures:
@@ -69,29 +66,27 @@ class LiveFeatures:
     def longest_us(self) -> int:
         return max(self._micros.values())
 
-    def warm_up(self, candles: Iterable[Any]) -> int:
-        """Run recent history through the lanes (``Candle`` objects, published messages or flat dicts
-        with ``exchange_symbol``, ``timeframe``, ``timestamp_in`` and the candle's fields), so that the
-        next live candle of each series already has full-window features. Candles of other exchanges or
-        timeframes, and candles not after a lane's last, are skipped. Returns the candles used."""
-        series: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for candle in candles:
-            fields = candle_fields(candle)
-            mine = fields.get("exchange", self.engine.exchange) == self.engine.exchange
-            if mine and fields.get("timeframe") in self._index:
-                series[(fields["exchange_symbol"], fields["timeframe"])].append(fields)
-        used = 0
-        for (exchange_symbol, timeframe), rows in series.items():
-            stamps = to_us_array(np.array([r["timestamp_in"] for r in rows], dtype=object))
-            order = np.argsort(stamps, kind="stable")
-            lane = int(self._lanes(np.array([self.engine.slot(exchange_symbol)]), timeframe)[0])
-            last = self.features.last_start(lane)
-            order = order[stamps[order] > last] if last is not None else order
-            keys = dict.fromkeys(k for row in rows for k in row)  # a row may lack one (a null left out)
-            frame = {k: np.array([rows[i].get(k) for i in order.tolist()], dtype=object) for k in keys}
-            self.features.run(lane, inputs_from_frame(frame, stamps[order]), self._micros[timeframe])
-            used += len(order)
-        return used
+    def warm_up(self, candles: Any) -> int:
+        """Run recent history through the lanes, so that the next live candle of each series already has
+        full-window features: columns (``warmup.py``: ``exchange_symbol``, ``timeframe``,
+        ``timestamp_in`` and the candle's fields) or ``Candle`` objects, published messages or flat dicts,
+        turned into columns once. Candles of other exchanges (one without ``exchange`` is of this engine's)
+        or timeframes, and candles not after a lane's last, are skipped. Returns the candles used."""
+        series = warmup_series(warmup_columns(candles), self.timeframes, self.engine.exchange)
+        return sum(self.load(s) for s in series if s.exchange == self.engine.exchange)
+
+    def load(self, series: WarmupSeries) -> int:
+        """The candles of ``series`` after its lane's last; returns how many."""
+        lane = self.lane(series.exchange_symbol, series.timeframe)
+        return self.run(lane, series.timeframe, series.after(self.features.last_start(lane)))
+
+    def lane(self, exchange_symbol: str, timeframe: str) -> int:
+        return int(self._lanes(np.array([self.engine.slot(exchange_symbol)]), timeframe)[0])
+
+    def run(self, lane: int, timeframe: str, x: CandleInputs) -> int:
+        """Candles of one lane, in time order, through the feature engine; returns how many."""
+        self.features.run(lane, x, self._micros[timeframe])
+        return len(x)
 
 
 def read_candles(path: str | Path) -> list[dict[str, Any]]:
