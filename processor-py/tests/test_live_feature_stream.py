@@ -171,7 +171,7 @@ def closes(messages):
     return [m["candle"]["close"] for m in messages]
 
 
-async def test_walkthrough_8_prints_the_latest_candle_then_every_new_one(backend, capsys):
+async def test_the_consumer_example_prints_the_latest_candle_then_every_new_one(backend, capsys):
     producer = backend.producer()
     for minute, close, rsi in ((0, 61_000.5, 40.0), (1, 61_010.25, 45.5), (2, 61_020.0, 50.25)):
         await producer.write(candle(minute, close, rsi_5=rsi))

@@ -3,7 +3,7 @@ the candle streams the processor keeps beside its channels (``keys.candle_stream
 consumer sees every candle exactly once and in order, resumes where it stopped, survives a Redis restart,
 and is told about every candle it can no longer get.
 
-Walkthrough 8::
+The consumer example (docs/ARCHITECTURE.md "Consuming: LiveFeatureStream")::
 
     async with LiveFeatureStream(symbol="BTC-USDT", timeframe="1m") as stream:
         async for candle in stream:
