@@ -4,8 +4,11 @@
 import { test, describe, before } from 'node:test'
 import assert from 'node:assert/strict'
 import { EXCHANGES, normalizeLiquidations, normalizeTrades } from 'tardis-dev'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import {
-  DATA_TYPES, checkDataTypes, unavailableReason, LIQUIDATIONS_FROM_TRADES, NATIVE_LIQUIDATION_FEEDS
+  DATA_TYPES, checkDataTypes, unavailableReason, LIQUIDATIONS_FROM_TRADES, NATIVE_LIQUIDATION_FEEDS,
+  EXCHANGES_JSON_PATH, readLiquidationLists
 } from '../src/sources/availability.js'
 import { openReplay } from '../src/sources/replay.js'
 import { openTardisRealtime } from '../src/sources/tardis-realtime.js'
@@ -85,6 +88,22 @@ describe('data type availability', () => {
     }
     assert.deepEqual(fromTrades.sort(), [...LIQUIDATIONS_FROM_TRADES].sort())
     assert.deepEqual(native.sort(), [...NATIVE_LIQUIDATION_FEEDS].sort())
+  })
+
+  test('both lists are read from proto/exchanges.json (the processor reads the same file), not copied into the code', () => {
+    const json = JSON.parse(readFileSync(EXCHANGES_JSON_PATH, 'utf8'))
+    assert.match(EXCHANGES_JSON_PATH, /\/proto\/exchanges\.json$/)
+    assert.deepEqual(LIQUIDATIONS_FROM_TRADES, json.liquidations.from_trades)
+    assert.deepEqual(NATIVE_LIQUIDATION_FEEDS, json.liquidations.native_feed)
+    const other = join(tmpDir(), 'exchanges.json')
+    writeFileSync(other, JSON.stringify({ liquidations: { from_trades: ['x-trades'], native_feed: ['y-feed', 'z-feed'] } }))
+    assert.deepEqual(readLiquidationLists(other), { fromTrades: ['x-trades'], nativeFeed: ['y-feed', 'z-feed'] })
+    writeFileSync(other, JSON.stringify({ liquidations: { from_trades: 'deribit', native_feed: [] } }))
+    assert.throws(() => readLiquidationLists(other), /liquidations\.from_trades must be a list of exchange ids/)
+    const code = readFileSync(new URL('../src/sources/availability.js', import.meta.url), 'utf8').replace(/^\s*\/\/.*$/gm, '')
+    for (const exchange of ['cryptofacilities', 'dydx-v4', 'huobi-dm-swap', 'okex-futures', 'bitfinex-derivatives']) {
+      assert.ok(!code.includes(`'${exchange}'`), `availability.js has its own '${exchange}'`)
+    }
   })
 
   test('deribit: a trade with liquidation "T" is also a liquidation, on the taker\'s side; "M" flips to the maker\'s', () => {

@@ -12,8 +12,11 @@
 //   bybit `allLiquidation`, okex-swap / okex-futures `liquidation-orders`, bitfinex-derivatives
 //   `liquidations`, huobi-dm / -swap / -linear-swap `liquidation_orders`.
 // Either way `liquidation` is its own data type here; on a trades-derived exchange it costs no extra
-// subscription (tardis-dev merges the identical `trades` filters). test/availability.test.js checks
-// both lists against tardis-dev's mappers.
+// subscription (tardis-dev merges the identical `trades` filters). Both lists are in
+// proto/exchanges.json, which the processor reads too; test/availability.test.js checks them against
+// tardis-dev's mappers.
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import {
   getRealTimeFeedFactory,
   normalizeTrades, normalizeBookChanges, normalizeDerivativeTickers, normalizeLiquidations, normalizeOptionsSummary
@@ -23,14 +26,31 @@ import { silentLog } from '../log.js'
 /** Data types this ingester turns into frames (wire.json frame types). */
 export const DATA_TYPES = ['trade', 'book_snapshot', 'derivative_ticker', 'liquidation', 'option_summary']
 
-/** Exchanges whose tardis-dev liquidations are derived from their trades channel. */
-export const LIQUIDATIONS_FROM_TRADES = ['cryptofacilities', 'deribit', 'dydx-v4', 'ftx']
+export const EXCHANGES_JSON_PATH = fileURLToPath(new URL('../../../proto/exchanges.json', import.meta.url))
 
-/** Exchanges with a native liquidation channel in tardis-dev. */
-export const NATIVE_LIQUIDATION_FEEDS = [
-  'binance-delivery', 'binance-futures', 'bitfinex-derivatives', 'bitmex', 'bybit',
-  'huobi-dm', 'huobi-dm-linear-swap', 'huobi-dm-swap', 'okex-futures', 'okex-swap'
-]
+/**
+ * The liquidation exchange lists of an exchanges.json file (exported for tests; the ingester uses
+ * the two constants below).
+ * @param {string} [path]
+ * @returns {{fromTrades: string[], nativeFeed: string[]}}
+ */
+export function readLiquidationLists (path = EXCHANGES_JSON_PATH) {
+  const liquidations = JSON.parse(readFileSync(path, 'utf8')).liquidations
+  const list = (key) => {
+    const v = liquidations?.[key]
+    if (!Array.isArray(v) || !v.every((e) => typeof e === 'string')) throw new Error(`${path}: liquidations.${key} must be a list of exchange ids`)
+    return Object.freeze([...v])
+  }
+  return { fromTrades: list('from_trades'), nativeFeed: list('native_feed') }
+}
+
+const LIQUIDATION_LISTS = readLiquidationLists()
+
+/** Exchanges whose tardis-dev liquidations are derived from their trades channel (exchanges.json). */
+export const LIQUIDATIONS_FROM_TRADES = LIQUIDATION_LISTS.fromTrades
+
+/** Exchanges with a native liquidation channel in tardis-dev (exchanges.json). */
+export const NATIVE_LIQUIDATION_FEEDS = LIQUIDATION_LISTS.nativeFeed
 
 /** data type -> the tardis-dev normalizer that feeds it (book_snapshot: computed from book changes) */
 export const NORMALIZER_OF = {

@@ -3,22 +3,57 @@ tardis-dev at start which frame types it can stream for the exchange, leaves out
 ``<type> not available for <exchange>: <reason>``) and lists what it streams in its ``start`` frame,
 which ``DataTypeRouter.check_start`` compares with what was asked for. Liquidations need this table
 because tardis-dev streams them the same way from two kinds of source, and ``data_types.liquidations
-.source`` says which one is wanted (tardis-dev 13.35.3 ``mappers/index.js``; ingest-node's
-``sources/availability.js`` holds the same two lists).
+.source`` says which one is wanted. Both lists are in ``proto/exchanges.json``, which the Node ingester
+(``ingest-node/src/sources/availability.js``) reads too.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...wire.schema import proto_path
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationExchanges:
+    """The liquidation lists of ``proto/exchanges.json`` (tardis exchange ids)."""
+
+    #: exchanges with a liquidation feed of their own (data_types.liquidations.source: tardis_realtime)
+    native_feed: frozenset[str]
+    #: exchanges whose trades flag liquidations, which tardis-dev turns into liquidations
+    #: (data_types.liquidations.source: trade_transformation): deribit (a trade's ``liquidation``
+    #: field), cryptofacilities, dydx-v4, ftx
+    from_trades: frozenset[str]
+
+
+def exchanges_path() -> Path:
+    """Where exchanges.json is: $MDTH_EXCHANGES_JSON, the copy inside an installed wheel, or the
+    repository's proto/ (a checkout or an editable install)."""
+    return proto_path("exchanges.json", "MDTH_EXCHANGES_JSON")
+
+
+def read_liquidation_exchanges(path: Path | None = None) -> LiquidationExchanges:
+    """The two liquidation lists of an exchanges.json file (default: ``exchanges_path()``)."""
+    where = path or exchanges_path()
+    liquidations = json.loads(where.read_text()).get("liquidations", {})
+
+    def names(key: str) -> frozenset[str]:
+        value = liquidations.get(key)
+        if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+            raise ValueError(f"{where}: liquidations.{key} must be a list of exchange ids")
+        return frozenset(value)
+
+    return LiquidationExchanges(native_feed=names("native_feed"), from_trades=names("from_trades"))
+
+
+_LISTS = read_liquidation_exchanges()
 #: exchanges with a liquidation feed of their own (data_types.liquidations.source: tardis_realtime)
-LIQUIDATION_FEEDS = frozenset({
-    "bitmex", "binance-futures", "binance-delivery", "bitfinex-derivatives", "bybit", "okex-futures",
-    "okex-swap", "huobi-dm", "huobi-dm-swap", "huobi-dm-linear-swap",
-})  # fmt: skip
+LIQUIDATION_FEEDS = _LISTS.native_feed
 #: exchanges whose trades flag liquidations, which tardis-dev turns into liquidations
-#: (trade_transformation): deribit (a trade's ``liquidation`` field), and cryptofacilities, dydx-v4 and
-#: ftx, whose tardis-dev liquidations also come from their trades channel (ingest-node's
-#: sources/availability.js has the same two lists)
-FLAGGED_TRADES = frozenset({"deribit", "cryptofacilities", "dydx-v4", "ftx"})
+#: (data_types.liquidations.source: trade_transformation)
+FLAGGED_TRADES = _LISTS.from_trades
 
 
 def unavailable_reason(data_type: str, source: str, exchange: str) -> str | None:
