@@ -1,12 +1,22 @@
 """What the compiled writers of messages (``candle_json.py``) and rows (``bigquery_client/proto_rows.py``)
-share: constant byte strings handed to numba as one buffer with offsets, and the copy of a piece of it."""
+share: constant byte strings handed to numba as one buffer with offsets, the copy of a piece of it, and
+the candle's fields as the writers loop over them (:data:`LAYOUT`, made from ``candle_processor/schema.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from .candle_processor.schema import BOOL, CANDLE_FIELDS, EMPTY, FLOAT, INT, TIME, Field, Kind
+
+#: the writers' kinds of a field: a float (a column of the float matrix), an integer or a time (of the
+#: integer matrix), a flag (of the flag matrix), or a value constant for the part (written with its key)
+FLOAT_VALUE, INT_VALUE, TIME_VALUE, FLAG_VALUE, PART_CONSTANT = range(5)
+_KINDS: dict[Kind, int] = {FLOAT: FLOAT_VALUE, INT: INT_VALUE, TIME: TIME_VALUE, BOOL: FLAG_VALUE}
 
 
 def packed(pieces: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -23,3 +33,60 @@ def copy_into(out, at, src, start, stop):
         out[at] = src[k]
         at += 1
     return at
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The candle's fields in order, as the compiled writers read them: field ``k`` is of kind
+    ``kinds[k]``, its values in column ``columns[k]`` of the matrix of its kind, and null on an empty
+    candle when ``nullable[k]``; ``empty`` is the column of ``is_empty`` among the flags."""
+
+    fields: tuple[Field, ...]
+    kinds: np.ndarray
+    columns: np.ndarray
+    nullable: np.ndarray
+    floats: tuple[str, ...]
+    ints: tuple[str, ...]
+    flags: tuple[str, ...]
+    constants: tuple[Field, ...]
+    empty: int
+
+    @classmethod
+    def of(cls, fields: tuple[Field, ...]) -> Layout:
+        kinds = [PART_CONSTANT if f.per_part else _KINDS[f.kind] for f in fields]
+        by_kind: dict[int, list[str]] = {FLOAT_VALUE: [], INT_VALUE: [], FLAG_VALUE: [], PART_CONSTANT: []}
+        columns = []
+        for f, kind in zip(fields, kinds, strict=True):
+            names = by_kind[INT_VALUE if kind == TIME_VALUE else kind]
+            columns.append(len(names))
+            names.append(f.name)
+        flags = tuple(by_kind[FLAG_VALUE])
+        return cls(
+            fields,
+            np.array(kinds, dtype=np.int64),
+            np.array(columns, dtype=np.int64),
+            np.array([f.null_when_empty for f in fields], dtype=np.bool_),
+            tuple(by_kind[FLOAT_VALUE]),
+            tuple(by_kind[INT_VALUE]),
+            flags,
+            tuple(f for f in fields if f.per_part),
+            flags.index(EMPTY),
+        )
+
+    def matrix(self, part, names: tuple[str, ...], dtype: type, extra: int = 0) -> np.ndarray:
+        """The columns ``names`` of ``part`` side by side (``extra`` more columns left to fill)."""
+        out = np.empty((len(part), len(names) + extra), dtype=dtype)
+        for k, name in enumerate(names):
+            out[:, k] = getattr(part, name)
+        return out
+
+    def constant_values(self, part) -> tuple:
+        """The values of the part's constant fields."""
+        return tuple(getattr(part, f.name) for f in self.constants)
+
+    def most_bytes(self, widths: dict[int, int]) -> int:
+        """The most bytes a row's values take, given the most a value of each kind takes."""
+        return sum(widths[k] for k in self.kinds.tolist())
+
+
+LAYOUT = Layout.of(CANDLE_FIELDS)

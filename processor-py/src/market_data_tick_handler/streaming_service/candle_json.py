@@ -4,9 +4,10 @@ A boundary burst closes hundreds of candles at once, and building a dict per can
 costs more than all the rest of publishing them. Here the floats of a whole part go through ONE
 ``orjson.dumps`` of a numpy matrix (shortest round-trip form, NaN as null: the same text orjson gives a
 Python float), and a numba kernel lays out every message around them: the constant pieces (keys, the
-instrument's names, the part's timestamps) are copied, integers, booleans and trade times written
-directly. The result is byte for byte what ``orjson.dumps`` of the message dict would give (tested
-against it, ``tests/test_candle_json.py``).
+instrument's names, the part's timestamps and constant fields) are copied, integers, booleans and times
+written directly. It loops over the candle's fields by kind (``byte_pieces.LAYOUT``, made from
+``candle_processor/schema.py``), so a new field needs nothing here. The result is byte for byte what
+``orjson.dumps`` of the message dict would give (tested against it, ``tests/test_candle_json.py``).
 """
 
 from __future__ import annotations
@@ -20,17 +21,27 @@ import orjson
 from numba import njit
 
 from ..timeutil import iso_us
-from .byte_pieces import copy_into, packed
+from .byte_pieces import (
+    FLAG_VALUE,
+    FLOAT_VALUE,
+    INT_VALUE,
+    LAYOUT,
+    PART_CONSTANT,
+    TIME_VALUE,
+    copy_into,
+    packed,
+)
+from .candle_processor.schema import TIME, Field
 
 if TYPE_CHECKING:
     from .candle_processor.closed import ClosedCandles
 
-#: the candle's fields in message order; the first eight are floats (in the number matrix), then:
-FLOAT_FIELDS = ("open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap")
-OTHER_FIELDS = (
-    "trade_count", "first_trade_time", "last_trade_time", "is_empty", "has_gap", "is_partial", "revision",
-)  # fmt: skip
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+#: the most bytes a value of each kind takes besides what ``numbers`` holds (a float: its token, or a
+#: null in its place)
+_ROW_VALUES = LAYOUT.most_bytes(
+    {FLOAT_VALUE: 4, INT_VALUE: 20, TIME_VALUE: 28, FLAG_VALUE: 5, PART_CONSTANT: 0}
+)
 
 
 @lru_cache(maxsize=65_536)
@@ -40,12 +51,24 @@ def _head(exchange: str, symbol: str, exchange_symbol: str, timeframe: str) -> b
     return orjson.dumps({**names, "timeframe": timeframe})[:-1] + b',"timestamp_in":'
 
 
+def _value(f: Field, value: object) -> bytes:
+    """The JSON of one value of ``f`` (a part constant)."""
+    if f.kind is TIME:
+        return b'"%b"' % iso_us(int(value)).encode()
+    return orjson.dumps(f.kind.python(value))
+
+
 @lru_cache(maxsize=256)
-def _keys(features: tuple[str, ...]) -> tuple[bytes, ...]:
-    """The constant text before each value after ``open`` (and the closing text last)."""
-    keys = [b",%b:" % orjson.dumps(name) for name in (*FLOAT_FIELDS[1:], *OTHER_FIELDS, *features)]
-    if features:  # the first feature's key opens hft_features
-        keys[len(FLOAT_FIELDS) - 1 + len(OTHER_FIELDS)] = b'},"hft_features":{%b:' % orjson.dumps(features[0])
+def _keys(features: tuple[str, ...], constants: tuple) -> tuple[bytes, ...]:
+    """The constant text before the value of each candle field (``LAYOUT``, in order) and each feature,
+    and the closing text last. A part constant's text holds its value (``constants``, in order); the
+    first field's lacks what opens the candle object (``encode_part`` adds it, with the timestamps)."""
+    keys, values = [], iter(constants)
+    for k, f in enumerate(LAYOUT.fields):
+        key = b"%b%b:" % (b"," if k else b"", orjson.dumps(f.name))
+        keys.append(key + _value(f, next(values)) if f.per_part else key)
+    keys += [b"%b%b:" % (b"," if k else b'},"hft_features":{', orjson.dumps(name))
+             for k, name in enumerate(features)]  # fmt: skip
     keys.append(b"}}")
     return tuple(keys)
 
@@ -58,35 +81,32 @@ def encode_part(block: ClosedCandles) -> list[bytes]:
         return []
     features = part.features
     names = features.names if features is not None else ()
-    columns = [part.open, part.high, part.low, part.close, part.volume, part.buy_volume, part.sell_volume]
-    columns.append(np.where(part.is_empty, np.nan, part.vwap))
-    matrix = np.empty((n, len(FLOAT_FIELDS) + len(names)), dtype=np.float64)
-    matrix[:, : len(FLOAT_FIELDS)] = np.column_stack(columns)
+    matrix = LAYOUT.matrix(part, LAYOUT.floats, np.float64, extra=len(names))
     if features is not None:
-        matrix[:, len(FLOAT_FIELDS) :] = features.values
+        matrix[:, len(LAYOUT.floats) :] = features.values
     numbers = np.frombuffer(orjson.dumps(matrix, option=_NUMPY), dtype=np.uint8)
-    slots, timeframe = part.slots.tolist(), part.timeframe
-    exchange = block.exchange
+    slots, timeframe, exchange = part.slots.tolist(), part.timeframe, block.exchange
     heads, head_offsets = packed([_head(exchange, symbols[s], exchange_symbols[s], timeframe) for s in slots])
     times = (iso_us(part.timestamp_in), iso_us(block.stamps.local_us), iso_us(block.stamps.out_us))
-    first = b'"%b","local_timestamp":"%b","timestamp_out":"%b","candle":{"open":' % tuple(
+    opening = b'"%b","local_timestamp":"%b","timestamp_out":"%b","candle":{' % tuple(
         t.encode() for t in times
     )
-    keys, key_offsets = packed((first, *_keys(names)))
+    first, *rest = _keys(names, LAYOUT.constant_values(part))
+    keys, key_offsets = packed((opening + first, *rest))
     buffer, offsets = _write(
         numbers,
-        len(FLOAT_FIELDS) + len(names),
+        len(names),
         heads,
         head_offsets,
         keys,
         key_offsets,
-        part.trade_count.astype(np.int64),
-        part.first_trade_time.astype(np.int64),
-        part.last_trade_time.astype(np.int64),
-        part.is_empty.astype(np.bool_),
-        part.has_gap.astype(np.bool_),
-        bool(part.is_partial),
-        part.revision.astype(np.int64),
+        LAYOUT.kinds,
+        LAYOUT.columns,
+        LAYOUT.nullable,
+        LAYOUT.empty,
+        LAYOUT.matrix(part, LAYOUT.ints, np.int64),
+        LAYOUT.matrix(part, LAYOUT.flags, np.bool_),
+        _ROW_VALUES,
     )
     data = buffer.tobytes()
     bounds = offsets.tolist()
@@ -180,14 +200,25 @@ def _key(out, at, keys, key_offsets, key):
     return copy_into(out, at, keys, key_offsets[key], key_offsets[key + 1])
 
 
+@njit(cache=True, inline="always")
+def _skip(numbers, i):
+    """The position past the number at ``numbers[i]`` (and its , or ])."""
+    while numbers[i] != 44 and numbers[i] != 93:  # , ]
+        i += 1
+    return i + 1
+
+
 @njit(cache=True)
-def _write(numbers, width, heads, head_offsets, keys, key_offsets, trade_count, first_us, last_us,
-           is_empty, has_gap, is_partial, revision):  # fmt: skip
+def _write(numbers, features, heads, head_offsets, keys, key_offsets, kinds, columns, nullable, empty_column,
+           ints, flags, row_values):  # fmt: skip
     """Every message of a part into one buffer; returns it and the messages' offsets. ``numbers`` is the
-    JSON of the (candles x width) float matrix, ``[[a,b,...],[...]]``: 8 candle fields, then features.
-    Key ``k`` is the text before value ``k`` of a message (key 0 follows the head and precedes open)."""
+    JSON of the (candles x floats) matrix, ``[[a,b,...],[...]]``: the float fields, then ``features``
+    features. Key ``k`` is the text before value ``k`` of a message: the candle's fields (``kinds``,
+    ``columns``, ``nullable``, ``empty_column``: ``byte_pieces.Layout``; integers and times in ``ints``,
+    flags in ``flags``), then the features; the last key closes the message."""
     n = len(head_offsets) - 1
-    size = len(heads) + len(numbers) + n * (key_offsets[-1] + 2 * 28 + 2 * 20 + 3 * 5)
+    fields = len(kinds)
+    size = len(heads) + len(numbers) + n * (key_offsets[-1] + row_values)
     out = np.empty(size, dtype=np.uint8)
     offsets = np.empty(n + 1, dtype=np.int64)
     at = 0
@@ -196,27 +227,28 @@ def _write(numbers, width, heads, head_offsets, keys, key_offsets, trade_count, 
         offsets[c] = at
         at = copy_into(out, at, heads, head_offsets[c], head_offsets[c + 1])
         i += 1  # the row's [
-        for k in range(8):  # open .. vwap
+        empty = flags[c, empty_column]
+        for k in range(fields):
+            at = _key(out, at, keys, key_offsets, k)
+            kind = kinds[k]
+            if kind == PART_CONSTANT:  # its value is in its key
+                continue
+            if nullable[k] and empty:
+                at = _null(out, at)
+                if kind == FLOAT_VALUE:
+                    i = _skip(numbers, i)
+            elif kind == FLOAT_VALUE:
+                at, i = _token(out, at, numbers, i)
+            elif kind == INT_VALUE:
+                at = _int(out, at, ints[c, columns[k]])
+            elif kind == TIME_VALUE:
+                at = _iso(out, at, ints[c, columns[k]])
+            else:
+                at = _bool(out, at, flags[c, columns[k]])
+        for k in range(fields, fields + features):
             at = _key(out, at, keys, key_offsets, k)
             at, i = _token(out, at, numbers, i)
-        at = _key(out, at, keys, key_offsets, 8)
-        at = _int(out, at, trade_count[c])
-        at = _key(out, at, keys, key_offsets, 9)
-        at = _null(out, at) if is_empty[c] else _iso(out, at, first_us[c])
-        at = _key(out, at, keys, key_offsets, 10)
-        at = _null(out, at) if is_empty[c] else _iso(out, at, last_us[c])
-        at = _key(out, at, keys, key_offsets, 11)
-        at = _bool(out, at, is_empty[c])
-        at = _key(out, at, keys, key_offsets, 12)
-        at = _bool(out, at, has_gap[c])
-        at = _key(out, at, keys, key_offsets, 13)
-        at = _bool(out, at, is_partial)
-        at = _key(out, at, keys, key_offsets, 14)
-        at = _int(out, at, revision[c])
-        for k in range(15, 15 + width - 8):  # the features
-            at = _key(out, at, keys, key_offsets, k)
-            at, i = _token(out, at, numbers, i)
-        at = _key(out, at, keys, key_offsets, 15 + width - 8)  # the closing text
+        at = _key(out, at, keys, key_offsets, fields + features)  # the closing text
         i += 1  # the , between rows (or the final ])
     offsets[n] = at
     return out[:at], offsets
@@ -225,10 +257,8 @@ def _write(numbers, width, heads, head_offsets, keys, key_offsets, trade_count, 
 def compile_writer() -> None:
     """Load the writer from numba's cache (or compile it) now, not when the first boundary's candles wait:
     done there, it delayed them by ~0.14 s and left ~50,000 objects for the garbage collector. The
-    service calls this at start; it writes one candle through the same calls as ``encode_part``."""
-    numbers = np.frombuffer(orjson.dumps(np.ones((1, len(FLOAT_FIELDS))), option=_NUMPY), dtype=np.uint8)
-    heads, head_offsets = packed([_head("x", "X", "X", "1m")])
-    keys, key_offsets = packed((b'"","candle":{"open":', *_keys(())))
-    ints, flags = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.bool_)
-    _write(numbers, len(FLOAT_FIELDS), heads, head_offsets, keys, key_offsets, ints, ints, ints, flags, flags,
-           False, ints)  # fmt: skip
+    service calls this at start; it writes one candle through ``encode_part``."""
+    from .candle_processor import ClosedCandles, Stamps
+    from .candle_processor.candle_batch import blank_columns
+
+    encode_part(ClosedCandles(blank_columns(1), "x", ["X"], ["X"], Stamps(0, 0)))

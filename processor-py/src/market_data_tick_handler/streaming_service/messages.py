@@ -5,18 +5,18 @@ A candle message::
     {"type": "candle", "exchange", "symbol", "exchange_symbol", "timeframe",
      "timestamp_in", "local_timestamp", "timestamp_out", "candle": {...}, "hft_features": {...}}
 
-    "candle": {"open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap",
-               "trade_count", "first_trade_time", "last_trade_time", "is_empty", "has_gap", "is_partial",
-               "revision"}
+    "candle": {"open", "high", "low", "close", ..., "revision"}: the candle's fields in schema order
 
-(field meanings: ``candle_processor/candle.py``; the features: ``hft_features/catalogue.py``). Its JSON is
-written by ``candle_json.py`` in one compiled pass per part, keys in this order.
+(the fields, their order, kinds, meanings and null rules: ``candle_processor/schema.py``; the features:
+``hft_features/catalogue.py``). Its JSON is written by ``candle_json.py`` in one compiled pass per part,
+keys in this order.
 
 ``hft_features`` is there only on the ``hft_timeframes`` (not on revisions); a null feature is ``null``.
 
 ``timestamp_in`` is the bucket start (exchange clock); ``local_timestamp`` is when closing the candle
 began and ``timestamp_out`` when the batch it belongs to was ready to publish, after features; both
-wall-clock (walkthrough 4). Timestamps are ISO 8601 UTC with microseconds; a missing value is null.
+wall-clock (``candle_processor/closed.py``: ``Stamps``). Timestamps (and time fields) are ISO 8601 UTC
+with microseconds; a missing value is null.
 
 A record of another data type (``data_types/records.py``, where its fields are defined)::
 

@@ -3,22 +3,25 @@ type is built at run time from a candle table's columns (tables.py), one optiona
 (number = position + 1), so a null is a field left out. TIMESTAMP columns are int64 µs since the epoch,
 as BigQuery reads them from a proto.
 
-The nulls: an empty candle has no ``vwap`` and no ``first_trade_time``/``last_trade_time`` (the
-candle's own rule, ``CandleColumns.candles``); a NaN feature is null (a window not yet full,
-``FeatureColumns.records``); a feature the part does not carry (another timeframe, a group that is off)
-is left out, which the table stores as null.
+The nulls: a field the schema makes null on an empty candle (``null_when_empty`` in
+``candle_processor/schema.py``: ``vwap``, the trade times) is left out of an empty candle's row; a NaN
+feature is null (a window not yet full, ``FeatureColumns.records``); a feature the part does not carry
+(another timeframe, a group that is off) is left out, which the table stores as null.
 
 A boundary closes hundreds of candles at once, and a message object per row cost ~11 µs a candle. Here a
 numba kernel writes the wire format of a whole part (one timeframe, one bucket) from its columns: the
 bytes that are the same for an instrument (``symbol``, ``exchange``, ``exchange_symbol``), for the part
-(``timeframe``, the three timestamps, ``is_partial``) and every field's tag are made once and copied;
-doubles are their 8 little-endian bytes, integers varints (a negative one 10 bytes), booleans one byte.
-Fields go in field-number order, as the protobuf library serialises them, so the bytes are the library's
-``SerializeToString`` of the same row (tested against it, ``tests/test_persist_rows.py``).
+(``timeframe``, the three timestamps, its constant fields such as ``is_partial``) and every field's tag
+are made once and copied; doubles are their 8 little-endian bytes, integers varints (a negative one 10
+bytes), booleans one byte. The kernel loops over the candle's fields by kind (``byte_pieces.LAYOUT``, made
+from the schema), so a new field needs nothing here. Fields go in field-number order, as the protobuf
+library serialises them, so the bytes are the library's ``SerializeToString`` of the same row (tested
+against it, ``tests/test_persist_rows.py``).
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -28,7 +31,17 @@ import numpy as np
 from google.protobuf import descriptor_pb2
 from numba import njit
 
-from ..byte_pieces import copy_into, packed
+from ..byte_pieces import (
+    FLAG_VALUE,
+    FLOAT_VALUE,
+    INT_VALUE,
+    LAYOUT,
+    PART_CONSTANT,
+    TIME_VALUE,
+    copy_into,
+    packed,
+)
+from ..candle_processor.schema import FLOAT, KEY_COLUMNS, Field
 from .tables import CANDLE_COLUMNS, Column, ColumnType, feature_columns
 
 if TYPE_CHECKING:
@@ -44,14 +57,15 @@ _PROTO_TYPES: dict[ColumnType, int] = {
 }
 _WIRE_TYPES: dict[ColumnType, int] = {"STRING": 2, "TIMESTAMP": 0, "FLOAT64": 1, "INT64": 0, "BOOL": 0}
 _CANDLE = len(CANDLE_COLUMNS)
-#: per row, after each instrument's head and the part's constant fields, a piece (a tag, or a whole
-#: field) before each value; these are the columns of the pieces that precede the features:
-_PIECE_COLUMNS = (
-    "open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap", "trade_count",
-    "first_trade_time", "last_trade_time", "is_empty", "has_gap", "is_partial", "revision",
-)  # fmt: skip
-#: the most bytes of values a row writes besides its head, constant and pieces: 8 doubles, 4 varints, 2 bools
-_ROW_VALUES = 8 * 8 + 4 * 10 + 2
+#: the columns a row's head is written in (``_instrument_heads``, then the part's constant, ``encode``)
+_HEAD = ("symbol", "exchange", "exchange_symbol", "timeframe", "timestamp_in", "local_timestamp",
+         "timestamp_out")  # fmt: skip
+if tuple(name for name, _ in KEY_COLUMNS) != _HEAD:
+    raise ValueError(f"the row writer writes the key columns as {_HEAD}, not {KEY_COLUMNS}")
+#: the most bytes of values a row writes besides its head, constant and pieces
+_ROW_VALUES = LAYOUT.most_bytes(
+    {FLOAT_VALUE: 8, INT_VALUE: 10, TIME_VALUE: 10, FLAG_VALUE: 1, PART_CONSTANT: 0}
+)
 #: the pieces of a row's values (buffer, offsets), and the features' order that gives field order
 _Pieces = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
@@ -117,19 +131,32 @@ class RowEncoder:
             heads.packed_pieces = packed(heads.pieces)
         return heads
 
-    def _row_pieces(self, names: tuple[str, ...], partial: bool) -> _Pieces:
-        """The pieces before each value of a row (``_PIECE_COLUMNS``, then the part's features in field
-        order), and the order of the features' columns that gives field order (None: as they are)."""
-        key = (names, partial)
+    def _constant_field(self, f: Field, value: object) -> bytes:
+        """A whole field of a part constant: its tag and its value."""
+        if f.kind is FLOAT:
+            data = struct.pack("<d", value)
+        elif f.kind.python is bool:
+            data = bytes([bool(value)])
+        else:
+            data = _varint(int(value))
+        return self._tags[f.name] + data
+
+    def _row_pieces(self, names: tuple[str, ...], constants: tuple) -> _Pieces:
+        """The pieces before each value of a row (the candle's fields, ``LAYOUT``: a tag, or for a part
+        constant the whole field; then the part's features in field order), and the order of the
+        features' columns that gives field order (None: as they are)."""
+        key = (names, constants)
         cached = self._pieces.get(key)
         if cached is None:
             unknown = [n for n in names if n not in self._features]
             if unknown:
                 raise ValueError(f"features without a column in the table: {unknown}")
             order = sorted(range(len(names)), key=lambda k: self._features[names[k]])
-            tags = self._tags
-            pieces = [tags[c] for c in _PIECE_COLUMNS] + [tags[names[k]] for k in order]
-            pieces[_PIECE_COLUMNS.index("is_partial")] += bytes([partial])  # a constant field, whole
+            tags, values = self._tags, iter(constants)
+            pieces = [
+                self._constant_field(f, next(values)) if f.per_part else tags[f.name] for f in LAYOUT.fields
+            ]
+            pieces += [tags[names[k]] for k in order]
             buffer, offsets = packed(pieces)
             permutation = None if order == sorted(order) else np.array(order, dtype=np.int64)
             cached = self._pieces[key] = (buffer, offsets, permutation)
@@ -145,7 +172,7 @@ class RowEncoder:
         heads = self._instrument_heads(block.exchange, block.symbols, block.exchange_symbols)
         features = part.features
         names = features.names if features is not None else ()
-        pieces, piece_offsets, permutation = self._row_pieces(names, bool(part.is_partial))
+        pieces, piece_offsets, permutation = self._row_pieces(names, LAYOUT.constant_values(part))
         tags = self._tags
         constant = b"".join((
             self._string("timeframe", part.timeframe),
@@ -153,18 +180,6 @@ class RowEncoder:
             tags["local_timestamp"], _varint(block.stamps.local_us),
             tags["timestamp_out"], _varint(block.stamps.out_us),
         ))  # fmt: skip
-        doubles = (part.open, part.high, part.low, part.close, part.volume, part.buy_volume, part.sell_volume,
-                   part.vwap)  # fmt: skip
-        floats = np.empty((n, 8), dtype="<f8")
-        for k, column in enumerate(doubles):
-            floats[:, k] = column
-        ints = np.empty((n, 4), dtype=np.int64)
-        for k, column in enumerate(
-            (part.trade_count, part.first_trade_time, part.last_trade_time, part.revision)
-        ):
-            ints[:, k] = column
-        flags = np.empty((n, 2), dtype=np.bool_)
-        flags[:, 0], flags[:, 1] = part.is_empty, part.has_gap
         if features is None:
             values = np.empty((n, 0), dtype="<f8")
         else:
@@ -176,11 +191,16 @@ class RowEncoder:
             np.frombuffer(constant, dtype=np.uint8),
             pieces,
             piece_offsets,
-            floats.view(np.uint8),
-            ints,
-            flags,
+            LAYOUT.kinds,
+            LAYOUT.columns,
+            LAYOUT.nullable,
+            LAYOUT.empty,
+            LAYOUT.matrix(part, LAYOUT.floats, "<f8").view(np.uint8),
+            LAYOUT.matrix(part, LAYOUT.ints, np.int64),
+            LAYOUT.matrix(part, LAYOUT.flags, np.bool_),
             values,
             values.view(np.uint8),
+            _ROW_VALUES,
         )
         data = buffer.tobytes()
         return [data[a:b] for a, b in pairwise(offsets.tolist())]
@@ -214,16 +234,19 @@ def _varint_at(out, at, value):
 
 
 @njit(cache=True)
-def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, float_bytes, ints, flags, values,
-           value_bytes):  # fmt: skip
+def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, kinds, columns, nullable,
+           empty_column, float_bytes, ints, flags, values, value_bytes, row_values):  # fmt: skip
     """Every row of a part into one buffer; returns it and the rows' offsets. Row ``c``: the head of
-    instrument ``slots[c]``, ``constant``, then per value its piece (``pieces``, ``_PIECE_COLUMNS`` then
-    the features) and the value: the doubles open..sell_volume, vwap (``float_bytes``: 8 little-endian
-    bytes each), the ints trade_count, first/last trade time, revision (``ints``), the flags is_empty,
-    has_gap (``flags``), the features (``values``, and their bytes ``value_bytes``: NaN is left out)."""
+    instrument ``slots[c]``, ``constant``, then per value its piece (``pieces``: the candle's fields, then
+    the features) and the value. The candle's fields are described by ``kinds``, ``columns``,
+    ``nullable`` and ``empty_column`` (``byte_pieces.Layout``): doubles from ``float_bytes`` (8
+    little-endian bytes each), integers and times from ``ints`` (varints), flags from ``flags`` (a byte),
+    a part constant is its piece alone, and a null (an empty candle's) is left out. Then the features
+    (``values``, and their bytes ``value_bytes``): NaN is left out."""
     n = len(slots)
+    fields = len(kinds)
     width = values.shape[1]
-    size = n * (len(constant) + piece_offsets[-1] + _ROW_VALUES + 8 * width)
+    size = n * (len(constant) + piece_offsets[-1] + row_values + 8 * width)
     for c in range(n):
         size += head_offsets[slots[c] + 1] - head_offsets[slots[c]]
     out = np.empty(size, dtype=np.uint8)
@@ -233,28 +256,22 @@ def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, float_by
         offsets[c] = at
         at = copy_into(out, at, heads, head_offsets[slots[c]], head_offsets[slots[c] + 1])
         at = copy_into(out, at, constant, 0, len(constant))
-        empty = flags[c, 0]
-        for k in range(8):  # open .. sell_volume, vwap (none on an empty candle)
-            if k < 7 or not empty:
-                at = copy_into(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
-                at = _double(out, at, float_bytes[c], k)
-        at = copy_into(out, at, pieces, piece_offsets[8], piece_offsets[9])
-        at = _varint_at(out, at, ints[c, 0])  # trade_count
-        if not empty:  # first_trade_time, last_trade_time
-            at = copy_into(out, at, pieces, piece_offsets[9], piece_offsets[10])
-            at = _varint_at(out, at, ints[c, 1])
-            at = copy_into(out, at, pieces, piece_offsets[10], piece_offsets[11])
-            at = _varint_at(out, at, ints[c, 2])
-        at = copy_into(out, at, pieces, piece_offsets[11], piece_offsets[12])
-        out[at] = 1 if empty else 0
-        at = copy_into(out, at + 1, pieces, piece_offsets[12], piece_offsets[13])
-        out[at] = 1 if flags[c, 1] else 0
-        # is_partial's piece is the whole field; then revision's
-        at = copy_into(out, at + 1, pieces, piece_offsets[13], piece_offsets[15])
-        at = _varint_at(out, at, ints[c, 3])
+        empty = flags[c, empty_column]
+        for k in range(fields):
+            if nullable[k] and empty:
+                continue  # null: the field is left out
+            at = copy_into(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
+            kind = kinds[k]
+            if kind == FLOAT_VALUE:
+                at = _double(out, at, float_bytes[c], columns[k])
+            elif kind == FLAG_VALUE:
+                out[at] = 1 if flags[c, columns[k]] else 0
+                at += 1
+            elif kind != PART_CONSTANT:  # an integer or a time (a part constant: its piece is the field)
+                at = _varint_at(out, at, ints[c, columns[k]])
         for j in range(width):
             if values[c, j] == values[c, j]:  # not NaN
-                at = copy_into(out, at, pieces, piece_offsets[15 + j], piece_offsets[16 + j])
+                at = copy_into(out, at, pieces, piece_offsets[fields + j], piece_offsets[fields + j + 1])
                 at = _double(out, at, value_bytes[c], j)
     offsets[n] = at
     return out[:at], offsets
@@ -264,12 +281,9 @@ def compile_row_writer() -> None:
     """Load the row writer from numba's cache (or compile it) now, not when the first boundary's candles
     wait. The service calls this at start when persist mode is on; it encodes one candle with a feature
     through ``RowEncoder.encode``, so the kernel gets the types of the real calls."""
-    from ..candle_processor import Candle, CandleBatch, Stamps
+    from ..candle_processor import ClosedCandles, FeatureColumns, Stamps
+    from ..candle_processor.candle_batch import blank_columns
 
     columns = CANDLE_COLUMNS + feature_columns()
-    feature = {columns[-1].name: 1.0}
-    candle = Candle("x", "X", "X", "1m", 0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1, 0, 0, False, False,
-                    False, 0, feature)  # fmt: skip
-    batch = CandleBatch.from_candles([candle])
-    [block] = batch.blocks(Stamps(0, 0))
-    RowEncoder(columns).encode(block)
+    part = blank_columns(1, FeatureColumns((columns[-1].name,), np.ones((1, 1))))
+    RowEncoder(columns).encode(ClosedCandles(part, "x", ["X"], ["X"], Stamps(0, 0)))

@@ -27,15 +27,14 @@ from google.cloud import bigquery
 
 from ...config import StreamingConfig
 from ..candle_processor import Timeframe
+from ..candle_processor.schema import WARM_UP
 from .clients import rest_client
 from .tables import CANDLE_COLUMNS, candle_table_name, target_dataset
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: the candle's own fields a warm-up reads (``TickHandler.warm_up``)
-CANDLE_FIELDS = (
-    "exchange", "exchange_symbol", "timeframe", "timestamp_in", "open", "high", "low", "close", "volume",
-    "buy_volume", "sell_volume", "vwap", "trade_count",
-)  # fmt: skip
+#: the columns a warm-up reads (``TickHandler.warm_up``): the candle's names and the fields the schema
+#: marks ``warm_up`` (candle_processor/schema.py)
+CANDLE_FIELDS = ("exchange", "exchange_symbol", "timeframe", "timestamp_in", *WARM_UP)
 #: feature columns that are also feature inputs (``hft_features/inputs.CONTEXT``): the derivative
 #: group's ``open_interest_change`` of the first live candle needs the last stored ``open_interest``
 CONTEXT_FIELDS = ("funding_rate", "open_interest")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...config import BigQueryConfig, PartitioningConfig
+from ..candle_processor.schema import CANDLE_FIELDS, KEY_COLUMNS
 from ..hft_features import catalogue
 
 ColumnType = Literal["STRING", "TIMESTAMP", "FLOAT64", "INT64", "BOOL"]
@@ -31,30 +32,12 @@ class Column:
         return "REQUIRED" if self.required else "NULLABLE"
 
 
-#: the columns of a candle row, in table order; meanings: candle_processor/candle.py and messages.py
+#: the columns of a candle row, in table order: the key columns, then the candle's fields (a field that is
+#: null on an empty candle is NULLABLE); both from candle_processor/schema.py, meanings there and in
+#: messages.py
 CANDLE_COLUMNS: tuple[Column, ...] = (
-    Column("symbol", "STRING"),
-    Column("exchange", "STRING"),
-    Column("exchange_symbol", "STRING"),
-    Column("timeframe", "STRING"),
-    Column("timestamp_in", "TIMESTAMP"),
-    Column("local_timestamp", "TIMESTAMP"),
-    Column("timestamp_out", "TIMESTAMP"),
-    Column("open", "FLOAT64"),
-    Column("high", "FLOAT64"),
-    Column("low", "FLOAT64"),
-    Column("close", "FLOAT64"),
-    Column("volume", "FLOAT64"),
-    Column("buy_volume", "FLOAT64"),
-    Column("sell_volume", "FLOAT64"),
-    Column("vwap", "FLOAT64", required=False),
-    Column("trade_count", "INT64"),
-    Column("first_trade_time", "TIMESTAMP", required=False),
-    Column("last_trade_time", "TIMESTAMP", required=False),
-    Column("is_empty", "BOOL"),
-    Column("has_gap", "BOOL"),
-    Column("is_partial", "BOOL"),
-    Column("revision", "INT64"),
+    *(Column(name, type_) for name, type_ in KEY_COLUMNS),
+    *(Column(f.name, f.kind.bigquery, required=not f.null_when_empty) for f in CANDLE_FIELDS),
 )
 
 

@@ -14,6 +14,7 @@ from ..instrument_service import InstrumentMapper
 from .candle import Candle
 from .candle_engine import DEFAULT_TIMEFRAMES, LatePolicy
 from .live_candle_processor import LiveCandleProcessor
+from .schema import TIMES
 from .trade_groups import SIDE_CODES
 
 
@@ -62,7 +63,7 @@ def candles_from_trades(
 def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:
     """Candles as a DataFrame with UTC datetime columns, for analysis."""
     frame = pd.DataFrame([asdict(c) for c in candles])
-    for column in ("timestamp_in", "first_trade_time", "last_trade_time"):
+    for column in ("timestamp_in", *TIMES):
         if column in frame:
             frame[column] = pd.to_datetime(frame[column], unit="us", utc=True)
     return frame

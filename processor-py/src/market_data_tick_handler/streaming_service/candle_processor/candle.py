@@ -1,49 +1,29 @@
-"""The candle record.
+"""The candle record: one closed candle as an object, for callers that want one record per candle.
 
-Field meanings, written once:
-
-- ``timestamp_in``: bucket start, microseconds since the Unix epoch (UTC); the bucket is
-  ``[timestamp_in, timestamp_in + timeframe)`` on the EXCHANGE clock.
-- ``open``/``close``: price of the earliest/latest trade by exchange time (ties: arrival order).
-- ``volume`` = ``buy_volume`` + ``sell_volume`` + volume of trades with an unknown side; buy/sell is the
-  TAKER side.
-- ``vwap`` = sum(price * amount) / volume; ``None`` for an empty candle.
-- ``first_trade_time``/``last_trade_time``: exchange times of those trades (``None`` when empty).
-- ``is_empty``: no trade in the bucket; OHLC then all equal the previous close and volumes are 0.
-- ``has_gap``: a disconnect or stale-stream gap overlaps the bucket, so trades may be missing.
-- ``is_partial``: the bucket was not fully observed (it began before the stream started, or the stream
-  ended before it did).
-- ``revision``: 0 when first published; +1 each time a late trade revises it (late policy ``revise``).
-- ``hft_features``: on the ``hft_timeframes``, the features of the candle (docs/FEATURES.md), ``None``
-  where a value is null; ``None`` on other timeframes and on revisions.
+``Candle`` is made from the schema (``schema.py``, which says what each field means): the names
+(``exchange``, ``symbol``, ``exchange_symbol``, ``timeframe``, ``timestamp_in``: the bucket start, µs
+since the Unix epoch, UTC; the bucket is ``[timestamp_in, timestamp_in + timeframe)`` on the EXCHANGE
+clock), then the candle's fields in schema order (``None`` where a field is null), then
+``hft_features``: on the ``hft_timeframes``, the features of the candle (docs/FEATURES.md), ``None``
+where a value is null; ``None`` on other timeframes and on revisions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field, make_dataclass
 
+from .schema import CANDLE_FIELDS, NAMES
 
-@dataclass(frozen=True, slots=True)
-class Candle:
-    exchange: str
-    symbol: str
-    exchange_symbol: str
-    timeframe: str
-    timestamp_in: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    buy_volume: float
-    sell_volume: float
-    vwap: float | None
-    trade_count: int
-    first_trade_time: int | None
-    last_trade_time: int | None
-    is_empty: bool
-    has_gap: bool
-    is_partial: bool
-    revision: int
-    hft_features: Mapping[str, float | None] | None = field(default=None, hash=False)
+Candle = make_dataclass(
+    "Candle",
+    [
+        *NAMES,
+        *((f.name, f.kind.python | None if f.null_when_empty else f.kind.python) for f in CANDLE_FIELDS),
+        ("hft_features", Mapping[str, float | None] | None, field(default=None, hash=False)),
+    ],
+    frozen=True,
+    slots=True,
+)
+Candle.__module__ = __name__  # (make_dataclass's ``module`` is Python 3.12+)
+Candle.__doc__ = f"Candle({', '.join(Candle.__dataclass_fields__)}): one closed candle (candle.py)"

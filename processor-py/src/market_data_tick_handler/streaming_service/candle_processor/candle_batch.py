@@ -9,7 +9,8 @@ demand, for callers that want one record per candle.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import field, make_dataclass, replace
+from itertools import repeat
 from typing import overload
 
 import numpy as np
@@ -17,31 +18,13 @@ import numpy as np
 from .candle import Candle
 from .closed import ClosedCandles, Stamps
 from .feature_columns import FeatureColumns
+from .schema import CANDLE_FIELDS, EMPTY, PER_CANDLE, Field
 
 
-@dataclass(frozen=True, slots=True)
-class CandleColumns:
-    """Field meanings: see ``candle.py``. Missing values: ``vwap`` NaN, trade times 0."""
+class _Columns:
+    """What ``CandleColumns`` does (its fields come from the schema)."""
 
-    timeframe: str
-    timestamp_in: int
-    slots: np.ndarray  # instrument slots of the engine
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    buy_volume: np.ndarray
-    sell_volume: np.ndarray
-    vwap: np.ndarray
-    trade_count: np.ndarray
-    first_trade_time: np.ndarray
-    last_trade_time: np.ndarray
-    is_empty: np.ndarray
-    has_gap: np.ndarray
-    is_partial: bool
-    revision: np.ndarray
-    features: FeatureColumns | None = None  # on hft timeframes: see hft_features/live_features.py
+    __slots__ = ()
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -50,72 +33,65 @@ class CandleColumns:
         """Candles ``start:stop`` of this part (views, not copies)."""
         if start == 0 and stop >= len(self):
             return self
-        sliced = {
-            name: value[start:stop]
-            for name in self.__dataclass_fields__
-            if isinstance(value := getattr(self, name), np.ndarray)
-        }
+        sliced = {name: getattr(self, name)[start:stop] for name in _ARRAYS}
         features = self.features
         if features is not None:
             features = features.rows(start, stop)
         return replace(self, **sliced, features=features)
 
     def candles(self, exchange: str, symbols: Sequence[str], exchange_symbols: Sequence[str]) -> list[Candle]:
-        tf, start, partial = self.timeframe, self.timestamp_in, self.is_partial
-        vwap = [None if e else v for e, v in zip(self.is_empty.tolist(), self.vwap.tolist(), strict=True)]
-        first = [
-            None if e else t
-            for e, t in zip(self.is_empty.tolist(), self.first_trade_time.tolist(), strict=False)
-        ]
-        last = [
-            None if e else t
-            for e, t in zip(self.is_empty.tolist(), self.last_trade_time.tolist(), strict=False)
-        ]
-        rows = zip(
-            self.slots.tolist(),
-            self.open.tolist(),
-            self.high.tolist(),
-            self.low.tolist(),
-            self.close.tolist(),
-            self.volume.tolist(),
-            self.buy_volume.tolist(),
-            self.sell_volume.tolist(),
-            vwap,
-            self.trade_count.tolist(),
-            first,
-            last,
-            self.is_empty.tolist(),
-            self.has_gap.tolist(),
-            self.revision.tolist(),
-            strict=True,
-        )
-        features = self.features.records() if self.features is not None else [None] * len(self.slots)
+        n = len(self)
+        empty = getattr(self, EMPTY).tolist()
+        values = []
+        for f in CANDLE_FIELDS:
+            if f.per_part:
+                values.append(repeat(getattr(self, f.name), n))
+                continue
+            column = getattr(self, f.name).tolist()
+            if f.null_when_empty:
+                column = [None if e else v for e, v in zip(empty, column, strict=True)]
+            values.append(column)
+        features = self.features.records() if self.features is not None else repeat(None, n)
+        tf, start = self.timeframe, self.timestamp_in
         return [
-            Candle(
-                exchange,
-                symbols[s],
-                exchange_symbols[s],
-                tf,
-                start,
-                o,
-                h,
-                lo,
-                c,
-                v,
-                b,
-                sv,
-                w,
-                n,
-                f,
-                la,
-                e,
-                g,
-                partial,
-                r,
-                x,
-            )
-            for (s, o, h, lo, c, v, b, sv, w, n, f, la, e, g, r), x in zip(rows, features, strict=True)
+            Candle(exchange, symbols[s], exchange_symbols[s], tf, start, *row, x)
+            for s, x, *row in zip(self.slots.tolist(), features, *values, strict=True)
         ]
+
+
+#: the columns of one value per candle
+_ARRAYS = ("slots", *(f.name for f in PER_CANDLE))
+
+CandleColumns = make_dataclass(
+    "CandleColumns",
+    [
+        ("timeframe", str),
+        ("timestamp_in", int),
+        ("slots", np.ndarray),  # instrument slots of the engine
+        *((f.name, f.kind.python if f.per_part else np.ndarray) for f in CANDLE_FIELDS),
+        # on hft timeframes: see hft_features/live_features.py
+        ("features", FeatureColumns | None, field(default=None)),
+    ],
+    bases=(_Columns,),
+    frozen=True,
+    slots=True,
+)
+CandleColumns.__module__ = __name__  # (make_dataclass's ``module`` is Python 3.12+)
+CandleColumns.__doc__ = """The candles of one timeframe's bucket as columns: ``slots`` (the instruments'
+engine slots), then a column per field of the schema (a scalar for a per-part one; meanings:
+``schema.py``; a null is the kind's missing value, NaN or 0), then ``features``."""
+
+
+def blank_columns(n: int, features: FeatureColumns | None = None) -> CandleColumns:
+    """``n`` candles (slots ``0 .. n - 1``) with every field at its kind's missing value: what the service
+    writes once at start to have the compiled writers ready."""
+    fields = {
+        f.name: f.kind.python(f.kind.missing)
+        if f.per_part
+        else np.full(n, f.kind.missing, dtype=f.kind.dtype)
+        for f in CANDLE_FIELDS
+    }
+    return CandleColumns("1m", 0, np.arange(n), **fields, features=features)
 
 
 def _features(values: Mapping[str, float | None] | None) -> FeatureColumns | None:
@@ -123,6 +99,13 @@ def _features(values: Mapping[str, float | None] | None) -> FeatureColumns | Non
         return None
     row = [np.nan if v is None else v for v in values.values()]
     return FeatureColumns(tuple(values), np.array([row], dtype=np.float64))
+
+
+def _column(f: Field, value: object) -> object:
+    """One candle's value of ``f`` as ``CandleColumns`` holds it."""
+    if f.per_part:
+        return value
+    return np.array([f.kind.missing if value is None else value], dtype=f.kind.dtype)
 
 
 class CandleBatch(Sequence[Candle]):
@@ -158,16 +141,10 @@ class CandleBatch(Sequence[Candle]):
                 slot = slot_of[c.exchange_symbol] = len(batch.symbols)
                 batch.symbols.append(c.symbol)
                 batch.exchange_symbols.append(c.exchange_symbol)
-            batch.add(
-                CandleColumns(
-                    c.timeframe, c.timestamp_in, np.array([slot]), np.array([c.open]), np.array([c.high]),
-                    np.array([c.low]), np.array([c.close]), np.array([c.volume]), np.array([c.buy_volume]),
-                    np.array([c.sell_volume]), np.array([np.nan if c.vwap is None else c.vwap]),
-                    np.array([c.trade_count]), np.array([c.first_trade_time or 0]),
-                    np.array([c.last_trade_time or 0]), np.array([c.is_empty]), np.array([c.has_gap]),
-                    c.is_partial, np.array([c.revision]), _features(c.hft_features),
-                )
-            )  # fmt: skip
+            fields = {f.name: _column(f, getattr(c, f.name)) for f in CANDLE_FIELDS}
+            features = _features(c.hft_features)
+            part = CandleColumns(c.timeframe, c.timestamp_in, np.array([slot]), **fields, features=features)
+            batch.add(part)
         return batch
 
     def blocks(self, stamps: Stamps, chunk: int | None = None) -> Iterator[ClosedCandles]:

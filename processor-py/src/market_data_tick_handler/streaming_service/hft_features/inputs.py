@@ -7,10 +7,12 @@ a NaN means unknown, and the features built from it are null.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field, make_dataclass
 from typing import Any
 
 import numpy as np
+
+from ..candle_processor.schema import FEATURE_INPUTS
 
 CONTEXT: dict[str, tuple[str, ...]] = {
     # the last book snapshot of the candle: best bid/ask and their sizes, summed size of the top 5 levels
@@ -22,40 +24,46 @@ CONTEXT: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class CandleInputs:
-    """Field meanings as in ``candle_processor/candle.py``; ``vwap`` NaN for an empty candle."""
+class _Inputs:
+    """What ``CandleInputs`` does (its fields come from the schema)."""
 
-    timestamp_in: np.ndarray  # int64 µs
-    close: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    volume: np.ndarray
-    buy_volume: np.ndarray
-    sell_volume: np.ndarray
-    vwap: np.ndarray
-    trade_count: np.ndarray
-    context: Mapping[str, np.ndarray] = field(default_factory=dict)
+    __slots__ = ()
 
     def __len__(self) -> int:
-        return len(self.close)
+        return len(self.timestamp_in)
 
     def context_column(self, name: str) -> np.ndarray:
         got = self.context.get(name)
         return np.full(len(self), np.nan) if got is None else got
 
 
-_FIELDS = ("close", "high", "low", "volume", "buy_volume", "sell_volume", "vwap", "trade_count")
+#: the candle's fields the features read (``feature_input`` in candle_processor/schema.py)
+_FIELDS = FEATURE_INPUTS
 _ALL_CONTEXT = tuple(name for names in CONTEXT.values() for name in names)
+
+CandleInputs = make_dataclass(
+    "CandleInputs",
+    [
+        ("timestamp_in", np.ndarray),  # int64 µs
+        *((name, np.ndarray) for name in _FIELDS),
+        ("context", Mapping[str, np.ndarray], field(default_factory=dict)),
+    ],
+    bases=(_Inputs,),
+    frozen=True,
+    slots=True,
+)
+CandleInputs.__module__ = __name__  # (make_dataclass's ``module`` is Python 3.12+)
+CandleInputs.__doc__ = f"""CandleInputs({", ".join(CandleInputs.__dataclass_fields__)}): a column per
+field (meanings: candle_processor/schema.py; ``vwap`` NaN for an empty candle), ``context`` by name."""
 
 
 def inputs_from_columns(part, context: Mapping[str, np.ndarray] | None = None) -> CandleInputs:
     """The candles of one engine part (``CandleColumns``): all of one timeframe and bucket; ``context``:
     their context columns (``data_types.FeatureContext.columns``), if any."""
+    columns = {name: getattr(part, name) for name in _FIELDS}
     return CandleInputs(
-        np.full(len(part), part.timestamp_in, dtype=np.int64), part.close, part.high, part.low, part.volume,
-        part.buy_volume, part.sell_volume, part.vwap, part.trade_count, context or {},
-    )  # fmt: skip
+        np.full(len(part), part.timestamp_in, dtype=np.int64), **columns, context=context or {}
+    )
 
 
 def inputs_from_frame(frame: Mapping[str, Any], timestamps: np.ndarray) -> CandleInputs:
