@@ -257,12 +257,18 @@ async def test_tls_and_an_acl_user_with_a_password_work_and_the_password_is_neve
 
 
 async def test_without_serve_mode_printed_candles_are_the_messages():
-    """--print-candles with no serve mode: on_candle gets each closed candle's message."""
+    """--print-candles with no serve mode: the console sink gets each closed candle's message."""
     from market_data_tick_handler.config import StreamingConfig
+    from market_data_tick_handler.streaming_service.console import CandleTable
     from market_data_tick_handler.streaming_service.service import StreamingService
 
     got: list[dict] = []
-    service = StreamingService(StreamingConfig(), serve=None, on_candle=got.append)
-    await service._publish([CandleBatch.from_candles([_candle("15s"), _candle("1m", close=7.25)])])
+
+    class Collect(CandleTable):
+        def __call__(self, message):
+            got.append(message)
+
+    service = StreamingService(StreamingConfig(), [Collect()])
+    await service._publish([CandleBatch.from_candles([_candle("15s"), _candle("1m", close=7.25)])], [], T_IN)
     assert [(m["timeframe"], m["candle"]["close"]) for m in got] == [("15s", 61_700.5), ("1m", 7.25)]
     assert got[1]["timestamp_in"] == "2024-08-09T00:00:00.000000Z" and got[1]["candle"]["trade_count"] == 42

@@ -57,7 +57,7 @@ def _config(endpoint: str) -> StreamingConfig:
 
 def _service(config: StreamingConfig, bus: InMemoryBus) -> StreamingService:
     """The service with serve mode publishing on ``bus`` (the one place that wires a sink by hand)."""
-    return StreamingService(config, serve=ServeMode(config.serve, InMemoryTransport(bus)))
+    return StreamingService(config, [ServeMode(config.serve, InMemoryTransport(bus))])
 
 
 def _end(seq: int, session: str, trades: int) -> bytes:

@@ -49,9 +49,10 @@ async def run_demo(files: list[str], speed: str, url: str | None) -> int:
         ready = asyncio.Event()
         readers.append(asyncio.create_task(_read(timeframe, url, table, ready)))
         await asyncio.wait_for(ready.wait(), 10)
-    service = StreamingService(config, serve=ServeMode(serve))
+    serve_mode = ServeMode(serve)
+    service = StreamingService(config, [serve_mode])
     code = await service.run()
-    published = service.serve.stats["candles_published"] if service.serve else 0
+    published = serve_mode.stats["candles_published"]
     for _ in range(100):  # let the readers print what is still in flight
         if table.rows >= published:
             break
@@ -67,7 +68,7 @@ async def run_demo(files: list[str], speed: str, url: str | None) -> int:
             [
                 "",
                 "summary",
-                *summary_lines(service.get_stats()),
+                *summary_lines(service.get_stats(), service.sinks),
                 f"received            {table.rows} candles back from {where} with LiveFeatureStream",
             ]
         )

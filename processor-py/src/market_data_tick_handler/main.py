@@ -1,9 +1,10 @@
 """Command line: ``python -m market_data_tick_handler.main --mode streaming-candles-serve ...``.
 
-Modes (the seeds' walkthrough 8), alone or together (comma-separated): ``streaming-candles-serve``
-publishes the closed candles to Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them,
-with their features, to BigQuery tables. Without ``--mode``, streaming.yaml's ``modes`` (serve, persist)
-decide. ``streaming-ticks-bigquery`` and ``live-instruments-sync`` are not built yet and say so.
+Modes, alone or together (comma-separated): ``streaming-candles-serve`` publishes the closed candles to
+Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them, with their features, to BigQuery
+tables; ``--print-candles`` prints them too. Without ``--mode``, streaming.yaml's ``modes`` (serve,
+persist) decide. Each is a sink (``streaming_service/sinks/registry.py``). ``streaming-ticks-bigquery`` and
+``live-instruments-sync`` are not built yet and say so.
 
 The configuration is checked before anything starts: an error is one line on stderr and exit code 2.
 Redis URL: ``--redis-url`` > streaming.yaml's ``serve.redis_url`` > ``$REDIS_URL`` > redis://localhost:6379;
@@ -25,11 +26,10 @@ from .config import REDIS_URL_ENV, ConfigError, EmulatorConfig, StreamingConfig,
 from .logging_setup import configure_logging
 from .redact import redact_url
 from .streaming_service.bigquery_client import WriteRefused
-from .streaming_service.console import CandleTable, summary_lines
+from .streaming_service.console import summary_lines
 from .streaming_service.instrument_service import InstrumentMapper
-from .streaming_service.modes import PersistMode, ServeMode
-from .streaming_service.modes.persist_mode import summary_line
 from .streaming_service.service import StreamingService
+from .streaming_service.sinks.registry import make_sinks
 
 MODES = (
     "streaming-candles-serve",
@@ -37,7 +37,7 @@ MODES = (
     "streaming-ticks-bigquery",
     "live-instruments-sync",
 )
-#: what each mode of the command line runs: streaming.yaml's `modes` names
+#: what each mode of the command line runs: streaming.yaml's `modes` names (sinks/registry.py)
 RUNS = {"streaming-candles-serve": "serve", "streaming-candles-bigquery": "persist"}
 log = logging.getLogger("market_data_tick_handler")
 
@@ -165,15 +165,9 @@ def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> Stream
 
 
 async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str]) -> int:
-    table = None
-    if args.print_candles:
-        tfs = None if args.print_candles == "all" else set(args.print_candles.split(","))
-        table = CandleTable(timeframes=tfs)
-    serve = ServeMode(config.serve) if "serve" in runs else None
-    persist = None
-    if "persist" in runs:
-        persist = PersistMode(config.persist.bigquery, config.candles.timeframes, config.ingest.source)
-    service = StreamingService(config, serve=serve, on_candle=table, persist=persist)
+    names = (runs | {"console"}) if args.print_candles else runs
+    sinks = make_sinks(names, config, {"console": args.print_candles})
+    service = StreamingService(config, sinks)
     try:
         code = await service.run()
     except WriteRefused as exc:
@@ -184,9 +178,7 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
         return 2
     stats = service.get_stats()
     stats["latency_us"] = service.latencies.summary()
-    lines = summary_lines(stats)
-    if persist is not None:
-        lines.append(summary_line(stats["persist"]))
+    lines = summary_lines(stats, service.sinks)
     if "warmup" in stats:
         w = stats["warmup"]
         lines.append(

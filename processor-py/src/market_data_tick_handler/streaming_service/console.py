@@ -1,12 +1,17 @@
-"""Human-readable output: a live candle table and the end-of-run summary."""
+"""Human-readable output: a live candle table (a sink: ``--print-candles``) and the end-of-run summary."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+import orjson
+
+from ..config import StreamingConfig
 from . import ledger
+from .messages import candle_payloads
+from .sinks import FrameOutput, Sink
 
 _COLUMNS = (
     f"{'exchange':<16} {'symbol':<14} {'tf':>4} {'bucket start (UTC)':<26} {'open':>12} {'high':>12}"
@@ -15,9 +20,12 @@ _COLUMNS = (
 
 
 class CandleTable:
-    """Prints published candle messages (the JSON form, see ``messages.py``) as table rows; with
-    ``features``, one column per named ``hft_features`` value before the flags (``-`` when null or when
-    the candle has no features)."""
+    """Prints candle messages (the JSON form, see ``messages.py``) as table rows: those it is called with
+    (a reader's), or, as a sink, those of each frame's output; only those of ``timeframes`` when given.
+    With ``features``, one column per named ``hft_features`` value before the flags (``-`` when null or
+    when the candle has no features)."""
+
+    name = "console"
 
     def __init__(
         self, out: TextIO = sys.stdout, timeframes: set[str] | None = None, features: Sequence[str] = ()
@@ -27,6 +35,36 @@ class CandleTable:
         self.features = tuple(features)
         self.rows = 0
         self._header = _COLUMNS + "".join(f" {name:>{_width(name)}}" for name in self.features) + "  flags"
+
+    @classmethod
+    def from_config(cls, config: StreamingConfig, option: str | None = None) -> CandleTable:
+        """``option``: ``all`` (or None), or the timeframes to print, comma-separated (``15s,1m``)."""
+        return cls(timeframes=None if option in (None, "all") else set(option.split(",")))
+
+    async def start(self) -> None:
+        return None
+
+    async def accept(self, output: FrameOutput) -> None:
+        for batch in output.batches:
+            for block, payloads in candle_payloads(batch, output.stamps):
+                if self.timeframes is None or block.columns.timeframe in self.timeframes:
+                    for payload in payloads:
+                        self(orjson.loads(payload))
+
+    async def close(self) -> None:
+        return None
+
+    def get_stats(self) -> dict[str, Any]:
+        return {"candles_printed": self.rows}
+
+    def progress_line(self) -> str | None:
+        return None
+
+    def summary_lines(self) -> list[str]:
+        return []
+
+    def ledger_entries(self, handed: Mapping[str, int]) -> list[ledger.Entry]:
+        return []  # a view of what the other sinks deliver: nothing is owed to it
 
     def __call__(self, message: dict[str, Any]) -> None:
         if self.timeframes is not None and message["timeframe"] not in self.timeframes:
@@ -68,7 +106,8 @@ def _feature(value: float | None) -> str:
     return f"{value:.2f}" if abs(value) >= 100 else f"{value:.6g}"
 
 
-def summary_lines(stats: dict[str, Any]) -> list[str]:
+def summary_lines(stats: dict[str, Any], sinks: Sequence[Sink] = ()) -> list[str]:
+    """The end-of-run summary of the service's ``get_stats``, each sink's lines, then the ledger."""
     counts = stats["counts"]
     lines = [
         f"frames received     {counts.get('frames', 0)} (lost {counts.get('frames_lost', 0)},"
@@ -96,17 +135,8 @@ def summary_lines(stats: dict[str, Any]) -> list[str]:
         )
     if "gaps" in stats:
         lines.append("gaps                " + ", ".join(f"{k} {v}" for k, v in stats["gaps"].items()))
-    if "serve" in stats:
-        s = stats["serve"]
-        lines.append(
-            f"published           {s['candles_published']} candles in {s['round_trips']} round trips"
-            f" ({s['messages_published']} messages; retries {s['publish_retries']}, lost {s['candles_lost']})"
-        )
-        trouble = {k: s.get(k, 0) for k in ("backlog_max_frames", "stream_duplicates", "publish_errors")}
-        if any(trouble.values()):
-            lines.append("  while publishing  " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
-        if s.get("records_published") or s.get("records_lost"):
-            lines.append(f"  and records       {s['records_published']} (lost {s['records_lost']})")
+    for sink in sinks:
+        lines += sink.summary_lines()
     if stats.get("ledger"):
         entries = [ledger.from_dict(d) for d in stats["ledger"]]
         bad = sum(not e.ok for e in entries)

@@ -1,8 +1,9 @@
 """The processor process: PULL wire frames from the ingester, build candles, fan them out.
 
-One frame is handled start to finish before the next is read: decode, candles (and features), then one
-publish round trip. ZeroMQ's small high-water marks turn a slow processor into back-pressure on the
-ingester instead of hidden queueing.
+One frame is handled start to finish before the next is read: decode, candles (and features), then its
+output, stamped once, handed to every sink in turn (``sinks/``: Redis is one round trip, BigQuery queues).
+ZeroMQ's small high-water marks turn a slow processor into back-pressure on the ingester instead of hidden
+queueing.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import zmq
 import zmq.asyncio
 
@@ -32,10 +32,9 @@ from .hft_features import read_candles
 from .ingest import IngesterProcess, Sessions
 from .ingest.curve import secure_server
 from .latency import Latencies
-from .ledger import Entry, apply_entries, candle_entry, ingester_entries, sink_entry, wire_entries
-from .messages import candle_payloads
-from .modes import PersistMode, ServeMode
-from .tick_processor.tick_handler import CandleSettings, FrameResult, TickHandler
+from .ledger import Entry, apply_entries, candle_entry, ingester_entries, wire_entries
+from .sinks import FrameOutput, Sink
+from .tick_processor.tick_handler import CandleSettings, TickHandler
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +57,10 @@ def resolve_clock(config: StreamingConfig) -> str:
 
 
 class StreamingService:
-    def __init__(
-        self,
-        config: StreamingConfig,
-        serve: ServeMode | None = None,
-        on_candle: Callable[[dict[str, Any]], None] | None = None,
-        persist: PersistMode | None = None,
-    ) -> None:
+    def __init__(self, config: StreamingConfig, sinks: Sequence[Sink] = ()) -> None:
+        """``sinks``: where each frame's output goes, in this order (``sinks/registry.py`` makes them)."""
         self.config = config
-        self.serve = serve
-        self.persist = persist
-        self.on_candle = on_candle
+        self.sinks = list(sinks)
         c = config.candles
         clock = resolve_clock(config)
         exchange = config.ingest.exchange
@@ -114,7 +106,7 @@ class StreamingService:
         self._bound_endpoint = ""
         self._restarts = 0
         self._started_at: float | None = None
-        # what the sinks were handed, and the trades in the first version of every base candle: the
+        # what every sink was handed, and the trades in the first version of every base candle: the
         # ledger holds these against what each stage says it did with them
         self.handed: dict[str, int] = {"candles": 0, "records": 0}
         self.trades_in_candles = 0
@@ -144,13 +136,11 @@ class StreamingService:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         try:
-            if self.serve is not None:
-                await self.serve.start()
-            if self.persist is not None:
-                await self.persist.start()
+            for sink in self.sinks:
+                await sink.start()
             if self._warmup_project is not None and not self._warm_at_first_tick:
                 await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
-            hot_path.prepare(bool(self.handler.settings.hft_timeframes), persist=self.persist is not None)
+            hot_path.prepare(bool(self.handler.settings.hft_timeframes))
             if self.config.ingest.spawn:
                 self._bound_endpoint = endpoint
                 self.ingester = self._new_ingester()
@@ -161,10 +151,8 @@ class StreamingService:
                 loop.remove_signal_handler(sig)
             if self.ingester is not None:
                 await self.ingester.stop()
-            if self.serve is not None:
-                await self.serve.close()
-            if self.persist is not None:
-                await self.persist.close()
+            for sink in self.sinks:
+                await sink.close()
             sock.close()
             close_curve()  # the CURVE authenticator's socket, if any, before the context ends
             ctx.term()
@@ -191,12 +179,11 @@ class StreamingService:
                 frame = self.handler.decode(data.buffer)
                 if frame is not None and self.sessions.accept(frame):
                     if self._warm_at_first_tick:
-                        result = await self._handle_until_warm(frame)
-                    else:
-                        result = self.handler.handle_frame(frame)
+                        await self._warm_up_before(frame)
+                    local = now_us()  # closing its candles begins
+                    result = self.handler.handle_frame(frame)
                     handled = mono_us()
-                    if result.batches or result.records:
-                        await self._publish(result.batches, result.records)
+                    await self._publish(result.batches, result.records, local)
                     if result.recv_mono_us:
                         received = result.recv_mono_us
                         self.latencies.record(
@@ -209,8 +196,9 @@ class StreamingService:
                         sock.close()  # hanging up tells the ingester its end frame arrived
                         return await self._finish()
             if deadline is not None and now_us() >= deadline:
+                local = now_us()
                 polled = self.handler.poll()
-                await self._publish(polled.batches, polled.records)
+                await self._publish(polled.batches, polled.records, local)
             if self.ingester is not None and self.ingester.returncode is not None:
                 # it may have exited right after handing its last frames to ZeroMQ: read on until its
                 # `end` frame, and call it a failure only when nothing more comes
@@ -256,8 +244,9 @@ class StreamingService:
         )
         self.handler.counts["ingester_exits"] += 1
         self.handler.gaps.frames_lost("ingester_exit")  # every symbol heard from: until its next message
+        local = now_us()
         polled = self.handler.poll()
-        await self._publish(polled.batches, polled.records)
+        await self._publish(polled.batches, polled.records, local)
         if self.config.ingest.source not in LIVE_SOURCES:
             log.error("the replay is incomplete: what the ingester had not sent is lost; run it again")
             return False
@@ -302,7 +291,7 @@ class StreamingService:
         received = tally.frames - 1  # this frame is in the tally already, and not in its own counts
         self._report(ingester_entries(counts) + wire_entries(counts, received, tally.rows), final=False)
 
-    async def _handle_until_warm(self, frame: Frame) -> FrameResult:
+    async def _warm_up_before(self, frame: Frame) -> None:
         """Event clock: the first frame with ticks anchors the warm-up at its earliest exchange timestamp
         (nothing is known of the replay's time before it) and is handled after it. From then on frames
         go straight to ``handle_frame``."""
@@ -310,7 +299,6 @@ class StreamingService:
         if anchor is not None:
             self._warm_at_first_tick = False
             await self._warm_up_from_bigquery(anchor)
-        return self.handler.handle_frame(frame)
 
     async def _warm_up_from_bigquery(self, until_us: int) -> None:
         """Recent candles of persist mode's tables through the feature lanes (docs/FEATURES.md "Warm-up
@@ -372,29 +360,18 @@ class StreamingService:
             else None,
         )
 
-    async def _publish(self, batches: list[CandleBatch], records: list[Record] | None = None) -> None:
-        """Publish what closed, and the frame's records with the first batch (one round trip), then hand
-        the candles to persist mode with the same ``local_timestamp`` (now, when closing them began) and
-        ``timestamp_out`` (the one serve mode stamped, or now)."""
-        if records and self.serve is not None:
-            self.handed["records"] += len(records)
-        if records and not batches and self.serve is not None:
-            await self.serve.publish(None, now_us(), records)
-        for k, batch in enumerate(batches):
+    async def _publish(self, batches: list[CandleBatch], records: list[Record], local_us: int) -> None:
+        """Hand what a frame (or a timer poll) produced to every sink, in order, as one output stamped
+        once: ``local_timestamp`` ``local_us`` (when closing its candles began), ``timestamp_out`` now
+        (ready for the sinks, after features)."""
+        if not batches and not records:
+            return
+        for batch in batches:
             self._count_handed(batch)
-            local = now_us()
-            payloads: list[bytes] = []
-            out = now_us()
-            if self.serve is not None:
-                payloads = await self.serve.publish(batch, local, records if k == 0 and records else ())
-                out = self.serve.last_timestamp_out
-            elif self.on_candle is not None:
-                payloads = [p for _, part in candle_payloads(batch, Stamps(local, out)) for p in part]
-            if self.persist is not None:
-                self.persist.add(batch, local, out)
-            if self.on_candle is not None:
-                for payload in payloads:
-                    self.on_candle(orjson.loads(payload))
+        self.handed["records"] += len(records)
+        output = FrameOutput(batches, records, Stamps(local_us, now_us()))
+        for sink in self.sinks:
+            await sink.accept(output)
 
     def _count_handed(self, batch: CandleBatch) -> None:
         self.handed["candles"] += len(batch)
@@ -435,60 +412,12 @@ class StreamingService:
             still_open = sum(e.open_trades for e in engines)  # a stop without the ingester's end frame
             trades, base = rows["trade"]["candles"], self.base_timeframe
             entries.append(candle_entry(trades, late, self.trades_in_candles, base, still_open))
-        entries += self._sink_entries()
+        entries += [e for sink in self.sinks for e in sink.ledger_entries(self.handed)]
         self.ledger = entries
         bad = self._report(entries, final=True)
         if bad and code == 0 and self.config.ingest.source not in LIVE_SOURCES:
             return 1
         return code
-
-    def _sink_entries(self) -> list[Entry]:
-        out = []
-        candles = self.handed["candles"]
-        if self.serve is not None:
-            s = self.serve.stats
-            name = self.config.serve.transport
-            out.append(
-                sink_entry(
-                    name,
-                    "candles",
-                    candles,
-                    {
-                        "published": s["candles_published"],
-                        "waiting": s.get("backlog_candles", 0),
-                        "lost": s["candles_lost"],
-                        "refused": s.get("candles_refused", 0),
-                    },
-                )
-            )
-            out.append(
-                sink_entry(
-                    name,
-                    "records",
-                    self.handed["records"],
-                    {
-                        "published": s["records_published"],
-                        "lost": s["records_lost"],
-                        "refused": s.get("records_refused", 0),
-                    },
-                )
-            )
-        if self.persist is not None:
-            p = self.persist.stats
-            out.append(
-                sink_entry(
-                    "bigquery",
-                    "candles",
-                    candles,
-                    {
-                        "written": p["rows_written"],
-                        "waiting": p["backlog_rows"],
-                        "lost": p["rows_lost"],
-                        "refused": p["rows_refused"],
-                    },
-                )
-            )
-        return out
 
     def _report(self, entries: list[Entry], final: bool) -> int:
         """Log every line that does not add up as an ERROR naming the stage and the numbers; count them."""
@@ -502,40 +431,29 @@ class StreamingService:
 
     def _log_progress(self) -> None:
         c = self.handler.counts
-        published = self.serve.stats["candles_published"] if self.serve else c.get("candles_out", 0)
         log.info(
-            "frames=%d trades=%d candles=%d published=%d records=%d late=%d bad=%d lost_frames=%d gaps=%d",
+            "frames=%d trades=%d candles=%d records=%d late=%d bad=%d lost_frames=%d gaps=%d",
             c.get("frames", 0),
             self.handler.ticks_by_type.get("trade", 0),
             c.get("candles_out", 0),
-            published,
             sum(self.handler.records_by_type.values()),
             self.handler.get_stats()["late_ticks"],
             sum(self.handler.bad_rows.values()),
             c.get("frames_lost", 0),
             sum(self.handler.gaps.opened.values()),
         )
-        if self.persist is not None:
-            p = self.persist.stats
-            log.info(
-                "persisted rows=%d batches=%d backlog=%d retries=%d lost=%d refused=%d",
-                p["rows_written"],
-                p["batches_written"],
-                p["backlog_rows"],
-                p["write_retries"],
-                p["rows_lost"],
-                p["rows_refused"],
-            )
+        for sink in self.sinks:
+            line = sink.progress_line()
+            if line:
+                log.info("%s", line)
 
     def get_stats(self) -> dict[str, Any]:
         stats = self.handler.get_stats()
         stats["candles_by_timeframe"] = {
             name: engine.get_stats()["candles_by_timeframe"] for name, engine in self.handler.engines.items()
         }
-        if self.serve is not None:
-            stats["serve"] = self.serve.get_stats()
-        if self.persist is not None:
-            stats["persist"] = self.persist.get_stats()
+        for sink in self.sinks:
+            stats[sink.name] = sink.get_stats()
         if self.warmup_stats is not None:
             stats["warmup"] = self.warmup_stats
         if self.ledger:

@@ -1,28 +1,26 @@
 """Persist mode: closed candles, with their HFT features, as rows of partitioned, clustered BigQuery
 tables (``candles_{timeframe}``, see ``bigquery_client/tables.py``), for analytics.
 
-The processor hands over each closed batch (``add``): its rows are built and encoded at once and wait in
-a buffer per table, which becomes a batch at ``batch_size`` rows or when its oldest row has waited
-``batch_timeout_ms``, whichever comes first, and at shutdown. A background task writes the batches in
-order; ``add`` never waits for BigQuery. A batch that cannot be written (BigQuery unreachable, busy,
-timing out) stays at the head and is sent again, the same rows at the same stream offset, with backoff
-(0.1 s doubling to 10 s) while later batches queue behind it up to ``backlog_mb``; over that the oldest
-queued batch behind the head is dropped and counted (``rows_lost``). A batch BigQuery refuses is counted
-(``write_errors``, ``rows_refused``) and logged. At shutdown what is left gets ``close_timeout_s``.
-"""
+The service hands over each frame's output (``accept``; ``add`` for one batch): its rows are built and
+encoded at once and wait in a buffer per table, which becomes a batch at ``batch_size`` rows or when its
+oldest row has waited ``batch_timeout_ms``, whichever comes first, and at shutdown. A background task
+writes the batches in order (the backlog: ``sinks/backlog.py``); ``accept`` never waits for BigQuery. A
+batch that cannot be written (BigQuery unreachable, busy, timing out) stays at the head and is sent
+again, the same rows at the same stream offset, with backoff (0.1 s doubling to 10 s) while later batches
+queue behind it up to ``backlog_mb``; over that the oldest queued batch behind the head is dropped and
+counted (``rows_lost``). A batch BigQuery refuses is counted (``write_errors``, ``rows_refused``) and
+logged. At shutdown what is left gets ``close_timeout_s``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import BigQueryConfig, ConfigError
+from ...config import BigQueryConfig, ConfigError, StreamingConfig
 from ..bigquery_client import (
     RowBatch,
     RowSink,
@@ -31,7 +29,9 @@ from ..bigquery_client import (
     WriteRefused,
     candle_tables,
 )
-from ..candle_processor import CandleBatch, Stamps
+from ..candle_processor import CandleBatch, ClosedCandles, Stamps
+from ..ledger import Entry, sink_entry
+from ..sinks import Backlog, FrameOutput
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 10.0
@@ -60,6 +60,11 @@ def make_sink(config: BigQueryConfig) -> RowSink:
 
 
 class PersistMode:
+    """The BigQuery sink; ``add`` is ``accept`` for one batch, for callers other than the service
+    (tests, benchmarks, embedding)."""
+
+    name = "persist"
+
     def __init__(
         self,
         config: BigQueryConfig | None = None,
@@ -71,12 +76,15 @@ class PersistMode:
         self.tables: dict[str, TableSpec] = candle_tables(self.config, source, tuple(timeframes))
         self.sink = sink if sink is not None else make_sink(self.config)
         self._buffers: dict[str, _Buffer] = {tf: _Buffer() for tf in self.tables}
-        self._backlog: deque[RowBatch] = deque()
-        self._backlog_bytes = 0
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._worker: asyncio.Task[None] | None = None
+        self.backlog: Backlog[RowBatch] = Backlog(
+            self,
+            limit_bytes=self.config.backlog_mb * 1_000_000,
+            first_retry_s=RETRY_FIRST_S,
+            max_retry_s=RETRY_MAX_S,
+            transient=(WriteFailed,),
+            keep_head=True,  # it may have been written at its offset already: later batches follow it
+            refill=self._cut_due,
+        )
         self.stats: dict[str, Any] = {
             "rows_written": 0,
             "batches_written": 0,
@@ -89,26 +97,42 @@ class PersistMode:
             "rows_lost": 0,
         }
 
+    @classmethod
+    def from_config(cls, config: StreamingConfig, option: str | None = None) -> PersistMode:
+        return cls(config.persist.bigquery, config.candles.timeframes, config.ingest.source)
+
     @property
     def dataset(self) -> str:
         return next(iter(self.tables.values())).dataset
 
     async def start(self) -> None:
         """Check or create the tables; when BigQuery cannot be reached yet this is done before the first
-        write instead, and rows wait meanwhile. A refusal (no permission, a bad project) is raised."""
+        write instead, and rows wait meanwhile. A refusal (no permission, a bad project) is raised. The
+        row writer is compiled now, before the service freezes the heap (``hot_path.py``), so that the
+        first boundary does not wait for it."""
+        from ..bigquery_client.proto_rows import compile_row_writer  # loads the protobuf runtime
+
         log.info("persist mode writing to dataset %s of %s", self.dataset, self.sink.describe())
         try:
             for table in self.tables.values():
                 await asyncio.to_thread(self.sink.ensure, table)
         except WriteFailed as exc:
             log.warning("BigQuery is not reachable yet (%s): rows will wait for it", exc)
-        self._worker = asyncio.create_task(self._run())
+        compile_row_writer()
+        self.backlog.start()
+
+    async def accept(self, output: FrameOutput) -> None:
+        """Queue the rows of the candles of ``output`` (its records are not persisted). Returns at once."""
+        self._add(output.blocks())
 
     def add(self, batch: CandleBatch, local_us: int, out_us: int) -> None:
-        """Queue the rows of a ``CandleBatch``; ``local_us``/``out_us``: its ``local_timestamp`` and
+        """``accept`` of one ``CandleBatch``; ``local_us``/``out_us``: its ``local_timestamp`` and
         ``timestamp_out``. Returns at once."""
+        self._add(batch.blocks(Stamps(local_us, out_us)))
+
+    def _add(self, blocks: Iterable[ClosedCandles]) -> None:
         size = self.config.batch_size
-        for block in batch.blocks(Stamps(local_us, out_us)):
+        for block in blocks:
             timeframe = block.columns.timeframe
             table = self.tables.get(timeframe)
             if table is None:
@@ -121,7 +145,7 @@ class PersistMode:
                 self._enqueue(table, buffer.rows[:size])
                 del buffer.rows[:size]
                 buffer.since = time.monotonic()
-        self._wake.set()
+        self.backlog.wake()  # a buffer that was empty has a time to be cut at now
 
     def _cut(self, due_before: float | None) -> None:
         """Buffers whose oldest row is older than ``due_before`` (all of them when None) become batches."""
@@ -130,125 +154,119 @@ class PersistMode:
                 self._enqueue(self.tables[timeframe], buffer.rows)
                 buffer.rows = []
 
-    def _next_due(self) -> float | None:
-        """Seconds until the oldest buffered row is due, or None when nothing is buffered."""
+    def _cut_due(self) -> float | None:
+        """The backlog's refill: the buffers due become batches; returns the seconds until the next is due
+        (None when nothing is buffered)."""
+        timeout_s = self.config.batch_timeout_ms / 1000
+        self._cut(time.monotonic() - timeout_s)
         since = [b.since for b in self._buffers.values() if b.rows]
         if not since:
             return None
-        return max(0.0, min(since) + self.config.batch_timeout_ms / 1000 - time.monotonic())
+        return max(0.0, min(since) + timeout_s - time.monotonic())
 
     def _enqueue(self, table: TableSpec, rows: list[bytes]) -> None:
-        batch = RowBatch(table, rows, sum(map(len, rows)))
-        self._backlog.append(batch)
-        self._backlog_bytes += batch.nbytes
-        self._idle.clear()
-        limit = self.config.backlog_mb * 1_000_000
-        while self._backlog_bytes > limit and len(self._backlog) > 1:
-            dropped = self._backlog[1]  # the head may be in flight: it stays
-            del self._backlog[1]
-            self._backlog_bytes -= dropped.nbytes
-            self.stats["rows_lost"] += len(dropped.rows)
-            log.error(
-                "backlog over persist.bigquery.backlog_mb=%d while BigQuery is unreachable: dropped %d rows"
-                " of %s",
-                self.config.backlog_mb,
-                len(dropped.rows),
-                dropped.table.name,
-            )
-        self._count_backlog()
+        self.backlog.put(RowBatch(table, rows, sum(map(len, rows))))
 
-    def _count_backlog(self) -> None:
-        rows = sum(len(b.rows) for b in self._backlog)
+    # -- the backlog's delivery (sinks/backlog.py) ----------------------------------------------------
+    async def send(self, batch: RowBatch) -> bool:
+        return await asyncio.to_thread(self.sink.append, batch)
+
+    def sent(self, batch: RowBatch, written: bool) -> None:
+        self.stats["rows_written"] += len(batch.rows)
+        self.stats["batches_written"] += 1
+        if not written:
+            self.stats["duplicate_appends"] += 1
+            log.warning(
+                "%d rows of %s had already been written by an earlier try (its reply was lost):"
+                " not written twice",
+                len(batch.rows),
+                batch.table.name,
+            )
+
+    def failed(self, batch: RowBatch, error: BaseException, retry_in_s: float, inline: bool) -> None:
+        self.stats["write_retries"] += 1
+        log.warning(
+            "BigQuery write failed (%s): %d rows waiting; next try in %.1f s",
+            error,
+            sum(len(b.rows) for b in self.backlog),
+            retry_in_s,
+        )
+
+    def refused(self, batch: RowBatch, error: BaseException) -> None:
+        """Refused, or a fault of ours: counted and logged (a fault with its traceback), never retried."""
+        self.stats["write_errors"] += 1
+        self.stats["rows_refused"] += len(batch.rows)
+        log.error("BigQuery refused %d rows of %s: %s", len(batch.rows), batch.table.name, error,
+                  exc_info=not isinstance(error, WriteRefused))  # fmt: skip
+
+    def dropped(self, batch: RowBatch) -> None:
+        self.stats["rows_lost"] += len(batch.rows)
+        log.error(
+            "backlog over persist.bigquery.backlog_mb=%d while BigQuery is unreachable: dropped %d rows"
+            " of %s",
+            self.config.backlog_mb,
+            len(batch.rows),
+            batch.table.name,
+        )
+
+    def backlog_changed(self) -> None:
+        rows = sum(len(b.rows) for b in self.backlog)
         self.stats["backlog_rows"] = rows
         self.stats["backlog_max_rows"] = max(self.stats["backlog_max_rows"], rows)
 
-    async def _run(self) -> None:
-        delay = RETRY_FIRST_S
-        while True:
-            now = time.monotonic()
-            self._cut(now - self.config.batch_timeout_ms / 1000)
-            if not self._backlog:
-                self._idle.set()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._next_due()):
-                        await self._wake.wait()
-                continue
-            batch = self._backlog[0]
-            try:
-                written = await asyncio.to_thread(self.sink.append, batch)
-            except WriteFailed as exc:
-                self.stats["write_retries"] += 1
-                log.warning(
-                    "BigQuery write failed (%s): %d rows waiting; next try in %.1f s",
-                    exc,
-                    sum(len(b.rows) for b in self._backlog),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX_S, delay * 2)
-                continue
-            except Exception as exc:  # refused, or a fault of ours: counted and logged, never retried
-                self.stats["write_errors"] += 1
-                self.stats["rows_refused"] += len(batch.rows)
-                log.error("BigQuery refused %d rows of %s: %s", len(batch.rows), batch.table.name, exc,
-                          exc_info=not isinstance(exc, WriteRefused))  # fmt: skip
-            else:
-                self.stats["rows_written"] += len(batch.rows)
-                self.stats["batches_written"] += 1
-                if not written:
-                    self.stats["duplicate_appends"] += 1
-                    log.warning(
-                        "%d rows of %s had already been written by an earlier try (its reply was lost):"
-                        " not written twice",
-                        len(batch.rows),
-                        batch.table.name,
-                    )
-            delay = RETRY_FIRST_S
-            self._backlog.popleft()
-            self._backlog_bytes -= batch.nbytes
-            self._count_backlog()
-
+    # ------------------------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> bool:
         """Send everything buffered now and wait until it is written (at most ``timeout`` s); True when
         nothing is left."""
         self._cut(None)
-        self._wake.set()
-        if self._worker is not None and self._backlog:
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can lose a cancel (3.11)
-                async with asyncio.timeout(timeout):
-                    await self._idle.wait()
-        return not self._backlog
+        return await self.backlog.flush(timeout)
 
     async def close(self) -> None:
-        if not await self.flush(self.config.close_timeout_s):
-            lost = sum(len(b.rows) for b in self._backlog)
+        self._cut(None)
+        left = await self.backlog.close(self.config.close_timeout_s)
+        if left:
+            lost = sum(len(b.rows) for b in left)
             self.stats["rows_lost"] += lost
             log.error(
                 "closing with BigQuery unreachable for %.0f s: %d rows not written",
                 self.config.close_timeout_s,
                 lost,
             )
-            self._backlog.clear()
-            self._backlog_bytes = 0
-            self._count_backlog()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
         await asyncio.to_thread(self.sink.close)
 
     def get_stats(self) -> dict[str, Any]:
         return dict(self.stats)
 
+    def progress_line(self) -> str:
+        p = self.stats
+        return (
+            f"persisted rows={p['rows_written']} batches={p['batches_written']} backlog={p['backlog_rows']}"
+            f" retries={p['write_retries']} lost={p['rows_lost']} refused={p['rows_refused']}"
+        )
 
-def summary_line(stats: dict[str, Any]) -> str:
-    """The line of the end-of-run summary."""
-    line = (
-        f"persisted           {stats['rows_written']} rows in {stats['batches_written']} batches"
-        f" (retries {stats['write_retries']}, lost {stats['rows_lost']})"
-    )
-    trouble = {k: stats[k] for k in ("write_errors", "rows_refused", "duplicate_appends")}
-    if any(trouble.values()):
-        line += "\n  while persisting  " + ", ".join(f"{k} {v}" for k, v in trouble.items())
-    return line
+    def summary_lines(self) -> list[str]:
+        p = self.stats
+        lines = [
+            f"persisted           {p['rows_written']} rows in {p['batches_written']} batches"
+            f" (retries {p['write_retries']}, lost {p['rows_lost']})"
+        ]
+        trouble = {k: p[k] for k in ("write_errors", "rows_refused", "duplicate_appends")}
+        if any(trouble.values()):
+            lines.append("  while persisting  " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
+        return lines
+
+    def ledger_entries(self, handed: Mapping[str, int]) -> list[Entry]:
+        p = self.stats
+        return [
+            sink_entry(
+                "bigquery",
+                "candles",
+                handed["candles"],
+                {
+                    "written": p["rows_written"],
+                    "waiting": p["backlog_rows"],
+                    "lost": p["rows_lost"],
+                    "refused": p["rows_refused"],
+                },
+            )
+        ]

@@ -5,34 +5,44 @@ Each wire frame's output goes in one round trip: per candle a PUBLISH on each of
 its capped stream (a consumer catches up from the last id it saw) and an HSET of the latest candle; per
 record a PUBLISH on each of its channels.
 
-When Redis cannot be reached the frame waits in a backlog (``serve.backlog_mb``), later frames queue
-behind it in order, and a background task sends them again as soon as Redis is back: the processor is
-never held up by Redis. Stream entry ids are fixed when a candle is serialised, so a frame that had in
-fact arrived before the connection broke is refused by Redis on the second try instead of being added
-twice (counted as ``stream_duplicates``); its PUBLISHes do repeat, which is why consumers that must see
-every candle exactly once read the stream (``LiveFeatureStream``). Dropped frames are counted and logged.
+When Redis cannot be reached the frame waits in a backlog (``serve.backlog_mb``; ``sinks/backlog.py``),
+later frames queue behind it in order, and a background task sends them again as soon as Redis is back:
+the processor is never held up by Redis. Stream entry ids are fixed when a candle is serialised, so a
+frame that had in fact arrived before the connection broke is refused by Redis on the second try instead
+of being added twice (counted as ``stream_duplicates``); its PUBLISHes do repeat, which is why consumers
+that must see every candle exactly once read the stream (``LiveFeatureStream``). Dropped frames are
+counted and logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
-from ...config import ServeConfig
+from ...config import ServeConfig, StreamingConfig
 from ...timeutil import now_us
 from ..candle_processor import CandleBatch, Stamps
 from ..data_types.records import Record
 from ..keys import candle_channels, candle_latest_key, candle_stream_key, record_channels
+from ..ledger import Entry as LedgerEntry
+from ..ledger import sink_entry
 from ..messages import candle_payloads, record_message
-from ..transport import Entry, InMemoryTransport, PublishError, RedisTransport, StreamTarget, Transport
+from ..sinks import Backlog, FrameOutput
+from ..transport import (
+    Entry,
+    InMemoryTransport,
+    PublishError,
+    PublishResult,
+    RedisTransport,
+    StreamTarget,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 50  # candles per write: Redis takes one chunk while the next is serialised
@@ -67,14 +77,37 @@ def _id_text(entry: tuple[int, int]) -> str:
     return f"{entry[0]}-{entry[1]}"
 
 
-@dataclass(slots=True)
 class _Frame:
-    """One frame's serialised output, waiting for Redis."""
+    """One frame's output for Redis: its entries in chunks, serialised as they are first sent (Redis
+    takes one chunk while the next is written) and kept, so that a retry sends the very same entries."""
 
-    chunks: list[Sequence[Entry]]
-    candles: int
-    records: int
-    nbytes: int
+    __slots__ = ("_made", "_nbytes", "_rest", "candles", "records")
+
+    def __init__(self, chunks: Iterable[Sequence[Entry]], candles: int, records: int) -> None:
+        self._made: list[Sequence[Entry]] = []
+        self._rest = iter(chunks)
+        self._nbytes: int | None = None
+        self.candles = candles
+        self.records = records
+
+    def __iter__(self) -> Iterator[Sequence[Entry]]:
+        yield from list(self._made)
+        for chunk in self._rest:
+            self._made.append(chunk)
+            yield chunk
+
+    @property
+    def chunks(self) -> list[Sequence[Entry]]:
+        """Every chunk (what was not serialised yet is, now)."""
+        self._made.extend(self._rest)
+        return self._made
+
+    @property
+    def nbytes(self) -> int:
+        """What the frame costs while it waits: its payloads, and ``ENTRY_OVERHEAD`` per entry."""
+        if self._nbytes is None:
+            self._nbytes = sum(len(e.payload) + ENTRY_OVERHEAD for chunk in self.chunks for e in chunk)
+        return self._nbytes
 
 
 def _describe(exc: BaseException, reply_timeout_ms: int) -> str:
@@ -102,14 +135,22 @@ def make_transport(config: ServeConfig) -> Transport:
 
 
 class ServeMode:
+    """The Redis (or in-memory bus) sink; ``publish`` is ``accept`` for one batch, for callers other
+    than the service (tests, benchmarks, embedding)."""
+
+    name = "serve"
+
     def __init__(self, config: ServeConfig | None = None, transport: Transport | None = None) -> None:
         self.config = config or ServeConfig()
         self.transport = transport if transport is not None else make_transport(self.config)
         self.ids = StreamIds()
-        self.last_timestamp_out = 0  # µs: the timestamp_out of the last candles serialised
-        self._backlog: deque[_Frame] = deque()
-        self._backlog_bytes = 0
-        self._drainer: asyncio.Task[None] | None = None
+        self.backlog: Backlog[_Frame] = Backlog(
+            self,
+            limit_bytes=self.config.backlog_mb * 1_000_000,
+            first_retry_s=RETRY_FIRST_S,
+            max_retry_s=RETRY_MAX_S,
+            transient=(ConnectionError, TimeoutError, OSError),
+        )
         self.stats: dict[str, Any] = {
             "candles_published": 0,
             "records_published": 0,
@@ -127,26 +168,31 @@ class ServeMode:
             "backlog_candles": 0,  # waiting in the backlog now
         }
 
+    @classmethod
+    def from_config(cls, config: StreamingConfig, option: str | None = None) -> ServeMode:
+        return cls(config.serve)
+
     async def start(self) -> None:
         await self.transport.connect()
         log.info("serve mode publishing to %s", self.transport.describe())
+        self.backlog.start()
 
-    def _candle_entries(self, batch: CandleBatch, local_us: int, sent: list[bytes]) -> Iterator[list[Entry]]:
-        exchange, symbols, next_id = batch.exchange, batch.symbols, self.ids.next
-        self.last_timestamp_out = now_us()
-        for block, payloads in candle_payloads(batch, Stamps(local_us, self.last_timestamp_out), CHUNK):
-            sent += payloads
-            rows = block.columns
-            bucket_ms, timeframe = rows.timestamp_in // 1000, rows.timeframe
-            chunk = []
-            for slot, revision, payload in zip(
-                rows.slots.tolist(), rows.revision.tolist(), payloads, strict=True
-            ):
-                channels, stream, latest = _names(exchange, symbols[slot], timeframe)
-                entry_id, newest = next_id(stream, bucket_ms, revision)
-                target = StreamTarget(stream, entry_id, latest if newest else None, exchange)
-                chunk.append(Entry(channels, payload, target))
-            yield chunk
+    def _candle_entries(self, output: FrameOutput) -> Iterator[list[Entry]]:
+        next_id = self.ids.next
+        for batch in output.batches:
+            exchange, symbols = batch.exchange, batch.symbols
+            for block, payloads in candle_payloads(batch, output.stamps, CHUNK):
+                rows = block.columns
+                bucket_ms, timeframe = rows.timestamp_in // 1000, rows.timeframe
+                chunk = []
+                for slot, revision, payload in zip(
+                    rows.slots.tolist(), rows.revision.tolist(), payloads, strict=True
+                ):
+                    channels, stream, latest = _names(exchange, symbols[slot], timeframe)
+                    entry_id, newest = next_id(stream, bucket_ms, revision)
+                    target = StreamTarget(stream, entry_id, latest if newest else None, exchange)
+                    chunk.append(Entry(channels, payload, target))
+                yield chunk
 
     @staticmethod
     def _record_entries(records: Sequence[Record]) -> Iterator[list[Entry]]:
@@ -156,151 +202,105 @@ class ServeMode:
                 for r in records[i : i + CHUNK]
             ]
 
-    async def publish(
-        self, batch: CandleBatch | None, local_us: int, records: Sequence[Record] = ()
-    ) -> list[bytes]:
-        """Publish every candle of ``batch`` and every record of ``records`` in one round trip;
-        ``local_us`` is when closing the candles began, ``timestamp_out`` is stamped just before
-        serialising. Each chunk is sent as soon as it is serialised. Returns the candles' JSON messages.
-        Returns once Redis has acknowledged them, or, when Redis cannot be reached, once they wait in the
-        backlog."""
-        batch = batch if batch else None
-        if batch is None and not records:
-            return []
-        payloads: list[bytes] = []
-        sent: list[Sequence[Entry]] = []
+    async def accept(self, output: FrameOutput) -> None:
+        """Publish every candle and every record of ``output`` in one round trip, each chunk sent as soon
+        as it is serialised. Returns once Redis has acknowledged them, or, when Redis cannot be reached or
+        earlier frames still wait, once they wait in the backlog."""
+        candles, records = output.candles, output.records
+        if not candles and not records:
+            return
+        chunks = itertools.chain(self._candle_entries(output), self._record_entries(records))
+        await self.backlog.deliver(_Frame(chunks, candles, len(records)))
 
-        def serialised() -> Iterator[Sequence[Entry]]:
-            if batch is not None:
-                for chunk in self._candle_entries(batch, local_us, payloads):
-                    sent.append(chunk)
-                    yield chunk
-            for chunk in self._record_entries(records):
-                sent.append(chunk)
-                yield chunk
+    async def publish(self, batch: CandleBatch | None, local_us: int, records: Sequence[Record] = ()) -> None:
+        """``accept`` of ``batch`` (None: records only) and ``records``; ``local_us`` is when closing the
+        candles began, ``timestamp_out`` is stamped now."""
+        batches = [batch] if batch else []
+        await self.accept(FrameOutput(batches, records, Stamps(local_us, now_us())))
 
-        candles = len(batch) if batch is not None else 0
-        if self._backlog:  # keep the order: behind what is waiting
-            self._enqueue(_Frame(list(serialised()), candles, len(records), 0))
-            return payloads
-        chunks = serialised()
-        try:
-            result = await self._publish_many(chunks)
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            for _ in chunks:  # serialise the rest (into `sent`): all of it goes again
-                pass
-            log.warning(
-                "publish failed (%s): %d candles and %d records wait for Redis in the backlog; candles go"
-                " on being built",
-                _describe(exc, self.config.reply_timeout_ms),
-                candles,
-                len(records),
-            )
-            self._enqueue(_Frame(sent, candles, len(records), 0))
-            return payloads
-        except PublishError as exc:
-            self._refused(exc, candles, len(records))
-            return payloads
-        self._count(_Frame(sent, candles, len(records), 0), result.duplicates)
-        return payloads
-
-    async def _publish_many(self, chunks: Iterable[Sequence[Entry]]) -> Any:
+    # -- the backlog's delivery (sinks/backlog.py) ----------------------------------------------------
+    async def send(self, frame: _Frame) -> PublishResult:
         """One round trip, with a deadline: a Redis that accepts the connection but does not answer (frozen,
         or swapping) must not stall the processor. Past ``reply_timeout_ms`` the transport drops the
         connection (a fresh one is made for the next try) and the frame goes to the backlog."""
         async with asyncio.timeout(self.config.reply_timeout_ms / 1000):
-            return await self.transport.publish_many(chunks)
+            return await self.transport.publish_many(frame)
 
-    def _count(self, frame: _Frame, duplicates: int) -> None:
+    def sent(self, frame: _Frame, result: PublishResult) -> None:
         s = self.stats
         s["candles_published"] += frame.candles
         s["records_published"] += frame.records
         s["messages_published"] += sum(len(e.channels) for chunk in frame.chunks for e in chunk)
         s["round_trips"] += 1
-        if duplicates:
+        if result.duplicates:
             if not s["stream_duplicates"]:
                 log.warning(
                     "%d candle(s) were already in their streams (re-sent after a failure, or a replay"
                     " published again): not added twice; counted in stream_duplicates",
-                    duplicates,
+                    result.duplicates,
                 )
-            s["stream_duplicates"] += duplicates
+            s["stream_duplicates"] += result.duplicates
+        self._drained(frame)
 
-    def _refused(self, exc: PublishError, candles: int, records: int) -> None:
+    def failed(self, frame: _Frame, error: BaseException, retry_in_s: float, inline: bool) -> None:
+        if inline:
+            log.warning(
+                "publish failed (%s): %d candles and %d records wait for Redis in the backlog; candles go"
+                " on being built",
+                _describe(error, self.config.reply_timeout_ms),
+                frame.candles,
+                frame.records,
+            )
+            return
+        self.stats["publish_retries"] += 1
+        log.warning(
+            "Redis still unreachable (%s): %d frames (%d candles) waiting; next try in %.2f s",
+            _describe(error, self.config.reply_timeout_ms),
+            len(self.backlog),
+            sum(f.candles for f in self.backlog),
+            retry_in_s,
+        )
+
+    def refused(self, frame: _Frame, error: BaseException) -> None:
         """Redis refused a command of the frame (the rest of it went through): re-sending would not help.
         Its candles and records are counted as refused (some of them may have been published)."""
         self.stats["publish_errors"] += 1
-        self.stats["candles_refused"] += candles
-        self.stats["records_refused"] += records
-        log.error("%s (in a frame of %d candles and %d records)", exc, candles, records)
+        self.stats["candles_refused"] += frame.candles
+        self.stats["records_refused"] += frame.records
+        log.error("%s (in a frame of %d candles and %d records)", error, frame.candles, frame.records,
+                  exc_info=not isinstance(error, PublishError))  # fmt: skip
+        self._drained(frame)
 
-    def _enqueue(self, frame: _Frame) -> None:
-        frame.nbytes = sum(len(e.payload) + ENTRY_OVERHEAD for chunk in frame.chunks for e in chunk)
-        self._backlog.append(frame)
-        self._backlog_bytes += frame.nbytes
-        limit = self.config.backlog_mb * 1_000_000
-        while self._backlog_bytes > limit and len(self._backlog) > 1:
-            dropped = self._backlog.popleft()
-            self._backlog_bytes -= dropped.nbytes
-            self.stats["candles_lost"] += dropped.candles
-            self.stats["records_lost"] += dropped.records
-            log.error(
-                "backlog over serve.backlog_mb=%d while Redis is unreachable: dropped the oldest frame"
-                " (%d candles, %d records)",
-                self.config.backlog_mb,
-                dropped.candles,
-                dropped.records,
-            )
-        self._backlog_changed()
-        self.stats["backlog_max_frames"] = max(self.stats["backlog_max_frames"], len(self._backlog))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+    def dropped(self, frame: _Frame) -> None:
+        self.stats["candles_lost"] += frame.candles
+        self.stats["records_lost"] += frame.records
+        log.error(
+            "backlog over serve.backlog_mb=%d while Redis is unreachable: dropped the oldest frame"
+            " (%d candles, %d records)",
+            self.config.backlog_mb,
+            frame.candles,
+            frame.records,
+        )
 
-    def _backlog_changed(self) -> None:
-        self.stats["backlog_frames"] = len(self._backlog)
-        self.stats["backlog_candles"] = sum(f.candles for f in self._backlog)
+    def backlog_changed(self) -> None:
+        self.stats["backlog_frames"] = len(self.backlog)
+        self.stats["backlog_candles"] = sum(f.candles for f in self.backlog)
+        self.stats["backlog_max_frames"] = max(self.stats["backlog_max_frames"], len(self.backlog))
 
-    async def _drain(self) -> None:
-        """Send the backlog, oldest first, retrying with backoff until Redis takes it."""
-        delay = RETRY_FIRST_S
-        while self._backlog:
-            frame = self._backlog[0]
-            await asyncio.sleep(delay)
-            try:
-                result = await self._publish_many(frame.chunks)
-            except (ConnectionError, TimeoutError, OSError) as exc:
-                self.stats["publish_retries"] += 1
-                delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, delay * 2))
-                log.warning(
-                    "Redis still unreachable (%s): %d frames (%d candles) waiting; next try in %.2f s",
-                    _describe(exc, self.config.reply_timeout_ms),
-                    len(self._backlog),
-                    sum(f.candles for f in self._backlog),
-                    delay,
-                )
-                continue
-            except PublishError as exc:
-                self._refused(exc, frame.candles, frame.records)
-            else:
-                self._count(frame, result.duplicates)
-            if self._backlog and self._backlog[0] is frame:  # not dropped by an overflow meanwhile
-                self._backlog.popleft()
-                self._backlog_bytes -= frame.nbytes
-            self._backlog_changed()
-            delay = 0.0
-        log.info("backlog published; Redis is reachable again")
+    def _drained(self, frame: _Frame) -> None:
+        """Say so when ``frame`` was the last one waiting."""
+        if len(self.backlog) == 1 and next(iter(self.backlog)) is frame:
+            log.info("backlog published; Redis is reachable again")
 
+    # ------------------------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the backlog is published (at most ``timeout`` s); True when nothing is waiting."""
-        if self._drainer is not None and not self._drainer.done():
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can lose a cancel (3.11)
-                async with asyncio.timeout(timeout):
-                    await asyncio.shield(self._drainer)
-        return not self._backlog
+        return await self.backlog.flush(timeout)
 
     async def close(self) -> None:
-        if not await self.flush(self.config.close_timeout_s):
-            lost = sum(f.candles for f in self._backlog), sum(f.records for f in self._backlog)
+        left = await self.backlog.close(self.config.close_timeout_s)
+        if left:
+            lost = sum(f.candles for f in left), sum(f.records for f in left)
             self.stats["candles_lost"] += lost[0]
             self.stats["records_lost"] += lost[1]
             log.error(
@@ -308,12 +308,54 @@ class ServeMode:
                 self.config.close_timeout_s,
                 *lost,
             )
-            self._backlog.clear()
-            self._backlog_bytes = 0
-            self._backlog_changed()
-        if self._drainer is not None:
-            self._drainer.cancel()
         await self.transport.close()
 
     def get_stats(self) -> dict[str, Any]:
         return dict(self.stats)
+
+    def progress_line(self) -> str:
+        s = self.stats
+        return (
+            f"published candles={s['candles_published']} records={s['records_published']}"
+            f" backlog={s['backlog_candles']} retries={s['publish_retries']} lost={s['candles_lost']}"
+            f" refused={s['candles_refused']}"
+        )
+
+    def summary_lines(self) -> list[str]:
+        s = self.stats
+        lines = [
+            f"published           {s['candles_published']} candles in {s['round_trips']} round trips"
+            f" ({s['messages_published']} messages; retries {s['publish_retries']}, lost {s['candles_lost']})"
+        ]
+        trouble = {k: s[k] for k in ("backlog_max_frames", "stream_duplicates", "publish_errors")}
+        if any(trouble.values()):
+            lines.append("  while publishing  " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
+        if s["records_published"] or s["records_lost"]:
+            lines.append(f"  and records       {s['records_published']} (lost {s['records_lost']})")
+        return lines
+
+    def ledger_entries(self, handed: Mapping[str, int]) -> list[LedgerEntry]:
+        s, name = self.stats, self.config.transport
+        return [
+            sink_entry(
+                name,
+                "candles",
+                handed["candles"],
+                {
+                    "published": s["candles_published"],
+                    "waiting": s["backlog_candles"],
+                    "lost": s["candles_lost"],
+                    "refused": s["candles_refused"],
+                },
+            ),
+            sink_entry(
+                name,
+                "records",
+                handed["records"],
+                {
+                    "published": s["records_published"],
+                    "lost": s["records_lost"],
+                    "refused": s["records_refused"],
+                },
+            ),
+        ]

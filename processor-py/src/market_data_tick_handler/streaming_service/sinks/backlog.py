@@ -1,0 +1,216 @@
+"""The backlog of a sink that talks to a server (Redis, BigQuery, ...): items wait in order while the
+server cannot take them, and a background task sends them again with exponential back-off.
+
+- **In order.** Items are sent oldest first, one at a time; an item put while others wait goes behind
+  them. ``deliver`` sends an item at once when nothing waits (the caller awaits that one round trip) and
+  queues it otherwise; ``put`` only queues (the background task sends it).
+- **Retry.** A transient failure (the ``transient`` exception types: unreachable, timed out, busy) leaves
+  the item at the head; after ``n`` failures in a row the next try waits ``first_retry_s * 2 ** (n - 1)``
+  seconds, at most ``max_retry_s``. The same item object is sent again, so whatever the sink fixed at
+  the first try (stream entry ids, an append offset) stays fixed and the server can refuse a duplicate.
+- **Refused.** Any other exception is the server (or the item) refusing it: never sent again.
+- **Bounded.** Over ``limit_bytes`` (of the items' ``nbytes``) the oldest item is dropped until the
+  backlog fits, the newest always staying; an item in flight is never dropped, and with ``keep_head``
+  the head never is (a sink whose server may already have the head's first try, at an offset later
+  items depend on).
+- **Counted by the sink.** Every outcome is told to the sink (:class:`Delivery`), which counts and logs
+  it under its own names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
+
+
+class Item(Protocol):
+    @property
+    def nbytes(self) -> int:
+        """What the item costs while it waits (memory), for ``limit_bytes``."""
+        ...
+
+
+T = TypeVar("T", bound=Item)
+T_contra = TypeVar("T_contra", bound=Item, contravariant=True)
+
+
+class Delivery(Protocol[T_contra]):
+    """What a backlog asks of its sink: how to send an item, and what to count of each outcome."""
+
+    async def send(self, item: T_contra) -> Any:
+        """Send ``item``; raise one of the backlog's ``transient`` exceptions to have it sent again."""
+        ...
+
+    def sent(self, item: T_contra, result: Any) -> None:
+        """``send`` returned ``result``."""
+        ...
+
+    def failed(self, item: T_contra, error: BaseException, retry_in_s: float, inline: bool) -> None:
+        """A transient failure: ``item`` waits and is sent again in ``retry_in_s``; ``inline``: it was the
+        first try of ``deliver`` (the item was not waiting yet), not a retry."""
+        ...
+
+    def refused(self, item: T_contra, error: BaseException) -> None:
+        """``item`` was refused (any other exception): it is not sent again."""
+        ...
+
+    def dropped(self, item: T_contra) -> None:
+        """``item`` was dropped to keep the backlog within its limit."""
+        ...
+
+    def backlog_changed(self) -> None:
+        """Items came or went (to keep the sink's figures of what waits)."""
+        ...
+
+
+class Backlog(Generic[T]):
+    """See the module docstring. ``refill``, when given, is called before each send and when the
+    backlog is idle: it may ``put`` items (a sink's batches whose time has come) and returns in how many
+    seconds it wants to be called again (None: only when woken by a ``put``)."""
+
+    def __init__(
+        self,
+        delivery: Delivery[T],
+        *,
+        limit_bytes: int,
+        first_retry_s: float,
+        max_retry_s: float,
+        transient: tuple[type[BaseException], ...],
+        keep_head: bool = False,
+        refill: Callable[[], float | None] | None = None,
+    ) -> None:
+        self._delivery = delivery
+        self.limit_bytes = limit_bytes
+        self.first_retry_s = first_retry_s
+        self.max_retry_s = max_retry_s
+        self._transient = transient
+        self._keep_head = keep_head
+        self._refill = refill
+        self._items: deque[T] = deque()
+        self.nbytes = 0
+        self._in_flight: T | None = None
+        self._failures = 0  # in a row, at the head
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._worker: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        """The waiting items, oldest first."""
+        return iter(self._items)
+
+    def retry_in(self, failures: int) -> float:
+        """Seconds to wait before the next try after ``failures`` failures in a row."""
+        return min(self.max_retry_s, self.first_retry_s * 2 ** (failures - 1))
+
+    def start(self) -> None:
+        """Start the background task that sends what waits (needs a running event loop)."""
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._run())
+
+    def wake(self) -> None:
+        """Have the background task call ``refill`` now (something changed what it would return)."""
+        self._wake.set()
+
+    def put(self, item: T) -> None:
+        """Queue ``item`` behind what waits; over the limit, drop the oldest that may be dropped."""
+        self._items.append(item)
+        self.nbytes += item.nbytes
+        self._idle.clear()
+        while self.nbytes > self.limit_bytes and len(self._items) > 1:
+            at = 1 if self._keep_head or self._items[0] is self._in_flight else 0
+            dropped = self._items[at]
+            del self._items[at]
+            self.nbytes -= dropped.nbytes
+            self._delivery.dropped(dropped)
+        self._delivery.backlog_changed()
+        self._wake.set()
+
+    async def deliver(self, item: T) -> None:
+        """Send ``item`` now when nothing waits, and return once the server took it (or refused it);
+        when it fails, or when others wait, queue it. One caller at a time."""
+        if self._items:
+            self.put(item)
+            return
+        self._in_flight = item
+        try:
+            result = await self._delivery.send(item)
+        except self._transient as exc:
+            self._failures = 1
+            self._delivery.failed(item, exc, self.retry_in(1), True)
+            self.put(item)
+            return
+        except Exception as exc:
+            self._delivery.refused(item, exc)
+            return
+        finally:
+            self._in_flight = None
+        self._delivery.sent(item, result)
+
+    async def _run(self) -> None:
+        while True:
+            wait_s = self._refill() if self._refill is not None else None
+            if not self._items:
+                self._idle.set()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_s):
+                        await self._wake.wait()
+                continue
+            if self._failures:
+                await asyncio.sleep(self.retry_in(self._failures))
+                if not self._items:
+                    continue
+            item = self._items[0]
+            self._in_flight = item
+            try:
+                result = await self._delivery.send(item)
+            except self._transient as exc:
+                self._failures += 1
+                self._delivery.failed(item, exc, self.retry_in(self._failures), False)
+                continue
+            except Exception as exc:
+                self._delivery.refused(item, exc)
+            else:
+                self._delivery.sent(item, result)
+            finally:
+                self._in_flight = None
+            self._failures = 0
+            self._items.popleft()  # the head: an item in flight is never dropped
+            self.nbytes -= item.nbytes
+            self._delivery.backlog_changed()
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until nothing waits (at most ``timeout`` s); True when nothing does."""
+        self._wake.set()
+        if self._worker is not None and not self._worker.done() and self._items:
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: wait_for can lose a cancel (3.11)
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
+        return not self._items
+
+    async def close(self, timeout: float | None) -> list[T]:
+        """Flush (at most ``timeout`` s), stop the background task, and return what could not be sent
+        (no longer waiting: the sink counts it as lost)."""
+        await self.flush(timeout)
+        left = list(self._items)
+        if left:
+            self._items.clear()
+            self.nbytes = 0
+            self._delivery.backlog_changed()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        self._failures = 0
+        return left
