@@ -189,10 +189,13 @@ def _iso(out, at, us):
 @njit(cache=True, inline="always")
 def _token(out, at, numbers, i):
     """Copy the number at ``numbers[i]`` (up to its , or ]); returns the new ``at`` and ``i`` past it."""
-    start = i
-    while numbers[i] != 44 and numbers[i] != 93:  # , ]
+    b = numbers[i]
+    while b != 44 and b != 93:  # , ]
+        out[at] = b
+        at += 1
         i += 1
-    return copy_into(out, at, numbers, start, i), i + 1
+        b = numbers[i]
+    return at, i + 1
 
 
 @njit(cache=True, inline="always")
