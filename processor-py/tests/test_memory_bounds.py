@@ -48,16 +48,13 @@ def test_inmemory_subscriber_queue_is_bounded() -> None:
     assert queue.qsize() == SUBSCRIBER_QUEUE and bus.dropped == 5
 
 
-def test_serve_backlog_counts_what_an_entry_costs_besides_its_payload(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(serve_mode.asyncio, "create_task", lambda coro: coro.close())  # no drainer here
+def test_serve_backlog_counts_what_an_entry_costs_besides_its_payload() -> None:
     serve = ServeMode(
         ServeConfig(transport="inmemory", backlog_mb=1), transport=InMemoryTransport(InMemoryBus())
     )
     entry = Entry(("c",), b"x" * 1_000)
     for _ in range(3):
-        serve._enqueue(serve_mode._Frame([[entry] * 300], 300, 0, 0))
+        serve.backlog.put(serve_mode._Frame([[entry] * 300], 300, 0))  # not started: nothing is sent
     per_frame = 300 * (1_000 + ENTRY_OVERHEAD)
-    assert serve._backlog_bytes == 2 * per_frame <= 1_000_000  # the third went over: the oldest dropped
+    assert serve.backlog.nbytes == 2 * per_frame <= 1_000_000  # the third went over: the oldest dropped
     assert serve.stats["candles_lost"] == 300

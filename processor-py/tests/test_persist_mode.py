@@ -101,7 +101,7 @@ async def test_a_batch_is_written_and_read_back_with_nulls_and_microseconds(bigq
     batch = CandleBatch.from_candles(
         [_candle(features=features), _candle("ETH-USDT", close=2_600.75, features=features), _candle(tf="5m")]
     )
-    compile_row_writer()  # as the service does at start (hot_path.prepare): not the first add's job
+    compile_row_writer()  # as the service does at start (PersistMode.start): not the first add's job
     added = time.perf_counter()
     mode.add(batch, LOCAL, OUT)
     assert time.perf_counter() - added < 0.05  # the processor does not wait for BigQuery

@@ -1,9 +1,9 @@
 """What the service does once at start, so that the first candle boundary and the long run after it do not
 pay for it (``make bench`` measures both, bench/feature_bench.py):
 
-- the compiled kernels of the hot path (feature step, candle JSON writer, persist mode's row writer) are
-  loaded from numba's cache, or compiled, now: done at the first boundary, the JSON writer alone delayed
-  its candles by ~0.14 s;
+- the compiled kernels of the hot path (feature step, candle JSON writer) are loaded from numba's cache,
+  or compiled, now: done at the first boundary, the JSON writer alone delayed its candles by ~0.14 s
+  (persist mode's row writer is compiled by ``PersistMode.start``, which runs before this);
 - every object made so far (modules, compiled code, clients, warm-up) is moved out of the garbage
   collector's view (``gc.freeze``): a full collection walks ~150,000 of them, a ~55 ms pause at a moment
   the collector picks; after the freeze a full collection only sees what the run itself keeps.
@@ -17,15 +17,10 @@ from .candle_json import compile_writer
 from .hft_features.feature_engine import compile_step
 
 
-def prepare(features: bool, persist: bool = False) -> None:
-    """Compile the hot path (the feature step only with ``features``, the row writer only with ``persist``)
-    and freeze the heap made so far."""
+def prepare(features: bool) -> None:
+    """Compile the hot path (the feature step only with ``features``) and freeze the heap made so far."""
     if features:
         compile_step()
     compile_writer()
-    if persist:
-        from .bigquery_client.proto_rows import compile_row_writer  # loads the protobuf runtime
-
-        compile_row_writer()
     gc.collect()
     gc.freeze()
