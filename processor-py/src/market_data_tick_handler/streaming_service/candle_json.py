@@ -108,9 +108,8 @@ def encode_part(block: ClosedCandles) -> list[bytes]:
         LAYOUT.matrix(part, LAYOUT.flags, np.bool_),
         _ROW_VALUES,
     )
-    data = buffer.tobytes()
-    bounds = offsets.tolist()
-    return [data[a:b] for a, b in pairwise(bounds)]
+    data = memoryview(buffer)  # each message is copied once, out of the buffer
+    return [bytes(data[a:b]) for a, b in pairwise(offsets.tolist())]
 
 
 @njit(cache=True, inline="always")
