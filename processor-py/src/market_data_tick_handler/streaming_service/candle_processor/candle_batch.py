@@ -18,7 +18,7 @@ import numpy as np
 from .candle import Candle
 from .closed import ClosedCandles, Stamps
 from .feature_columns import FeatureColumns
-from .schema import CANDLE_FIELDS, EMPTY, PER_CANDLE, Field
+from .schema import CANDLE_FIELDS, EMPTY, PER_CANDLE
 
 
 class _Columns:
@@ -52,11 +52,10 @@ class _Columns:
                 column = [None if e else v for e, v in zip(empty, column, strict=True)]
             values.append(column)
         features = self.features.records() if self.features is not None else repeat(None, n)
-        tf, start = self.timeframe, self.timestamp_in
-        return [
-            Candle(exchange, symbols[s], exchange_symbols[s], tf, start, *row, x)
-            for s, x, *row in zip(self.slots.tolist(), features, *values, strict=True)
-        ]
+        slots = self.slots.tolist()
+        names = ([symbols[s] for s in slots], [exchange_symbols[s] for s in slots])
+        tf, start = repeat(self.timeframe, n), repeat(self.timestamp_in, n)
+        return list(map(Candle, repeat(exchange, n), *names, tf, start, *values, features))
 
 
 #: the columns of one value per candle
@@ -101,11 +100,8 @@ def _features(values: Mapping[str, float | None] | None) -> FeatureColumns | Non
     return FeatureColumns(tuple(values), np.array([row], dtype=np.float64))
 
 
-def _column(f: Field, value: object) -> object:
-    """One candle's value of ``f`` as ``CandleColumns`` holds it."""
-    if f.per_part:
-        return value
-    return np.array([f.kind.missing if value is None else value], dtype=f.kind.dtype)
+#: per field: its name, whether it is per part, and (per candle) its missing value and dtype
+_ONE = tuple((f.name, f.per_part, f.kind.missing, f.kind.dtype) for f in CANDLE_FIELDS)
 
 
 class CandleBatch(Sequence[Candle]):
@@ -141,7 +137,10 @@ class CandleBatch(Sequence[Candle]):
                 slot = slot_of[c.exchange_symbol] = len(batch.symbols)
                 batch.symbols.append(c.symbol)
                 batch.exchange_symbols.append(c.exchange_symbol)
-            fields = {f.name: _column(f, getattr(c, f.name)) for f in CANDLE_FIELDS}
+            fields = {}
+            for name, per_part, missing, dtype in _ONE:
+                value = getattr(c, name)
+                fields[name] = value if per_part else np.array([missing if value is None else value], dtype)
             features = _features(c.hft_features)
             part = CandleColumns(c.timeframe, c.timestamp_in, np.array([slot]), **fields, features=features)
             batch.add(part)
