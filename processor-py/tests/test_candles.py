@@ -209,7 +209,7 @@ def test_undecodable_frames_and_lost_frames_are_counted():
     assert counts["bad_frames"] == 1 and counts["frames_lost"] == 2
 
 
-async def test_process_tick_walkthrough_9():
+async def test_process_tick_takes_one_tick_as_a_dict_and_refuses_bad_ones():
     h = TickHandler()
     tick = {
         "symbol": "BTC-USDT",
