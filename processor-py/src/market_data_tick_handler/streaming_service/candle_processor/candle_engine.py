@@ -10,12 +10,14 @@ Roll-ups form a tree: a closed candle is merged into the open candles of the tim
 *parent* of (the longest shorter timeframe that divides them: 15s -> 1m -> 5m -> 15m -> 4h -> 24h),
 so a boundary costs one merge per timeframe that closes, not one per timeframe.
 
-A candle is closed by the clock, never by the next trade of its own instrument:
+A candle is closed by the clock (an object, ``clock.py``), never by the next trade of its own instrument:
 
-- ``wall``: live. A base bucket ``[s, e)`` closes when the wall clock reaches ``e + grace``.
-- ``event``: replays and historical batches. The clock is the highest exchange timestamp seen on the
-  exchange; ``[s, e)`` closes when it reaches ``e + grace``. Inside a wire frame the trades are cut at
-  that point, so a trade that moves the clock past a boundary closes the bucket before it is applied.
+- ``WallClock``: live. A base bucket ``[s, e)`` closes when the wall clock reaches ``e + grace``: the
+  clock's timer (``next_deadline_us``) says when, and ``advance`` closes it.
+- ``EventClock``: replays and historical batches. The clock is the highest exchange timestamp seen on the
+  exchange (the engine sets it on the clock, where the gap tracker reads it); ``[s, e)`` closes when it
+  reaches ``e + grace``. Inside a wire frame the trades are cut at that point, so a trade that moves the
+  clock past a boundary closes the bucket before it is applied.
 
 Every instrument that has traded gets one candle per bucket and timeframe from then on (empty ones carry
 the previous close). A trade whose bucket is already closed is *late*: counted, then dropped or used to
@@ -23,8 +25,9 @@ revise the candle (``late_policy``). A trade more than ``RING - 1`` base buckets
 (possible only on the wall clock, when the local clock is badly behind the exchange's) is counted and
 dropped with an error naming it.
 
-Clock jumps (event clock). One trade stamped a day or a century ahead must neither move the clock
-there (every trade after it would be late) nor make the engine close every bucket in between. So:
+Clock jumps (event clock; ``max_jump_us`` and ``jump_confirm`` are the clock's). One trade stamped a day
+or a century ahead must neither move the clock there (every trade after it would be late) nor make the
+engine close every bucket in between. So:
 
 - a trade more than ``max_jump_us`` ahead of the clock is *held*, not applied. The clock jumps only when
   it is confirmed: the held trade and at least ``jump_confirm`` further trades (any symbol, in arrival
@@ -55,7 +58,6 @@ in a hole, where the confirmation costs only ``jump_confirm`` trades of latency.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,7 +65,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..instrument_service import InstrumentMapper
+from ..clock import Clock, EventClock, make_clock
+from ..instrument_service import InstrumentTable
 from .buckets import Buckets
 from .candle_batch import CandleBatch, CandleColumns
 from .timeframes import parse_timeframes
@@ -74,12 +77,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ClockMode = Literal["wall", "event"]
 LatePolicy = Literal["drop", "revise"]
 DEFAULT_TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")
 RING = 8  # open base buckets per instrument: the current one, the next (grace) and room for clock skew
-DEFAULT_MAX_JUMP_US = 60_000_000  # event clock: a trade further ahead must be confirmed (module doc)
-DEFAULT_JUMP_CONFIRM = 2  # ... by this many further trades at least as far ahead
 MAX_WALK_US = 86_400_000_000  # one clock move publishes the candles of a hole up to a day long
 _I64_MAX = np.iinfo(np.int64).max
 SLOT_STATS = (
@@ -100,10 +100,6 @@ SLOT_STATS = (
 LEDGER = ("applied", "late", "late_too_old", "ahead", "jump")
 
 
-def wall_clock_us() -> int:
-    return time.time_ns() // 1000
-
-
 @dataclass(frozen=True, slots=True)
 class _Published:
     """A published bucket kept for revisions (late policy ``revise``)."""
@@ -119,18 +115,17 @@ class CandleEngine:
         self,
         exchange: str,
         timeframes: Iterable[str] = DEFAULT_TIMEFRAMES,
-        clock: ClockMode = "event",
+        clock: Clock | str | None = None,
         grace_us: int = 0,
         late_policy: LatePolicy = "drop",
         revise_window: int = 4,
+        instruments: InstrumentTable | None = None,
         symbol_of: Callable[[str, str], str] | None = None,
-        now_us: Callable[[], int] = wall_clock_us,
-        max_jump_us: int = DEFAULT_MAX_JUMP_US,
-        jump_confirm: int = DEFAULT_JUMP_CONFIRM,
     ) -> None:
-        """``max_jump_us``, ``jump_confirm``: the event clock's jump rule (module doc)."""
-        if clock not in ("wall", "event"):
-            raise ValueError(f"clock must be 'wall' or 'event', not {clock!r}")
+        """``clock``: the time the candles close on (module doc), or its name (``make_clock``); default an
+        ``EventClock`` of its own. ``instruments``: the exchange's instrument table, shared with the gap
+        tracker and the feature context of the exchange; default a table of its own, whose symbols are
+        ``symbol_of(exchange, exchange_symbol)``."""
         if late_policy not in ("drop", "revise"):
             raise ValueError(f"late_policy must be 'drop' or 'revise', not {late_policy!r}")
         self.exchange = exchange
@@ -139,23 +134,17 @@ class CandleEngine:
         self.base_us = self.timeframes[0].micros
         if grace_us < 0 or grace_us >= self.base_us:
             raise ValueError(f"grace must be at least 0 and below the smallest timeframe ({self.base_us} us)")
-        if max_jump_us <= 0 or jump_confirm < 1:
-            raise ValueError("max_jump_us must be positive and jump_confirm at least 1")
-        self.clock_mode = clock
+        self.clock = make_clock(clock) if isinstance(clock, str) else clock or EventClock()
         self.grace_us = grace_us
-        self.max_jump_us = max_jump_us
-        self.jump_confirm = jump_confirm
+        self.max_jump_us = self.clock.max_jump_us
+        self.jump_confirm = self.clock.jump_confirm
         #: base buckets one clock move closes at most (module doc)
         self.max_walk = max(max(self.timeframes[-1].micros, MAX_WALK_US) // self.base_us, RING)
         self.late_policy = late_policy
         self.revise_window = revise_window
-        self._symbol_of = symbol_of or InstrumentMapper().to_symbol
-        self._now_us = now_us
-        # instruments, by slot
-        self.symbols: list[str] = []  # the seeds' form, e.g. BTC-USDT
-        self.exchange_symbols: list[str] = []
-        self._slot_of: dict[str, int] = {}
-        self._slot_maps: dict[tuple[str, ...], np.ndarray] = {}  # a frame's symbol table -> slots
+        self.instruments = InstrumentTable(exchange, symbol_of) if instruments is None else instruments
+        if self.instruments.exchange != exchange:
+            raise ValueError(f"{exchange}'s engine given the instrument table of {self.instruments.exchange}")
         self._capacity = 0
         self._base = Buckets()  # row = slot * RING + (bucket start / base) % RING
         self._rollups = [Buckets() for _ in self.timeframes[1:]]  # row = slot
@@ -177,7 +166,6 @@ class CandleEngine:
         self._processors: dict[str, LiveCandleProcessor] = {}
         #: exchange symbol -> ticks per wire type (all data types), kept by a TickHandler when it owns this
         self.tick_counts: Mapping[str, Mapping[str, int]] = {}
-        self.clock_us: int | None = None  # event time reached (event mode) or last wall time seen
         self.closed_through: int | None = None  # every base bucket ending at or before this is closed
         self.observed_from: int | None = None  # buckets starting earlier are partial
         self.observed_until: int | None = None  # set at the end: buckets ending later are partial
@@ -187,10 +175,11 @@ class CandleEngine:
         self._anchor: int | None = None  # event clock: where it was anchored ...
         self._provisional = False  # ... and whether that can still turn out to be a stray
         self._anchor_trades = 0
-        if clock == "wall":
-            now = now_us()
-            self.observed_from = now
-            self.closed_through = self._boundary(now - grace_us)
+        self.instruments.on_grow(self._grow)  # the arrays by slot: as large as the table's capacity
+        start = self.clock.start_us()
+        if start is not None:  # the wall clock: from now
+            self.observed_from = start
+            self.closed_through = self._boundary(start - grace_us)
 
     def _boundary(self, t: int) -> int:
         return t - t % self.base_us
@@ -199,17 +188,20 @@ class CandleEngine:
         return CandleBatch(self.exchange, self.symbols, self.exchange_symbols)
 
     # -- instruments ---------------------------------------------------------------------------
+    @property
+    def symbols(self) -> list[str]:
+        """The instruments' symbols (e.g. BTC-USDT) by slot: the instrument table's."""
+        return self.instruments.symbols
+
+    @property
+    def exchange_symbols(self) -> list[str]:
+        return self.instruments.exchange_symbols
+
     def slot(self, exchange_symbol: str) -> int:
-        s = self._slot_of.get(exchange_symbol)
-        if s is None:
-            s = self._slot_of[exchange_symbol] = len(self.symbols)
-            self.symbols.append(self._symbol_of(self.exchange, exchange_symbol))
-            self.exchange_symbols.append(exchange_symbol)
-            if s >= self._capacity:
-                self._grow(max(16, 2 * self._capacity))
-        return s
+        return self.instruments.slot(exchange_symbol)
 
     def _grow(self, capacity: int) -> None:
+        """The instrument table outgrew the arrays kept by slot: they grow to ``capacity``."""
         extra = capacity - self._capacity
         self._base.grow(capacity * RING)
         for acc in self._rollups:
@@ -219,17 +211,6 @@ class CandleEngine:
             self._stats[name] = np.concatenate([values, np.zeros(extra, dtype=np.int64)])
         self._candles = np.vstack([self._candles, np.zeros((extra, len(self.timeframes)), dtype=np.int64)])
         self._capacity = capacity
-
-    def _slots_of(self, names: Sequence[str]) -> np.ndarray:
-        key = tuple(names)
-        slots = self._slot_maps.get(key)
-        if slots is None:
-            if len(self._slot_maps) >= 64:
-                self._slot_maps.clear()
-            slots = self._slot_maps[key] = np.array(
-                [self.slot(n) if n else -1 for n in names], dtype=np.int64
-            )
-        return slots
 
     def processor(self, exchange_symbol: str) -> LiveCandleProcessor:
         """The candles of one instrument (a view on this engine)."""
@@ -256,12 +237,19 @@ class CandleEngine:
     ) -> CandleBatch:
         """Apply a batch of trades (``sym`` indexes ``symbols``, exchange symbols; "" for rows that are
         not this engine's, which must not be in the batch) and return every candle it closed or revised,
-        in order. Rows must already be valid (see ``TickHandler``)."""
+        in order. Rows must already be valid (see ``data_types/trades.py``)."""
+        if len(ts) == 0:
+            return self._batch()
+        return self.on_slots(self.instruments.slots(symbols)[sym], ts, price, amount, side)
+
+    def on_slots(
+        self, slot: np.ndarray, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray
+    ) -> CandleBatch:
+        """``on_trades`` with each row's instrument given as its slot in the instrument table."""
         out = self._batch()
         if len(ts) == 0:
             return out
-        slot = self._slots_of(symbols)[sym]
-        if self.clock_mode == "wall":
+        if not self.clock.trades_move_time:  # wall clock: the timer closes the buckets (``advance``)
             self._apply(slot, ts, price, amount, side, out)
             return out
         cols = (slot, ts, price, amount, side)
@@ -528,17 +516,28 @@ class CandleEngine:
         self._merge_at = 2 * len(self._gaps) + 16
 
     # -- clock ---------------------------------------------------------------------------------
+    @property
+    def clock_us(self) -> int | None:
+        """The time reached: exchange time (event clock) or the last wall time seen; kept on the clock,
+        where the gap tracker reads it."""
+        return self.clock.time_us(self.exchange)
+
+    @clock_us.setter
+    def clock_us(self, value: int | None) -> None:
+        self.clock.set_time(self.exchange, value)
+
     def next_deadline_us(self) -> int | None:
-        """Wall time at which the next bucket closes (wall mode), else None."""
-        if self.clock_mode != "wall" or self.closed_through is None:
+        """When the clock's timer must fire for the next bucket to close (wall clock), else None."""
+        if self.closed_through is None:
             return None
-        return self.closed_through + self.base_us + self.grace_us
+        return self.clock.deadline_us(self.closed_through + self.base_us + self.grace_us)
 
     def advance(self, now_us: int | None = None) -> CandleBatch:
-        """Wall mode: close what the wall clock has passed. Event mode: nothing (trades drive it)."""
+        """The clock's timer fired (``now_us``, default the clock's now): close what it has passed. On the
+        event clock nothing: trades move it."""
         out = self._batch()
-        if self.clock_mode == "wall":
-            now = self._now_us() if now_us is None else now_us
+        now = self.clock.timer_now(now_us)
+        if now is not None:
             self.clock_us = now
             self._close_until(self._boundary(now - self.grace_us), out)
         return out
@@ -553,7 +552,7 @@ class CandleEngine:
             self._drop_jumped(slot, ts)
         if self.closed_through is None:
             return out  # event clock, and no trade ever came
-        clock = self.clock_us if self.clock_us is not None else self._now_us()
+        clock = self.clock_us if self.clock_us is not None else self.clock.now_us()
         self.observed_until = clock
         self._close_until(self._boundary(clock) + self.base_us, out)
         for i, tf in enumerate(self.timeframes[1:], start=1):
@@ -735,7 +734,7 @@ class CandleEngine:
         n = len(self.symbols)
         return {
             "exchange": self.exchange,
-            "clock": self.clock_mode,
+            "clock": self.clock.name,
             "clock_us": self.clock_us,
             "closed_through": self.closed_through,
             "symbols": n,

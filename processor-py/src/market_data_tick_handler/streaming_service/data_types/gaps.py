@@ -12,26 +12,30 @@
   highest exchange timestamp seen on the exchange) in replays. It starts at the symbol's last message
   and ends at its next one; a silence noticed only when the next message comes gives a closed gap.
 
-A gap is reported when it opens (``end`` None) and when it ends; ``TickHandler`` passes each one to
+Time comes from the clock (``clock.py``) the candle engines run on: a message is heard from when it
+arrives (``WallClock``) or at its exchange timestamp (``EventClock``); the wall clock's timer says when the
+next symbol goes stale (``next_deadline_us``). Symbols are the slots of each exchange's instrument table
+(``instrument_service/instrument_table.py``), the candle engine's and the feature context's too.
+
+A gap is reported when it opens (``end`` None) and when it ends; the frame router passes each one to
 the candle engine (``CandleEngine.set_gap``), whose candles overlapping it get ``has_gap``.
 
-Only the rows ``TickHandler`` kept are seen (``kept``), and in event mode a row more than the candle
-engine's ``max_jump_us`` ahead of its clock (``horizon``) does not move the exchange clock: one
-message stamped a day ahead must not make every symbol look silent for a day.
+Only the rows the router kept are seen (``kept``), and on the event clock a row beyond its horizon (more
+than ``max_jump_us`` ahead of the time the exchange's candle engine reached) does not move the exchange
+clock: one message stamped a day ahead must not make every symbol look silent for a day.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...timeutil import now_us
 from ...wire import Frame
-from ..instrument_service import InstrumentMapper
-from .base import DataTypeProcessor, Processed
-from .records import Gap
+from ..clock import Clock, EventClock
+from ..instrument_service import ExchangeEntries, Instruments, InstrumentTable
+from .base import DataTypeProcessor, RowCheck
+from .records import Gap, Record
 
 UNKNOWN = np.iinfo(np.int64).min
 EXCHANGE_WIDE = ("disconnect", "frames_lost", "ingester_exit")  # ended by the next message of the exchange
@@ -45,78 +49,75 @@ class _Open:
 
 @dataclass(slots=True)
 class _Exchange:
-    name: str
-    names: list[str] = field(default_factory=list)  # exchange symbols
-    index: dict[str, int] = field(default_factory=dict)
+    """One exchange's symbols, by slot of its instrument table."""
+
+    table: InstrumentTable
     last_seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     is_open: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    subscribed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # in a frame's table
+    count: int = 0  # subscribed symbols
     open: dict[int, _Open] = field(default_factory=dict)
-    clock: int | None = None  # exchange time (event mode) or last receipt (wall mode)
-    checked: tuple[int, int] | None = None  # event mode: (clock, symbols) at the last check, unchanged since
+    clock: int | None = None  # exchange time (event clock) or last receipt (wall clock)
+    checked: tuple[int, int] | None = None  # event clock: (clock, count) at the last check, unchanged since
 
-    def add(self, name: str) -> int:
-        i = self.index.get(name)
-        if i is None:
-            i = self.index[name] = len(self.names)
-            self.names.append(name)
-            if i >= len(self.last_seen):
-                extra = max(16, len(self.last_seen))
-                self.last_seen = np.concatenate([self.last_seen, np.full(extra, UNKNOWN, dtype=np.int64)])
-                self.is_open = np.concatenate([self.is_open, np.zeros(extra, dtype=bool)])
-        return i
+    @property
+    def name(self) -> str:
+        return self.table.exchange
+
+    def grow(self, capacity: int) -> None:
+        extra = capacity - len(self.last_seen)
+        if extra > 0:
+            self.last_seen = np.concatenate([self.last_seen, np.full(extra, UNKNOWN, dtype=np.int64)])
+            self.is_open = np.concatenate([self.is_open, np.zeros(extra, dtype=bool)])
+            self.subscribed = np.concatenate([self.subscribed, np.zeros(extra, dtype=bool)])
+
+    def subscribe(self, slots: np.ndarray) -> None:
+        new = ~self.subscribed[slots]
+        if new.any():
+            self.subscribed[slots[new]] = True
+            self.count = int(np.count_nonzero(self.subscribed))
 
 
 class GapProcessor(DataTypeProcessor):
     data_type = "gaps"
-    frame_types = ("disconnect",)
 
     def __init__(
-        self,
-        mapper: InstrumentMapper | None = None,
-        stale_after_ms: int = 30_000,
-        clock: str = "event",
-        now: Callable[[], int] = now_us,
+        self, instruments: Instruments | None = None, stale_after_ms: int = 30_000, clock: Clock | None = None
     ) -> None:
-        super().__init__(mapper)
+        """``clock``: the candle engines' (default an ``EventClock`` of its own)."""
+        super().__init__(instruments)
         self.stale_us = stale_after_ms * 1000
-        self.clock = clock
-        self._now = now
+        self.clock = clock or EventClock()
         self.exchanges: dict[str, _Exchange] = {}
-        self._maps: dict[tuple[tuple[str, str], ...], list[tuple[_Exchange, np.ndarray, np.ndarray]]] = {}
         self._pending: dict[tuple[str, str, str, int], Gap] = {}
         self.opened: dict[str, int] = {"disconnect": 0, "stale": 0, "frames_lost": 0, "ingester_exit": 0}
 
-    # -- input ---------------------------------------------------------------------------------
-    def _table(self, frame: Frame) -> list[tuple[_Exchange, np.ndarray, np.ndarray]]:
-        """Per exchange of the frame's symbol table: (its state, the table positions of its symbols,
-        their indexes in the state); every symbol of the table is registered as subscribed."""
-        key = tuple((e, s) for e, s in frame.symbols)
-        got = self._maps.get(key)
-        if got is None:
-            if len(self._maps) >= 64:
-                self._maps.clear()
-            groups: dict[str, tuple[list[int], list[int]]] = {}
-            for j, (exchange, symbol) in enumerate(key):
-                state = self.exchanges.get(exchange)
-                if state is None:
-                    state = self.exchanges[exchange] = _Exchange(exchange)
-                positions, indexes = groups.setdefault(exchange, ([], []))
-                positions.append(j)
-                indexes.append(state.add(symbol))
-            got = [
-                (self.exchanges[e], np.array(p, dtype=np.int64), np.array(i, dtype=np.int64))
-                for e, (p, i) in groups.items()
-            ]
-            self._maps[key] = got
-        return got
+    @classmethod
+    def create(cls, instruments: Instruments, config: object, clock: Clock) -> GapProcessor:
+        return cls(instruments, config.stale_after_ms, clock)  # type: ignore[attr-defined]
 
-    def observe(
-        self, frame: Frame, kept: np.ndarray | None = None, horizon: dict[str, int] | None = None
-    ) -> None:
+    # -- input ---------------------------------------------------------------------------------
+    def _state(self, table: InstrumentTable) -> _Exchange:
+        state = self.exchanges.get(table.exchange)
+        if state is None:
+            state = self.exchanges[table.exchange] = _Exchange(table)
+            table.on_grow(state.grow)
+        return state
+
+    def _table(self, frame: Frame) -> list[tuple[_Exchange, ExchangeEntries]]:
+        """Per exchange of the frame's symbol table: its state and its entries; every symbol of the table
+        is subscribed from now on."""
+        groups = []
+        for entries in self.instruments.of(frame.symbols).exchanges:
+            state = self._state(entries.table)
+            state.subscribe(entries.slots)
+            groups.append((state, entries))
+        return groups
+
+    def observe(self, frame: Frame, kept: np.ndarray | None = None) -> None:
         """A data frame arrived: every symbol of its table is subscribed; the rows' symbols (``kept``:
-        the mask of valid rows, default all) were heard from (at their exchange timestamps in event
-        mode, now in wall mode). ``horizon``: exchange -> latest exchange time a row may have to count
-        (event mode; see the module doc)."""
+        the mask of valid rows, default all) were heard from (at their exchange timestamps on the event
+        clock, now on the wall clock)."""
         groups = self._table(frame)
         if not frame.n or "timestamp" not in frame.columns:
             return
@@ -124,13 +125,13 @@ class GapProcessor(DataTypeProcessor):
         k = len(frame.symbols)
         if kept is not None and not kept.all():
             sym = sym[kept]
-        if self.clock == "wall":
-            now = self._now()
+        now = self.clock.received_us()
+        if now is not None:  # heard from now
             present = np.bincount(sym, minlength=k)[:k] > 0
             first = np.full(k, now, dtype=np.int64)
             last = first
             inner: list[tuple[int, int, int]] = []
-        else:
+        else:  # heard from at the exchange's time
             ts = frame.columns["timestamp"]
             local = frame.columns.get("local_timestamp")
             if kept is not None and not kept.all():
@@ -141,16 +142,16 @@ class GapProcessor(DataTypeProcessor):
                 # no exchange time: tardis-dev gives such a message (a BitMEX liquidation, a Coinbase
                 # book image) its arrival time, which in a replay is today: it must not move the clock
                 ok &= ts != local
-            if horizon and len(groups) == 1:  # one exchange (the common case): one bound
-                h = horizon.get(groups[0][0].name)
+            horizons = [self.clock.horizon_us(state.name) for state, _ in groups]
+            if len(groups) == 1:  # one exchange (the common case): one bound
+                h = horizons[0]
                 if h is not None and len(ts) and int(ts.max()) > h:
                     ok &= ts <= h
-            elif horizon and k:
+            elif k and any(h is not None for h in horizons):
                 limit = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
-                for state, positions, _ in groups:
-                    h = horizon.get(state.name)
+                for (_, entries), h in zip(groups, horizons, strict=True):
                     if h is not None:
-                        limit[positions] = h
+                        limit[entries.positions] = h
                 ok &= ts <= limit[np.minimum(sym, k - 1)]
             if not ok.all():
                 sym, ts = sym[ok], ts[ok]
@@ -160,7 +161,8 @@ class GapProcessor(DataTypeProcessor):
             np.maximum.at(last, sym, ts)
             present = last != UNKNOWN
             inner = self._silences_within(sym, ts)
-        for state, positions, indexes in groups:
+        for state, entries in groups:
+            positions, indexes = entries.positions, entries.slots
             here = present[positions]
             if not here.any():
                 continue
@@ -206,19 +208,18 @@ class GapProcessor(DataTypeProcessor):
         hit = np.flatnonzero((s[1:] == s[:-1]) & (t[1:] - t[:-1] >= self.stale_us))
         return [(int(s[j]), int(t[j]), int(t[j + 1])) for j in hit.tolist()]
 
-    def process(self, frame: Frame) -> Processed:
-        """A ``disconnect`` frame: its symbols' data may be missing from now on. Returns every gap
-        opened or ended since the last ``drain``."""
-        check = self.validate(frame, {})
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
+        """A ``disconnect`` frame (its valid rows): its symbols' data may be missing from now on. Returns
+        every gap opened or ended since the last ``drain``."""
         self.disconnect(frame, check.kept)
-        return Processed(self.drain(), check.kept, check.count, check.error, check.reasons)
+        return list(self.drain())
 
     def disconnect(self, frame: Frame, kept: np.ndarray | None = None) -> None:
         """Open the gaps of a ``disconnect`` frame (reported by the next ``drain``); ``kept``: the mask
         of its valid rows (default all)."""
         where: dict[int, tuple[_Exchange, int]] = {}
-        for state, positions, indexes in self._table(frame):
-            for j, i in zip(positions.tolist(), indexes.tolist(), strict=True):
+        for state, entries in self._table(frame):
+            for j, i in zip(entries.positions.tolist(), entries.slots.tolist(), strict=True):
                 where[j] = (state, i)
         sym, local = frame.columns["sym"], frame.columns["local_timestamp"]
         if kept is not None and not kept.all():
@@ -227,12 +228,8 @@ class GapProcessor(DataTypeProcessor):
             if j not in where:
                 continue
             state, i = where[j]
-            if self.clock == "event" and state.clock is not None:
-                start = state.clock
-            else:
-                start = int(lt) if lt > 0 else self._now()
             if i not in state.open:
-                self._open(state, i, "disconnect", start)
+                self._open(state, i, "disconnect", self.clock.gap_start_us(state.clock, lt))
 
     def frames_lost(self, reason: str = "frames_lost") -> None:
         """Frames of the session were lost (``reason``: ``frames_lost``, or ``ingester_exit`` when the
@@ -240,52 +237,53 @@ class GapProcessor(DataTypeProcessor):
         for state in self.exchanges.values():
             if state.clock is None:
                 continue
-            for i in range(len(state.names)):
+            for i in np.flatnonzero(state.subscribed).tolist():
                 if i not in state.open:
                     self._open(state, i, reason, state.clock)
 
     def check(self, now: int | None = None) -> None:
-        """Open a stale gap for every symbol silent for ``stale_after_ms`` (wall clock, or each
-        exchange's clock in event mode)."""
+        """Open a stale gap for every symbol silent for ``stale_after_ms`` (on the wall clock: its timer,
+        ``now`` or the system's time; on the event clock: each exchange's clock)."""
+        timer = self.clock.timer_now(now)
         for state in self.exchanges.values():
-            clock = (now if now is not None else self._now()) if self.clock == "wall" else state.clock
+            clock = timer if timer is not None else state.clock
             if clock is None:
                 continue
-            n = len(state.names)
-            if self.clock != "wall":
-                if state.checked == (clock, n):
+            if timer is None:
+                if state.checked == (clock, state.count):
                     continue  # nothing this check depends on changed since the last one
-                state.checked = (clock, n)
+                state.checked = (clock, state.count)
+            n = len(state.table)
+            subscribed = state.subscribed[:n]
             seen = state.last_seen[:n]
-            unknown = seen == UNKNOWN
+            unknown = (seen == UNKNOWN) & subscribed
             if unknown.any():
                 seen[unknown] = clock  # subscribed, never heard from: counted from now
-            stale = np.flatnonzero((clock - seen >= self.stale_us) & ~state.is_open[:n]).tolist()
+            stale = np.flatnonzero(
+                subscribed & (seen != UNKNOWN) & (clock - seen >= self.stale_us) & ~state.is_open[:n]
+            ).tolist()
             for i in stale:
                 self._open(state, i, "stale", int(seen[i]))
 
     def next_deadline_us(self) -> int | None:
-        """Wall mode: when the next symbol becomes stale, if nothing arrives."""
-        if self.clock != "wall":
-            return None
+        """When the clock's timer must fire for the next symbol to become stale if nothing arrives (the
+        wall clock's; None on the event clock)."""
         times = []
         for state in self.exchanges.values():
-            n = len(state.names)
+            n = len(state.table)
             seen = state.last_seen[:n][~state.is_open[:n] & (state.last_seen[:n] != UNKNOWN)]
             if len(seen):
                 times.append(int(seen.min()) + self.stale_us)
-        return min(times, default=None)
+        return self.clock.deadline_us(min(times)) if times else None
 
     # -- records -------------------------------------------------------------------------------
     def _record(self, state: _Exchange, i: int, gap: _Open, end: int | None) -> Gap:
-        exchange = state.name
-        symbol = state.names[i]
         return Gap(
-            exchange=exchange,
-            symbol=self.mapper.to_symbol(exchange, symbol),
-            exchange_symbol=symbol,
+            exchange=state.name,
+            symbol=state.table.symbols[i],
+            exchange_symbol=state.table.exchange_symbols[i],
             timestamp=gap.start,
-            local_timestamp=self._now(),
+            local_timestamp=self.clock.now_us(),
             reason=gap.reason,
             start=gap.start,
             end=end,

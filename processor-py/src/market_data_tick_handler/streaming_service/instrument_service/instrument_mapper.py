@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-# Tardis exchange id -> ccxt exchange id (shared/notes/tardis.md).
+# Tardis exchange id -> ccxt exchange id.
 TARDIS_TO_CCXT = {
     "binance": "binance",
     "binance-futures": "binanceusdm",
@@ -36,7 +36,7 @@ _BINANCE = re.compile(r"^([A-Z0-9]+?)(" + "|".join(_QUOTES) + r")(?:_(PERP|\d{6}
 class InstrumentMapper:
     def __init__(self) -> None:
         self.tardis_to_ccxt = dict(TARDIS_TO_CCXT)
-        #: the seeds' name for this table (walkthrough 2): venue -> ccxt id
+        #: the same table under the name the seeds use: venue -> ccxt id
         self.venue_to_ccxt = self.tardis_to_ccxt
 
     def to_symbol(self, exchange: str, exchange_symbol: str) -> str:
