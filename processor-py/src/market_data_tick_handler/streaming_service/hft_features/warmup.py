@@ -12,24 +12,21 @@ DataFrame, a file of candles) are turned into columns once, here: ``warmup_colum
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ...timeutil import to_us_array
+from ..candle_processor.schema import FEATURE_INPUTS
 from .inputs import CONTEXT, CandleInputs, candle_fields, inputs_from_frame
 
 WarmupColumns = Mapping[str, Any]  # name -> array-like, one value per candle
 #: what identifies a candle's series and its place in it
 SERIES_KEYS = ("exchange", "exchange_symbol", "timeframe", "timestamp_in")
-#: every column a warm-up reads
-WARMUP_FIELDS = (
-    *SERIES_KEYS,
-    *(f.name for f in fields(CandleInputs) if f.name not in ("timestamp_in", "context")),
-    *(name for names in CONTEXT.values() for name in names),
-)
+#: every column a warm-up reads: those, the feature inputs (candle_processor/schema.py) and the context
+WARMUP_FIELDS = (*SERIES_KEYS, *FEATURE_INPUTS, *(name for names in CONTEXT.values() for name in names))
 DEFAULT_EXCHANGE = "binance"  # the exchange of candles that do not name one
 
 
