@@ -9,11 +9,12 @@ on a configuration the command line changed (main.py).
 
 ``serve.redis_url``: ``--redis-url`` > the file's ``serve.redis_url`` > ``$REDIS_URL`` > the default.
 
-``data_types`` (the seeds' walkthrough 10) is the one place that says what is streamed: the ingester's
-``--data-types``, ``--book-depth`` and ``--book-interval-ms`` are computed from it by
-``DataTypeRouter`` (there is no ``ingest.data_types`` any more). A data type left out of the file keeps
-its defaults below; ``fallback`` defaults to whether ``source`` is a fallback source (and must agree
-with it when given). See docs/DATA_TYPES.md.
+``data_types`` is the one place that says what is streamed: the ingester's ``--data-types``,
+``--book-depth`` and ``--book-interval-ms`` are computed from it by ``DataTypeRouter`` (there is no
+``ingest.data_types`` any more). Its entries, their defaults and their allowed sources come from the
+data-type registry (``streaming_service/data_types/registry.py``); a data type left out of the file keeps
+its defaults; ``fallback`` follows from whether ``source`` is a fallback source (and must agree with it
+when given). See docs/DATA_TYPES.md.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ def _one_of(what: str, default: Any, use: str | None = None) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class DataTypeConfig:
-    """One entry of ``data_types``: ``batch_timeout`` (ms) is how long a batch of the type may wait
-    before it is flushed, for the tick tables of persist mode (not built yet; candle rows use
-    ``persist.bigquery.batch_timeout_ms``, and serve mode publishes every frame at once)."""
+    """One entry of ``data_types`` (the configuration class of a data type without options of its own):
+    ``batch_timeout`` (ms) is how long a batch of the type may wait before it is flushed, for the tick
+    tables of persist mode (not built yet; candle rows use ``persist.bigquery.batch_timeout_ms``, and
+    serve mode publishes every frame at once). Defaults: the data-type registry's."""
 
     enabled: bool = True
     source: str = "tardis_realtime"
@@ -97,63 +99,50 @@ class GapsConfig(DataTypeConfig):
     stale_after_ms: int = _at_least(0, 30_000)
 
 
-#: the sources each data type may have; the first is its default. Native sources read the exchange's own
-#: feed through tardis-dev; the others are fallbacks derived from another type.
-DATA_TYPE_SOURCES: dict[str, tuple[str, ...]] = {
-    "trades": ("tardis_realtime",),
-    "book_snapshots": ("tardis_realtime",),
-    "liquidations": ("trade_transformation", "tardis_realtime"),
-    "derivative_ticker": ("tardis_realtime",),
-    "options_chain": ("tardis_realtime",),
-    "funding_rates": ("derivative_ticker_extraction",),
-    "gaps": ("disconnect_and_stale_detection",),
-    "candles": ("trade_aggregation",),
-}
-NATIVE_SOURCES = frozenset({"tardis_realtime"})
-
-
-@dataclass(frozen=True, slots=True)
 class DataTypesConfig:
-    """``data_types``: the seeds' walkthrough 10, plus ``gaps`` and ``candles``; field order is the order
-    ``DataTypeRouter.get_supported_data_types()`` lists them in."""
+    """``data_types``: one entry per data type of the data-type registry, in its order (the order
+    ``DataTypeRouter.get_supported_data_types()`` lists them in), each of the type's configuration class
+    with the registry's defaults, e.g. ``DataTypesConfig(gaps=GapsConfig(stale_after_ms=5000))``.
 
-    trades: DataTypeConfig = field(default_factory=lambda: DataTypeConfig(batch_timeout=60_000))
-    book_snapshots: BookSnapshotsConfig = field(
-        default_factory=lambda: BookSnapshotsConfig(batch_timeout=60_000)
-    )
-    liquidations: DataTypeConfig = field(
-        default_factory=lambda: DataTypeConfig(
-            source="trade_transformation", batch_timeout=900_000, fallback=True
-        )
-    )
-    derivative_ticker: DataTypeConfig = field(default_factory=lambda: DataTypeConfig(batch_timeout=900_000))
-    options_chain: DataTypeConfig = field(default_factory=lambda: DataTypeConfig(batch_timeout=900_000))
-    funding_rates: DataTypeConfig = field(
-        default_factory=lambda: DataTypeConfig(
-            source="derivative_ticker_extraction", batch_timeout=900_000, fallback=True
-        )
-    )
-    gaps: GapsConfig = field(
-        default_factory=lambda: GapsConfig(
-            source="disconnect_and_stale_detection", batch_timeout=900_000, fallback=True
-        )
-    )
-    candles: DataTypeConfig = field(
-        default_factory=lambda: DataTypeConfig(
-            source="trade_aggregation", batch_timeout=60_000, fallback=True
-        )
-    )
+    ``DataTypesConfig(...)`` makes a frozen dataclass with one field per type: a subclass made from the
+    registry on first use (``_data_types_class``), as the registry, which imports the configuration
+    classes above, cannot be read while this module loads."""
+
+    __slots__ = ()
+    _names: tuple[str, ...] = ()
+
+    def __new__(cls, **entries: DataTypeConfig) -> DataTypesConfig:
+        return super().__new__(_data_types_class() if cls is DataTypesConfig else cls)
 
     def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self))
+        return self._names
 
     def __getitem__(self, name: str) -> DataTypeConfig:
-        if name not in DATA_TYPE_SOURCES:
+        if name not in self._names:
             raise KeyError(name)
         return getattr(self, name)
 
     def get(self, name: str) -> DataTypeConfig | None:
-        return getattr(self, name) if name in DATA_TYPE_SOURCES else None
+        return getattr(self, name) if name in self._names else None
+
+
+@functools.cache
+def _data_types_class() -> type[DataTypesConfig]:
+    """The dataclass ``DataTypesConfig`` makes: a field per data type of the registry, defaulting to the
+    type's default entry."""
+    from .streaming_service.data_types.registry import DATA_TYPES
+
+    cls = dataclasses.make_dataclass(
+        "DataTypesConfig",
+        [(t.name, t.config_class, field(default=t.config)) for t in DATA_TYPES],
+        bases=(DataTypesConfig,),
+        frozen=True,
+        slots=True,
+    )
+    cls.__module__, cls.__qualname__ = __name__, DataTypesConfig.__qualname__
+    cls.__doc__ = DataTypesConfig.__doc__
+    cls._names = tuple(t.name for t in DATA_TYPES)
+    return cls
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +263,7 @@ class IngestConfig:
 
 @dataclass(frozen=True, slots=True)
 class LiveInstrumentsConfig:
-    """``live_instruments`` (the seeds' walkthrough 10): instrument definitions refreshed from the
+    """``live_instruments``: instrument definitions refreshed from the
     exchanges (``live-instruments-sync``, not built yet). Read and checked, not used yet."""
 
     enabled: bool = True
@@ -386,15 +375,18 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 
 def _data_types(raw: Any) -> DataTypesConfig:
+    """``data_types``: the registry's types, sources and defaults (``DataTypesConfig``)."""
     defaults = DataTypesConfig()
     if raw is None:
         return defaults
     if not isinstance(raw, dict):
         raise ConfigError(f"data_types: expected a mapping, got {type(raw).__name__}")
-    unknown = sorted(str(k) for k in set(raw) - set(DATA_TYPE_SOURCES))
+    from .streaming_service.data_types.registry import NATIVE_SOURCES, SOURCES
+
+    unknown = sorted(str(k) for k in set(raw) - set(SOURCES))
     if unknown:
         raise ConfigError(
-            f"data_types: unknown data type(s) {', '.join(unknown)} (known: {', '.join(DATA_TYPE_SOURCES)})"
+            f"data_types: unknown data type(s) {', '.join(unknown)} (known: {', '.join(SOURCES)})"
         )
     changes = {}
     for name, entry in raw.items():
@@ -403,10 +395,9 @@ def _data_types(raw: Any) -> DataTypesConfig:
         given = _build(type(default), entry, where)
         values = {k: getattr(given, k) for k in (entry or {})}
         source = values.get("source", default.source)
-        if source not in DATA_TYPE_SOURCES[name]:
+        if source not in SOURCES[name]:
             raise ConfigError(
-                f"{where}.source: {source!r} is not a source of {name}"
-                f" (use {' or '.join(DATA_TYPE_SOURCES[name])})"
+                f"{where}.source: {source!r} is not a source of {name} (use {' or '.join(SOURCES[name])})"
             )
         fallback = source not in NATIVE_SOURCES
         if "fallback" in values and values["fallback"] != fallback:

@@ -1,15 +1,15 @@
-"""The seeds' eight data types (docs/DATA_TYPES.md), in the style of nautilus_trader's adapters: a small
-interface (``base.DataTypeProcessor``: a wire frame in, records out) and one file per implementation.
+"""The data types (docs/DATA_TYPES.md), in the style of nautilus_trader's adapters: a small interface
+(``base.DataTypeProcessor``: a wire frame in, records out) and one file per implementation.
 
+- ``registry.py``: every data type in one line (its processor, record, sources, defaults, wire frames,
+  feature group), from which the configuration and the routers' tables are derived;
 - ``records.py``: the records, every field defined once;
 - ``trades.py``, ``book_snapshots.py``, ``derivative_ticker.py``, ``liquidations.py``,
   ``options_chain.py``: native types (tardis-dev's normalized feeds);
 - ``funding_rates.py`` (from derivative tickers), ``gaps.py`` (disconnects, lost frames, stale symbols),
   ``candles.py`` (from trades): fallbacks;
 - ``availability.py``: which exchange has liquidations from which source; ``router.py``:
-  ``DataTypeRouter``;
-- ``feature_context.py``: the last book / ticker and the liquidations of each instrument, as the HFT
-  features' context columns.
+  ``DataTypeRouter``.
 """
 
 from .availability import unavailable_reason
@@ -17,7 +17,6 @@ from .base import DataTypeProcessor, Processed
 from .book_snapshots import BookSnapshotProcessor
 from .candles import CandlesProcessor
 from .derivative_ticker import DerivativeTickerProcessor
-from .feature_context import FeatureContext
 from .funding_rates import FundingRateProcessor
 from .gaps import GapProcessor
 from .liquidations import LiquidationProcessor
@@ -32,7 +31,8 @@ from .records import (
     Record,
     Trade,
 )
-from .router import SUPPORTED_DATA_TYPES, DataTypeRouter
+from .registry import SUPPORTED_DATA_TYPES
+from .router import DataTypeRouter
 from .trades import TradeProcessor
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "DataTypeRouter",
     "DerivativeTicker",
     "DerivativeTickerProcessor",
-    "FeatureContext",
     "FundingRate",
     "FundingRateProcessor",
     "Gap",

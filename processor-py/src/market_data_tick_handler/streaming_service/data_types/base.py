@@ -1,11 +1,13 @@
 """The data type processor interface (one implementation per file, as nautilus_trader's adapters).
 
-A processor turns one decoded wire frame into records. It validates whole columns at once: a row with
-a bad value is dropped, and :class:`Processed` says how many, by reason (the first bad field of each
-row), and names the first (frame seq, row, symbol, field); the good rows around it are kept. Every type
-gets the same common checks (:func:`check_rows`): ``sym`` within the symbol table, ``timestamp`` and
-``local_timestamp`` within 2000-01-01..2100-01-01, ``str`` columns valid UTF-8. Processors neither log
-nor count: ``TickHandler`` does, for every type alike.
+A processor turns one decoded wire frame into records, in two steps the frame router calls for every
+type alike: ``validate`` checks whole columns at once (the common checks of :func:`check_rows`, then the
+type's own ``validity`` masks): a row with a bad value is dropped, and the :class:`RowCheck` says how
+many, by reason (the first bad field of each row), and names the first (frame seq, row, symbol, field);
+the good rows around it are kept. ``records`` then makes the records of the kept rows (``process`` does
+both). The common checks: ``sym`` within the symbol table, ``timestamp`` and ``local_timestamp`` within
+2000-01-01..2100-01-01, ``str`` columns valid UTF-8. Processors neither log nor count: the frame router
+(``tick_processor/frame_router.py``) does, for every type alike.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 
 from ...wire import INT64_MISSING, Frame, StrColumn
-from ..instrument_service import InstrumentMapper
+from ..instrument_service import Instruments
 from .records import Record
+
+if TYPE_CHECKING:
+    from ...config import DataTypeConfig
+    from ..clock import Clock
 
 SIDES = ("unknown", "buy", "sell")
 #: exchange and local timestamps outside [TS_MIN_US, TS_MAX_US) are bad rows (µs: 2000-01-01, 2100-01-01)
@@ -93,38 +99,41 @@ def check_rows(frame: Frame, bad: Mapping[str, np.ndarray]) -> RowCheck:
 
 
 class DataTypeProcessor(ABC):
-    """Frames of ``frame_types`` in, records of ``data_type`` out."""
+    """Frames in (the data type's ``frames`` in ``registry.py``), records of ``data_type`` out."""
 
     data_type: ClassVar[str]
-    frame_types: ClassVar[tuple[str, ...]]
 
-    def __init__(self, mapper: InstrumentMapper | None = None) -> None:
-        self.mapper = mapper or InstrumentMapper()
-        self._tables: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    def __init__(self, instruments: Instruments | None = None) -> None:
+        """``instruments``: the instrument tables the records take their symbols from (the router's)."""
+        self.instruments = instruments or Instruments()
+
+    @classmethod
+    def create(cls, instruments: Instruments, config: DataTypeConfig, clock: Clock) -> Self:
+        """The processor ``DataTypeRouter`` makes for the type (``config``: its ``data_types`` entry;
+        ``clock``: the candle clock, for a type that keeps time)."""
+        return cls(instruments)
+
+    def validity(self, frame: Frame) -> Mapping[str, np.ndarray]:
+        """The type's own checks: field name -> mask of the rows whose value is invalid (none here)."""
+        return {}
+
+    def validate(self, frame: Frame) -> RowCheck:
+        """The rows of ``frame`` to keep: the common checks (:func:`check_rows`), then ``validity``."""
+        return check_rows(frame, self.validity(frame))
 
     @abstractmethod
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
+        """The records of the rows of ``frame`` that ``check`` kept."""
+
     def process(self, frame: Frame) -> Processed:
-        """The records of ``frame``."""
+        """``validate`` then ``records``."""
+        check = self.validate(frame)
+        return Processed(self.records(frame, check), check.kept, check.count, check.error, check.reasons)
 
     # -- helpers -------------------------------------------------------------------------------
     def symbols(self, frame: Frame) -> list[str]:
-        """Canonical symbols of the frame's symbol table (cached per table)."""
-        key = tuple((e, s) for e, s in frame.symbols)
-        names = self._tables.get(key)
-        if names is None:
-            if len(self._tables) >= 64:
-                self._tables.clear()
-            names = self._tables[key] = [self.mapper.to_symbol(e, s) for e, s in key]
-        return names
-
-    def validate(self, frame: Frame, bad: Mapping[str, np.ndarray]) -> RowCheck:
-        """``bad``: field name -> mask of rows whose value is invalid, checked after the common checks
-        (:func:`check_rows`)."""
-        return check_rows(frame, bad)
-
-    @staticmethod
-    def processed(records: list[Record], check: RowCheck) -> Processed:
-        return Processed(records, check.kept, check.count, check.error, check.reasons)
+        """The symbols of the frame's symbol table (``Instruments.of``)."""
+        return self.instruments.of(frame.symbols).names
 
 
 def _value(frame: Frame, name: str, row: int) -> str:

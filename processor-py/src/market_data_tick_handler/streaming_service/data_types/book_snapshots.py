@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import Frame
-from .base import DataTypeProcessor, Processed
-from .records import BookSnapshot
+from .base import DataTypeProcessor, RowCheck
+from .records import BookSnapshot, Record
 
 
 def _side_bad(price: np.ndarray, amount: np.ndarray, ascending: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +27,6 @@ def _side_bad(price: np.ndarray, amount: np.ndarray, ascending: bool) -> tuple[n
 
 class BookSnapshotProcessor(DataTypeProcessor):
     data_type = "book_snapshots"
-    frame_types = ("book_snapshot",)
 
     def levels(self, frame: Frame) -> dict[str, np.ndarray]:
         """The level columns shaped (rows, depth)."""
@@ -37,20 +36,20 @@ class BookSnapshotProcessor(DataTypeProcessor):
             k: c[k].reshape(frame.n, depth) for k in ("bid_price", "bid_amount", "ask_price", "ask_amount")
         }
 
-    def process(self, frame: Frame) -> Processed:
-        c = frame.columns
+    def validity(self, frame: Frame) -> dict[str, np.ndarray]:
         lv = self.levels(frame)
         bid_price, bid_amount = _side_bad(lv["bid_price"], lv["bid_amount"], ascending=False)
         ask_price, ask_amount = _side_bad(lv["ask_price"], lv["ask_amount"], ascending=True)
-        check = self.validate(
-            frame,
-            {
-                "bid_price": bid_price,
-                "bid_amount": bid_amount,
-                "ask_price": ask_price,
-                "ask_amount": ask_amount,
-            },
-        )
+        return {
+            "bid_price": bid_price,
+            "bid_amount": bid_amount,
+            "ask_price": ask_price,
+            "ask_amount": ask_amount,
+        }
+
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
+        c = frame.columns
+        lv = self.levels(frame)
         rows = np.flatnonzero(check.kept)
         depth = frame.header.get("depth") or 0
         interval = frame.header.get("interval_ms")
@@ -58,7 +57,7 @@ class BookSnapshotProcessor(DataTypeProcessor):
         names, table = self.symbols(frame), frame.symbols
         n_bids = np.count_nonzero(~np.isnan(lv["bid_price"][rows]), axis=1).tolist()
         n_asks = np.count_nonzero(~np.isnan(lv["ask_price"][rows]), axis=1).tolist()
-        records: list = []
+        records: list[Record] = []
         append = records.append
         for s, t, lt, bp, ba, ap, aa, nb, na in zip(
             c["sym"][rows].tolist(),
@@ -85,4 +84,4 @@ class BookSnapshotProcessor(DataTypeProcessor):
                     asks=tuple(zip(ap[:na], aa[:na], strict=True)),
                 )
             )
-        return self.processed(records, check)
+        return records

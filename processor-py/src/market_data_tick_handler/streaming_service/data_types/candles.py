@@ -1,6 +1,7 @@
 """candles (fallback, trade_aggregation): UTC-aligned candles built from ``trade`` frames by a
-``CandleEngine`` per exchange (docs/ARCHITECTURE.md "Candles"). ``TickHandler`` runs its own engines
-(with features and the wall clock); this processor is the same engine on its own, on the event clock."""
+``CandleEngine`` per exchange (docs/ARCHITECTURE.md "Candles"). The frame router runs its own engines
+(with features, on the configured clock); this processor is the same engine on its own, on an event clock
+of its own, checking trades as ``trades.py`` does."""
 
 from __future__ import annotations
 
@@ -10,41 +11,44 @@ import numpy as np
 
 from ...wire import Frame
 from ..candle_processor import DEFAULT_TIMEFRAMES, CandleEngine
-from ..instrument_service import InstrumentMapper
-from .base import DataTypeProcessor, Processed
-from .trades import trade_validity
+from ..clock import EventClock
+from ..instrument_service import Instruments
+from .base import RowCheck
+from .records import Record
+from .trades import TradeLikeProcessor
 
 
-class CandlesProcessor(DataTypeProcessor):
+class CandlesProcessor(TradeLikeProcessor):
     data_type = "candles"
-    frame_types = ("trade",)
 
     def __init__(
-        self, mapper: InstrumentMapper | None = None, timeframes: Iterable[str] = DEFAULT_TIMEFRAMES
+        self, instruments: Instruments | None = None, timeframes: Iterable[str] = DEFAULT_TIMEFRAMES
     ) -> None:
-        super().__init__(mapper)
+        super().__init__(instruments)
         self.timeframes = tuple(timeframes)
+        self.clock = EventClock()
         self.engines: dict[str, CandleEngine] = {}
 
     def engine(self, exchange: str) -> CandleEngine:
         engine = self.engines.get(exchange)
         if engine is None:
             engine = self.engines[exchange] = CandleEngine(
-                exchange, self.timeframes, clock="event", symbol_of=self.mapper.to_symbol
+                exchange, self.timeframes, self.clock, instruments=self.instruments.table(exchange)
             )
         return engine
 
-    def process(self, frame: Frame) -> Processed:
-        """The candles that ``frame``'s trades closed (``Candle`` objects)."""
-        check = self.validate(frame, trade_validity(frame))
-        c = frame.columns
-        columns = [c[k][check.kept] for k in ("sym", "timestamp", "price", "amount", "side")]
-        out = []
-        for exchange in dict.fromkeys(e for e, _ in frame.symbols):
-            names = [s if e == exchange else "" for e, s in frame.symbols]
-            mine = np.isin(columns[0], [i for i, (e, _) in enumerate(frame.symbols) if e == exchange])
-            out.extend(self.engine(exchange).on_trades(names, *(col[mine] for col in columns)))
-        return self.processed(out, check)  # type: ignore[arg-type]
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
+        """The candles that ``frame``'s valid trades closed (``Candle`` objects)."""
+        kept, c = check.kept, frame.columns
+        sym, ts, price, amount, side = (c[k][kept] for k in ("sym", "timestamp", "price", "amount", "side"))
+        out: list = []
+        for entries in self.instruments.of(frame.symbols).exchanges:
+            mine = np.isin(sym, entries.positions)
+            engine = self.engine(entries.table.exchange)
+            out.extend(
+                engine.on_slots(entries.slot_of[sym[mine]], ts[mine], price[mine], amount[mine], side[mine])
+            )
+        return out
 
     def finish(self) -> list:
         return [c for engine in self.engines.values() for c in engine.finish()]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import Frame
-from .base import DataTypeProcessor, Processed, bad_if_present, bad_time, optional, optional_ts
-from .records import DerivativeTicker
+from .base import DataTypeProcessor, RowCheck, bad_if_present, bad_time, optional, optional_ts
+from .records import DerivativeTicker, Record
 
 PRICES = ("last_price", "index_price", "mark_price")
 
@@ -27,10 +27,11 @@ def ticker_validity(frame: Frame) -> dict[str, np.ndarray]:
 
 class DerivativeTickerProcessor(DataTypeProcessor):
     data_type = "derivative_ticker"
-    frame_types = ("derivative_ticker",)
 
-    def process(self, frame: Frame) -> Processed:
-        check = self.validate(frame, ticker_validity(frame))
+    def validity(self, frame: Frame) -> dict[str, np.ndarray]:
+        return ticker_validity(frame)
+
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
         rows = np.flatnonzero(check.kept)
         c = frame.columns
         names, table = self.symbols(frame), frame.symbols
@@ -38,7 +39,7 @@ class DerivativeTickerProcessor(DataTypeProcessor):
         def col(name: str) -> list[float | None]:
             return optional(c[name][rows].tolist())
 
-        records = [
+        return [
             DerivativeTicker(
                 exchange=table[s][0],
                 symbol=names[s],
@@ -67,4 +68,3 @@ class DerivativeTickerProcessor(DataTypeProcessor):
                 strict=True,
             )
         ]
-        return self.processed(records, check)

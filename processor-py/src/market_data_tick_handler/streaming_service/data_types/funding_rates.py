@@ -9,26 +9,27 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import INT64_MISSING, Frame
-from ..instrument_service import InstrumentMapper
-from .base import DataTypeProcessor, Processed, optional
+from ..instrument_service import Instruments
+from .base import DataTypeProcessor, RowCheck, optional
 from .derivative_ticker import ticker_validity
-from .records import FundingRate
+from .records import FundingRate, Record
 
 
 class FundingRateProcessor(DataTypeProcessor):
     data_type = "funding_rates"
-    frame_types = ("derivative_ticker",)
 
-    def __init__(self, mapper: InstrumentMapper | None = None) -> None:
-        super().__init__(mapper)
+    def __init__(self, instruments: Instruments | None = None) -> None:
+        super().__init__(instruments)
         self.last: dict[tuple[str, str], tuple[float, int]] = {}  # (exchange, symbol) -> (rate, next time)
 
-    def process(self, frame: Frame) -> Processed:
-        check = self.validate(frame, ticker_validity(frame))
+    def validity(self, frame: Frame) -> dict[str, np.ndarray]:
+        return ticker_validity(frame)
+
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
         c = frame.columns
         rows = np.flatnonzero(check.kept & np.isfinite(c["funding_rate"]))
         if not len(rows):
-            return self.processed([], check)
+            return []
         sym = c["sym"][rows]
         order = np.argsort(sym, kind="stable")  # each symbol's rows together, in arrival order
         rows, sym = rows[order], sym[order]
@@ -50,7 +51,7 @@ class FundingRateProcessor(DataTypeProcessor):
         emit = rows[changed]
         emit.sort()  # back to arrival order
         names = self.symbols(frame)
-        records = [
+        return [
             FundingRate(
                 exchange=table[s][0],
                 symbol=names[s],
@@ -71,4 +72,3 @@ class FundingRateProcessor(DataTypeProcessor):
                 strict=True,
             )
         ]
-        return self.processed(records, check)

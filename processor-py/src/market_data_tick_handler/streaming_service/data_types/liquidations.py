@@ -12,15 +12,10 @@ Either way the ingester streams ``liquidation`` frames; ``side`` buy = a short w
 
 from __future__ import annotations
 
-from ...wire import Frame
-from .base import DataTypeProcessor, Processed
 from .records import Liquidation
-from .trades import trade_like_records
+from .trades import TradeLikeProcessor
 
 
-class LiquidationProcessor(DataTypeProcessor):
+class LiquidationProcessor(TradeLikeProcessor):
     data_type = "liquidations"
-    frame_types = ("liquidation",)
-
-    def process(self, frame: Frame) -> Processed:
-        return trade_like_records(self, frame, Liquidation)
+    record = Liquidation

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...wire import Frame
-from .base import DataTypeProcessor, Processed, bad_if_present, bad_time, optional
-from .records import OptionSummary
+from .base import DataTypeProcessor, RowCheck, bad_if_present, bad_time, optional
+from .records import OptionSummary, Record
 
 OPTION_TYPES = ("unknown", "call", "put")
 NON_NEGATIVE = (
@@ -21,9 +21,8 @@ FLOATS = (*NON_NEGATIVE[:-1], *ANY_SIGN, "underlying_price")
 
 class OptionsChainProcessor(DataTypeProcessor):
     data_type = "options_chain"
-    frame_types = ("option_summary",)
 
-    def process(self, frame: Frame) -> Processed:
+    def validity(self, frame: Frame) -> dict[str, np.ndarray]:
         c = frame.columns
         strike = c["strike_price"]
         bad = {
@@ -35,12 +34,16 @@ class OptionsChainProcessor(DataTypeProcessor):
             bad[name] = bad_if_present(c[name], 0.0)
         for name in ANY_SIGN:
             bad[name] = bad_if_present(c[name])
-        check = self.validate(frame, bad)
+        return bad
+
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
+        c = frame.columns
+        strike = c["strike_price"]
         rows = np.flatnonzero(check.kept)
         names, table = self.symbols(frame), frame.symbols
         floats = {name: optional(c[name][rows].tolist()) for name in FLOATS}
         index = c["underlying_index"]
-        records = []
+        records: list[Record] = []
         for k, (i, s, t, lt, kind, k_strike, expiry) in enumerate(
             zip(
                 rows.tolist(),
@@ -67,4 +70,4 @@ class OptionsChainProcessor(DataTypeProcessor):
                     **{name: values[k] for name, values in floats.items()},
                 )
             )
-        return self.processed(records, check)
+        return records

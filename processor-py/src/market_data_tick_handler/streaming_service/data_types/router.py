@@ -1,8 +1,7 @@
-"""``DataTypeRouter``: the eight data types of the seeds (walkthrough 1), their configuration
-(``data_types`` in streaming.yaml, walkthrough 10), their processors, and what the ingester must stream
-for them::
+"""``DataTypeRouter``: the data types of the registry (``registry.py``), their configuration
+(``data_types`` in streaming.yaml), their processors, and what the ingester must stream for them::
 
-    router = DataTypeRouter()                      # walkthrough-10 defaults
+    router = DataTypeRouter()                      # the registry's defaults
     router.get_supported_data_types()              # trades, book_snapshots, liquidations, ...
     router.get_config("liquidations").fallback     # True: derived from trades
     await router.get_processor("book_snapshots")   # BookSnapshotProcessor
@@ -16,52 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...config import DataTypeConfig, DataTypesConfig
 from ...timeutil import now_us
-from ..instrument_service import InstrumentMapper
+from ..clock import Clock, make_clock
+from ..instrument_service import InstrumentMapper, Instruments
 from .availability import unavailable_reason
 from .base import DataTypeProcessor
-from .book_snapshots import BookSnapshotProcessor
-from .candles import CandlesProcessor
-from .derivative_ticker import DerivativeTickerProcessor
-from .funding_rates import FundingRateProcessor
-from .gaps import GapProcessor
-from .liquidations import LiquidationProcessor
-from .options_chain import OptionsChainProcessor
-from .trades import TradeProcessor
+from .registry import BY_NAME, FEATURE_GROUP_OF, FRAMES_OF, SUPPORTED_DATA_TYPES, WIRE_ORDER
 
 log = logging.getLogger(__name__)
-
-SUPPORTED_DATA_TYPES = (
-    "trades", "book_snapshots", "liquidations", "derivative_ticker", "options_chain", "funding_rates",
-    "gaps", "candles",
-)  # fmt: skip
-#: the wire frame types (the ingester's --data-types) each data type is made from
-FRAMES_OF: dict[str, tuple[str, ...]] = {
-    "trades": ("trade",),
-    "book_snapshots": ("book_snapshot",),
-    "liquidations": ("liquidation",),
-    "derivative_ticker": ("derivative_ticker",),
-    "options_chain": ("option_summary",),
-    "funding_rates": ("derivative_ticker",),
-    "gaps": (),  # disconnect frames always come; stale and lost frames are seen on every frame
-    "candles": ("trade",),
-}
-WIRE_ORDER = ("trade", "book_snapshot", "derivative_ticker", "liquidation", "option_summary")
-#: the feature context groups (hft_features/inputs.py CONTEXT) each data type feeds
-FEATURE_GROUP_OF = {
-    "book_snapshots": "book",
-    "derivative_ticker": "derivative",
-    "liquidations": "liquidations",
-}
-PROCESSORS: dict[str, type[DataTypeProcessor]] = {
-    "trades": TradeProcessor,
-    "book_snapshots": BookSnapshotProcessor,
-    "liquidations": LiquidationProcessor,
-    "derivative_ticker": DerivativeTickerProcessor,
-    "options_chain": OptionsChainProcessor,
-    "funding_rates": FundingRateProcessor,
-    "gaps": GapProcessor,
-    "candles": CandlesProcessor,
-}
 
 
 class DataTypeRouter:
@@ -69,15 +29,24 @@ class DataTypeRouter:
         self,
         config: DataTypesConfig | None = None,
         mapper: InstrumentMapper | None = None,
-        clock: str = "event",
+        clock: Clock | str = "event",
         now: Callable[[], int] = now_us,
+        instruments: Instruments | None = None,
     ) -> None:
-        """``clock`` and ``now`` are the candle clock's (gaps measure staleness on it)."""
+        """``clock``: the clock of the processors that keep time (gaps), or its name (``now``: then its
+        system time); a frame router running candles binds its own (``bind``). ``instruments``: the
+        instrument tables the processors share (default: new ones on ``mapper``)."""
         self.config = config or DataTypesConfig()
-        self.mapper = mapper or InstrumentMapper()
-        self.clock = clock
-        self._now = now
+        self.instruments = instruments or Instruments(mapper)
+        self.mapper = self.instruments.mapper
+        self.clock = make_clock(clock, now) if isinstance(clock, str) else clock
         self._processors: dict[str, DataTypeProcessor] = {}
+
+    def bind(self, clock: Clock) -> None:
+        """Run the processors that keep time on ``clock`` (the candle engines'), before any is made."""
+        if clock is not self.clock and "gaps" in self._processors:
+            raise ValueError("the gap processor exists already: bind the clock before it is made")
+        self.clock = clock
 
     # -- the seeds' API ------------------------------------------------------------------------
     def get_supported_data_types(self) -> list[str]:
@@ -96,14 +65,12 @@ class DataTypeRouter:
         """The type's processor (one per router: processors such as gaps and funding rates keep state)."""
         got = self._processors.get(data_type)
         if got is None:
-            cls = PROCESSORS.get(data_type)
-            if cls is None:
+            spec = BY_NAME.get(data_type)
+            if spec is None:
                 raise ValueError(f"unknown data type {data_type!r}; known: {', '.join(SUPPORTED_DATA_TYPES)}")
-            if cls is GapProcessor:
-                got = GapProcessor(self.mapper, self.config.gaps.stale_after_ms, self.clock, self._now)
-            else:
-                got = cls(self.mapper)
-            self._processors[data_type] = got
+            got = self._processors[data_type] = spec.processor.create(
+                self.instruments, self.config[data_type], self.clock
+            )
         return got
 
     def enabled(self, data_type: str) -> bool:

@@ -1,16 +1,22 @@
-"""trades (native, tardis_realtime): ``trade`` frames. The hot path of trades is the candle engine's
-(``TickHandler._on_trade`` checks the rows with :func:`trades_all_valid`, one compiled pass, and only when
-some row is bad with :func:`trade_validity`, which names the reasons); records are made on request
-(``process``)."""
+"""trades (native, tardis_realtime): ``trade`` frames, checked like every type (``validate``: the common
+checks of ``base.check_rows``, then :func:`trade_validity`). The frame router hands the kept rows to the
+candle engines and publishes no trade records; ``records`` makes them on request. Liquidations
+(``liquidations.py``) are trade-like: the same columns, the same checks.
+
+A frame whose rows are all valid, the common case, is known to be so in one compiled pass
+(:func:`trades_all_valid`); only a frame with a bad row goes through the whole-column checks, which name
+the reasons."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 from numba import njit
 
 from ...wire import Frame, StrColumn
-from .base import SIDES, TS_MAX_US, TS_MIN_US, DataTypeProcessor, Processed
-from .records import Liquidation, Trade
+from .base import SIDES, TS_MAX_US, TS_MIN_US, DataTypeProcessor, RowCheck
+from .records import Liquidation, Record, Trade
 
 
 def trade_validity(frame: Frame) -> dict[str, np.ndarray]:
@@ -65,44 +71,51 @@ def compile_trade_check() -> None:
         _all_valid(*cols, 1)
 
 
-def trade_like_records(
-    processor: DataTypeProcessor, frame: Frame, cls: type[Trade] | type[Liquidation]
-) -> Processed:
-    check = processor.validate(frame, trade_validity(frame))
-    rows = np.flatnonzero(check.kept)
-    c = frame.columns
-    names = processor.symbols(frame)
-    table = frame.symbols
-    ids = c["id"]
-    records = [
-        cls(
-            exchange=table[s][0],
-            symbol=names[s],
-            exchange_symbol=table[s][1],
-            timestamp=t,
-            local_timestamp=lt,
-            price=p,
-            amount=a,
-            side=SIDES[sd],
-            id=ids[i],
-        )
-        for i, s, t, lt, p, a, sd in zip(
-            rows.tolist(),
-            c["sym"][rows].tolist(),
-            c["timestamp"][rows].tolist(),
-            c["local_timestamp"][rows].tolist(),
-            c["price"][rows].tolist(),
-            c["amount"][rows].tolist(),
-            c["side"][rows].tolist(),
-            strict=True,
-        )
-    ]
-    return processor.processed(records, check)  # type: ignore[arg-type]
+class TradeLikeProcessor(DataTypeProcessor):
+    """Frames of trade-like rows (trade, liquidation) in, ``record`` records out."""
+
+    record: ClassVar[type[Trade] | type[Liquidation]]
+
+    def validity(self, frame: Frame) -> dict[str, np.ndarray]:
+        return trade_validity(frame)
+
+    def validate(self, frame: Frame) -> RowCheck:
+        if trades_all_valid(frame):
+            return RowCheck(np.ones(frame.n, dtype=bool))
+        return super().validate(frame)
+
+    def records(self, frame: Frame, check: RowCheck) -> list[Record]:
+        rows = np.flatnonzero(check.kept)
+        c = frame.columns
+        names = self.symbols(frame)
+        table = frame.symbols
+        ids = c["id"]
+        cls = self.record
+        return [
+            cls(
+                exchange=table[s][0],
+                symbol=names[s],
+                exchange_symbol=table[s][1],
+                timestamp=t,
+                local_timestamp=lt,
+                price=p,
+                amount=a,
+                side=SIDES[sd],
+                id=ids[i],
+            )
+            for i, s, t, lt, p, a, sd in zip(
+                rows.tolist(),
+                c["sym"][rows].tolist(),
+                c["timestamp"][rows].tolist(),
+                c["local_timestamp"][rows].tolist(),
+                c["price"][rows].tolist(),
+                c["amount"][rows].tolist(),
+                c["side"][rows].tolist(),
+                strict=True,
+            )
+        ]
 
 
-class TradeProcessor(DataTypeProcessor):
+class TradeProcessor(TradeLikeProcessor):
     data_type = "trades"
-    frame_types = ("trade",)
-
-    def process(self, frame: Frame) -> Processed:
-        return trade_like_records(self, frame, Trade)
+    record = Trade
