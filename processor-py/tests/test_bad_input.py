@@ -473,16 +473,16 @@ def test_an_exception_while_applying_a_frame_is_counted_logged_and_the_next_fram
     h = _handler()
     h.handle_bytes(trade_frame([(0, T0 + S, 100.0, 1.0, "buy")], seq=0))
     engine = h.engines["binance"]
-    real = engine.on_trades
+    real = engine.on_slots  # what the router hands a frame's trades to
 
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(engine, "on_trades", broken)
+    monkeypatch.setattr(engine, "on_slots", broken)
     with caplog.at_level(logging.ERROR):
         assert h.handle_bytes(trade_frame([(0, T0 + 2 * S, 100.0, 1.0, "buy")] * 3, seq=1)).candles == []
     assert "frame seq=1 type=trade session=test failed: RuntimeError: boom" in caplog.text
-    monkeypatch.setattr(engine, "on_trades", real)
+    monkeypatch.setattr(engine, "on_slots", real)
     candles = _run(h, [trade_frame([(0, T0 + 16 * S, 101.0, 1.0, "buy")], seq=2), _end(3)])
     assert [c[6] for c in _ohlcv(candles, "15s")] == [1, 1]
     assert h.frame_ledger()["frames_failed"] == 1 and h.frame_ledger()["failed"] == {"RuntimeError": 1}

@@ -8,6 +8,7 @@ from helpers import T0, S, control_frame, trade_frame
 
 from market_data_tick_handler.config import config_from_dict
 from market_data_tick_handler.streaming_service import DataTypeRouter
+from market_data_tick_handler.streaming_service.clock import EventClock
 from market_data_tick_handler.streaming_service.data_types import Gap, GapProcessor
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, FrameResult, TickHandler
 from market_data_tick_handler.wire import decode_frame, encode_frame
@@ -129,7 +130,7 @@ def test_disconnect_and_lost_frames_give_gap_records_and_flagged_candles(caplog)
 
 
 def test_gap_processor_on_its_own():
-    p = GapProcessor(stale_after_ms=10_000, clock="event", now=lambda: 42)
+    p = GapProcessor(stale_after_ms=10_000, clock=EventClock(now=lambda: 42))
     p.observe(decode_frame(trade_frame([(0, T0, 1.0, 1.0, "buy")])))
     p.check()
     assert p.drain() == []

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from market_data_tick_handler.config import ServeConfig
-from market_data_tick_handler.streaming_service.data_types import feature_context
-from market_data_tick_handler.streaming_service.data_types.feature_context import FeatureContext
+from market_data_tick_handler.streaming_service.hft_features import context as feature_context
+from market_data_tick_handler.streaming_service.hft_features.context import FeatureContext
 from market_data_tick_handler.streaming_service.modes import serve_mode
 from market_data_tick_handler.streaming_service.modes.serve_mode import ENTRY_OVERHEAD, ServeMode
 from market_data_tick_handler.streaming_service.transport import Entry, InMemoryBus, InMemoryTransport

@@ -172,7 +172,7 @@ def test_the_start_frame_leaves_out_the_features_of_types_not_streamed(caplog):
         caplog.text
     )
     h.handle_bytes(trade_frame([(0, T0 + S, 100.0, 1.0, "buy")], seq=1))
-    assert h.features["binance"].features.groups == ("book",)
+    assert h.features.live["binance"].features.groups == ("book",)
 
 
 # -- routing worked out from docs/DATA_TYPES.md's tables ---------------------------------------------------
