@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 from .candle_processor.schema import BOOL, CANDLE_FIELDS, EMPTY, FLOAT, INT, TIME, Field, Kind
+
+if TYPE_CHECKING:
+    from .candle_processor.candle_batch import CandleColumns
 
 #: the writers' kinds of a field: a float (a column of the float matrix), an integer or a time (of the
 #: integer matrix), a flag (of the flag matrix), or a value constant for the part (written with its key)
@@ -73,14 +78,16 @@ class Layout:
             flags.index(EMPTY),
         )
 
-    def matrix(self, part, names: tuple[str, ...], dtype: type, extra: int = 0) -> np.ndarray:
+    def matrix(
+        self, part: CandleColumns, names: tuple[str, ...], dtype: DTypeLike, extra: int = 0
+    ) -> np.ndarray:
         """The columns ``names`` of ``part`` side by side (``extra`` more columns left to fill)."""
         out = np.empty((len(part), len(names) + extra), dtype=dtype)
         for k, name in enumerate(names):
             out[:, k] = getattr(part, name)
         return out
 
-    def constant_values(self, part) -> tuple:
+    def constant_values(self, part: CandleColumns) -> tuple:
         """The values of the part's constant fields."""
         return tuple(getattr(part, f.name) for f in self.constants)
 

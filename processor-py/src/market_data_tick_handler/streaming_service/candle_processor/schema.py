@@ -68,6 +68,8 @@ BOOL = Kind("bool", np.bool_, bool, "BOOL", False)
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """One candle field and its rules (the module's docstring says what each flag means)."""
+
     name: str
     kind: Kind
     null_when_empty: bool = False
@@ -125,8 +127,6 @@ NAMES: tuple[tuple[str, type], ...] = (
 FIELD_NAMES = tuple(f.name for f in CANDLE_FIELDS)
 #: the fields with a value per candle (a column each in ``CandleColumns``)
 PER_CANDLE = tuple(f for f in CANDLE_FIELDS if not f.per_part)
-#: the fields with one value per part
-PER_PART = tuple(f for f in CANDLE_FIELDS if f.per_part)
 #: the names of the feature inputs (``CandleInputs``), in this order
 FEATURE_INPUTS = tuple(f.name for f in CANDLE_FIELDS if f.feature_input)
 #: what the warm-up reads back of each candle
