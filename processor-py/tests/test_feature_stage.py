@@ -40,7 +40,7 @@ NAN = float("nan")
 
 
 def _engine(exchange="binance", timeframes=("15s", "1m"), **kw):
-    return CandleEngine(exchange, timeframes=timeframes, clock="event", grace_us=0, **kw)
+    return CandleEngine(exchange, timeframes=timeframes, grace_us=0, **kw)  # on an event clock of its own
 
 
 def _trades(stage, engine, rows, symbol="BTCUSDT"):
@@ -417,6 +417,9 @@ def test_every_form_of_warm_up_gives_the_first_live_candle_full_windows(spot_tra
         "jsonl": read_candles(jsonl),
         "csv": read_candles(csv),
     }
+    for label in ("jsonl", "csv"):  # a file is read into columns, one per field
+        assert {"exchange_symbol", "timeframe", "timestamp_in", "close", "vwap"} <= set(forms[label]), label
+        assert all(len(column) == len(history) for column in forms[label].values()), label
     expected_used = sum(c.timeframe in ("15s", "1m") for c in history)
     reference = expected_candles(spot_trades, "15s")  # both files, from the raw frames
     at = next(i for i, c in enumerate(reference) if c["timestamp_in"] == MIDNIGHT)
@@ -461,3 +464,12 @@ def test_warm_up_candles_of_another_exchange_go_to_its_own_engine():
         "bybit": {"candles": 2, "resets": 0, "out_of_order": 0},  # sorted by time: no candle refused
     }
     assert a.exchange_symbols == ["BTCUSDT"] and b.exchange_symbols == ["ETHUSDT"]
+
+
+def test_a_candle_file_that_is_not_json_lines_names_its_line(tmp_path):
+    path = tmp_path / "recent.jsonl"
+    path.write_bytes(
+        b'{"exchange_symbol": "BTCUSDT", "timeframe": "1m", "timestamp_in": 0, "close": 1.0}\n\n{oops\n'
+    )
+    with pytest.raises(ValueError, match=r"recent\.jsonl:3: not a JSON candle"):
+        read_candles(path)

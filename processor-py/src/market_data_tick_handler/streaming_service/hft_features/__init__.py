@@ -8,7 +8,8 @@
 - ``context.py``: ``FeatureContext``, the context columns of live candles from book snapshots, derivative
   tickers and liquidations;
 - ``live_features.py``: ``LiveFeatures``, the features of what one live candle engine closes;
-- ``warmup.py``: recent candles as columns, split into series, for a warm-up;
+- ``warmup.py``: recent candles as columns (from a file: ``read_candles``), split into series, for a
+  warm-up;
 - ``stage.py``: ``FeatureStage``, the features of every exchange's engine, their context and warm-up: what
   the frame router calls.
 """
@@ -19,9 +20,9 @@ from .context import FeatureContext
 from .feature_calculator import FEATURE_NAMES, HFTFeatureCalculator, HFTFeatures
 from .feature_engine import FeatureEngine, catalogue
 from .inputs import CONTEXT, CandleInputs
-from .live_features import LiveFeatures, read_candles
+from .live_features import LiveFeatures
 from .stage import FeatureStage
-from .warmup import warmup_columns
+from .warmup import read_candles, warmup_columns
 
 __all__ = [
     "CONTEXT",

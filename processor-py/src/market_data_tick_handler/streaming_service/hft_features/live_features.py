@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
-import pandas as pd
 
 from ..candle_processor import CandleBatch, CandleEngine, Timeframe
 from .catalogue import WINDOWS, Group
@@ -87,20 +84,3 @@ class LiveFeatures:
         """Candles of one lane, in time order, through the feature engine; returns how many."""
         self.features.run(lane, x, self._micros[timeframe])
         return len(x)
-
-
-def read_candles(path: str | Path) -> list[dict[str, Any]]:
-    """Candles from a file: JSON lines (published messages, or flat candles) or CSV (``candles_to_frame``
-    columns)."""
-    path = Path(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path).to_dict("records")
-    candles = []
-    with path.open("rb") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    candles.append(orjson.loads(line))
-                except orjson.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: not a JSON candle: {exc}") from None
-    return candles

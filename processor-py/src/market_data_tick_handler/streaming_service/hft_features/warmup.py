@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from ...timeutil import to_us_array
@@ -111,3 +113,20 @@ def warmup_series(
             )
         )
     return out
+
+
+def read_candles(path: str | Path) -> dict[str, np.ndarray]:
+    """Candles from a file, as columns: JSON lines (published messages, or flat candles) or CSV
+    (``candles_to_frame`` columns)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return warmup_columns(pd.read_csv(path))
+    candles = []
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    candles.append(orjson.loads(line))
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{number}: not a JSON candle: {exc}") from None
+    return warmup_columns(candles)
