@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from .candle_processor.candle_batch import CandleColumns
 
 #: the writers' kinds of a field: a float (a column of the float matrix), an integer or a time (of the
-#: integer matrix), a flag (of the flag matrix), or a value constant for the part (written with its key)
-FLOAT_VALUE, INT_VALUE, TIME_VALUE, FLAG_VALUE, PART_CONSTANT = range(5)
+#: integer matrix), a flag (of the flag matrix), or a value constant for the part (written with its key);
+#: and a null (``field_of``)
+FLOAT_VALUE, INT_VALUE, TIME_VALUE, FLAG_VALUE, PART_CONSTANT, NULL = range(6)
 _KINDS: dict[Kind, int] = {FLOAT: FLOAT_VALUE, INT: INT_VALUE, TIME: TIME_VALUE, BOOL: FLAG_VALUE}
 
 
@@ -40,16 +41,26 @@ def copy_into(out, at, src, start, stop):
     return at
 
 
+@njit(cache=True, inline="always")
+def field_of(spec, empty):
+    """A field's kind and column from its ``spec`` (``Layout.specs``); the kind is ``NULL`` when the
+    field is null on an empty candle and ``empty`` is true."""
+    if spec & 1 and empty:
+        return NULL, 0
+    return (spec >> 1) & 7, spec >> 4
+
+
 @dataclass(frozen=True, slots=True)
 class Layout:
     """The candle's fields in order, as the compiled writers read them: field ``k`` is of kind
-    ``kinds[k]``, its values in column ``columns[k]`` of the matrix of its kind, and null on an empty
-    candle when ``nullable[k]``; ``empty`` is the column of ``is_empty`` among the flags."""
+    ``kinds[k]``; ``specs[k]`` holds its kind, whether it is null on an empty candle, and its column in
+    the matrix of its kind (``floats``, ``ints`` [integers and times] or ``flags``) in one integer for the
+    kernels (``field_of``); ``constants`` are the part constants, ``empty`` the column of ``is_empty``
+    among the flags."""
 
     fields: tuple[Field, ...]
-    kinds: np.ndarray
-    columns: np.ndarray
-    nullable: np.ndarray
+    kinds: tuple[int, ...]
+    specs: np.ndarray
     floats: tuple[str, ...]
     ints: tuple[str, ...]
     flags: tuple[str, ...]
@@ -58,19 +69,18 @@ class Layout:
 
     @classmethod
     def of(cls, fields: tuple[Field, ...]) -> Layout:
-        kinds = [PART_CONSTANT if f.per_part else _KINDS[f.kind] for f in fields]
+        kinds = tuple(PART_CONSTANT if f.per_part else _KINDS[f.kind] for f in fields)
         by_kind: dict[int, list[str]] = {FLOAT_VALUE: [], INT_VALUE: [], FLAG_VALUE: [], PART_CONSTANT: []}
-        columns = []
+        specs = []
         for f, kind in zip(fields, kinds, strict=True):
             names = by_kind[INT_VALUE if kind == TIME_VALUE else kind]
-            columns.append(len(names))
+            specs.append(f.null_when_empty | kind << 1 | len(names) << 4)
             names.append(f.name)
         flags = tuple(by_kind[FLAG_VALUE])
         return cls(
             fields,
-            np.array(kinds, dtype=np.int64),
-            np.array(columns, dtype=np.int64),
-            np.array([f.null_when_empty for f in fields], dtype=np.bool_),
+            kinds,
+            np.array(specs, dtype=np.int64),
             tuple(by_kind[FLOAT_VALUE]),
             tuple(by_kind[INT_VALUE]),
             flags,
@@ -93,7 +103,7 @@ class Layout:
 
     def most_bytes(self, widths: dict[int, int]) -> int:
         """The most bytes a row's values take, given the most a value of each kind takes."""
-        return sum(widths[k] for k in self.kinds.tolist())
+        return sum(widths[k] for k in self.kinds)
 
 
 LAYOUT = Layout.of(CANDLE_FIELDS)

@@ -26,9 +26,11 @@ from .byte_pieces import (
     FLOAT_VALUE,
     INT_VALUE,
     LAYOUT,
+    NULL,
     PART_CONSTANT,
     TIME_VALUE,
     copy_into,
+    field_of,
     packed,
 )
 from .candle_processor.schema import TIME, Field
@@ -100,9 +102,7 @@ def encode_part(block: ClosedCandles) -> list[bytes]:
         head_offsets,
         keys,
         key_offsets,
-        LAYOUT.kinds,
-        LAYOUT.columns,
-        LAYOUT.nullable,
+        LAYOUT.specs,
         LAYOUT.empty,
         LAYOUT.matrix(part, LAYOUT.ints, np.int64),
         LAYOUT.matrix(part, LAYOUT.flags, np.bool_),
@@ -211,15 +211,15 @@ def _skip(numbers, i):
 
 
 @njit(cache=True)
-def _write(numbers, features, heads, head_offsets, keys, key_offsets, kinds, columns, nullable, empty_column,
-           ints, flags, row_values):  # fmt: skip
+def _write(numbers, features, heads, head_offsets, keys, key_offsets, specs, empty_column, ints, flags,
+           row_values):  # fmt: skip
     """Every message of a part into one buffer; returns it and the messages' offsets. ``numbers`` is the
     JSON of the (candles x floats) matrix, ``[[a,b,...],[...]]``: the float fields, then ``features``
-    features. Key ``k`` is the text before value ``k`` of a message: the candle's fields (``kinds``,
-    ``columns``, ``nullable``, ``empty_column``: ``byte_pieces.Layout``; integers and times in ``ints``,
-    flags in ``flags``), then the features; the last key closes the message."""
+    features. Key ``k`` is the text before value ``k`` of a message: the candle's fields (``specs``,
+    ``empty_column``: ``byte_pieces.Layout``; integers and times in ``ints``, flags in ``flags``), then
+    the features; the last key closes the message."""
     n = len(head_offsets) - 1
-    fields = len(kinds)
+    fields = len(specs)
     size = len(heads) + len(numbers) + n * (key_offsets[-1] + row_values)
     out = np.empty(size, dtype=np.uint8)
     offsets = np.empty(n + 1, dtype=np.int64)
@@ -232,21 +232,20 @@ def _write(numbers, features, heads, head_offsets, keys, key_offsets, kinds, col
         empty = flags[c, empty_column]
         for k in range(fields):
             at = _key(out, at, keys, key_offsets, k)
-            kind = kinds[k]
-            if kind == PART_CONSTANT:  # its value is in its key
-                continue
-            if nullable[k] and empty:
-                at = _null(out, at)
-                if kind == FLOAT_VALUE:
-                    i = _skip(numbers, i)
-            elif kind == FLOAT_VALUE:
+            kind, column = field_of(specs[k], empty)
+            if kind == FLOAT_VALUE:
                 at, i = _token(out, at, numbers, i)
             elif kind == INT_VALUE:
-                at = _int(out, at, ints[c, columns[k]])
+                at = _int(out, at, ints[c, column])
             elif kind == TIME_VALUE:
-                at = _iso(out, at, ints[c, columns[k]])
-            else:
-                at = _bool(out, at, flags[c, columns[k]])
+                at = _iso(out, at, ints[c, column])
+            elif kind == FLAG_VALUE:
+                at = _bool(out, at, flags[c, column])
+            elif kind == NULL:
+                at = _null(out, at)
+                if (specs[k] >> 1) & 7 == FLOAT_VALUE:  # its number is in numbers all the same
+                    i = _skip(numbers, i)
+            # a part constant: its value is in its key
         for k in range(fields, fields + features):
             at = _key(out, at, keys, key_offsets, k)
             at, i = _token(out, at, numbers, i)

@@ -36,9 +36,11 @@ from ..byte_pieces import (
     FLOAT_VALUE,
     INT_VALUE,
     LAYOUT,
+    NULL,
     PART_CONSTANT,
     TIME_VALUE,
     copy_into,
+    field_of,
     packed,
 )
 from ..candle_processor.schema import FLOAT, KEY_COLUMNS, Field
@@ -191,9 +193,7 @@ class RowEncoder:
             np.frombuffer(constant, dtype=np.uint8),
             pieces,
             piece_offsets,
-            LAYOUT.kinds,
-            LAYOUT.columns,
-            LAYOUT.nullable,
+            LAYOUT.specs,
             LAYOUT.empty,
             LAYOUT.matrix(part, LAYOUT.floats, "<f8").view(np.uint8),
             LAYOUT.matrix(part, LAYOUT.ints, np.int64),
@@ -234,17 +234,17 @@ def _varint_at(out, at, value):
 
 
 @njit(cache=True)
-def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, kinds, columns, nullable,
-           empty_column, float_bytes, ints, flags, values, value_bytes, row_values):  # fmt: skip
+def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, specs, empty_column, float_bytes,
+           ints, flags, values, value_bytes, row_values):  # fmt: skip
     """Every row of a part into one buffer; returns it and the rows' offsets. Row ``c``: the head of
     instrument ``slots[c]``, ``constant``, then per value its piece (``pieces``: the candle's fields, then
-    the features) and the value. The candle's fields are described by ``kinds``, ``columns``,
-    ``nullable`` and ``empty_column`` (``byte_pieces.Layout``): doubles from ``float_bytes`` (8
-    little-endian bytes each), integers and times from ``ints`` (varints), flags from ``flags`` (a byte),
-    a part constant is its piece alone, and a null (an empty candle's) is left out. Then the features
-    (``values``, and their bytes ``value_bytes``): NaN is left out."""
+    the features) and the value. The candle's fields are described by ``specs`` and ``empty_column``
+    (``byte_pieces.Layout``): doubles from ``float_bytes`` (8 little-endian bytes each), integers and
+    times from ``ints`` (varints), flags from ``flags`` (a byte), a part constant is its piece alone, and
+    a null (an empty candle's) is left out. Then the features (``values``, and their bytes
+    ``value_bytes``): NaN is left out."""
     n = len(slots)
-    fields = len(kinds)
+    fields = len(specs)
     width = values.shape[1]
     size = n * (len(constant) + piece_offsets[-1] + row_values + 8 * width)
     for c in range(n):
@@ -258,17 +258,17 @@ def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, kinds, c
         at = copy_into(out, at, constant, 0, len(constant))
         empty = flags[c, empty_column]
         for k in range(fields):
-            if nullable[k] and empty:
-                continue  # null: the field is left out
+            kind, column = field_of(specs[k], empty)
+            if kind == NULL:
+                continue  # the field is left out
             at = copy_into(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
-            kind = kinds[k]
             if kind == FLOAT_VALUE:
-                at = _double(out, at, float_bytes[c], columns[k])
+                at = _double(out, at, float_bytes[c], column)
             elif kind == FLAG_VALUE:
-                out[at] = 1 if flags[c, columns[k]] else 0
+                out[at] = 1 if flags[c, column] else 0
                 at += 1
             elif kind != PART_CONSTANT:  # an integer or a time (a part constant: its piece is the field)
-                at = _varint_at(out, at, ints[c, columns[k]])
+                at = _varint_at(out, at, ints[c, column])
         for j in range(width):
             if values[c, j] == values[c, j]:  # not NaN
                 at = copy_into(out, at, pieces, piece_offsets[fields + j], piece_offsets[fields + j + 1])
