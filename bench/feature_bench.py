@@ -55,8 +55,9 @@ def per_candle_cost() -> None:
         close = 100 * np.exp(rng.normal(0, 0.001, SYMBOLS))
         volume = rng.exponential(1.0, SYMBOLS)
         inputs.append(
-            CandleInputs(np.full(SYMBOLS, t * MINUTE), close, close * 1.001, close * 0.999, volume,
-                         volume / 2, volume / 2, close, np.full(SYMBOLS, 10.0))
+            CandleInputs(timestamp_in=np.full(SYMBOLS, t * MINUTE), close=close, high=close * 1.001,
+                         low=close * 0.999, volume=volume, buy_volume=volume / 2, sell_volume=volume / 2,
+                         vwap=close, trade_count=np.full(SYMBOLS, 10.0))
         )  # fmt: skip
     for x in inputs[:50]:
         engine.step(lanes, x, MINUTE)
@@ -66,8 +67,9 @@ def per_candle_cost() -> None:
     live = (time.perf_counter() - start) / (steps - 50)
     n = 100_000
     close = 30_000 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
-    history = CandleInputs(np.arange(n) * MINUTE, close, close, close, np.ones(n), np.ones(n), np.zeros(n),
-                           close, np.ones(n))  # fmt: skip
+    history = CandleInputs(timestamp_in=np.arange(n) * MINUTE, close=close, high=close, low=close,
+                           volume=np.ones(n), buy_volume=np.ones(n), sell_volume=np.zeros(n), vwap=close,
+                           trade_count=np.ones(n))  # fmt: skip
     start = time.perf_counter()
     FeatureEngine().run(0, history, MINUTE)
     run = (time.perf_counter() - start) / n

@@ -45,7 +45,7 @@ from market_data_tick_handler.streaming_service.bigquery_client.proto_rows impor
     RowEncoder,
     compile_row_writer,
 )
-from market_data_tick_handler.streaming_service.candle_processor import CandleBatch
+from market_data_tick_handler.streaming_service.candle_processor import CandleBatch, Stamps
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
 from market_data_tick_handler.streaming_service.transport import Entry
 from market_data_tick_handler.streaming_service.transport.redis_transport import PING, pack_entries
@@ -181,9 +181,9 @@ def persist_rows(batches: list[CandleBatch]) -> None:
         BigQueryConfig(batch_size=1_000_000), ("15s", "1m"), "tardis-realtime", MemorySink(keep=False)
     )
     for batch in bursts[:3]:  # the same bytes both ways
-        names = (batch.exchange, batch.symbols, batch.exchange_symbols)
         new_rows = [
-            mode.sink.encode(mode.tables[p.timeframe], p, *names, local_us, out_us) for p in batch.parts
+            mode.sink.encode(mode.tables[b.columns.timeframe], b)
+            for b in batch.blocks(Stamps(local_us, out_us))
         ]
         assert new_rows == [rows for _, rows in per_row_path(batch, mode.tables, local_us, out_us)]
     new, old = [], []
