@@ -1,8 +1,8 @@
 """FeatureStage (hft_features/stage.py) on candle engines of its own, as the frame router drives it: the
 window features equal TA-Lib and the candle features are worked out by hand on real Binance candles; the
 book, derivative and liquidation context by hand, per exchange; the warm-up from columns and from every
-form it is given in, held for an exchange not attached yet; the groups, the stats and the context's
-bounds."""
+form it is given in, held for an exchange not attached yet; the groups and the stats (the context's
+bounds: test_memory_bounds.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from market_data_tick_handler.streaming_service.hft_features import (
     context,
     read_candles,
 )
-from market_data_tick_handler.streaming_service.hft_features.context import FeatureContext
 from market_data_tick_handler.streaming_service.messages import candle_messages
 from support.binance_reference import BINANCE_WS, TIMEFRAMES_US, expected_candles, read_trades
 from support.talib_reference import talib_reference
@@ -261,31 +260,6 @@ def test_the_groups_in_use_decide_the_context_kept_and_the_features_published():
         twice.attach("binance", _engine())
     with pytest.raises(ValueError, match="the engine of bybit attached as binance"):
         FeatureStage(("15s",), ()).attach("binance", _engine("bybit"))
-
-
-def _liquidation(ctx: FeatureContext, ts: int) -> None:
-    one = np.ones(1)
-    ctx.on_liquidations(np.zeros(1, dtype=np.int64), np.array([ts]), np.array([1], dtype=np.uint8), one)
-
-
-def test_liquidations_without_closing_candles_are_capped_newest_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(context, "MAX_LIQUIDATIONS", 100)
-    ctx = FeatureContext()
-    for ts in range(1, 1_001):  # no prune: no candle closes
-        _liquidation(ctx, ts)
-    assert len(ctx._liquidations) < context.MERGE_EVERY + 1
-    events = ctx._liquidation_events()
-    assert len(events[1]) <= 100 + context.MERGE_EVERY
-    assert events[1][-1] == 1_000 and ctx.liquidations_dropped == 1_000 - len(events[1])
-    assert ctx.columns(np.array([0]), 990, 1_001)["liquidation_buy_volume"].tolist() == [11.0]
-
-
-def test_liquidations_under_the_cap_are_all_kept() -> None:
-    ctx = FeatureContext()
-    for ts in range(1, 201):
-        _liquidation(ctx, ts)
-    assert ctx.liquidations_dropped == 0
-    assert ctx.columns(np.array([0]), 0, 1_000)["liquidation_buy_volume"].tolist() == [200.0]
 
 
 def test_dropped_liquidations_show_in_the_stats(monkeypatch: pytest.MonkeyPatch) -> None:
