@@ -164,7 +164,7 @@ class CandleEngine:
         self._merge_at = 16  # merge the ended gaps when there are more (``_merge_gaps``)
         self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
         self._processors: dict[str, LiveCandleProcessor] = {}
-        #: exchange symbol -> ticks per wire type (all data types), kept by a TickHandler when it owns this
+        #: exchange symbol -> ticks per wire type (all data types), kept by the frame router that owns it
         self.tick_counts: Mapping[str, Mapping[str, int]] = {}
         self.closed_through: int | None = None  # every base bucket ending at or before this is closed
         self.observed_from: int | None = None  # buckets starting earlier are partial
