@@ -21,6 +21,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..candle_processor.feature_columns import FeatureColumns
+from ..candle_processor.schema import FEATURE_INPUTS
 from .catalogue import OPTIONAL_GROUPS, WINDOWS, FeatureSpec, Group
 from .indicators import (
     BOOK,
@@ -158,5 +159,5 @@ def compile_step() -> None:
     if not _compiled:
         _compiled = True
         one = np.ones(1)
-        candle = CandleInputs(np.zeros(1, dtype=np.int64), one, one, one, one, one, one, one, one)
+        candle = CandleInputs(np.zeros(1, dtype=np.int64), **dict.fromkeys(FEATURE_INPUTS, one))
         FeatureEngine(WINDOWS, OPTIONAL_GROUPS).step(np.zeros(1, dtype=np.int64), candle, 60_000_000)

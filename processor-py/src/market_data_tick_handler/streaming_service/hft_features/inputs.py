@@ -59,7 +59,7 @@ field (meanings: candle_processor/schema.py; ``vwap`` NaN for an empty candle), 
 
 def inputs_from_columns(part, context: Mapping[str, np.ndarray] | None = None) -> CandleInputs:
     """The candles of one engine part (``CandleColumns``): all of one timeframe and bucket; ``context``:
-    their context columns (``data_types.FeatureContext.columns``), if any."""
+    their context columns (``hft_features/context.py`` ``FeatureContext.columns``), if any."""
     columns = {name: getattr(part, name) for name in _FIELDS}
     return CandleInputs(
         np.full(len(part), part.timestamp_in, dtype=np.int64), **columns, context=context or {}
