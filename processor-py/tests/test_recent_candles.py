@@ -233,7 +233,7 @@ async def test_a_live_service_warms_up_before_its_ingester_starts_anchored_now(b
         if service.warmup_stats is not None:
             break
         await asyncio.sleep(0.05)
-    service._stop.set()
+    service.stop()
     assert await task == 0
     stats = service.warmup_stats
     anchor = parse_iso_us(stats["anchor"])

@@ -234,7 +234,7 @@ async def test_the_stop_event_ends_the_run_with_exit_0_and_the_open_candle_in_th
                 break
             await asyncio.sleep(0.05)
         assert not run.done()  # no end frame: it runs until stopped
-        service._stop.set()  # what SIGINT and SIGTERM set
+        service.stop()  # what SIGINT and SIGTERM do
         code = await asyncio.wait_for(run, TIMEOUT_S)
     finally:
         push.close()

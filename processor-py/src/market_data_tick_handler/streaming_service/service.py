@@ -134,7 +134,7 @@ class StreamingService:
         log.info("processor listening on %s (clock: %s)", endpoint, self.handler.settings.clock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._stop.set)
+            loop.add_signal_handler(sig, self.stop)
         try:
             for sink in self.sinks:
                 await sink.start()
@@ -215,6 +215,11 @@ class StreamingService:
                 next_stats = time.monotonic() + STATS_EVERY_S
                 self._log_progress()
         return 0
+
+    def stop(self) -> None:
+        """End the run as SIGINT/SIGTERM do: the ingester is asked to end its session, open candles close
+        as partial, every sink is closed and the ledger is drawn up."""
+        self._stop.set()
 
     def _request_stop(self) -> float:
         """A stop signal: the ingester is asked to end its session (its ``end`` frame closes the open
