@@ -158,9 +158,9 @@ export function makeWriter (spec) {
  * control message, written by writeDisconnect.
  * @type {Record<string, RowWriter>}
  */
-export const writers = Object.fromEntries([...schema.frames.values()]
+export const writers = Object.assign(Object.create(null), Object.fromEntries([...schema.frames.values()]
   .filter((spec) => spec.fromTardis && spec.columns.length > 0 && spec.type !== 'disconnect')
-  .map((spec) => [spec.type, makeWriter(spec)]))
+  .map((spec) => [spec.type, makeWriter(spec)]))) // no prototype: a message of type "constructor" has no writer
 
 /** Message types that have a writer, in `writers` order (`writers[WRITER_TYPES[i]].index === i`). */
 export const WRITER_TYPES = Object.keys(writers)

@@ -22,6 +22,8 @@ const common = { exchange: 'deribit', symbol: 'BTC-PERPETUAL', timestamp: dateFr
 describe('convert: rows from tardis-dev messages', () => {
   test('a writer for every data frame type, by the tardis message type of the same name', () => {
     assert.deepEqual(WRITER_TYPES, ['trade', 'book_snapshot', 'derivative_ticker', 'liquidation', 'option_summary'])
+    assert.equal(writers.constructor, undefined)
+    assert.equal(writers.disconnect, undefined, 'a control message')
   })
 
   test('trade and liquidation: price, amount, taker side, id ("" when undefined)', () => {

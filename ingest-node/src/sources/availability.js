@@ -23,8 +23,6 @@ import {
 } from 'tardis-dev'
 import { silentLog } from '../log.js'
 
-/** Data types this ingester turns into frames (wire.json frame types). */
-export const DATA_TYPES = ['trade', 'book_snapshot', 'derivative_ticker', 'liquidation', 'option_summary']
 
 export const EXCHANGES_JSON_PATH = fileURLToPath(new URL('../../../proto/exchanges.json', import.meta.url))
 
@@ -52,7 +50,11 @@ export const LIQUIDATIONS_FROM_TRADES = LIQUIDATION_LISTS.fromTrades
 /** Exchanges with a native liquidation channel in tardis-dev (exchanges.json). */
 export const NATIVE_LIQUIDATION_FEEDS = LIQUIDATION_LISTS.nativeFeed
 
-/** data type -> the tardis-dev normalizer that feeds it (book_snapshot: computed from book changes) */
+/**
+ * data type (a wire.json frame type, the tardis message type of the same name) -> the tardis-dev
+ * normalizer that feeds it (book_snapshot: computed from its book changes, tardis-stream.js). The one
+ * place the ingester lists its data types: their rows are written from wire.json (convert.js).
+ */
 export const NORMALIZER_OF = {
   trade: normalizeTrades,
   book_snapshot: normalizeBookChanges,
@@ -61,6 +63,9 @@ export const NORMALIZER_OF = {
   option_summary: normalizeOptionsSummary
 }
 
+/** Data types this ingester turns into frames (wire.json frame types). */
+export const DATA_TYPES = Object.keys(NORMALIZER_OF)
+
 /**
  * Why tardis-dev cannot stream `type` for `exchange` in real time, or null if it can.
  * @param {string} exchange
@@ -68,7 +73,7 @@ export const NORMALIZER_OF = {
  * @returns {string|null}
  */
 export function unavailableReason (exchange, type) {
-  const normalizer = NORMALIZER_OF[type]
+  const normalizer = Object.hasOwn(NORMALIZER_OF, type) ? NORMALIZER_OF[type] : undefined
   if (normalizer === undefined) throw new Error(`unknown data type ${JSON.stringify(type)} (known: ${DATA_TYPES.join(', ')})`)
   try {
     getRealTimeFeedFactory(exchange)

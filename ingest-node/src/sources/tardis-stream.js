@@ -7,11 +7,8 @@
 // tardis-dev's feed class is patched for the life of the stream (feed-patch.js): a failed manual
 // snapshot closes its connection (a disconnect, then tardis-dev's reconnect), and the raw messages it
 // received are counted for ledgerCounts().
-import {
-  streamNormalized, compute, computeBookSnapshots, getRealTimeFeedFactory,
-  normalizeTrades, normalizeBookChanges, normalizeDerivativeTickers, normalizeLiquidations, normalizeOptionsSummary
-} from 'tardis-dev'
-import { DATA_TYPES, selectDataTypes } from './availability.js'
+import { streamNormalized, compute, computeBookSnapshots, getRealTimeFeedFactory } from 'tardis-dev'
+import { DATA_TYPES, NORMALIZER_OF, selectDataTypes } from './availability.js'
 import { installFeedPatch, newFeedCounters } from './feed-patch.js'
 import { silentLog } from '../log.js'
 
@@ -61,18 +58,12 @@ export function normalizersFor (dataTypes, { bookDepth, bookIntervalMs }) {
   /** normalized types that are only an input of a computable: skipped (counted), not frames */
   const internalTypes = new Set()
   for (const t of dataTypes) {
-    switch (t) {
-      case 'trade': normalizers.push(normalizeTrades); break
-      case 'book_snapshot':
-        normalizers.push(normalizeBookChanges)
-        computables.push(computeBookSnapshots({ depth: bookDepth, interval: bookIntervalMs }))
-        internalTypes.add('book_change')
-        break
-      case 'derivative_ticker': normalizers.push(normalizeDerivativeTickers); break
-      case 'liquidation': normalizers.push(normalizeLiquidations); break
-      case 'option_summary': normalizers.push(normalizeOptionsSummary); break
-      default:
-        throw new Error(`unknown data type ${JSON.stringify(t)} (known: ${DATA_TYPES.join(', ')})`)
+    const normalizer = Object.hasOwn(NORMALIZER_OF, t) ? NORMALIZER_OF[t] : undefined
+    if (normalizer === undefined) throw new Error(`unknown data type ${JSON.stringify(t)} (known: ${DATA_TYPES.join(', ')})`)
+    normalizers.push(normalizer)
+    if (t === 'book_snapshot') {
+      computables.push(computeBookSnapshots({ depth: bookDepth, interval: bookIntervalMs }))
+      internalTypes.add('book_change')
     }
   }
   if (normalizers.length === 0) throw new Error('no data types given')
