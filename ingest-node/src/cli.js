@@ -15,6 +15,15 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
   --symbols btcusdt,ethusdt     symbols (exchange-native ids)
   --data-types trade            trade,book_snapshot,derivative_ticker,liquidation,option_summary
   --files a.gz,b.gz             replay: recordings, played back to back
+  --exchanges binance,deribit   several exchanges in one session, merged into one stream (replay: by
+                                exchange time; tardis-realtime, tardis-machine: as they come); then
+                                --symbols, --data-types and --files take an exchange prefix, each
+                                repeated per exchange:
+                                  --symbols binance:btcusdt,ethusdt --symbols deribit:BTC-PERPETUAL
+                                  --data-types binance:trade,book_snapshot --data-types deribit:trade
+                                  --files binance:a.gz --files deribit:b.txt
+                                a value without a prefix is for every exchange without one of its own
+                                (--data-types default: trade; --symbols and --files: per exchange)
   --speed max                   replay: max | 1 (real time) | N (N times faster)
   --cut-after 0                 replay: drop the connection once after K frames
   --endpoint tcp://127.0.0.1:5555  processor endpoint (it binds, we connect); a tcp host that is not
@@ -44,10 +53,12 @@ exit codes: 0 done, 1 error, 2 bad arguments or environment, 3 the parent is gon
 
 const OPTIONS = {
   source: { type: 'string' },
-  exchange: { type: 'string', default: 'binance' },
-  symbols: { type: 'string', default: 'btcusdt' },
-  'data-types': { type: 'string', default: 'trade' },
-  files: { type: 'string' },
+  exchange: { type: 'string' },
+  exchanges: { type: 'string' },
+  // several values (an exchange prefix each, see streamSpecs); of those for the same exchange, the last wins
+  symbols: { type: 'string', multiple: true },
+  'data-types': { type: 'string', multiple: true },
+  files: { type: 'string', multiple: true },
   speed: { type: 'string', default: 'max' },
   'cut-after': { type: 'string', default: '0' },
   endpoint: { type: 'string', default: 'tcp://127.0.0.1:5555' },
@@ -83,28 +94,97 @@ function number (name, v, { min = 0, integer = true } = {}) {
 const maxOr = (name, v) => (v === 'max' ? 'max' : number(name, v, { min: Number.MIN_VALUE, integer: false }))
 const list = (v) => (v ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
 
+const EXCHANGE_ID = /^[a-z0-9][a-z0-9-]*$/
+const DEFAULT_EXCHANGE = 'binance'
+const DEFAULT_SYMBOLS = 'btcusdt'
+const DEFAULT_DATA_TYPES = 'trade'
+
+/**
+ * The values of a per-exchange option (`--symbols`, `--data-types`, `--files`), each `<exchange>:<list>`
+ * or a bare `<list>` (for every exchange without a value of its own), by exchange: the last value given
+ * for an exchange wins, then the last bare one. A prefix is the text before the first colon when it is
+ * an exchange id (lower case): one of `exchanges`, else an error; anything else is a bare value
+ * (`BTCF0:USTF0`, `/data/a:b.gz`).
+ * @param {string} name option name, for errors
+ * @param {string[]|undefined} values
+ * @param {string[]} exchanges
+ * @returns {{bare: string|undefined, of: Map<string, string>}}
+ */
+export function perExchange (name, values, exchanges) {
+  /** @type {Map<string, string>} */
+  const of = new Map()
+  let bare
+  for (const v of values ?? []) {
+    const colon = v.indexOf(':')
+    const prefix = colon > 0 ? v.slice(0, colon) : ''
+    if (prefix !== '' && EXCHANGE_ID.test(prefix)) {
+      if (!exchanges.includes(prefix)) throw new Error(`--${name} ${v}: ${prefix} is not one of the exchanges (${exchanges.join(', ')})`)
+      of.set(prefix, v.slice(colon + 1))
+    } else {
+      bare = v
+    }
+  }
+  return { bare, of }
+}
+
+/**
+ * Each exchange's symbols, data types and (replay) files from the command line. One exchange
+ * (`--exchange`, default binance): as ever, `--symbols` default btcusdt. Several (`--exchanges a,b`):
+ * every exchange needs its symbols (and, for a replay, its files) given with its prefix (or bare, for
+ * all: not for files).
+ * @param {Record<string, any>} a parsed options
+ * @returns {import('./sources/combine.js').StreamSpec[]}
+ */
+export function streamSpecs (a) {
+  if (a.exchange !== undefined && a.exchanges !== undefined) throw new Error('give --exchange (one) or --exchanges (several), not both')
+  const exchanges = a.exchanges === undefined ? [a.exchange ?? DEFAULT_EXCHANGE] : list(a.exchanges)
+  if (exchanges.length === 0) throw new Error('--exchanges lists no exchange')
+  const twice = exchanges.find((e, i) => exchanges.indexOf(e) !== i)
+  if (twice !== undefined) throw new Error(`--exchanges lists ${twice} twice`)
+  const single = exchanges.length === 1
+  const symbols = perExchange('symbols', a.symbols, exchanges)
+  const dataTypes = perExchange('data-types', a['data-types'], exchanges)
+  const files = perExchange('files', a.files, exchanges)
+  if (!single && files.bare !== undefined) throw new Error(`--files ${files.bare}: with several exchanges, say whose recordings they are: --files <exchange>:a.gz,b.gz`)
+  return exchanges.map((exchange) => {
+    const syms = symbols.of.get(exchange) ?? symbols.bare ?? (single ? DEFAULT_SYMBOLS : undefined)
+    if (syms === undefined) throw new Error(`no symbols for ${exchange}: --symbols ${exchange}:<symbol>,...`)
+    /** @type {import('./sources/combine.js').StreamSpec} */
+    const spec = { exchange, symbols: list(syms), dataTypes: list(dataTypes.of.get(exchange) ?? dataTypes.bare ?? DEFAULT_DATA_TYPES) }
+    const recordings = files.of.get(exchange) ?? files.bare
+    if (recordings !== undefined) spec.files = list(recordings)
+    return spec
+  })
+}
+
 /** @param {string[]} argv */
 export function parseCli (argv) {
   const { values: a } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false })
   if (a.help) return { help: true }
   if (a.source === undefined) throw new Error('--source is required (replay, tardis-realtime, synthetic or tardis-machine)')
-  const dataTypes = list(a['data-types'])
-  const common = {
-    exchange: a.exchange,
-    symbols: list(a.symbols),
-    dataTypes,
+  const streams = streamSpecs(a)
+  const several = streams.length > 1
+  const book = {
     bookDepth: number('book-depth', a['book-depth'], { min: 1 }),
     bookIntervalMs: number('book-interval-ms', a['book-interval-ms'])
   }
+  // one exchange: its options at the top, as the sources take them; several: `streams`
+  const { exchange, symbols, dataTypes } = streams[0]
+  const common = several ? { streams: streams.map(({ files, ...s }) => s), ...book } : { exchange, symbols, dataTypes, ...book }
   if (a['timeout-interval-ms'] !== undefined) common.timeoutIntervalMS = number('timeout-interval-ms', a['timeout-interval-ms'])
   let sourceOptions
   let speed = 1
   switch (a.source) {
-    case 'replay':
+    case 'replay': {
       speed = maxOr('speed', a.speed)
-      sourceOptions = { ...common, files: list(a.files), speed, cutAfter: number('cut-after', a['cut-after']) }
-      if (sourceOptions.files.length === 0) throw new Error('--files is required with --source replay')
+      const cutAfter = number('cut-after', a['cut-after'])
+      const without = streams.find((s) => (s.files ?? []).length === 0)
+      if (without !== undefined) throw new Error(several ? `--files is required with --source replay: --files ${without.exchange}:<recording>,...` : '--files is required with --source replay')
+      sourceOptions = several
+        ? { ...common, streams: streams.map((s) => ({ ...s })), speed, cutAfter }
+        : { ...common, files: streams[0].files, speed, cutAfter }
       break
+    }
     case 'tardis-realtime':
       sourceOptions = common
       break
@@ -112,11 +192,12 @@ export function parseCli (argv) {
       sourceOptions = { ...common, url: a['machine-url'] }
       break
     case 'synthetic': {
+      if (several) throw new Error('--source synthetic streams one exchange (--exchange), not --exchanges')
       const rate = maxOr('rate', a.rate)
       const eventSpeed = number('event-speed', a['event-speed'], { min: Number.MIN_VALUE, integer: false })
       speed = rate === 'max' ? 'max' : eventSpeed
       sourceOptions = {
-        exchange: a.exchange === OPTIONS.exchange.default ? 'synthetic' : a.exchange,
+        exchange: streams[0].exchange === DEFAULT_EXCHANGE ? 'synthetic' : streams[0].exchange,
         symbolsCount: number('symbols-count', a['symbols-count'], { min: 1 }),
         rate,
         total: a.total === undefined ? Infinity : number('total', a.total),
@@ -135,6 +216,7 @@ export function parseCli (argv) {
   return {
     help: false,
     source: a.source,
+    streams: streams.map(({ files, ...s }) => s),
     sourceOptions,
     speed,
     session: a.session ?? null,
@@ -223,6 +305,44 @@ export function watchParent ({ onGone, intervalMs = 500, ppid = () => process.pp
   return () => clearInterval(timer)
 }
 
+/**
+ * exchange -> its subscribed symbols, upper-cased (exchange-native ids): the start frame's symbol table
+ * and a disconnect's rows when the message names no symbol.
+ * @param {{source: string, streams: {exchange: string, symbols: string[]}[], sourceOptions: any}} cfg
+ * @param {{symbols?: string[]}} source
+ * @returns {Record<string, string[]>}
+ */
+export function subscribedOf (cfg, source) {
+  if (cfg.source === 'synthetic') return { [cfg.sourceOptions.exchange]: (source.symbols ?? []).map((s) => s.toUpperCase()) }
+  return Object.fromEntries(cfg.streams.map((s) => [s.exchange, s.symbols.map((sym) => sym.toUpperCase())]))
+}
+
+/**
+ * The start frame's fields (proto/README.md "Frame types"). `data_types`: the types actually streamed
+ * (a source drops those tardis-dev cannot stream for the exchange, or the recording does not hold), and
+ * `unavailable`: why the others are not (the processor repeats the reason in its warning). With several
+ * exchanges, `data_types` is the union, `unavailable` names the exchange in each reason, and `streams`
+ * says it per exchange: `{<exchange>: {data_types, unavailable}}`; a one-exchange start frame has no
+ * `streams`.
+ * @param {{source: string, speed: string|number, streams: {exchange: string, dataTypes: string[]}[]}} cfg
+ * @param {{dataTypes?: string[], unavailable?: {type: string, reason: string}[], streams?: import('./sources/combine.js').StreamInfo[]}} source
+ */
+export function startInfoOf (cfg, source) {
+  const reasons = (unavailable) => Object.fromEntries((unavailable ?? []).map((u) => [u.type, u.reason]))
+  const info = {
+    source: cfg.source,
+    exchanges: cfg.source === 'synthetic' ? [cfg.sourceOptions.exchange] : cfg.streams.map((s) => s.exchange),
+    data_types: source.dataTypes ?? (cfg.source === 'synthetic' ? ['trade'] : cfg.streams[0].dataTypes),
+    unavailable: reasons(source.unavailable),
+    speed: cfg.speed
+  }
+  if (source.streams === undefined) return info
+  return {
+    ...info,
+    streams: Object.fromEntries(source.streams.map((s) => [s.exchange, { data_types: s.dataTypes, unavailable: reasons(s.unavailable) }]))
+  }
+}
+
 export async function main (argv = process.argv.slice(2)) {
   const log = createLog()
   let cfg
@@ -267,13 +387,11 @@ export async function main (argv = process.argv.slice(2)) {
     log(`summary ${JSON.stringify({ reason: 'error', error: e.message })}`)
     return 1
   }
-  const exchange = cfg.sourceOptions.exchange
-  const symbols = cfg.source === 'synthetic' ? source.symbols : cfg.sourceOptions.symbols
   const batcher = new Batcher({
     send: (f) => sender.send(f),
     maxBatch: cfg.maxBatch,
     session,
-    subscribed: { [exchange]: symbols.map((s) => s.toUpperCase()) },
+    subscribed: subscribedOf(cfg, source),
     log
   })
   const controller = new AbortController()
@@ -297,15 +415,7 @@ export async function main (argv = process.argv.slice(2)) {
     signal: controller.signal,
     ledgerIntervalMs: cfg.ledgerIntervalMs,
     log,
-    startInfo: {
-      source: cfg.source,
-      exchanges: [exchange],
-      // the types actually streamed: a source drops those tardis-dev cannot stream for the exchange
-      data_types: source.dataTypes ?? (cfg.source === 'synthetic' ? ['trade'] : cfg.sourceOptions.dataTypes),
-      // and why the others are not (the processor names the reason in its warning)
-      unavailable: Object.fromEntries((source.unavailable ?? []).map((u) => [u.type, u.reason])),
-      speed: cfg.speed
-    }
+    startInfo: startInfoOf(cfg, source)
   })
   const seconds = (performance.now() - t0) / 1000
   if (!result.endDelivered) log(`the processor at ${cfg.endpoint} did not confirm the end frame within ${cfg.lingerMs} ms (is it running?)`)

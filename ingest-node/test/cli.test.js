@@ -4,8 +4,11 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Pull } from 'zeromq'
-import { decodeFrame } from '../src/wire/index.js'
-import { INGEST_DIR, SPOT_0808, tmpDir, headLines, writeGz, expectedTrades, closedPort } from './helpers.js'
+import { decodeFrame, frameToRows } from '../src/wire/index.js'
+import { parseCli, startInfoOf, subscribedOf } from '../src/cli.js'
+import { openReplay } from '../src/sources/replay.js'
+import { memoryLog } from '../src/log.js'
+import { INGEST_DIR, SPOT_0808, DERIBIT_WS, tmpDir, headLines, writeGz, expectedTrades, closedPort, collect } from './helpers.js'
 
 /**
  * Runs the CLI against a PULL bound here; returns its exit code, stderr lines and the decoded frames.
@@ -121,5 +124,125 @@ describe('cli', () => {
     const code = await new Promise((resolve) => child.on('exit', resolve))
     assert.equal(code, 2)
     assert.match(err, /--files is required with --source replay/)
+  })
+})
+
+describe('cli: several exchanges', () => {
+  const several = ['--exchanges', 'binance,deribit', '--symbols', 'binance:btcusdt,ethusdt', '--symbols', 'deribit:BTC-PERPETUAL']
+
+  test('one exchange: the options as before (no streams in the source options)', () => {
+    const cfg = parseCli(['--source', 'replay', '--files', 'a.gz,b.gz'])
+    assert.deepEqual(cfg.sourceOptions, { exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], bookDepth: 10, bookIntervalMs: 100, files: ['a.gz', 'b.gz'], speed: 'max', cutAfter: 0 })
+    assert.deepEqual(cfg.streams, [{ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'] }])
+    const one = parseCli(['--source', 'tardis-realtime', '--exchange', 'bitmex', '--symbols', 'XBTUSD', '--data-types', 'trade,liquidation'])
+    assert.deepEqual(one.sourceOptions, { exchange: 'bitmex', symbols: ['XBTUSD'], dataTypes: ['trade', 'liquidation'], bookDepth: 10, bookIntervalMs: 100 })
+    assert.deepEqual(parseCli(['--source', 'tardis-realtime', '--exchange', 'deribit', '--symbols', 'deribit:BTC-PERPETUAL']).sourceOptions.symbols, ['BTC-PERPETUAL'], 'a prefix is allowed')
+    assert.equal(parseCli(['--source', 'synthetic']).sourceOptions.exchange, 'synthetic')
+    assert.equal(parseCli(['--source', 'synthetic', '--exchange', 'binance']).sourceOptions.exchange, 'synthetic')
+  })
+
+  test('symbols, data types and files per exchange; a bare value for every exchange without its own; the last value wins', () => {
+    const cfg = parseCli(['--source', 'replay', ...several, '--data-types', 'trade,book_snapshot', '--data-types', 'deribit:trade,derivative_ticker',
+      '--files', 'binance:/d/a.gz,/d/b.gz', '--files', 'deribit:/d/DERIBIT.ws.1.0', '--speed', '10'])
+    assert.deepEqual(cfg.streams, [
+      { exchange: 'binance', symbols: ['btcusdt', 'ethusdt'], dataTypes: ['trade', 'book_snapshot'] },
+      { exchange: 'deribit', symbols: ['BTC-PERPETUAL'], dataTypes: ['trade', 'derivative_ticker'] }
+    ])
+    assert.deepEqual(cfg.sourceOptions, {
+      streams: [
+        { exchange: 'binance', symbols: ['btcusdt', 'ethusdt'], dataTypes: ['trade', 'book_snapshot'], files: ['/d/a.gz', '/d/b.gz'] },
+        { exchange: 'deribit', symbols: ['BTC-PERPETUAL'], dataTypes: ['trade', 'derivative_ticker'], files: ['/d/DERIBIT.ws.1.0'] }
+      ],
+      bookDepth: 10,
+      bookIntervalMs: 100,
+      speed: 10,
+      cutAfter: 0
+    })
+    const live = parseCli(['--source', 'tardis-realtime', '--exchanges', 'bitfinex-derivatives,bitmex', '--symbols', 'BTCF0:USTF0', '--symbols', 'bitmex:XBTUSD', '--symbols', 'bitmex:ETHUSD'])
+    assert.deepEqual(live.sourceOptions.streams, [
+      { exchange: 'bitfinex-derivatives', symbols: ['BTCF0:USTF0'], dataTypes: ['trade'] },
+      { exchange: 'bitmex', symbols: ['ETHUSD'], dataTypes: ['trade'] }
+    ], 'a colon in a symbol is not a prefix; data types default to trade')
+    assert.deepEqual(subscribedOf(live, {}), { 'bitfinex-derivatives': ['BTCF0:USTF0'], bitmex: ['ETHUSD'] })
+  })
+
+  test('mistakes are named', () => {
+    const bad = (args, re) => assert.throws(() => parseCli(['--source', 'replay', ...args]), re)
+    bad(['--exchange', 'binance', '--exchanges', 'binance,deribit'], /--exchange \(one\) or --exchanges \(several\), not both/)
+    bad(['--exchanges', 'binance,binance'], /lists binance twice/)
+    bad(['--exchanges', 'binance,deribit', '--symbols', 'binance:btcusdt', '--files', 'binance:a.gz'], /no symbols for deribit: --symbols deribit:<symbol>/)
+    bad([...several, '--files', 'binance:a.gz'], /--files is required with --source replay: --files deribit:<recording>/)
+    bad([...several, '--files', 'a.gz'], /with several exchanges, say whose recordings they are/)
+    bad([...several, '--symbols', 'bitmex:XBTUSD', '--files', 'x'], /--symbols bitmex:XBTUSD: bitmex is not one of the exchanges \(binance, deribit\)/)
+    assert.throws(() => parseCli(['--source', 'synthetic', ...several]), /synthetic streams one exchange/)
+  })
+
+  test('the start frame: one exchange as before; several add `streams` and name the exchange in each reason', () => {
+    const one = parseCli(['--source', 'replay', '--files', 'a.gz', '--data-types', 'trade,liquidation'])
+    const oneInfo = startInfoOf(one, { dataTypes: ['trade'], unavailable: [{ type: 'liquidation', reason: 'tardis-dev has no liquidation mapper' }] })
+    assert.deepEqual(oneInfo, { source: 'replay', exchanges: ['binance'], data_types: ['trade'], unavailable: { liquidation: 'tardis-dev has no liquidation mapper' }, speed: 'max' })
+    assert.deepEqual(startInfoOf(one, {}).data_types, ['trade', 'liquidation'], 'a source that does not say: what was asked')
+    const cfg = parseCli(['--source', 'replay', ...several, '--files', 'binance:a.gz', '--files', 'deribit:b.txt'])
+    const info = startInfoOf(cfg, {
+      dataTypes: ['trade', 'derivative_ticker'],
+      unavailable: [{ type: 'derivative_ticker', reason: 'binance: no mapper' }],
+      streams: [
+        { exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], unavailable: [{ type: 'derivative_ticker', reason: 'no mapper' }] },
+        { exchange: 'deribit', symbols: ['BTC-PERPETUAL'], dataTypes: ['trade', 'derivative_ticker'], unavailable: [] }
+      ]
+    })
+    assert.deepEqual(info, {
+      source: 'replay',
+      exchanges: ['binance', 'deribit'],
+      data_types: ['trade', 'derivative_ticker'],
+      unavailable: { derivative_ticker: 'binance: no mapper' },
+      speed: 'max',
+      streams: {
+        binance: { data_types: ['trade'], unavailable: { derivative_ticker: 'no mapper' } },
+        deribit: { data_types: ['trade', 'derivative_ticker'], unavailable: {} }
+      }
+    })
+  })
+
+  test('replay of a Binance recording and a Deribit capture: one session with the rows of each, in exchange-time order, counted per type', { timeout: 60000 }, async () => {
+    const lines = await headLines(SPOT_0808, 1500)
+    const file = writeGz(tmpDir(), 'slice.gz', lines)
+    const options = ['BTC-24SEP21-8000-P', 'ETH-30JUL21-2800-C']
+    const deribitAlone = await collect(openReplay({ exchange: 'deribit', symbols: options, dataTypes: ['option_summary'], files: [DERIBIT_WS], log: memoryLog() }))
+    const { code, lines: log, frames } = await runCli(['--source', 'replay', '--exchanges', 'binance,deribit', '--symbols', 'binance:btcusdt',
+      '--symbols', `deribit:${options.join(',')}`, '--data-types', 'binance:trade,liquidation', '--data-types', 'deribit:option_summary',
+      '--files', `binance:${file}`, '--files', `deribit:${DERIBIT_WS}`, '--ledger-interval-ms', '0'])
+    assert.equal(code, 0, log.join('\n'))
+    const start = frames[0].header
+    assert.deepEqual(start.exchanges, ['binance', 'deribit'])
+    assert.deepEqual(start.data_types, ['trade', 'option_summary'])
+    assert.deepEqual(start.symbols, [['binance', 'BTCUSDT'], ['deribit', 'BTC-24SEP21-8000-P'], ['deribit', 'ETH-30JUL21-2800-C']])
+    assert.deepEqual(Object.keys(start.streams), ['binance', 'deribit'])
+    assert.deepEqual(start.streams.deribit, { data_types: ['option_summary'], unavailable: {} })
+    assert.deepEqual(start.streams.binance.data_types, ['trade'])
+    assert.match(start.streams.binance.unavailable.liquidation, /normalizeLiquidations: binance not supported/)
+    assert.match(start.unavailable.liquidation, /^binance: tardis-dev has no liquidation mapper/)
+    assert.ok(log.some((l) => l.startsWith('ingest: binance: liquidation not available for binance: ')), log.join('\n'))
+
+    const rows = (type, exchange) => frames.filter((f) => f.header.type === type)
+      .flatMap((f) => frameToRows(f).map((r) => ({ ...r, symbol: f.header.symbols[r.sym] })))
+      .filter((r) => r.symbol[0] === exchange)
+    const trades = expectedTrades(lines)
+    assert.deepEqual(rows('trade', 'binance').map((r) => [r.id, r.price, r.timestamp]), trades.map((t) => [t.id, t.price, t.timestampMs * 1000]))
+    const summaries = deribitAlone.filter((m) => m.type === 'option_summary')
+    assert.deepEqual(rows('option_summary', 'deribit').map((r) => [r.symbol[1], r.mark_iv, r.timestamp]),
+      summaries.map((m) => [m.symbol, m.markIV, m.timestamp.valueOf() * 1000]))
+    // the Deribit capture (2021) is older than the Binance recording (2024): by exchange time it comes first
+    const dataFrames = frames.filter((f) => f.header.n > 0).map((f) => f.header.type)
+    assert.equal(dataFrames.lastIndexOf('option_summary') < dataFrames.indexOf('trade'), true, dataFrames.join(','))
+
+    const end = frames.at(-1).header
+    assert.equal(end.reason, 'replay_finished')
+    assert.deepEqual(end.counts.rows, { option_summary: summaries.length, trade: trades.length })
+    assert.deepEqual(end.counts.normalized, { option_summary: summaries.length, trade: trades.length })
+    assert.deepEqual(end.counts.dropped, {})
+    assert.equal(end.counts.raw.sent, end.counts.raw.received)
+    assert.equal(end.counts.raw.sent, trades.length + summaries.length)
+    assert.equal(end.counts.source_normalized, undefined)
   })
 })

@@ -147,17 +147,19 @@ export function distinctTops (states, depth) {
  * Sends normalized messages (up to an `end`) through the real Batcher and wire encoder and decodes every
  * frame again, as the processor would.
  * @param {any[]} messages
- * @param {{exchange: string, symbols: string[], dataTypes: string[]}} o
+ * @param {{exchange: string, symbols: string[], dataTypes: string[]} | {streams: {exchange: string, symbols: string[], dataTypes: string[]}[]}} o
+ *   one exchange, or several (`streams`)
  * @returns {Promise<{header: any, rows: any[]}[]>} frames after `start`, with rows decoded
  */
-export async function throughWire (messages, { exchange, symbols, dataTypes }) {
+export async function throughWire (messages, o) {
+  const streams = 'streams' in o ? o.streams : [o]
   const frames = []
   const batcher = new Batcher({
     send: async (f) => { const d = decodeFrame(f.build()); frames.push({ header: d.header, rows: d.header.n > 0 ? frameToRows(d) : [] }) },
     session: 'test',
-    subscribed: { [exchange]: symbols.map((s) => s.toUpperCase()) }
+    subscribed: Object.fromEntries(streams.map((s) => [s.exchange, s.symbols.map((sym) => sym.toUpperCase())]))
   })
-  batcher.start({ source: 'replay', exchanges: [exchange], data_types: dataTypes, speed: 'max', ingester_version: 'test' })
+  batcher.start({ source: 'replay', exchanges: streams.map((s) => s.exchange), data_types: [...new Set(streams.flatMap((s) => s.dataTypes))], speed: 'max', ingester_version: 'test' })
   for (const m of messages) {
     if (m.type === 'end') break
     const p = batcher.push(m)

@@ -90,6 +90,33 @@ describe('replay server', () => {
     }
   })
 
+  test('hold: nothing recorded goes out while held, the client goes on answering pings (no stall), then the rest', { timeout: 30000 }, async () => {
+    const ids = tradeIds(await headLines(SAMPLE, 1e6))
+    const server = await startReplayServer({ exchange: 'binance', recording: readRecording([SAMPLE]), speed: 'max', stallTimeoutMs: 300, pingIntervalMs: 50 })
+    try {
+      server.hold(true)
+      const a = await subscribe(server.url, ['btcusdt@trade'])
+      await sleep(800) // well past the stall timeout
+      assert.equal(a.frames.length, 0, 'held from the start')
+      assert.equal(server.stats.stalls, 0)
+      server.hold(false)
+      assert.ok(await until(() => a.frames.length >= 200, 10000), 'frames flow once released')
+      server.hold(true)
+      await sleep(100) // what was on its way arrives
+      const atHold = a.frames.length
+      await sleep(500)
+      assert.equal(a.frames.length, atHold, 'nothing more while held')
+      assert.ok(atHold < ids.length)
+      server.hold(false)
+      await a.closed
+      assert.deepEqual(a.frames.map((f) => f.data.t), ids, 'every trade, once, in order')
+      assert.equal(server.stats.holds, 2)
+      assert.equal(server.stats.stalls, 0)
+    } finally {
+      await server.close()
+    }
+  })
+
   test('max speed: a send buffer that does not drain for the timeout means a stalled client', { timeout: 30000 }, async () => {
     const stallTimeoutMs = 800
     const log = timedLog()

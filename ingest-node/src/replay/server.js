@@ -42,6 +42,8 @@ class ClosedError extends Error {
  * @property {Error|null} error why the replay failed, if it did
  * @property {Promise<void>} done resolves when finished
  * @property {Record<string, number>} stats
+ * @property {(on: boolean) => void} hold true: send no recorded frame until hold(false) (the client goes on
+ *   reading, and answering pings); the time held does not count in the pacing, as time without a client
  * @property {() => Promise<void>} close
  */
 
@@ -84,6 +86,8 @@ export async function startReplayServer ({
     restWaits: 0,
     /** connections terminated because their client stopped reading */
     stalls: 0,
+    /** times the replay was held (hold(true)): a merge of several exchanges had enough of this one queued */
+    holds: 0,
     /** recorded frames sent to those connections after their last acknowledged ping (an upper bound of what they lost) */
     sentUnacknowledged: 0
   }
@@ -106,7 +110,7 @@ export async function startReplayServer ({
   /** @type {(() => void)[]} */
   let wakers = []
   const wake = () => { const w = wakers; wakers = []; for (const f of w) f() }
-  const state = { finished: false, closed: false, error: /** @type {Error|null} */ (null) }
+  const state = { finished: false, closed: false, held: false, error: /** @type {Error|null} */ (null) }
 
   /**
    * The protocol's REST answer; a `pending` one (the recording has it further on) is asked again as the
@@ -236,11 +240,11 @@ export async function startReplayServer ({
   const url = `ws://127.0.0.1:${port}${protocol.path}`
   const restUrl = `http://127.0.0.1:${port}${REST_PREFIX.slice(0, -1)}`
 
-  /** Resolves with a connected, subscribed client; adds the time waited to `paused`. */
+  /** Resolves with a connected, subscribed client, not held; adds the time waited to `paused`. */
   let pausedMs = 0
   const readyClient = async () => {
     const t0 = performance.now()
-    while (client === null || !client.ready || client.ws.readyState !== WebSocket.OPEN) {
+    while (client === null || !client.ready || client.ws.readyState !== WebSocket.OPEN || state.held) {
       if (state.closed) throw new ClosedError()
       await new Promise((resolve) => wakers.push(resolve))
     }
@@ -343,6 +347,11 @@ export async function startReplayServer ({
     get error () { return state.error },
     done,
     stats,
+    hold (on) {
+      if (on && !state.held) stats.holds++
+      state.held = on
+      if (!on) wake()
+    },
     async close () {
       state.closed = true
       if (!state.finished) {

@@ -98,8 +98,9 @@ const failed = (error) => ({ type: 'end', reason: 'error', error })
  * middle (cutAfter, a stalled connection, a failed REST snapshot) comes through as a normal disconnect
  * message.
  * @param {ReplayOptions} options
- * @returns {AsyncIterable<any> & {stats: Record<string, any>, dataTypes: string[], ledgerCounts: () => ReplayLedgerCounts}}
- *   dataTypes: those streamed
+ * @returns {AsyncIterable<any> & {stats: Record<string, any>, dataTypes: string[], unavailable: {type: string, reason: string}[],
+ *   ledgerCounts: () => ReplayLedgerCounts, hold: (on: boolean) => void}}
+ *   dataTypes: those streamed; hold: pause the replay server's sending (a merge of several exchanges)
  */
 export function openReplay ({
   files, speed = 'max', cutAfter = 0, settleMs, maxBufferedBytes, stallTimeoutMs, pingIntervalMs, restWaitMs,
@@ -119,6 +120,9 @@ export function openReplay ({
   let feed = newFeedCounters()
   /** @type {Record<string, number>} */
   let internal = {}
+  let held = false
+  /** @type {import('../replay/server.js').ReplayServer|null} */
+  let replayServer = null
 
   /** @returns {ReplayLedgerCounts} */
   const ledgerCounts = () => ({
@@ -182,6 +186,8 @@ export function openReplay ({
       log
     })
     stats.server = server.stats
+    replayServer = server
+    if (held) server.hold(true)
     // read by tardis-dev at every (re)connection; left pointing at this (then closed) server afterwards
     // so a late reconnect of a stopped stream can never reach the real exchange
     process.env[wssUrlEnvName(rest.exchange)] = server.url
@@ -211,5 +217,10 @@ export function openReplay ({
     }
   }
 
-  return { stats, dataTypes: selection.available, unavailable: selection.unavailable, ledgerCounts, [Symbol.asyncIterator]: () => run() }
+  /** @param {boolean} on true: the replay server sends nothing more until hold(false) (mergeSources) */
+  const hold = (on) => {
+    held = on
+    replayServer?.hold(on)
+  }
+  return { stats, dataTypes: selection.available, unavailable: selection.unavailable, ledgerCounts, hold, [Symbol.asyncIterator]: () => run() }
 }

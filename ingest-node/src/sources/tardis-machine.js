@@ -32,16 +32,31 @@ export function parseMachineMessage (text) {
 }
 
 /**
- * @param {{url?: string, exchange: string, symbols: string[], dataTypes?: string[], bookDepth?: number,
- *   bookIntervalMs?: number, timeoutIntervalMS?: number, log?: import('../log.js').Log}} options
+ * The stream URL: one options object for one exchange, an array of them for several (`streams`), which
+ * tardis-machine merges as the messages come.
+ * @param {{url?: string, exchange?: string, symbols?: string[], dataTypes?: string[],
+ *   streams?: import('./combine.js').StreamSpec[], bookDepth?: number, bookIntervalMs?: number, timeoutIntervalMS?: number}} o
  */
-export function openTardisMachine ({
-  url = 'ws://localhost:8001', exchange, symbols, dataTypes = ['trade'], bookDepth = 10, bookIntervalMs = 100,
-  timeoutIntervalMS, log = silentLog
-}) {
-  const options = { exchange, symbols, dataTypes: machineDataTypes(dataTypes, { bookDepth, bookIntervalMs }), withDisconnectMessages: true }
-  if (timeoutIntervalMS !== undefined) options.timeoutIntervalMS = timeoutIntervalMS
-  const full = `${url.replace(/\/$/, '')}/ws-stream-normalized?options=${encodeURIComponent(JSON.stringify(options))}`
+export function machineUrl ({ url = 'ws://localhost:8001', exchange, symbols, dataTypes = ['trade'], streams, bookDepth = 10, bookIntervalMs = 100, timeoutIntervalMS }) {
+  /** @param {{exchange?: string, symbols?: string[], dataTypes: string[]}} s */
+  const optionsOf = (s) => {
+    const o = { exchange: s.exchange, symbols: s.symbols, dataTypes: machineDataTypes(s.dataTypes, { bookDepth, bookIntervalMs }), withDisconnectMessages: true }
+    if (timeoutIntervalMS !== undefined) o.timeoutIntervalMS = timeoutIntervalMS
+    return o
+  }
+  const options = streams === undefined ? optionsOf({ exchange, symbols, dataTypes }) : streams.map(optionsOf)
+  return `${url.replace(/\/$/, '')}/ws-stream-normalized?options=${encodeURIComponent(JSON.stringify(options))}`
+}
+
+/**
+ * @param {{url?: string, exchange?: string, symbols?: string[], dataTypes?: string[],
+ *   streams?: import('./combine.js').StreamSpec[], bookDepth?: number, bookIntervalMs?: number,
+ *   timeoutIntervalMS?: number, log?: import('../log.js').Log}} options with `streams`: several exchanges
+ *   in one connection (the returned stream then has `streams` and `dataTypes`, as openCombined's)
+ */
+export function openTardisMachine ({ log = silentLog, ...options }) {
+  const url = options.url ?? 'ws://localhost:8001'
+  const full = machineUrl(options)
   const stats = { messages: 0, bad: 0 }
 
   async function * run () {
@@ -83,5 +98,7 @@ export function openTardisMachine ({
       ws.terminate()
     }
   }
-  return { stats, [Symbol.asyncIterator]: () => run() }
+  if (options.streams === undefined) return { stats, [Symbol.asyncIterator]: () => run() }
+  const streams = options.streams.map((st) => ({ exchange: st.exchange, symbols: st.symbols, dataTypes: st.dataTypes, unavailable: [] }))
+  return { stats, streams, dataTypes: [...new Set(streams.flatMap((st) => st.dataTypes))], unavailable: [], [Symbol.asyncIterator]: () => run() }
 }

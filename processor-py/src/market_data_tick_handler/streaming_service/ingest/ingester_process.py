@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,48 @@ def find_ingester() -> Path:
     raise ConfigError("ingest-node/src/cli.js not found: set MDTH_INGEST_NODE to its path")
 
 
+@dataclass(frozen=True, slots=True)
+class IngestStream:
+    """One exchange's part of an ingester session: what the ingester streams of it."""
+
+    exchange: str  # tardis exchange id
+    symbols: tuple[str, ...]  # exchange-native ids
+    data_types: tuple[str, ...]  # wire frame types (DataTypeRouter.ingester_data_types(exchange))
+    files: tuple[str, ...] = ()  # replay: this exchange's recordings
+
+
+def _paths(files: Sequence[str]) -> str:
+    return ",".join(str(Path(f).resolve()) for f in files)
+
+
+def stream_args(streams: Sequence[IngestStream]) -> list[str]:
+    """The ingester's arguments for what it streams. One exchange: ``--exchange``, ``--symbols``,
+    ``--data-types`` (and ``--files``) as ever; several: ``--exchanges a,b`` and each of the others once
+    per exchange with its ``<exchange>:`` prefix (ingest-node/README.md "Several exchanges")."""
+    if not streams:
+        raise ConfigError("the ingester needs at least one exchange to stream")
+    if len(streams) == 1:
+        (s,) = streams
+        args = [
+            "--exchange",
+            s.exchange,
+            "--symbols",
+            ",".join(s.symbols),
+            "--data-types",
+            ",".join(s.data_types),
+        ]
+        return args + (["--files", _paths(s.files)] if s.files else [])
+    args = ["--exchanges", ",".join(s.exchange for s in streams)]
+    for s in streams:
+        args += ["--symbols", f"{s.exchange}:{','.join(s.symbols)}"]
+    for s in streams:
+        args += ["--data-types", f"{s.exchange}:{','.join(s.data_types)}"]
+    for s in streams:
+        if s.files:
+            args += ["--files", f"{s.exchange}:{_paths(s.files)}"]
+    return args
+
+
 def ingester_args(
     ingest: IngestConfig,
     endpoint: str,
@@ -36,19 +79,20 @@ def ingester_args(
     book_depth: int = 25,
     book_interval_ms: int = 100,
     session: str | None = None,
+    streams: Sequence[IngestStream] = (),
 ) -> list[str]:
     """The ingester's command line; ``data_types`` (wire frame types) and the book shape come from
-    ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``. With ``session`` the
-    ingester uses that session id (the processor takes no other) and exits when its parent is gone."""
+    ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``. What it streams is
+    ``ingest.exchange``, ``ingest.symbols``, ``data_types`` and ``ingest.files``, or, with ``streams``,
+    those of each exchange (several exchanges in one session). With ``session`` the ingester uses that
+    session id (the processor takes no other) and exits when its parent is gone."""
+    what = streams or (
+        IngestStream(ingest.exchange, tuple(ingest.symbols), tuple(data_types), tuple(ingest.files)),
+    )
     args = [
         "--source",
         ingest.source,
-        "--exchange",
-        ingest.exchange,
-        "--symbols",
-        ",".join(ingest.symbols),
-        "--data-types",
-        ",".join(data_types),
+        *stream_args(what),
         "--book-depth",
         str(book_depth),
         "--book-interval-ms",
@@ -62,8 +106,6 @@ def ingester_args(
         "--max-batch",
         str(ingest.max_batch),
     ]
-    if ingest.files:
-        args += ["--files", ",".join(str(Path(f).resolve()) for f in ingest.files)]
     if session is not None:
         args += ["--session", session, "--watch-parent"]
     return args + list(ingest.extra_args)
@@ -78,9 +120,11 @@ class IngesterProcess:
         book_depth: int = 25,
         book_interval_ms: int = 100,
         session: str | None = None,
+        streams: Sequence[IngestStream] = (),
     ) -> None:
         self.ingest = ingest
         self.session = session
+        self.streams = tuple(streams)
         self.endpoint = endpoint
         self.data_types = tuple(data_types)
         self.book = (book_depth, book_interval_ms)
@@ -101,7 +145,9 @@ class IngesterProcess:
         cmd = [
             node,
             str(script),
-            *ingester_args(self.ingest, self.endpoint, self.data_types, *self.book, self.session),
+            *ingester_args(
+                self.ingest, self.endpoint, self.data_types, *self.book, self.session, self.streams
+            ),
         ]
         log.info("starting ingester: %s %s", Path(node).name, " ".join(cmd[1:]))
         self._proc = await asyncio.create_subprocess_exec(
