@@ -1,4 +1,12 @@
-from .ingester_process import IngesterProcess, find_ingester, ingester_args
+from .ingester_process import IngesterProcess, IngestStream, find_ingester, ingester_args, stream_args
 from .sessions import Sessions, Tally
 
-__all__ = ["IngesterProcess", "Sessions", "Tally", "find_ingester", "ingester_args"]
+__all__ = [
+    "IngestStream",
+    "IngesterProcess",
+    "Sessions",
+    "Tally",
+    "find_ingester",
+    "ingester_args",
+    "stream_args",
+]

@@ -1,0 +1,104 @@
+"""The ingester's command line for one exchange and for several, read back by the ingester's own parser
+(ingest-node/src/cli.js parseCli), so that both sides agree on the per-exchange form."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from market_data_tick_handler.config import IngestConfig
+from market_data_tick_handler.streaming_service.ingest.ingester_process import (
+    IngestStream,
+    find_ingester,
+    ingester_args,
+    stream_args,
+)
+
+TWO = (
+    IngestStream("binance", ("btcusdt",), ("trade", "book_snapshot")),
+    IngestStream("deribit", ("BTC-PERPETUAL",), ("trade", "derivative_ticker")),
+)
+
+
+def _parsed(args: list[str]) -> dict:
+    """What the ingester makes of ``args`` (its parseCli), as JSON."""
+    script = (
+        f"import({json.dumps(find_ingester().as_uri())}).then(({{ parseCli }}) =>"
+        " process.stdout.write(JSON.stringify(parseCli(process.argv.slice(1)))))"
+    )
+    run = subprocess.run(
+        ["node", "-e", script, "--", *args], capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(run.stdout)
+
+
+def test_one_exchange_as_before():
+    ingest = IngestConfig(source="replay", exchange="bitmex", symbols=("XBTUSD",), files=("a.gz",))
+    args = ingester_args(ingest, "ipc:///x", ("trade", "liquidation"), 25, 100)
+    assert args[:8] == [
+        "--source",
+        "replay",
+        "--exchange",
+        "bitmex",
+        "--symbols",
+        "XBTUSD",
+        "--data-types",
+        "trade,liquidation",
+    ]
+    assert args[args.index("--files") + 1] == str(Path("a.gz").resolve())
+    assert "--exchanges" not in args
+    assert ingester_args(
+        ingest, "ipc:///x", ("trade",), streams=(IngestStream("bitmex", ("XBTUSD",), ("trade",), ("a.gz",)),)
+    ) == ingester_args(ingest, "ipc:///x", ("trade",))
+
+
+def test_several_exchanges_per_exchange_arguments():
+    args = ingester_args(IngestConfig(source="tardis-realtime"), "ipc:///x", streams=TWO, session="ab")
+    assert args[:12] == [
+        "--source", "tardis-realtime",
+        "--exchanges", "binance,deribit",
+        "--symbols", "binance:btcusdt", "--symbols", "deribit:BTC-PERPETUAL",
+        "--data-types", "binance:trade,book_snapshot", "--data-types", "deribit:trade,derivative_ticker",
+    ]  # fmt: skip
+    replay = stream_args(
+        (
+            IngestStream("binance", ("btcusdt",), ("trade",), ("a.gz", "b.gz")),
+            IngestStream("deribit", ("BTC-PERPETUAL",), ("trade",), ("c.txt",)),
+        )
+    )
+    at = replay.index("--files")
+    assert replay[at : at + 4] == [
+        "--files",
+        f"binance:{Path('a.gz').resolve()},{Path('b.gz').resolve()}",
+        "--files",
+        f"deribit:{Path('c.txt').resolve()}",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_ingester_reads_them_back():
+    cfg = _parsed(ingester_args(IngestConfig(source="replay", files=()), "ipc:///x", streams=(
+        IngestStream("binance", ("btcusdt", "ethusdt"), ("trade", "book_snapshot"), ("/d/a.gz",)),
+        IngestStream("deribit", ("BTC-PERPETUAL",), ("trade", "derivative_ticker"), ("/d/b.txt",)),
+    )))  # fmt: skip
+    assert cfg["streams"] == [
+        {"exchange": "binance", "symbols": ["btcusdt", "ethusdt"], "dataTypes": ["trade", "book_snapshot"]},
+        {"exchange": "deribit", "symbols": ["BTC-PERPETUAL"], "dataTypes": ["trade", "derivative_ticker"]},
+    ]
+    assert [s["files"] for s in cfg["sourceOptions"]["streams"]] == [["/d/a.gz"], ["/d/b.txt"]]
+    one = _parsed(
+        ingester_args(
+            IngestConfig(source="tardis-realtime", exchange="deribit", symbols=("BTC-PERPETUAL",)),
+            "ipc:///x",
+            ("trade",),
+        )
+    )
+    assert one["sourceOptions"] == {
+        "exchange": "deribit",
+        "symbols": ["BTC-PERPETUAL"],
+        "dataTypes": ["trade"],
+        "bookDepth": 25,
+        "bookIntervalMs": 100,
+    }
