@@ -23,6 +23,7 @@ from market_data_tick_handler.config import (
     DataTypesConfig,
     GapsConfig,
     IngestConfig,
+    IngestExchangeConfig,
     LiveInstrumentsConfig,
     StreamingConfig,
     config_from_dict,
@@ -640,6 +641,193 @@ def test_data_types_config():
             config_from_dict(raw)
 
 
+# -- several exchanges: ingest.exchanges and the command line's --exchanges ---------------------------------
+TWO_EXCHANGES = {
+    "source": "replay",
+    "exchanges": {
+        "binance": {"symbols": ["btcusdt", "ethusdt"], "files": ["b.gz"], "data_types": ["trades"]},
+        "deribit": {"symbols": "BTC-PERPETUAL", "files": ["d1.txt", "d2.txt"]},
+    },
+}
+
+
+def test_ingest_exchanges_one_entry_per_exchange_in_the_files_order_and_the_one_exchange_form_as_one():
+    ingest = config_from_dict({"ingest": TWO_EXCHANGES}).ingest
+    assert (
+        ingest.streams()
+        == ingest.exchanges
+        == (
+            IngestExchangeConfig("binance", ("btcusdt", "ethusdt"), ("b.gz",), ("trades",)),
+            IngestExchangeConfig(
+                "deribit", ("BTC-PERPETUAL",), ("d1.txt", "d2.txt"), None
+            ),  # None: every type
+        )
+    )
+    one = config_from_dict({"ingest": {"exchange": "bitmex", "symbols": ["XBTUSD"], "files": ["x.gz"]}})
+    assert one.ingest.exchanges == ()
+    assert one.ingest.streams() == (IngestExchangeConfig("bitmex", ("XBTUSD",), ("x.gz",), None),)
+    assert load_config(None).ingest.streams() == (IngestExchangeConfig("binance", ("btcusdt",)),)
+
+
+@pytest.mark.parametrize(
+    ("ingest", "message"),
+    [
+        (
+            {"exchange": "binance", "exchanges": {"deribit": {"symbols": ["BTC-PERPETUAL"]}}},
+            "ingest.exchanges: given together with ingest.exchange (use one form: ingest.exchanges",
+        ),
+        (
+            {"symbols": ["btcusdt"], "files": ["a.gz"], "exchanges": {"binance": {"symbols": ["btcusdt"]}}},
+            "ingest.exchanges: given together with ingest.symbols, ingest.files (use one form",
+        ),
+        ({"exchanges": {}}, "ingest.exchanges: empty"),
+        ({"exchanges": ["binance"]}, "ingest.exchanges: expected a mapping, got ['binance']"),
+        ({"exchanges": {"binance": None}}, "ingest.exchanges.binance: expected a mapping of symbols"),
+        ({"exchanges": {"binance": {"files": ["a.gz"]}}}, "ingest.exchanges.binance.symbols: missing"),
+        (
+            {"exchanges": {"binance": {"symbols": []}}},
+            "ingest.exchanges.binance.symbols: [] (use one or more",
+        ),
+        (
+            {"exchanges": {"binance": {"symbols": ["btcusdt"], "book": 5}}},
+            "ingest.exchanges.binance: unknown key(s) book (known: symbols, files, data_types)",
+        ),
+        (
+            {"exchanges": {"Binance": {"symbols": ["btcusdt"]}}},
+            "ingest.exchanges: 'Binance' is not an exchange id",
+        ),
+        (
+            {"exchanges": {"binance": {"symbols": ["btcusdt"], "files": ["a.gz"]}}},
+            "ingest.exchanges.binance.files: recordings given with ingest.source tardis-realtime",
+        ),
+        (
+            {"exchanges": {"binance": {"symbols": ["btcusdt"], "data_types": ["trade"]}}},
+            "ingest.exchanges.binance.data_types: 'trade' is not a data type (use some of the enabled trades",
+        ),
+        (
+            {"exchanges": {"binance": {"symbols": ["btcusdt"], "data_types": []}}},
+            "ingest.exchanges.binance.data_types: empty",
+        ),
+        (
+            {"source": "synthetic", "exchanges": {"a": {"symbols": ["x"]}, "b": {"symbols": ["y"]}}},
+            "ingest.exchanges: 2 exchanges with ingest.source synthetic",
+        ),
+    ],
+)
+def test_ingest_exchanges_errors_name_the_key(ingest, message):
+    assert error_of({"ingest": ingest}).startswith(message)
+
+
+def test_an_exchanges_data_types_are_some_of_those_enabled():
+    raw = {
+        "data_types": {"book_snapshots": {"enabled": False}},
+        "ingest": {
+            "exchanges": {"binance": {"symbols": ["btcusdt"], "data_types": ["trades", "book_snapshots"]}}
+        },
+    }
+    assert error_of(raw).startswith(
+        "ingest.exchanges.binance.data_types: 'book_snapshots' is not enabled (set data_types.book_snapshots"
+        ".enabled, or use some of the enabled trades, liquidations, derivative_ticker,"
+    )
+
+
+def _cli(argv: list[str], config: StreamingConfig | None = None) -> IngestConfig:
+    return validate(apply_overrides(config or StreamingConfig(), parse_args(argv))).ingest
+
+
+def test_cli_exchanges_with_prefixed_symbols_files_and_data_types():
+    ingest = _cli(
+        [
+            "--exchanges", "binance,deribit",
+            "--symbols", "binance:BTC-USDT,ethusdt", "--symbols", "deribit:BTC-PERPETUAL",
+            "--files", "binance:a.gz", "--files", "deribit:b.txt,c.txt",
+            "--data-types", "deribit:trades,derivative_ticker",
+        ]
+    )  # fmt: skip
+    assert ingest.source == "replay"  # files given
+    assert (ingest.exchange, ingest.symbols, ingest.files) == ("binance", ("btcusdt",), ())  # not used
+    assert ingest.streams() == (
+        # the seeds' form as each exchange's id (InstrumentMapper), lower-cased as with --symbols
+        IngestExchangeConfig("binance", ("btcusdt", "ethusdt"), ("a.gz",), None),
+        IngestExchangeConfig(
+            "deribit", ("btc-perpetual",), ("b.txt", "c.txt"), ("trades", "derivative_ticker")
+        ),
+    )
+    # without prefixes: one exchange, as ever (BTC-USDT is binance's btcusdt; every file is replayed)
+    one = _cli(["--symbols", "BTC-USDT", "--files", "a.gz", "b.gz,c.gz"])
+    assert one.streams() == (IngestExchangeConfig("binance", ("btcusdt",), ("a.gz", "b.gz", "c.gz")),)
+    assert (one.source, one.exchanges) == ("replay", ())
+
+
+def test_cli_prefixed_values_change_streaming_yamls_exchanges_and_exchange_replaces_them():
+    config = config_from_dict({"ingest": TWO_EXCHANGES})
+    ingest = _cli(["--symbols", "deribit:ETH-PERPETUAL", "--files", "binance:x.gz"], config)
+    assert ingest.streams() == (
+        IngestExchangeConfig("binance", ("btcusdt", "ethusdt"), ("x.gz",), ("trades",)),
+        IngestExchangeConfig("deribit", ("eth-perpetual",), ("d1.txt", "d2.txt"), None),
+    )
+    # --exchanges picks some of them (their settings kept) or adds one (with its symbols)
+    picked = _cli(["--exchanges", "deribit,coinbase", "--symbols", "coinbase:BTC-USD"], config)
+    assert picked.streams() == (
+        IngestExchangeConfig("deribit", ("BTC-PERPETUAL",), ("d1.txt", "d2.txt"), None),
+        IngestExchangeConfig("coinbase", ("btc-usd",), (), None),
+    )
+    # --exchange: back to one exchange, its symbols and files those of its entry
+    assert _cli(["--exchange", "binance"], config).streams() == (
+        IngestExchangeConfig("binance", ("btcusdt", "ethusdt"), ("b.gz",), None),
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--symbols", "binance:btcusdt"],
+            "--symbols binance:...: an exchange's values are for several exchanges",
+        ),
+        (
+            ["--data-types", "binance:trades"],
+            "--data-types binance:...: an exchange's values are for several",
+        ),
+        (["--exchange", "binance", "--exchanges", "binance,deribit"], "--exchange and --exchanges: use one"),
+        (
+            ["--exchanges", "binance,deribit", "--symbols", "btcusdt"],
+            "--symbols btcusdt: with several exchanges (--exchanges binance,deribit) each value needs its",
+        ),
+        (
+            ["--exchanges", "binance,deribit", "--symbols", "binance:btcusdt"],
+            "--exchanges: no symbols for deribit",
+        ),
+        (["--exchanges", "binance", "--symbols", "kraken:xbtusd"], "--symbols kraken:...: kraken is not in"),
+        (
+            ["--exchanges", "binance", "--symbols", "binance:"],
+            "--symbols 'binance:': nothing after the exchange",
+        ),
+        (
+            ["--exchanges", "binance", "--symbols", "binance:btcusdt", "--data-types", "binance:trade"],
+            "ingest.exchanges.binance.data_types: 'trade' is not a data type",
+        ),
+        (
+            [
+                "--exchanges",
+                "binance,deribit",
+                "--symbols",
+                "binance:a",
+                "--symbols",
+                "deribit:b",
+                "--source",
+                "synthetic",
+            ],
+            "ingest.exchanges: 2 exchanges with ingest.source synthetic",
+        ),
+    ],
+)
+def test_cli_several_exchanges_errors(argv, message):
+    with pytest.raises(ConfigError) as info:
+        _cli(argv)
+    assert str(info.value).startswith(message)
+
+
 # -- docs/ARCHITECTURE.md "Configuration": the table of keys and defaults against config.py ---------------
 def _documented_defaults() -> dict[str, str]:
     """Key path -> the default as the table writes it (the text of one backquoted value); a row of two
@@ -683,6 +871,7 @@ WORDED = {
     "data_types.<type>.source": "every type on",
     "data_types.<type>.batch_timeout": "every type on",
     "data_types.<type>.fallback": "every type on",
+    "ingest.exchanges": "none (one exchange: `ingest.exchange`)",
 }
 
 
@@ -706,6 +895,8 @@ def test_every_default_in_the_docs_configuration_table_is_the_default_config_py_
     assert load_config(REPO / "streaming.yaml").persist.bigquery.project_id == "a-project"
     types = loaded.data_types
     assert all(getattr(types, f.name).enabled for f in dataclasses.fields(types)), types
+    assert loaded.ingest.exchanges == ()
+    assert loaded.ingest.streams() == (IngestExchangeConfig("binance", ("btcusdt",)),)
 
 
 #: values documented as one mapping (`{type: HOUR, ...}`), not key by key

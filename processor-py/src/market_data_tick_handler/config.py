@@ -15,6 +15,11 @@ on a configuration the command line changed (main.py).
 data-type registry (``streaming_service/data_types/registry.py``); a data type left out of the file keeps
 its defaults; ``fallback`` follows from whether ``source`` is a fallback source (and must agree with it
 when given). See docs/DATA_TYPES.md.
+
+``ingest.exchanges`` runs several exchanges in one ingester session (merged by exchange time in a replay):
+a mapping exchange -> ``{symbols, files, data_types}`` instead of ``ingest.exchange``, ``symbols`` and
+``files`` (one form or the other); ``data_types`` narrows, for that exchange, the types enabled under
+``data_types``. ``IngestConfig.streams()`` is what is streamed, per exchange, in either form.
 """
 
 from __future__ import annotations
@@ -245,11 +250,26 @@ class CandlesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestExchangeConfig:
+    """One exchange the ingester streams: an entry of ``ingest.exchanges`` (``exchange`` is its key), or
+    the one-exchange form's ``ingest.exchange``, ``symbols`` and ``files``. ``data_types``: names of data
+    types enabled under ``data_types`` (trades, book_snapshots, ...) to stream for this exchange; None:
+    every enabled type it can have."""
+
+    exchange: str
+    symbols: tuple[str, ...]  # exchange-native ids
+    files: tuple[str, ...] = ()  # replay: this exchange's recordings
+    data_types: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class IngestConfig:
     source: Literal["tardis-realtime", "replay", "synthetic"] = _one_of("a source", "tardis-realtime")
     exchange: str = "binance"
     symbols: tuple[str, ...] = ("btcusdt",)  # what to stream is data_types (the ingester's --data-types)
     files: tuple[str, ...] = ()
+    # several exchanges in one session, instead of exchange/symbols/files (``streams()``)
+    exchanges: tuple[IngestExchangeConfig, ...] = ()
     speed: str = "1"
     # auto: a private ipc:// socket; tcp://127.0.0.1:port to bind a TCP port (another host: CURVE)
     endpoint: str = "auto"
@@ -259,6 +279,11 @@ class IngestConfig:
     rcvhwm: int = _at_least(1, 4)
     max_batch: int = _at_least(1, 1000)
     extra_args: tuple[str, ...] = ()
+
+    def streams(self) -> tuple[IngestExchangeConfig, ...]:
+        """What is streamed, per exchange: ``exchanges``, or the one exchange of ``exchange``,
+        ``symbols`` and ``files`` (every enabled data type)."""
+        return self.exchanges or (IngestExchangeConfig(self.exchange, self.symbols, self.files),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +435,51 @@ def _data_types(raw: Any) -> DataTypesConfig:
     return dataclasses.replace(defaults, **changes)
 
 
+#: the one-exchange form of ``ingest``, which ``ingest.exchanges`` replaces
+_ONE_EXCHANGE = ("exchange", "symbols", "files")
+_ONE_FORM = (
+    "use one form: ingest.exchanges (exchange -> symbols, files, data_types) for one or more exchanges, or"
+    " ingest.exchange, symbols and files for one"
+)
+
+
+def _ingest(raw: Any) -> IngestConfig:
+    """``ingest``; its ``exchanges`` (``_exchanges``) instead of ``exchange``, ``symbols`` and ``files``."""
+    if not isinstance(raw, dict) or "exchanges" not in raw:
+        return _build(IngestConfig, raw, "ingest")
+    rest = {k: v for k, v in raw.items() if k != "exchanges"}
+    given = [f"ingest.{k}" for k in _ONE_EXCHANGE if k in rest]
+    if given:
+        raise ConfigError(f"ingest.exchanges: given together with {', '.join(given)} ({_ONE_FORM})")
+    ingest = _build(IngestConfig, rest, "ingest")
+    return dataclasses.replace(ingest, exchanges=_exchanges(raw["exchanges"]))
+
+
+def _exchanges(raw: Any) -> tuple[IngestExchangeConfig, ...]:
+    """``ingest.exchanges``: a mapping exchange -> ``{symbols, files, data_types}``, in the file's order
+    (the rules beyond types are ``_check_exchanges``'s)."""
+    use = "use a mapping of exchange -> {symbols: [...], files: [...], data_types: [...]}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"ingest.exchanges: expected a mapping, got {raw!r} ({use})")
+    if not raw:
+        raise ConfigError(f"ingest.exchanges: empty ({use}, or leave it out for ingest.exchange)")
+    keys = [f.name for f in dataclasses.fields(IngestExchangeConfig) if f.name != "exchange"]
+    hints = _hints(IngestExchangeConfig)
+    out = []
+    for name, entry in raw.items():
+        where = f"ingest.exchanges.{name}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a mapping of symbols (files, data_types), got {entry!r}")
+        unknown = sorted(str(k) for k in set(entry) - set(keys))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(keys)})")
+        if "symbols" not in entry:
+            raise ConfigError(f"{where}.symbols: missing (use one or more exchange ids, e.g. btcusdt)")
+        values = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in entry.items()}
+        out.append(IngestExchangeConfig(str(name), **values))
+    return tuple(out)
+
+
 def _persist(raw: Any) -> PersistConfig:
     if raw is None:
         return PersistConfig()
@@ -472,7 +542,7 @@ def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
             persist=_persist(raw.get("persist")),
             candles=_build(CandlesConfig, raw.get("candles"), "candles"),
             live_instruments=_build(LiveInstrumentsConfig, raw.get("live_instruments"), "live_instruments"),
-            ingest=_build(IngestConfig, raw.get("ingest"), "ingest"),
+            ingest=_ingest(raw.get("ingest")),
         )
     )
 
@@ -505,7 +575,7 @@ def validate(config: StreamingConfig) -> StreamingConfig:
         use = " and/or ".join(f"{m} ({what})" for m, what in _MODES.items())
         raise ConfigError(f"modes: unknown {', '.join(unknown)} (use {use})")
     _check_candles(config.candles)
-    _check_ingest(config.ingest)
+    _check_ingest(config.ingest, config.data_types)
     if config.serve.transport == "redis":
         _check_redis_url(config.serve.redis_url, "serve.redis_url")
     _check_bigquery(config.persist.bigquery)
@@ -601,8 +671,10 @@ def endpoint_needs_curve(endpoint: str) -> bool:
     return endpoint.startswith("tcp://") and not is_loopback(_host_port(endpoint[len("tcp://") :])[0])
 
 
-def _check_ingest(i: IngestConfig) -> None:
-    if not i.symbols or not all(i.symbols):
+def _check_ingest(i: IngestConfig, data_types: DataTypesConfig) -> None:
+    if i.exchanges:
+        _check_exchanges(i, data_types)
+    elif not i.symbols or not all(i.symbols):
         raise ConfigError(f"ingest.symbols: {list(i.symbols)!r} (use one or more exchange ids, e.g. btcusdt)")
     if not _SPEED.match(str(i.speed)) or (i.speed != "max" and float(i.speed) <= 0):
         raise ConfigError(
@@ -611,6 +683,57 @@ def _check_ingest(i: IngestConfig) -> None:
     if not i.node:
         raise ConfigError("ingest.node: empty (use node, or the path of a Node 20+ binary)")
     _check_endpoint(i.endpoint, "ingest.endpoint")
+
+
+def _check_exchanges(i: IngestConfig, data_types: DataTypesConfig) -> None:
+    """``ingest.exchanges``: alone (not with the one-exchange form), each exchange once, with symbols,
+    files only for a replay, and data types among those enabled."""
+    defaults = IngestConfig()
+    mixed = [f"ingest.{k}" for k in _ONE_EXCHANGE if getattr(i, k) != getattr(defaults, k)]
+    if mixed:
+        raise ConfigError(f"ingest.exchanges: given together with {', '.join(mixed)} ({_ONE_FORM})")
+    if i.source == "synthetic" and len(i.exchanges) > 1:
+        raise ConfigError(
+            f"ingest.exchanges: {len(i.exchanges)} exchanges with ingest.source synthetic (synthetic trades"
+            " are of one exchange: list one)"
+        )
+    enabled = [t for t in data_types.names() if data_types[t].enabled]
+    seen: set[str] = set()
+    for e in i.exchanges:
+        where = f"ingest.exchanges.{e.exchange}"
+        if not is_exchange_id(e.exchange):
+            raise ConfigError(
+                f"ingest.exchanges: {e.exchange!r} is not an exchange id (use Tardis ids: binance, deribit)"
+            )
+        if e.exchange in seen:
+            raise ConfigError(f"ingest.exchanges: {e.exchange!r} is listed twice (use each exchange once)")
+        seen.add(e.exchange)
+        if not e.symbols or not all(e.symbols):
+            raise ConfigError(
+                f"{where}.symbols: {list(e.symbols)!r} (use one or more exchange ids, e.g. btcusdt)"
+            )
+        if e.files and i.source != "replay":
+            raise ConfigError(
+                f"{where}.files: recordings given with ingest.source {i.source} (files are replayed: use"
+                " ingest.source: replay, or leave files out)"
+            )
+        if e.data_types is None:
+            continue
+        use = f"use some of the enabled {', '.join(enabled)}, or leave data_types out for all of them"
+        if not e.data_types:
+            raise ConfigError(f"{where}.data_types: empty ({use})")
+        for name in e.data_types:
+            if name not in data_types.names():
+                raise ConfigError(f"{where}.data_types: {name!r} is not a data type ({use})")
+            if not data_types[name].enabled:
+                raise ConfigError(
+                    f"{where}.data_types: {name!r} is not enabled (set data_types.{name}.enabled, or {use})"
+                )
+
+
+def is_exchange_id(name: str) -> bool:
+    """A Tardis exchange id: lower case, digits and dashes (binance, binance-futures, deribit, ...)."""
+    return bool(_EXCHANGE_ID.match(name))
 
 
 def _check_endpoint(endpoint: str, path: str) -> None:

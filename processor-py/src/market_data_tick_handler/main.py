@@ -6,6 +6,12 @@ tables; ``--print-candles`` prints them too. Without ``--mode``, streaming.yaml'
 persist) decide. Each is a sink (``streaming_service/sinks/registry.py``). ``streaming-ticks-bigquery`` and
 ``live-instruments-sync`` are not built yet and say so.
 
+Several exchanges in one session (streaming.yaml's ``ingest.exchanges``): ``--exchanges binance,deribit``
+with ``--symbols``, ``--files`` and ``--data-types`` once per exchange, each value prefixed with its
+exchange (``--symbols binance:btcusdt,ethusdt --symbols deribit:BTC-PERPETUAL --files binance:a.gz
+--files deribit:b.txt``). Without the prefixes, ``--exchange``, ``--symbols`` and ``--files`` are one
+exchange's.
+
 The configuration is checked before anything starts: an error is one line on stderr and exit code 2.
 Redis URL: ``--redis-url`` > streaming.yaml's ``serve.redis_url`` > ``$REDIS_URL`` > redis://localhost:6379;
 a password belongs in ``$REDIS_URL`` (an argument shows in the process list).
@@ -20,9 +26,20 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from .config import REDIS_URL_ENV, ConfigError, EmulatorConfig, StreamingConfig, load_config, validate
+from .config import (
+    REDIS_URL_ENV,
+    ConfigError,
+    EmulatorConfig,
+    IngestConfig,
+    IngestExchangeConfig,
+    StreamingConfig,
+    is_exchange_id,
+    load_config,
+    validate,
+)
 from .logging_setup import configure_logging
 from .redact import redact_url
 from .streaming_service.bigquery_client import WriteRefused
@@ -56,11 +73,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--symbol",
         "--symbols",
         dest="symbols",
-        help="comma-separated; seeds' form (BTC-USDT) or native (btcusdt)",
+        action="append",
+        metavar="[EXCHANGE:]SYMBOLS",
+        help="comma-separated; seeds' form (BTC-USDT) or native (btcusdt); with --exchanges, once per"
+        " exchange: binance:btcusdt,ethusdt",
     )
     p.add_argument("--exchange", help="Tardis exchange id (binance, binance-futures, ...)")
+    p.add_argument(
+        "--exchanges",
+        metavar="A,B",
+        help="several exchanges in one session (overrides ingest.exchanges; instead of --exchange), each"
+        " with its <exchange>:-prefixed --symbols (and --files, --data-types)",
+    )
     p.add_argument("--source", choices=("tardis-realtime", "replay", "synthetic"))
-    p.add_argument("--files", nargs="+", help="recordings to replay (implies --source replay)")
+    p.add_argument(
+        "--files",
+        nargs="+",
+        action="extend",
+        metavar="[EXCHANGE:]FILES",
+        help="recordings to replay (implies --source replay); with --exchanges, each prefixed with its"
+        " exchange: binance:a.gz deribit:b.txt",
+    )
+    p.add_argument(
+        "--data-types",
+        action="append",
+        metavar="EXCHANGE:TYPES",
+        help="with --exchanges: one exchange's data types (names: deribit:trades,derivative_ticker), some of"
+        " those enabled under data_types in streaming.yaml (default: all of them)",
+    )
     p.add_argument("--speed", help="replay speed: 1 (real time), N (N times faster) or max")
     p.add_argument(
         "--redis-url",
@@ -107,22 +147,106 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _prefixed(value: str) -> tuple[str | None, str]:
+    """``<exchange>:<rest>`` -> (exchange, rest) when the text before the first colon is an exchange id
+    (lower case: ``BTCF0:USTF0`` is a symbol); anything else -> (None, value)."""
+    head, sep, rest = value.partition(":")
+    return (head, rest) if sep and is_exchange_id(head) else (None, value)
+
+
+def _per_exchange(
+    values: list[str] | None, option: str, add: bool = False
+) -> dict[str | None, tuple[str, ...]]:
+    """An option given per exchange (``--symbols binance:a,b``): exchange (None: no prefix) -> its
+    comma-separated values; the last value given for an exchange wins, or, ``add``, they add up."""
+    out: dict[str | None, tuple[str, ...]] = {}
+    for value in values or ():
+        exchange, rest = _prefixed(value)
+        items = tuple(v.strip() for v in rest.split(",") if v.strip())
+        if not items:
+            raise ConfigError(f"{option} {value!r}: nothing after the exchange (use {option} {exchange}:a,b)")
+        out[exchange] = out.get(exchange, ()) + items if add else items
+    return out
+
+
+def _native(mapper: InstrumentMapper, exchange: str, symbols: tuple[str, ...]) -> tuple[str, ...]:
+    """The seeds' form (BTC-USDT) as the exchange's id (btcusdt); a native id as given, lower-cased."""
+    return tuple((mapper.to_exchange_symbol(exchange, s) if "-" in s else s).lower() for s in symbols)
+
+
+def _stream_overrides(ingest: IngestConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``ingest`` fields that ``--exchange``/``--exchanges``, ``--symbols``, ``--files`` and
+    ``--data-types`` change: the one-exchange form (no prefixes), or ``exchanges`` (``<exchange>:``
+    prefixes; with ``--exchanges``, or changing streaming.yaml's ``ingest.exchanges``)."""
+    given = {
+        "--symbols": _per_exchange(args.symbols, "--symbols"),
+        "--files": _per_exchange(args.files, "--files", add=True),
+        "--data-types": _per_exchange(args.data_types, "--data-types"),
+    }
+    symbols, files, data_types = given.values()
+    mapper = InstrumentMapper()
+    changes: dict[str, Any] = {"source": "replay"} if files else {}
+    if args.exchange and args.exchanges:
+        raise ConfigError("--exchange and --exchanges: use one (--exchanges a,b for several exchanges)")
+    if args.exchanges is None and (args.exchange or not ingest.exchanges):  # one exchange
+        for flag, values in given.items():
+            prefix = next((x for x in values if x is not None), None)
+            if prefix is not None or (flag == "--data-types" and values):
+                raise ConfigError(
+                    f"{flag} {prefix or '<exchange>'}:...: an exchange's values are for several exchanges"
+                    " (use them with --exchanges, or streaming.yaml's ingest.exchanges)"
+                )
+        if args.exchange:  # instead of streaming.yaml's ingest.exchanges, if it has them
+            changes.update(exchange=args.exchange, exchanges=())
+            was = next((x for x in ingest.exchanges if x.exchange == args.exchange), None)
+            if was is not None:
+                changes.update(symbols=was.symbols, files=was.files)
+        if None in symbols:
+            changes["symbols"] = _native(mapper, changes.get("exchange", ingest.exchange), symbols[None])
+        if None in files:
+            changes["files"] = files[None]
+        return changes
+    if args.exchanges is None:
+        names, option = [x.exchange for x in ingest.exchanges], "ingest.exchanges"
+    else:
+        names, option = [x.strip() for x in args.exchanges.split(",") if x.strip()], "--exchanges"
+    if not names:
+        raise ConfigError("--exchanges: empty (use e.g. --exchanges binance,deribit)")
+    for flag, values in given.items():
+        if None in values:
+            raise ConfigError(
+                f"{flag} {','.join(values[None])}: with several exchanges ({option} {','.join(names)}) each"
+                f" value needs its exchange: {flag} <exchange>:<values>"
+            )
+        unknown = [x for x in values if x not in names]
+        if unknown:
+            raise ConfigError(f"{flag} {unknown[0]}:...: {unknown[0]} is not in {option} {','.join(names)}")
+    file_entries = {x.exchange: x for x in ingest.exchanges}
+    streams = []
+    for name in names:
+        was = file_entries.get(name) or IngestExchangeConfig(name, ())
+        if name not in symbols and not was.symbols:
+            raise ConfigError(f"--exchanges: no symbols for {name} (use --symbols {name}:<ids>)")
+        streams.append(
+            IngestExchangeConfig(
+                name,
+                _native(mapper, name, symbols[name]) if name in symbols else was.symbols,
+                files.get(name, was.files),
+                data_types.get(name, was.data_types),
+            )
+        )
+    one = IngestConfig()  # several exchanges replace the one-exchange form
+    return changes | {
+        "exchanges": tuple(streams),
+        "exchange": one.exchange,
+        "symbols": one.symbols,
+        "files": (),
+    }
+
+
 def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> StreamingConfig:
     ingest = config.ingest
-    changes: dict = {}
-    if args.exchange:
-        changes["exchange"] = args.exchange
-    exchange = changes.get("exchange", ingest.exchange)
-    if args.symbols:
-        mapper = InstrumentMapper()
-        changes["symbols"] = tuple(
-            (mapper.to_exchange_symbol(exchange, s) if "-" in s else s).lower()
-            for s in args.symbols.split(",")
-            if s
-        )
-    if args.files:
-        changes["files"] = tuple(f for arg in args.files for f in arg.split(",") if f)
-        changes["source"] = "replay"
+    changes = _stream_overrides(ingest, args)
     if args.source:
         changes["source"] = args.source
     if args.speed:
