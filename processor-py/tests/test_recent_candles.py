@@ -19,6 +19,7 @@ from market_data_tick_handler.config import (
     CandlesConfig,
     EmulatorConfig,
     IngestConfig,
+    IngestExchangeConfig,
     PartitioningConfig,
     PersistConfig,
     StreamingConfig,
@@ -146,6 +147,38 @@ async def test_a_missing_dataset_or_an_unreachable_bigquery_is_an_error_a_missin
     got = read_recent_candles(nobody, bigquery_emulator.project, T0 + 5 * M)
     assert isinstance(got.error, OSError), repr(got.error)  # connection refused, no retries
     assert got.failed_table == "candles_15s" and time.monotonic() - started < 5
+
+
+async def test_several_exchanges_each_read_with_its_own_symbols(bigquery_emulator):
+    config = _config(bigquery_emulator)
+    config = dataclasses.replace(
+        config,
+        ingest=IngestConfig(
+            source="tardis-realtime",
+            exchanges=(
+                IngestExchangeConfig("binance", ("btcusdt",)),
+                IngestExchangeConfig("binance-futures", ("ethusdt",)),
+            ),
+        ),
+    )
+    await _write(
+        config,
+        [
+            (_of([_candle(4, 100.0), _candle(4, 200.0, "ETH-USDT")]), OUT),  # binance: BTC only
+            (  # binance-futures: ETH only
+                _of([_candle(4, 999.0, exchange="binance-futures"),
+                     _candle(4, 300.0, "ETH-USDT", exchange="binance-futures")]),
+                OUT,
+            ),
+        ],
+    )  # fmt: skip
+    got = read_recent_candles(config, bigquery_emulator.project, T0 + 5 * M)
+    assert got.error is None, got.error
+    assert got.missing == ["candles_15s"]  # once, not once per exchange
+    assert [(r["exchange"], r["exchange_symbol"], r["close"]) for r in got.candles["1m"]] == [
+        ("binance", "BTCUSDT", 100.0),
+        ("binance-futures", "ETHUSDT", 300.0),
+    ]
 
 
 def test_bounds_give_count_bucket_starts_ending_with_the_candle_closed_by_the_anchor():

@@ -13,6 +13,7 @@ from market_data_tick_handler.config import DataTypeConfig, DataTypesConfig, con
 from market_data_tick_handler.streaming_service import DataTypeRouter
 from market_data_tick_handler.streaming_service.ingest import ingester_args
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, TickHandler
+from market_data_tick_handler.streaming_service.tick_processor.frame_router import ExchangeAsk
 
 TF = ("15s", "1m")
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds" / "001_b0489267966ac9be.txt"
@@ -173,6 +174,48 @@ def test_the_start_frame_leaves_out_the_features_of_types_not_streamed(caplog):
     )
     h.handle_bytes(trade_frame([(0, T0 + S, 100.0, 1.0, "buy")], seq=1))
     assert h.features.live["binance"].features.groups == ("book",)
+
+
+def test_with_several_exchanges_the_start_frame_is_checked_and_the_features_narrowed_per_exchange(caplog):
+    # binance: every enabled type it can have (frames trade, book_snapshot, derivative_ticker,
+    # option_summary; feature groups book and derivative: liquidations from trades are not binance's);
+    # deribit: its data_types [trades, derivative_ticker] only (ingest.exchanges.deribit.data_types)
+    asked = {"deribit": ExchangeAsk(("trade", "derivative_ticker"), ("derivative",))}
+    h = TickHandler(
+        CandleSettings(
+            timeframes=TF, hft_timeframes=("15s",), feature_groups=("book", "derivative"), asked=asked
+        )
+    )
+    assert h.feature_groups_of == {"deribit": ("derivative",)}
+    start = control_frame(
+        "start", 0, source="replay", exchanges=["binance", "deribit"], speed="max",
+        data_types=["trade", "book_snapshot", "derivative_ticker"],  # the union: deribit streams tickers
+        unavailable={"derivative_ticker": "binance: no such channel", "option_summary": "binance: none"},
+        streams={
+            "binance": {
+                "data_types": ["trade", "book_snapshot"],
+                "unavailable": {"derivative_ticker": "no such channel", "option_summary": "none"},
+            },
+            "deribit": {"data_types": ["trade", "derivative_ticker"], "unavailable": {}},
+        },
+    )  # fmt: skip
+    h.handle_bytes(start)
+    # a type one exchange misses is said of it, though another exchange streams it
+    assert (
+        "derivative_ticker not available for binance: the ingester does not stream derivative_ticker for it"
+        " (no such channel)" in caplog.text
+    )
+    assert "options_chain not available for binance" in caplog.text
+    # deribit was not asked for its book, liquidations or options: nothing is missing there
+    assert "for deribit" not in caplog.text
+    assert h.feature_groups_of == {"binance": ("book",), "deribit": ("derivative",)}
+    assert h.settings.feature_groups == ("book", "derivative")  # every exchange's
+    symbols = (("binance", "BTCUSDT"), ("deribit", "BTC-PERPETUAL"))
+    h.handle_bytes(
+        trade_frame([(0, T0 + S, 100.0, 1.0, "buy"), (1, T0 + S, 60_000.0, 10.0, "sell")], 1, symbols=symbols)
+    )
+    assert h.features.live["binance"].features.groups == ("book",)
+    assert h.features.live["deribit"].features.groups == ("derivative",)
 
 
 # -- routing worked out from docs/DATA_TYPES.md's tables ---------------------------------------------------

@@ -5,6 +5,8 @@ event a signal would set). Every candle and ledger number below is worked out by
 See docs/ARCHITECTURE.md "Sessions: start, end, and the hand-shake", "Candles" and "The ledger"."""
 
 import asyncio
+import dataclasses
+import logging
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -15,9 +17,10 @@ import zmq
 import zmq.asyncio
 from helpers import T0, S, control_frame, trade_frame
 
-from market_data_tick_handler.config import StreamingConfig, config_from_dict
+from market_data_tick_handler.config import ConfigError, StreamingConfig, config_from_dict
 from market_data_tick_handler.streaming_service import ServeMode
 from market_data_tick_handler.streaming_service.service import StreamingService
+from market_data_tick_handler.streaming_service.tick_processor.frame_router import ExchangeAsk
 from market_data_tick_handler.streaming_service.transport.inmemory import InMemoryBus, InMemoryTransport
 
 START = {"source": "replay", "exchanges": ["binance"], "data_types": ["trade"], "speed": "max"}
@@ -249,3 +252,54 @@ async def test_the_stop_event_ends_the_run_with_exit_0_and_the_open_candle_in_th
     assert not any(stage == "wire" for stage, _ in ledger)  # no end frame: no counts of the ingester
     trades_in, parts = ledger[("candles", "trades")]
     assert (trades_in, parts["in 15s candles"], parts["in open candles"]) == (2, 1, 1)
+
+
+def test_several_exchanges_each_asked_for_its_own_data_types_and_warned_about_its_own(caplog):
+    """``ingest.exchanges``: each exchange is asked for the frames of the enabled types it can have (its
+    ``data_types`` narrowing them), warned about alone, and its candles carry its own feature groups
+    (docs/DATA_TYPES.md: binance spot has no liquidations from trades; deribit has all five frames)."""
+    caplog.set_level(logging.WARNING)
+    config = config_from_dict(
+        {
+            "ingest": {
+                "source": "replay",
+                "spawn": False,
+                "exchanges": {
+                    "binance": {"symbols": ["btcusdt"], "files": ["b.gz"]},
+                    "deribit": {
+                        "symbols": ["BTC-PERPETUAL"],
+                        "files": ["d.txt"],
+                        "data_types": ["trades", "derivative_ticker", "funding_rates"],
+                    },
+                },
+            },
+        }
+    )
+    service = StreamingService(config)
+    assert service.asked == {
+        "binance": ExchangeAsk(
+            ("trade", "book_snapshot", "derivative_ticker", "option_summary"), ("book", "derivative")
+        ),
+        "deribit": ExchangeAsk(("trade", "derivative_ticker"), ("derivative",)),
+    }
+    assert service.handler.settings.feature_groups == ("book", "derivative")
+    warned = [r.getMessage() for r in caplog.records]
+    assert [m.split(":")[0] for m in warned] == [
+        "liquidations (trade_transformation) not available for binance"
+    ]
+    # one exchange, as ever: no data_types of its own
+    one = StreamingService(
+        dataclasses.replace(config, ingest=dataclasses.replace(config.ingest, exchanges=()))
+    )
+    assert one.asked == {"binance": service.asked["binance"]}
+    # nothing an exchange can stream: a configuration error naming its key
+    nothing = config_from_dict(
+        {
+            "data_types": {"liquidations": {"source": "tardis_realtime"}},
+            "ingest": {"exchanges": {"binance": {"symbols": ["btcusdt"], "data_types": ["liquidations"]}}},
+        }
+    )
+    with pytest.raises(
+        ConfigError, match=r"^ingest\.exchanges\.binance\.data_types: nothing enabled that binance"
+    ):
+        StreamingService(nothing)

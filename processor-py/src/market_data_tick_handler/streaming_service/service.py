@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from ..config import ConfigError, StreamingConfig
+from ..config import ConfigError, IngestExchangeConfig, StreamingConfig
 from ..timeutil import iso_us, now_us
 from ..wire import Frame
 from . import hot_path
@@ -28,12 +28,14 @@ from . import ledger as ledger_lines
 from .candle_processor import CandleBatch, Stamps
 from .candle_processor.timeframes import parse_timeframes
 from .data_types import DataTypeRouter, Record
+from .data_types.registry import FEATURE_GROUP_OF, FRAMES_OF
 from .hft_features import read_candles
-from .ingest import IngesterProcess, Sessions
+from .ingest import IngesterProcess, IngestStream, Sessions
 from .ingest.curve import secure_server
 from .latency import Latencies
 from .ledger import Entry, apply_entries, candle_entry, ingester_entries, wire_entries
 from .sinks import FrameOutput, Sink
+from .tick_processor.frame_router import ExchangeAsk
 from .tick_processor.tick_handler import CandleSettings, TickHandler
 
 log = logging.getLogger(__name__)
@@ -63,12 +65,11 @@ class StreamingService:
         self.sinks = list(sinks)
         c = config.candles
         clock = resolve_clock(config)
-        exchange = config.ingest.exchange
         self.router = DataTypeRouter(config.data_types, clock=clock)
-        if config.ingest.source != "synthetic":  # synthetic trades only, for benchmarks
-            self.router.warn_unavailable([exchange])
-            if not self.router.ingester_data_types(exchange):
-                raise ConfigError(f"data_types: nothing enabled that {exchange} can stream")
+        #: what the ingester streams, per exchange (streaming.yaml's ingest.exchanges, or its one exchange)
+        self.streams = config.ingest.streams()
+        #: exchange -> what it is asked for (the ingester's data types, the feature groups of its candles)
+        self.asked = {s.exchange: self._ask(s) for s in self.streams}
         self.handler = TickHandler(
             CandleSettings(
                 timeframes=c.timeframes,
@@ -78,7 +79,12 @@ class StreamingService:
                 revise_window=c.revise_window,
                 max_jump_us=c.max_clock_jump_ms * 1000,
                 hft_timeframes=c.hft_timeframes if c.enable_hft_features else (),
-                feature_groups=self.router.feature_groups(exchange) if c.enable_hft_features else (),
+                feature_groups=tuple(  # every exchange's, in the registry's order
+                    g
+                    for g in self.router.feature_groups()
+                    if any(g in a.feature_groups for a in self.asked.values())
+                ),
+                asked=self.asked,
             ),
             router=self.router,
         )
@@ -114,6 +120,30 @@ class StreamingService:
         self.ledger: list[Entry] = []
         self._stop = asyncio.Event()
         self._tmpdir: tempfile.TemporaryDirectory | None = None
+
+    def _ask(self, stream: IngestExchangeConfig) -> ExchangeAsk:
+        """What to ask the ingester for on one exchange: the frames of the enabled data types it can have
+        (of its ``data_types``, when given), and the feature groups they feed; what it cannot have is
+        warned about first (not for synthetic trades, which are for benchmarks)."""
+        exchange, wanted = stream.exchange, stream.data_types
+        frames = self.router.ingester_data_types(exchange)
+        groups = self.router.feature_groups(exchange) if self.config.candles.enable_hft_features else ()
+        if wanted is not None:
+            made_from = {f for t in wanted for f in FRAMES_OF[t]}
+            frames = tuple(f for f in frames if f in made_from)
+            groups = tuple(g for t, g in FEATURE_GROUP_OF.items() if g in groups and t in wanted)
+        if self.config.ingest.source == "synthetic":
+            return ExchangeAsk(frames, groups)
+        if wanted is None:
+            self.router.warn_unavailable([exchange])
+        else:
+            for data_type, message in self.router.unavailable(exchange).items():
+                if data_type in wanted:
+                    log.warning("%s", message)
+        if not frames:
+            where = "data_types" if wanted is None else f"ingest.exchanges.{exchange}.data_types"
+            raise ConfigError(f"{where}: nothing enabled that {exchange} can stream")
+        return ExchangeAsk(frames, groups)
 
     def _endpoint(self) -> str:
         endpoint = self.config.ingest.endpoint
@@ -280,10 +310,13 @@ class StreamingService:
         return IngesterProcess(
             self.config.ingest,
             self._bound_endpoint,
-            self.router.ingester_data_types(self.config.ingest.exchange),
-            book.depth,
-            book.interval_ms,
+            book_depth=book.depth,
+            book_interval_ms=book.interval_ms,
             session=self.sessions.expect_new(),
+            streams=[
+                IngestStream(s.exchange, s.symbols, self.asked[s.exchange].frames, s.files)
+                for s in self.streams
+            ],
         )
 
     def _check_ledger_frame(self, frame: Frame) -> None:

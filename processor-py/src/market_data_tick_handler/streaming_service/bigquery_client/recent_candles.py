@@ -1,14 +1,15 @@
 """Recent candles from persist mode's tables, to warm the HFT features up at start (docs/FEATURES.md).
 
-Per hft timeframe, one query on ``candles_{timeframe}`` of the dataset persist mode writes to
-(``tables.target_dataset``): the candles of the configured exchange and symbols that closed at or before
-the anchor ``until`` (``timestamp_in + timeframe <= until``), within the ``count`` buckets before the
-anchor's bucket, so at most ``count`` per series. That is the last ``count`` candles of a series without
-holes; where a series has holes, the candles before a hole would not count anyway (the hole resets the
-series' windows). One row per (``exchange_symbol``, ``timestamp_in``): the highest ``revision``, and of
-equal ones (a replay written twice) the one written last. The same bound on the partitioning column lets
-BigQuery prune partitions (every row has ``timestamp_out`` and ``local_timestamp`` after its
-``timestamp_in``). Values are query parameters; only the table's name is written into the SQL.
+Per hft timeframe and exchange streamed (``IngestConfig.streams()``), one query on ``candles_{timeframe}``
+of the dataset persist mode writes to (``tables.target_dataset``): the candles of the exchange and its
+symbols that closed at or before the anchor ``until`` (``timestamp_in + timeframe <= until``), within the
+``count`` buckets before the anchor's bucket, so at most ``count`` per series. That is the last ``count``
+candles of a series without holes; where a series has holes, the candles before a hole would not count
+anyway (the hole resets the series' windows). One row per (``exchange_symbol``, ``timestamp_in``): the
+highest ``revision``, and of equal ones (a replay written twice) the one written last. The same bound on
+the partitioning column lets BigQuery prune partitions (every row has ``timestamp_out`` and
+``local_timestamp`` after its ``timestamp_in``). Values are query parameters; only the table's name is
+written into the SQL.
 
 Every call has ``persist.bigquery.request_timeout_s`` as its timeout and no client-side retry, and the
 first failure ends the read (the processor then starts cold): a BigQuery that does not answer costs one or
@@ -141,8 +142,8 @@ class RecentCandles:
 
 
 def read_recent_candles(config: StreamingConfig, project: str, until_us: int) -> RecentCandles:
-    """Recent candles of every hft timeframe, from the dataset persist mode would write to (blocking;
-    never raises: a failure is in ``error``)."""
+    """Recent candles of every hft timeframe and every exchange streamed, from the dataset persist mode
+    would write to (blocking; never raises: a failure is in ``error``)."""
     bq = config.persist.bigquery
     dataset, partitioning = target_dataset(bq, config.ingest.source)
     out = RecentCandles(project, dataset, until_us)
@@ -156,11 +157,15 @@ def read_recent_candles(config: StreamingConfig, project: str, until_us: int) ->
             table = candle_table_name(timeframe)
             out.failed_table = table
             try:
-                out.candles[timeframe] = query_recent_candles(
-                    client, f"{project}.{dataset}.{table}", partitioning.field, config.ingest.exchange,
-                    config.ingest.symbols, timeframe, until_us, config.candles.hft_warmup_candles,
-                    bq.request_timeout_s,
-                )  # fmt: skip
+                out.candles[timeframe] = [
+                    candle
+                    for stream in config.ingest.streams()
+                    for candle in query_recent_candles(
+                        client, f"{project}.{dataset}.{table}", partitioning.field, stream.exchange,
+                        stream.symbols, timeframe, until_us, config.candles.hft_warmup_candles,
+                        bq.request_timeout_s,
+                    )
+                ]  # fmt: skip
             except api_errors.NotFound as exc:
                 if not _dataset_exists(client, project, dataset, bq.request_timeout_s):
                     out.error = exc

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -56,6 +56,21 @@ MAX_SEQ_JUMP = 1_000_000  # a seq further ahead is dropped unless the next frame
 FEATURE_TYPE_OF = {group: data_type for data_type, group in FEATURE_GROUP_OF.items()}
 
 
+def _names(value: Any) -> bool:
+    """A list of strings, as the ingester writes a header's list of types."""
+    return type(value) is list and all(type(v) is str for v in value)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeAsk:
+    """What the ingester was asked for on one exchange: the wire frame types and the feature groups its
+    candles carry (``DataTypeRouter``'s for the exchange, narrowed by its ``data_types`` in
+    ``ingest.exchanges``). The start frame is checked against it, exchange by exchange."""
+
+    frames: tuple[str, ...]
+    feature_groups: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class CandleSettings:
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
@@ -66,6 +81,9 @@ class CandleSettings:
     hft_timeframes: tuple[str, ...] = ()  # features on these timeframes (none by default here)
     feature_groups: tuple[str, ...] = ()  # book, derivative, liquidations, as those types are enabled
     max_jump_us: int = DEFAULT_MAX_JUMP_US  # event clock: a trade further ahead needs confirming
+    # by exchange, what was asked of it (several exchanges); an exchange not in it: every enabled type it
+    # can have (``DataTypeRouter``) and ``feature_groups``
+    asked: Mapping[str, ExchangeAsk] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -110,6 +128,8 @@ class FrameRouter:
         self.counters = Counters()
         self.engines: dict[str, CandleEngine] = {}
         self.features = FeatureStage(self.settings.hft_timeframes, self.settings.feature_groups)
+        #: exchange -> the feature groups of its candles (an exchange not in it: ``feature_groups``)
+        self.feature_groups_of = {x: a.feature_groups for x, a in self.settings.asked.items()}
         self.gaps: GapProcessor = self.router.processor("gaps")  # type: ignore[assignment]
         self._sessions: dict[str, int] = {}  # session -> next expected seq, least recently seen first
         self._seq_jumps: dict[str, int] = {}  # session -> seq of a frame dropped as an implausible jump
@@ -176,6 +196,7 @@ class FrameRouter:
                 instruments=self.instruments.table(exchange),
             )
             engine.tick_counts = self.counters.ticks[exchange]
+            self.features.groups = self.feature_groups_of.get(exchange, s.feature_groups)  # for this attach
             self.features.attach(exchange, engine)
         return engine
 
@@ -312,6 +333,10 @@ class FrameRouter:
 
     # -- control frames --------------------------------------------------------------------------
     def _on_start(self, frame: Frame) -> FrameResult:
+        """What the ingester streams, against what was asked, exchange by exchange (``streams``, with
+        several; else the header's ``data_types`` and ``unavailable``): each missing type is warned
+        about, and before any candle engine exists the feature groups it would feed are left out of that
+        exchange's candles (no context will come for them: not published as nulls)."""
         h = frame.header
         log.info(
             "ingester session %s: source=%s exchanges=%s data_types=%s speed=%s",
@@ -321,21 +346,31 @@ class FrameRouter:
             h.get("data_types"),
             h.get("speed"),
         )
-        data_types, exchanges = h.get("data_types"), h.get("exchanges")
-        if (
-            h.get("source") != "synthetic"
-            and type(data_types) is list
-            and all(type(t) is str for t in data_types)
-        ):
-            exchanges = [e for e in exchanges if type(e) is str] if type(exchanges) is list else []
-            reasons = h.get("unavailable") if type(h.get("unavailable")) is dict else None
-            missing = set(self.router.check_start(exchanges, data_types, reasons))
-            missing.update(t for exchange in exchanges for t in self.router.unavailable(exchange))
-            groups = tuple(g for g in self.settings.feature_groups if FEATURE_TYPE_OF.get(g) not in missing)
-            if groups != self.settings.feature_groups and not self.engines:
-                # no context will come for these: their features are left out, not published as nulls
-                self.settings = replace(self.settings, feature_groups=groups)
-                self.features.groups = groups
+        data_types, exchanges, streams = h.get("data_types"), h.get("exchanges"), h.get("streams")
+        if h.get("source") == "synthetic" or not _names(data_types):
+            return FrameResult()
+        if type(streams) is dict and streams:
+            what = {
+                x: (s.get("data_types"), s.get("unavailable")) for x, s in streams.items() if type(s) is dict
+            }
+        else:
+            exchanges = [x for x in exchanges if type(x) is str] if type(exchanges) is list else []
+            what = {x: (data_types, h.get("unavailable")) for x in exchanges}
+        groups_of = {}
+        for exchange, (streamed, reasons) in what.items():
+            streamed = list(streamed) if _names(streamed) else []
+            asked = self.settings.asked.get(exchange)
+            if asked is not None:  # frames not asked of it (its data_types) are not missing
+                streamed += [f for f in self.router.ingester_data_types(exchange) if f not in asked.frames]
+            reasons = reasons if type(reasons) is dict else None
+            missing = set(self.router.check_start([exchange], streamed, reasons))
+            missing.update(self.router.unavailable(exchange))
+            groups = self.feature_groups_of.get(exchange, self.settings.feature_groups)
+            groups_of[exchange] = tuple(g for g in groups if FEATURE_TYPE_OF.get(g) not in missing)
+        if groups_of and not self.engines:
+            self.feature_groups_of.update(groups_of)
+            union = tuple(g for g in self.settings.feature_groups if any(g in x for x in groups_of.values()))
+            self.settings = replace(self.settings, feature_groups=union)
         return FrameResult()
 
     def _on_end(self, frame: Frame) -> FrameResult:
