@@ -62,7 +62,8 @@ def _as_reference(messages: list[dict]) -> list[dict]:
 
 def test_seed_consumer_example_receives_every_candle_of_a_replay(redis_url, tmp_path):
     expected = expected_candles(read_trades(*FILES), "1m")
-    consumer = LineReader([sys.executable, "-c", SEED_CONSUMER_EXAMPLE], env=_env(redis_url), json_lines=False)
+    example = [sys.executable, "-c", SEED_CONSUMER_EXAMPLE]
+    consumer = LineReader(example, env=_env(redis_url), json_lines=False)
     time.sleep(1.0)  # let it connect first; it waits for the first candle of BTC-USDT on any exchange
     run, _ = replay(FILES, "binance", "btcusdt", redis_url, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -50,11 +50,7 @@ class FeatureStage:
     def groups(self, groups: Iterable[str]) -> None:
         """The groups of the exchanges attached from now on (one attached keeps its own: its features'
         state is not remade)."""
-        groups = tuple(dict.fromkeys(groups))
-        unknown = [g for g in groups if g not in OPTIONAL_GROUPS]
-        if unknown:
-            raise ValueError(f"unknown feature group(s) {unknown}; known: {', '.join(OPTIONAL_GROUPS)}")
-        self._groups = groups  # type: ignore[assignment]
+        self._groups = _checked(groups)
 
     @property
     def longest_us(self) -> int:
@@ -73,8 +69,9 @@ class FeatureStage:
                 out[exchange]["liquidations_dropped"] = context.liquidations_dropped
         return out
 
-    def attach(self, exchange: str, engine: CandleEngine) -> None:
-        """The router made ``exchange``'s engine: its features (and context), and the warm-up held for it."""
+    def attach(self, exchange: str, engine: CandleEngine, groups: Iterable[str] | None = None) -> None:
+        """The router made ``exchange``'s engine: its features (and context), and the warm-up held for it;
+        ``groups``: the exchange's own context groups (default: :attr:`groups`)."""
         if engine.exchange != exchange:
             raise ValueError(f"features: the engine of {engine.exchange} attached as {exchange}")
         attached = self.live.get(exchange)
@@ -84,8 +81,9 @@ class FeatureStage:
             return
         if not self.timeframes:
             return
-        live = self.live[exchange] = LiveFeatures(engine, self.timeframes, groups=self._groups)
-        if self._groups:
+        groups = self._groups if groups is None else _checked(groups)
+        live = self.live[exchange] = LiveFeatures(engine, self.timeframes, groups=groups)
+        if groups:
             self.contexts[exchange] = FeatureContext()
         for exchange_symbol, timeframe, x in self._held.pop(exchange, []):
             live.run(live.lane(exchange_symbol, timeframe), timeframe, x)
@@ -157,3 +155,12 @@ class FeatureStage:
     @staticmethod
     def _key(series: WarmupSeries) -> tuple[str, str, str]:
         return series.exchange, series.exchange_symbol, series.timeframe
+
+
+def _checked(groups: Iterable[str]) -> tuple[Group, ...]:
+    """``groups`` without repeats, each a known context group."""
+    groups = tuple(dict.fromkeys(groups))
+    unknown = [g for g in groups if g not in OPTIONAL_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown feature group(s) {unknown}; known: {', '.join(OPTIONAL_GROUPS)}")
+    return groups  # type: ignore[return-value]

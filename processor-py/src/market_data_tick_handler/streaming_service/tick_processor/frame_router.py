@@ -196,8 +196,7 @@ class FrameRouter:
                 instruments=self.instruments.table(exchange),
             )
             engine.tick_counts = self.counters.ticks[exchange]
-            self.features.groups = self.feature_groups_of.get(exchange, s.feature_groups)  # for this attach
-            self.features.attach(exchange, engine)
+            self.features.attach(exchange, engine, self.feature_groups_of.get(exchange, s.feature_groups))
         return engine
 
     def warm_up(self, candles: Iterable[Any]) -> int:
