@@ -33,10 +33,6 @@ def emulator_venv() -> Path:
     return Path(os.environ.get("BQEMU_VENV") or REPO / ".venv-bqemu")
 
 
-def emulator_available() -> bool:
-    return (emulator_venv() / "bin" / "bqemulator").exists()
-
-
 @dataclass(frozen=True, slots=True)
 class EmulatorEndpoint:
     project: str

@@ -29,7 +29,7 @@ A record of another data type (``data_types/records.py``, where its fields are d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import fields
 from functools import cache
 from typing import Any
@@ -61,10 +61,6 @@ def record_message(record: Record) -> dict[str, Any]:
         message["bids"] = [{"price": p, "amount": a} for p, a in record.bids]
         message["asks"] = [{"price": p, "amount": a} for p, a in record.asks]
     return message
-
-
-def record_messages(records: Iterable[Record]) -> list[dict[str, Any]]:
-    return [record_message(r) for r in records]
 
 
 def candle_payloads(

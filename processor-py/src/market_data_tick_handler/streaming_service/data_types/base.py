@@ -150,11 +150,6 @@ def _value(frame: Frame, name: str, row: int) -> str:
     return "[" + ", ".join(str(float(v)) for v in values) + "]"
 
 
-def missing_ts(values: np.ndarray) -> np.ndarray:
-    """Mask of an i64 timestamp column's missing or non-positive values."""
-    return (values == INT64_MISSING) | (values <= 0)
-
-
 def bad_time(values: np.ndarray, missing_ok: bool = False) -> np.ndarray:
     """Mask of an i64 timestamp column's values outside [TS_MIN_US, TS_MAX_US) (missing ones included,
     unless ``missing_ok``)."""
