@@ -83,9 +83,11 @@ def encode_part(block: ClosedCandles) -> list[bytes]:
         return []
     features = part.features
     names = features.names if features is not None else ()
-    matrix = LAYOUT.matrix(part, LAYOUT.floats, np.float64, extra=len(names))
+    floats, ints, flags = LAYOUT.columns(part)
+    matrix = np.empty((n, len(floats) + len(names)))  # a row per candle: its floats, then its features
+    matrix[:, : len(floats)] = floats.T
     if features is not None:
-        matrix[:, len(LAYOUT.floats) :] = features.values
+        matrix[:, len(floats) :] = features.values
     numbers = np.frombuffer(orjson.dumps(matrix, option=_NUMPY), dtype=np.uint8)
     slots, timeframe, exchange = part.slots.tolist(), part.timeframe, block.exchange
     heads, head_offsets = packed([_head(exchange, symbols[s], exchange_symbols[s], timeframe) for s in slots])
@@ -104,8 +106,8 @@ def encode_part(block: ClosedCandles) -> list[bytes]:
         key_offsets,
         LAYOUT.specs,
         LAYOUT.empty,
-        LAYOUT.matrix(part, LAYOUT.ints, np.int64),
-        LAYOUT.matrix(part, LAYOUT.flags, np.bool_),
+        ints,
+        flags,
         _ROW_VALUES,
     )
     data = memoryview(buffer)  # each message is copied once, out of the buffer
@@ -211,13 +213,14 @@ def _skip(numbers, i):
 
 
 @njit(cache=True)
-def _write(numbers, features, heads, head_offsets, keys, key_offsets, specs, empty_column, ints, flags,
+def _write(numbers, features, heads, head_offsets, keys, key_offsets, specs, empty_row, ints, flags,
            row_values):  # fmt: skip
     """Every message of a part into one buffer; returns it and the messages' offsets. ``numbers`` is the
     JSON of the (candles x floats) matrix, ``[[a,b,...],[...]]``: the float fields, then ``features``
     features. Key ``k`` is the text before value ``k`` of a message: the candle's fields (``specs``,
-    ``empty_column``: ``byte_pieces.Layout``; integers and times in ``ints``, flags in ``flags``), then
-    the features; the last key closes the message."""
+    ``empty_row``: ``byte_pieces.Layout``; integers and times in ``ints``, flags in ``flags``, a row per
+    field and a column per candle: ``Layout.columns``), then the features; the last key closes the
+    message."""
     n = len(head_offsets) - 1
     fields = len(specs)
     size = len(heads) + len(numbers) + n * (key_offsets[-1] + row_values)
@@ -229,18 +232,18 @@ def _write(numbers, features, heads, head_offsets, keys, key_offsets, specs, emp
         offsets[c] = at
         at = copy_into(out, at, heads, head_offsets[c], head_offsets[c + 1])
         i += 1  # the row's [
-        empty = flags[c, empty_column]
+        empty = flags[empty_row, c]
         for k in range(fields):
             at = _key(out, at, keys, key_offsets, k)
-            kind, column = field_of(specs[k], empty)
+            kind, row = field_of(specs[k], empty)
             if kind == FLOAT_VALUE:
                 at, i = _token(out, at, numbers, i)
             elif kind == INT_VALUE:
-                at = _int(out, at, ints[c, column])
+                at = _int(out, at, ints[row, c])
             elif kind == TIME_VALUE:
-                at = _iso(out, at, ints[c, column])
+                at = _iso(out, at, ints[row, c])
             elif kind == FLAG_VALUE:
-                at = _bool(out, at, flags[c, column])
+                at = _bool(out, at, flags[row, c])
             elif kind == NULL:
                 at = _null(out, at)
                 if (specs[k] >> 1) & 7 == FLOAT_VALUE:  # its number is in numbers all the same

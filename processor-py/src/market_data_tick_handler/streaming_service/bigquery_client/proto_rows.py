@@ -59,16 +59,19 @@ _PROTO_TYPES: dict[ColumnType, int] = {
 }
 _WIRE_TYPES: dict[ColumnType, int] = {"STRING": 2, "TIMESTAMP": 0, "FLOAT64": 1, "INT64": 0, "BOOL": 0}
 _CANDLE = len(CANDLE_COLUMNS)
-#: the columns a row's head is written in (``_instrument_heads``, then the part's constant, ``encode``)
+#: the columns a row's head is written in: the instrument's (``_instrument_heads``), then the part's
+#: key, the timeframe and the times (``_row_pieces``, the times' values from ``encode``)
 _HEAD = ("symbol", "exchange", "exchange_symbol", "timeframe", "timestamp_in", "local_timestamp",
          "timestamp_out")  # fmt: skip
 if tuple(name for name, _ in KEY_COLUMNS) != _HEAD:
     raise ValueError(f"the row writer writes the key columns as {_HEAD}, not {KEY_COLUMNS}")
-#: the most bytes of values a row writes besides its head, constant and pieces
+#: the part's times, varints the kernel writes once per part (their values: ``encode``)
+_TIMES = _HEAD[4:]
+#: the most bytes of values a row writes besides its head, the part's key and pieces
 _ROW_VALUES = LAYOUT.most_bytes(
     {FLOAT_VALUE: 8, INT_VALUE: 10, TIME_VALUE: 10, FLAG_VALUE: 1, PART_CONSTANT: 0}
 )
-#: the pieces of a row's values (buffer, offsets), and the features' order that gives field order
+#: the pieces of a part's rows (buffer, offsets), and the features' order that gives field order
 _Pieces = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
@@ -110,7 +113,7 @@ class RowEncoder:
         self._tags = {c.name: _varint(n << 3 | _WIRE_TYPES[c.type]) for n, c in enumerate(columns, 1)}
         self._features = {c.name: k for k, c in enumerate(columns[_CANDLE:])}  # by field order
         self._heads: dict[str, _Heads] = {}
-        self._pieces: dict[tuple[tuple[str, ...], bool], _Pieces] = {}
+        self._pieces: dict[tuple[str, tuple[str, ...], tuple], _Pieces] = {}
 
     def _string(self, name: str, value: str) -> bytes:
         data = value.encode()
@@ -143,11 +146,12 @@ class RowEncoder:
             data = _varint(int(value))
         return self._tags[f.name] + data
 
-    def _row_pieces(self, names: tuple[str, ...], constants: tuple) -> _Pieces:
-        """The pieces before each value of a row (the candle's fields, ``LAYOUT``: a tag, or for a part
-        constant the whole field; then the part's features in field order), and the order of the
-        features' columns that gives field order (None: as they are)."""
-        key = (names, constants)
+    def _row_pieces(self, timeframe: str, names: tuple[str, ...], constants: tuple) -> _Pieces:
+        """The pieces of a part's rows after the instrument's head: the ``timeframe`` field whole and the
+        tag of each of ``_TIMES``; then the piece before each value of the candle's fields (``LAYOUT``: a
+        tag, or for a part constant [``constants``] the whole field) and of the part's features in field
+        order. And the order of the features' columns that gives field order (None: as they are)."""
+        key = (timeframe, names, constants)
         cached = self._pieces.get(key)
         if cached is None:
             unknown = [n for n in names if n not in self._features]
@@ -155,7 +159,8 @@ class RowEncoder:
                 raise ValueError(f"features without a column in the table: {unknown}")
             order = sorted(range(len(names)), key=lambda k: self._features[names[k]])
             tags, values = self._tags, iter(constants)
-            pieces = [
+            pieces = [self._string("timeframe", timeframe), *(tags[t] for t in _TIMES)]
+            pieces += [
                 self._constant_field(f, next(values)) if f.per_part else tags[f.name] for f in LAYOUT.fields
             ]
             pieces += [tags[names[k]] for k in order]
@@ -174,30 +179,27 @@ class RowEncoder:
         heads = self._instrument_heads(block.exchange, block.symbols, block.exchange_symbols)
         features = part.features
         names = features.names if features is not None else ()
-        pieces, piece_offsets, permutation = self._row_pieces(names, LAYOUT.constant_values(part))
-        tags = self._tags
-        constant = b"".join((
-            self._string("timeframe", part.timeframe),
-            tags["timestamp_in"], _varint(part.timestamp_in),
-            tags["local_timestamp"], _varint(block.stamps.local_us),
-            tags["timestamp_out"], _varint(block.stamps.out_us),
-        ))  # fmt: skip
+        pieces, piece_offsets, permutation = self._row_pieces(
+            part.timeframe, names, LAYOUT.constant_values(part)
+        )
+        stamps = block.stamps
         if features is None:
             values = np.empty((n, 0), dtype="<f8")
         else:
             values = features.values if permutation is None else features.values[:, permutation]
             values = np.ascontiguousarray(values, dtype="<f8")
+        floats, ints, flags = LAYOUT.columns(part)
         buffer, offsets = _write(
             *heads.packed_pieces,
             np.ascontiguousarray(part.slots, dtype=np.int64),
-            np.frombuffer(constant, dtype=np.uint8),
             pieces,
             piece_offsets,
+            (int(part.timestamp_in), int(stamps.local_us), int(stamps.out_us)),  # _TIMES
             LAYOUT.specs,
             LAYOUT.empty,
-            LAYOUT.matrix(part, LAYOUT.floats, "<f8").view(np.uint8),
-            LAYOUT.matrix(part, LAYOUT.ints, np.int64),
-            LAYOUT.matrix(part, LAYOUT.flags, np.bool_),
+            floats.astype("<f8", copy=False).view(np.uint8),
+            ints,
+            flags,
             values,
             values.view(np.uint8),
             _ROW_VALUES,
@@ -207,12 +209,9 @@ class RowEncoder:
 
 
 @njit(cache=True, inline="always")
-def _double(out, at, row_bytes, column):
-    """Copy the 8 little-endian bytes of double ``column`` of a row (its bytes, ``row_bytes``)."""
-    for k in range(8 * column, 8 * column + 8):
-        out[at] = row_bytes[k]
-        at += 1
-    return at
+def _double(out, at, doubles, k):
+    """Copy the 8 little-endian bytes of double ``k`` of ``doubles`` (a row of doubles as bytes)."""
+    return copy_into(out, at, doubles, 8 * k, 8 * k + 8)
 
 
 @njit(cache=True, inline="always")
@@ -234,19 +233,28 @@ def _varint_at(out, at, value):
 
 
 @njit(cache=True)
-def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, specs, empty_column, float_bytes,
-           ints, flags, values, value_bytes, row_values):  # fmt: skip
+def _write(heads, head_offsets, slots, pieces, piece_offsets, times, specs, empty_row, float_bytes, ints,
+           flags, values, value_bytes, row_values):  # fmt: skip
     """Every row of a part into one buffer; returns it and the rows' offsets. Row ``c``: the head of
-    instrument ``slots[c]``, ``constant``, then per value its piece (``pieces``: the candle's fields, then
-    the features) and the value. The candle's fields are described by ``specs`` and ``empty_column``
-    (``byte_pieces.Layout``): doubles from ``float_bytes`` (8 little-endian bytes each), integers and
-    times from ``ints`` (varints), flags from ``flags`` (a byte), a part constant is its piece alone, and
-    a null (an empty candle's) is left out. Then the features (``values``, and their bytes
-    ``value_bytes``): NaN is left out."""
+    instrument ``slots[c]``; the part's key, the same in every row (made once: the first piece, the
+    timeframe's field, then per value of ``times`` its piece, a tag, and the value as a varint); then per
+    value its piece (the pieces that follow: the candle's fields', then the features') and the value.
+    The candle's fields are described by ``specs`` and ``empty_row`` (``byte_pieces.Layout``), their
+    values are column ``c`` of the matrices of their kinds (``Layout.columns``, a row per field): doubles
+    from ``float_bytes`` (8 little-endian bytes each), integers and times from ``ints`` (varints), flags
+    from ``flags`` (a byte); a part constant is its piece alone, and a null (an empty candle's) is left
+    out. Then the features (``values``, a row per candle, and their bytes ``value_bytes``): NaN is left
+    out."""
     n = len(slots)
+    first = len(times) + 1  # the piece of the first value
     fields = len(specs)
     width = values.shape[1]
-    size = n * (len(constant) + piece_offsets[-1] + row_values + 8 * width)
+    key = np.empty(piece_offsets[first] + 10 * len(times), dtype=np.uint8)
+    key_size = copy_into(key, 0, pieces, 0, piece_offsets[1])
+    for j in range(len(times)):
+        key_size = copy_into(key, key_size, pieces, piece_offsets[1 + j], piece_offsets[2 + j])
+        key_size = _varint_at(key, key_size, times[j])
+    size = n * (key_size + piece_offsets[-1] - piece_offsets[first] + row_values + 8 * width)
     for c in range(n):
         size += head_offsets[slots[c] + 1] - head_offsets[slots[c]]
     out = np.empty(size, dtype=np.uint8)
@@ -255,23 +263,24 @@ def _write(heads, head_offsets, slots, constant, pieces, piece_offsets, specs, e
     for c in range(n):
         offsets[c] = at
         at = copy_into(out, at, heads, head_offsets[slots[c]], head_offsets[slots[c] + 1])
-        at = copy_into(out, at, constant, 0, len(constant))
-        empty = flags[c, empty_column]
+        at = copy_into(out, at, key, 0, key_size)
+        empty = flags[empty_row, c]
         for k in range(fields):
-            kind, column = field_of(specs[k], empty)
+            kind, row = field_of(specs[k], empty)
             if kind == NULL:
                 continue  # the field is left out
-            at = copy_into(out, at, pieces, piece_offsets[k], piece_offsets[k + 1])
+            at = copy_into(out, at, pieces, piece_offsets[first + k], piece_offsets[first + k + 1])
             if kind == FLOAT_VALUE:
-                at = _double(out, at, float_bytes[c], column)
+                at = _double(out, at, float_bytes[row], c)
             elif kind == FLAG_VALUE:
-                out[at] = 1 if flags[c, column] else 0
+                out[at] = 1 if flags[row, c] else 0
                 at += 1
             elif kind != PART_CONSTANT:  # an integer or a time (a part constant: its piece is the field)
-                at = _varint_at(out, at, ints[c, column])
+                at = _varint_at(out, at, ints[row, c])
         for j in range(width):
             if values[c, j] == values[c, j]:  # not NaN
-                at = copy_into(out, at, pieces, piece_offsets[fields + j], piece_offsets[fields + j + 1])
+                piece = first + fields + j
+                at = copy_into(out, at, pieces, piece_offsets[piece], piece_offsets[piece + 1])
                 at = _double(out, at, value_bytes[c], j)
     offsets[n] = at
     return out[:at], offsets

@@ -149,12 +149,15 @@ class CandleBatch(Sequence[Candle]):
     def blocks(self, stamps: Stamps, chunk: int | None = None) -> Iterator[ClosedCandles]:
         """The batch as blocks for the writers, in order: each part, or each run of at most ``chunk``
         candles of it."""
+        names = self.exchange, self.symbols, self.exchange_symbols
         for part in self.parts:
-            step = chunk or len(part) or 1
-            for start in range(0, len(part), step):
-                yield ClosedCandles(
-                    part.rows(start, start + step), self.exchange, self.symbols, self.exchange_symbols, stamps
-                )
+            n = len(part)
+            if not chunk or n <= chunk:  # the part whole (a boundary's usual case: no slicing)
+                if n:
+                    yield ClosedCandles(part, *names, stamps)
+                continue
+            for start in range(0, n, chunk):
+                yield ClosedCandles(part.rows(start, start + chunk), *names, stamps)
 
     def add(self, part: CandleColumns) -> None:
         if len(part):
