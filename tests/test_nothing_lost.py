@@ -240,6 +240,24 @@ def test_a_stopped_replay_ends_its_session_and_accounts_for_every_trade(redis_ur
     _assert_all_candles(redis_url, read_trades(SAMPLE)[:n], f"the first {n} trades")
 
 
+def test_a_run_with_a_duration_stops_like_sigterm_and_accounts_for_every_trade(redis_url, tmp_path):
+    """``--duration 4`` on a paced replay (the seeds' ``--duration``): the run stops by itself after 4 s as a
+    SIGTERM stops it, exits 0 with a ledger that adds up, and its candles are those of the first N trades."""
+    cmd = replay_command([SAMPLE], "binance", "btcusdt", redis_url, tmp_path, speed="2")
+    started = time.monotonic()
+    run = subprocess.run([*cmd, "--duration", "4"], capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "--duration 4 s reached: stopping" in run.stderr, run.stderr[-3000:]
+    assert "session ended (source_closed)" in run.stderr, run.stderr[-3000:]
+    assert 4 < elapsed < 40, elapsed  # the sample takes ~100 s at speed 2: it was the duration that ended it
+    stats = read_stats(tmp_path)
+    _ledger_ok(stats)
+    n = stats["ticks_by_type"]["trade"]
+    assert 0 < n < SAMPLE_TRADES
+    _assert_all_candles(redis_url, read_trades(SAMPLE)[:n], f"the first {n} trades")
+
+
 def test_a_killed_processor_takes_its_ingester_with_it(redis_url, tmp_path):
     cmd = replay_command([SAMPLE], "binance", "btcusdt", redis_url, tmp_path, speed="1")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="at start, warm the features up from the recent candles of persist mode's BigQuery tables"
         " (persist.bigquery: project, emulator, dataset as persist mode would write them)",
     )
+    p.add_argument(
+        "--duration",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop after this long, as SIGTERM does: the ingester ends its session, open candles close as"
+        " partial, every sink is flushed and closed (default: until the replay ends or a signal)",
+    )
     p.add_argument("--stats-json", type=Path, help="write the final counts and latencies here as JSON")
     p.add_argument("--ingest-arg", action="append", default=[], help="extra argument passed to the ingester")
     p.add_argument("--log-level", default="INFO")
@@ -244,6 +252,16 @@ def _stream_overrides(ingest: IngestConfig, args: argparse.Namespace) -> dict[st
     }
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> StreamingConfig:
     ingest = config.ingest
     changes = _stream_overrides(ingest, args)
@@ -292,6 +310,8 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     names = (runs | {"console"}) if args.print_candles else runs
     sinks = make_sinks(names, config, {"console": args.print_candles})
     service = StreamingService(config, sinks)
+    if args.duration is not None:
+        asyncio.get_running_loop().call_later(args.duration, _duration_reached, service, args.duration)
     try:
         code = await service.run()
     except WriteRefused as exc:
@@ -313,6 +333,11 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2, default=str))
     return code
+
+
+def _duration_reached(service: StreamingService, seconds: float) -> None:
+    log.info("--duration %g s reached: stopping", seconds)
+    service.stop()
 
 
 def warn_password_in_argv(redis_url: str | None) -> None:
