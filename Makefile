@@ -55,9 +55,19 @@ demo: setup
 	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20 --transport $(TRANSPORT)
 
 ## REDIS_URL=redis://HOST:PORT/DB make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max
+## MODES: streaming.yaml's names, comma-separated: serve (Redis), persist (BigQuery candle tables), or both;
+## ARGS: more of main's options, e.g. ARGS="--bigquery-emulator http://127.0.0.1:9050,127.0.0.1:9060"
+MODES ?= serve
+ARGS ?=
+MODE_serve := streaming-candles-serve
+MODE_persist := streaming-candles-bigquery
+comma := ,
+space := $(subst ,, )
+# each name of MODES as main's --mode (a name without a MODE_ line passes as it is, and main names it if wrong)
+MODE_FLAGS = $(subst $(space),$(comma),$(foreach m,$(subst $(comma), ,$(MODES)),$(or $(MODE_$(m)),$(m))))
 replay: setup
-	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --source replay \
-	  --files $(FILES) --exchange $(EXCHANGE) --symbols $(SYMBOLS) --speed $(SPEED)
+	$(PY) -m market_data_tick_handler.main --mode $(MODE_FLAGS) --source replay \
+	  --files $(FILES) --exchange $(EXCHANGE) --symbols $(SYMBOLS) --speed $(SPEED) $(ARGS)
 
 ## make bq-emulator: a local BigQuery (bqemulator) on 127.0.0.1:9050 (REST) and :9060 (gRPC) until Ctrl-C, for
 ## persist mode offline: main --mode streaming-candles-bigquery --bigquery-emulator http://127.0.0.1:9050,127.0.0.1:9060

@@ -4,8 +4,10 @@ real BigQuery endpoint (bqemulator), read back with the official client. Expecte
 this test from the raw frames (support/binance_reference.py); expected features by TA-Lib from their
 closes."""
 
+import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -16,6 +18,7 @@ from support.binance_reference import BINANCE_WS, assert_candles_match, expected
 from support.pipeline import read_stats, replay_command, us
 from support.talib_reference import talib_reference
 
+REPO = Path(__file__).resolve().parents[1]
 FILES = [BINANCE_WS / "spot_btcusdt_20240808.gz", BINANCE_WS / "spot_btcusdt_20240809.gz"]
 
 
@@ -112,3 +115,32 @@ def test_serve_and_persist_together_give_redis_and_bigquery_the_same_candles(
                     value,
                 )
     r.close()
+
+
+def test_make_replay_with_modes_serve_and_persist_publishes_and_persists_every_candle(
+    bigquery_emulator, redis_url, tmp_path
+):
+    """The user's command: ``make replay MODES=serve,persist`` (ARGS: where BigQuery is). Every closed
+    candle is both published to Redis and written to its table, and the 1m table holds the candles worked
+    out from the raw frames."""
+    sample = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
+    dataset = f"make_{uuid.uuid4().hex[:10]}"
+    (tmp_path / "streaming.yaml").write_text(f"persist:\n  bigquery:\n    dataset_historical: {dataset}\n")
+    args = (
+        f"--config {tmp_path / 'streaming.yaml'} --stats-json {tmp_path / 'stats.json'}"
+        f" --bigquery-emulator {bigquery_emulator.cli_value} --bigquery-project {bigquery_emulator.project}"
+    )
+    run = subprocess.run(
+        ["make", "-s", "-o", "setup", "replay", "MODES=serve,persist", f"FILES={sample}", f"ARGS={args}"],
+        cwd=REPO, env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = read_stats(tmp_path)
+    closed = sum(stats["candles_by_timeframe"]["binance"].values())
+    assert closed > 0
+    assert stats["serve"]["candles_published"] == stats["persist"]["rows_written"] == closed
+    expected = expected_candles(read_trades(sample), "1m")
+    rows = query(client(bigquery_emulator), f"SELECT * FROM {dataset}.candles_1m ORDER BY timestamp_in")
+    assert_candles_match([_as_reference(r) for r in rows], expected, "make replay: BigQuery candles_1m")
+    published = redis.Redis.from_url(redis_url).xlen("candles:stream:binance:BTC-USDT:1m")
+    assert published == len(expected)
