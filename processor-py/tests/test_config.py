@@ -778,6 +778,16 @@ def test_cli_prefixed_values_change_streaming_yamls_exchanges_and_exchange_repla
     )
 
 
+def test_cli_data_types_without_a_prefix_narrow_the_one_exchange():
+    """The seeds' ``--data-types trades,liquidations``: what the one exchange streams, as its entry of
+    ``ingest.exchanges`` (the ingester is then asked for those types only)."""
+    argv = ["--exchange", "deribit", "--symbols", "BTC-PERPETUAL", "--data-types", "trades,liquidations"]
+    ingest = _cli(argv)
+    assert ingest.streams() == (
+        IngestExchangeConfig("deribit", ("btc-perpetual",), (), ("trades", "liquidations")),
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -9,8 +9,9 @@ persist) decide. Each is a sink (``streaming_service/sinks/registry.py``). ``str
 Several exchanges in one session (streaming.yaml's ``ingest.exchanges``): ``--exchanges binance,deribit``
 with ``--symbols``, ``--files`` and ``--data-types`` once per exchange, each value prefixed with its
 exchange (``--symbols binance:btcusdt,ethusdt --symbols deribit:BTC-PERPETUAL --files binance:a.gz
---files deribit:b.txt``). Without the prefixes, ``--exchange``, ``--symbols`` and ``--files`` are one
-exchange's.
+--files deribit:b.txt``). Without the prefixes, ``--exchange``, ``--symbols``, ``--files`` and
+``--data-types`` (the seeds' ``--data-types trades,liquidations,book_snapshots``: what is streamed, by data
+type name) are one exchange's.
 
 The configuration is checked before anything starts: an error is one line on stderr and exit code 2.
 Redis URL: ``--redis-url`` > streaming.yaml's ``serve.redis_url`` > ``$REDIS_URL`` > redis://localhost:6379;
@@ -99,8 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-types",
         action="append",
         metavar="EXCHANGE:TYPES",
-        help="with --exchanges: one exchange's data types (names: deribit:trades,derivative_ticker), some of"
-        " those enabled under data_types in streaming.yaml (default: all of them)",
+        help="what to stream, by data type name, some of those enabled under data_types in streaming.yaml"
+        " (default: all of them): trades,liquidations,book_snapshots; with --exchanges one exchange's"
+        " (deribit:trades,derivative_ticker)",
     )
     p.add_argument("--speed", help="replay speed: 1 (real time), N (N times faster) or max")
     p.add_argument(
@@ -199,9 +201,9 @@ def _stream_overrides(ingest: IngestConfig, args: argparse.Namespace) -> dict[st
     if args.exchanges is None and (args.exchange or not ingest.exchanges):  # one exchange
         for flag, values in given.items():
             prefix = next((x for x in values if x is not None), None)
-            if prefix is not None or (flag == "--data-types" and values):
+            if prefix is not None:
                 raise ConfigError(
-                    f"{flag} {prefix or '<exchange>'}:...: an exchange's values are for several exchanges"
+                    f"{flag} {prefix}:...: an exchange's values are for several exchanges"
                     " (use them with --exchanges, or streaming.yaml's ingest.exchanges)"
                 )
         if args.exchange:  # instead of streaming.yaml's ingest.exchanges, if it has them
@@ -213,6 +215,16 @@ def _stream_overrides(ingest: IngestConfig, args: argparse.Namespace) -> dict[st
             changes["symbols"] = _native(mapper, changes.get("exchange", ingest.exchange), symbols[None])
         if None in files:
             changes["files"] = files[None]
+        if None in data_types:  # the seeds' --data-types trades,liquidations: the one exchange's entry
+            exchange = changes.get("exchange", ingest.exchange)
+            entry = IngestExchangeConfig(
+                exchange,
+                changes.get("symbols", ingest.symbols),
+                changes.get("files", ingest.files),
+                data_types[None],
+            )
+            one = IngestConfig()
+            changes.update(exchanges=(entry,), exchange=one.exchange, symbols=one.symbols, files=())
         return changes
     if args.exchanges is None:
         names, option = [x.exchange for x in ingest.exchanges], "ingest.exchanges"
