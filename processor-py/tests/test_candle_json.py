@@ -166,3 +166,67 @@ def test_compile_writer_prepares_the_function_a_burst_calls():
     compile_writer()
     test_a_hand_written_candle()
     assert len(_write.signatures) == 1, _write.signatures
+
+
+def one_candle(slot: int = 0, **values) -> CandleColumns:
+    """A candle of 1m, as ``test_a_hand_written_candle``'s but for ``values`` and without features."""
+    columns = {
+        "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 3.0, "buy_volume": 1.0,
+        "sell_volume": 2.0, "vwap": 1.25, "trade_count": 3, "first_trade_time": 0, "last_trade_time": 0,
+        "is_empty": False, "has_gap": False, "revision": 0,
+    }  # fmt: skip
+    columns.update(values)
+    return CandleColumns(
+        timeframe="1m",
+        timestamp_in=0,
+        slots=np.array([slot]),
+        is_partial=False,
+        features=None,
+        **{name: np.array([value]) for name, value in columns.items()},
+    )
+
+
+def test_integers_to_their_extremes_and_times_before_1970():
+    """Negative integers (the smallest int64 too, whose negation overflows) and times before the epoch."""
+    part = one_candle(
+        trade_count=-(2**63), revision=2**63 - 1, first_trade_time=-1, last_trade_time=-86_400_000_001
+    )
+    [payload] = encode_part(ClosedCandles(part, "binance", ["A"], ["a"], Stamps(0, 0)))
+    assert b'"trade_count":-9223372036854775808,' in payload
+    assert b'"revision":9223372036854775807}' in payload
+    assert b'"first_trade_time":"1969-12-31T23:59:59.999999Z"' in payload
+    assert b'"last_trade_time":"1969-12-30T23:59:59.999999Z"' in payload
+    assert [payload] == expected(part, "binance", ["A"], ["a"], 0, 0)
+    part = one_candle(trade_count=-7, revision=-10)
+    [payload] = encode_part(ClosedCandles(part, "binance", ["A"], ["a"], Stamps(0, 0)))
+    assert b'"trade_count":-7,' in payload
+    assert b'"revision":-10}' in payload
+
+
+def test_names_of_a_growing_list_and_of_other_lists():
+    """The heads by slot are kept per exchange for the engine's lists, which only grow: a slot added to the
+    same list gets its names, and other lists (same exchange, other names) get theirs."""
+    symbols, exchange_symbols = ["A-USDT"], ["ausdt"]
+
+    def head(part, symbols, exchange_symbols, exchange="binance"):
+        [payload] = encode_part(ClosedCandles(part, exchange, symbols, exchange_symbols, Stamps(0, 0)))
+        return payload.split(b',"timeframe"')[0]
+
+    assert head(one_candle(0), symbols, exchange_symbols) == (
+        b'{"type":"candle","exchange":"binance","symbol":"A-USDT","exchange_symbol":"ausdt"'
+    )
+    symbols.append("B-USDT")
+    exchange_symbols.append("busdt")
+    assert head(one_candle(1), symbols, exchange_symbols).endswith(
+        b'"symbol":"B-USDT","exchange_symbol":"busdt"'
+    )
+    assert head(one_candle(0), symbols, exchange_symbols).endswith(
+        b'"symbol":"A-USDT","exchange_symbol":"ausdt"'
+    )
+    assert head(one_candle(0), ["C-USDT"], ["cusdt"]).endswith(b'"symbol":"C-USDT","exchange_symbol":"cusdt"')
+    assert head(one_candle(1), symbols, exchange_symbols).endswith(
+        b'"symbol":"B-USDT","exchange_symbol":"busdt"'
+    )
+    assert head(one_candle(0), ["A"], ["a"], "okx").startswith(
+        b'{"type":"candle","exchange":"okx","symbol":"A"'
+    )

@@ -32,6 +32,42 @@ def packed(pieces: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(pieces), dtype=np.uint8), offsets
 
 
+@dataclass(slots=True)
+class _Slots:
+    """The pieces of the instrument slots of one exchange's lists of names."""
+
+    symbols: Sequence[str]
+    exchange_symbols: Sequence[str]
+    pieces: list[bytes] = field(default_factory=list)
+    packed: tuple[np.ndarray, np.ndarray] = field(default_factory=lambda: packed(()))
+
+
+class SlotPieces:
+    """A byte string per instrument slot, ``piece(exchange, symbol, exchange_symbol)``, ``packed`` for the
+    compiled writers to index by slot. Made for the engine's own lists of names by slot, which only grow
+    (``ClosedCandles``): per exchange, each new name is encoded once; other lists start anew."""
+
+    def __init__(self, piece: Callable[[str, str, str], bytes]) -> None:
+        self._piece = piece
+        self._exchanges: dict[str, _Slots] = {}
+
+    def packed(
+        self, exchange: str, symbols: Sequence[str], exchange_symbols: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The pieces of every slot of ``symbols`` as one buffer and their offsets (``packed``)."""
+        slots = self._exchanges.get(exchange)
+        if slots is None or slots.symbols is not symbols or slots.exchange_symbols is not exchange_symbols:
+            slots = self._exchanges[exchange] = _Slots(symbols, exchange_symbols)
+        known = len(slots.pieces)
+        if known < len(symbols):  # new instruments
+            slots.pieces.extend(
+                self._piece(exchange, s, x)
+                for s, x in zip(symbols[known:], exchange_symbols[known:], strict=True)
+            )
+            slots.packed = packed(slots.pieces)
+        return slots.packed
+
+
 @njit(cache=True, inline="always")
 def unsigned(index):
     """``index`` (>= 0) as an unsigned integer: numba leaves out the check for a negative index (counted
