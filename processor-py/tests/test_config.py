@@ -97,7 +97,8 @@ def test_the_example_of_the_issue_word_for_word():
 
 def test_modes_and_data_types_outside_their_sets():
     assert error_of({"modes": ["serve", "bigquery"]}) == (
-        "modes: unknown bigquery (use serve (Redis) and/or persist (BigQuery))"
+        "modes: unknown bigquery (use serve (Redis) and/or persist (BigQuery) and/or ticks (BigQuery tick"
+        " tables))"
     )
     message = error_of({"data_types": {"trade": {}}})
     assert message.startswith("data_types: unknown data type(s) trade (known: trades, book_snapshots")

@@ -78,7 +78,7 @@ class Recorder:
 
 
 def test_the_registry_makes_the_sinks_named_in_its_own_order():
-    assert list(SINKS) == ["serve", "persist", "console"]
+    assert list(SINKS) == ["serve", "persist", "ticks", "console"]
     assert SINKS["persist"] == PersistMode.from_config
     config = StreamingConfig(serve=ServeConfig(transport="inmemory"))
     serve, console = make_sinks({"console", "serve"}, config, {"console": "15s,1m"})

@@ -308,7 +308,7 @@ class StreamingConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
-_MODES = {"serve": "Redis", "persist": "BigQuery"}
+_MODES = {"serve": "Redis", "persist": "BigQuery", "ticks": "BigQuery tick tables"}
 
 
 def _expand(value: Any) -> Any:

@@ -57,7 +57,11 @@ MODES = (
     "live-instruments-sync",
 )
 #: what each mode of the command line runs: streaming.yaml's `modes` names (sinks/registry.py)
-RUNS = {"streaming-candles-serve": "serve", "streaming-candles-bigquery": "persist"}
+RUNS = {
+    "streaming-candles-serve": "serve",
+    "streaming-candles-bigquery": "persist",
+    "streaming-ticks-bigquery": "ticks",
+}
 log = logging.getLogger("market_data_tick_handler")
 
 

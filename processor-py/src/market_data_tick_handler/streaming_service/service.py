@@ -29,6 +29,7 @@ from .candle_processor import CandleBatch, Stamps
 from .candle_processor.timeframes import parse_timeframes
 from .data_types import DataTypeRouter, Record
 from .data_types.registry import FEATURE_GROUP_OF, FRAMES_OF
+from .data_types.trades import TradeRows
 from .hft_features import read_candles
 from .ingest import IngesterProcess, IngestStream, Sessions
 from .ingest.curve import secure_server
@@ -63,6 +64,8 @@ class StreamingService:
         """``sinks``: where each frame's output goes, in this order (``sinks/registry.py`` makes them)."""
         self.config = config
         self.sinks = list(sinks)
+        # the frames' trade rows reach the sinks only when one wants them (the tick tables)
+        wants_trades = any(getattr(sink, "wants_trades", False) for sink in self.sinks)
         c = config.candles
         clock = resolve_clock(config)
         self.router = DataTypeRouter(config.data_types, clock=clock)
@@ -88,6 +91,7 @@ class StreamingService:
             ),
             router=self.router,
         )
+        self.handler.keep_trades = wants_trades
         if c.enable_hft_features and c.hft_warmup_file:
             used = self.handler.warm_up(read_candles(c.hft_warmup_file))
             log.info("features warmed up with %d candles from %s", used, c.hft_warmup_file)
@@ -213,7 +217,7 @@ class StreamingService:
                     local = now_us()  # closing its candles begins
                     result = self.handler.handle_frame(frame)
                     handled = mono_us()
-                    await self._publish(result.batches, result.records, local)
+                    await self._publish(result.batches, result.records, local, result.trade_rows)
                     if result.recv_mono_us:
                         received = result.recv_mono_us
                         self.latencies.record(
@@ -398,16 +402,25 @@ class StreamingService:
             else None,
         )
 
-    async def _publish(self, batches: list[CandleBatch], records: list[Record], local_us: int) -> None:
+    async def _publish(
+        self,
+        batches: list[CandleBatch],
+        records: list[Record],
+        local_us: int,
+        trades: Sequence[TradeRows] = (),
+    ) -> None:
         """Hand what a frame (or a timer poll) produced to every sink, in order, as one output stamped
         once: ``local_timestamp`` ``local_us`` (when closing its candles began), ``timestamp_out`` now
-        (ready for the sinks, after features)."""
-        if not batches and not records:
+        (ready for the sinks, after features). ``trades``: the frame's trade rows, when a sink wants
+        them."""
+        if not batches and not records and not trades:
             return
         for batch in batches:
             self._count_handed(batch)
         self.handed["records"] += len(records)
-        output = FrameOutput(batches, records, Stamps(local_us, now_us()))
+        if trades:
+            self.handed["trades"] = self.handed.get("trades", 0) + sum(map(len, trades))
+        output = FrameOutput(batches, records, Stamps(local_us, now_us()), trades)
         for sink in self.sinks:
             await sink.accept(output)
 

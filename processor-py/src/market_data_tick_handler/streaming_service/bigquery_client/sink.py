@@ -5,7 +5,7 @@ here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .tables import TableSpec
 
@@ -24,13 +24,16 @@ class WriteRefused(Exception):
 @dataclass(slots=True)
 class RowBatch:
     """Encoded rows for one table. ``stream``/``offset`` are fixed by the sink at the first attempt, so
-    that a retry sends the same rows at the same offset and the store takes them once."""
+    that a retry sends the same rows at the same offset and the store takes them once. ``schema``: the
+    rows' proto ``DescriptorProto`` when they were not encoded by the sink's own ``encode`` (tick rows,
+    ``tick_rows.py``)."""
 
     table: TableSpec
     rows: list[bytes]
     nbytes: int
     stream: str | None = None
     offset: int | None = None
+    schema: Any = None
 
 
 class RowSink(Protocol):

@@ -26,7 +26,7 @@ from ...config import BigQueryConfig
 from .clients import describe, rest_client, write_client
 from .proto_rows import RowEncoder
 from .sink import RowBatch, WriteFailed, WriteRefused
-from .tables import TableSpec
+from .tables import Column, TableSpec
 
 if TYPE_CHECKING:
     from ..candle_processor import ClosedCandles
@@ -114,7 +114,7 @@ class StorageWriteSink:
             have = {f.name for f in table.schema}
             missing = [c for c in spec.columns if c.name not in have]
             if missing:
-                table.schema = [*table.schema, *(bigquery.SchemaField(c.name, c.type) for c in missing)]
+                table.schema = [*table.schema, *(_schema_field(c, nullable=True) for c in missing)]
                 self.rest.update_table(table, ["schema"], **calls)
                 log.warning(
                     "table %s.%s: added the NULLABLE column(s) %s",
@@ -156,11 +156,12 @@ class StorageWriteSink:
             stream = self._stream(spec)
             if batch.stream != stream:  # first attempt, or its stream is gone: the next offset of this one
                 batch.stream, batch.offset = stream, self._next_offset[stream]
+            schema = batch.schema if batch.schema is not None else self._encoder(spec).descriptor
             request = types.AppendRowsRequest(
                 write_stream=stream,
                 offset=batch.offset,
                 proto_rows=types.AppendRowsRequest.ProtoData(
-                    writer_schema=types.ProtoSchema(proto_descriptor=self._encoder(spec).descriptor),
+                    writer_schema=types.ProtoSchema(proto_descriptor=schema),
                     rows=types.ProtoRows(serialized_rows=batch.rows),
                 ),
             )
@@ -208,10 +209,16 @@ class StorageWriteSink:
         self.write.transport.close()
 
 
+def _schema_field(column: Column, nullable: bool = False) -> bigquery.SchemaField:
+    """``column`` as the client's field (a RECORD with its fields); ``nullable``: as a column added to an
+    existing table is (a REPEATED one stays REPEATED)."""
+    mode = "NULLABLE" if nullable and not column.repeated else column.mode
+    fields = [_schema_field(f) for f in column.fields]
+    return bigquery.SchemaField(column.name, column.type, mode=mode, fields=fields)
+
+
 def _table(spec: TableSpec, ref: bigquery.TableReference) -> bigquery.Table:
-    table = bigquery.Table(
-        ref, schema=[bigquery.SchemaField(c.name, c.type, mode=c.mode) for c in spec.columns]
-    )
+    table = bigquery.Table(ref, schema=[_schema_field(c) for c in spec.columns])
     table.time_partitioning = bigquery.TimePartitioning(
         type_=spec.partitioning.type,
         field=spec.partitioning.field,

@@ -1,6 +1,8 @@
-"""Every BigQuery table persist mode writes, defined here and nowhere else (docs/ARCHITECTURE.md lists
-them): per candle timeframe a table ``candles_{timeframe}`` with the candle's columns, its three
-timestamps, and one nullable FLOAT64 column per HFT feature of the catalogue.
+"""Every BigQuery table persist mode and the tick sink write, defined here and nowhere else
+(docs/ARCHITECTURE.md lists them): per candle timeframe a table ``candles_{timeframe}`` with the candle's
+columns, its three timestamps, and one nullable FLOAT64 column per HFT feature of the catalogue; per data
+type with a record a table ``ticks_{data type}`` (:func:`tick_tables`) with the record's fields
+(``data_types/records.py``) and ``timestamp_out``.
 
 Timestamps are TIMESTAMP columns with microsecond precision (the processor's integers of µs since the
 epoch). Tables are time-partitioned on a TIMESTAMP column (``timestamp_out`` by default) and clustered
@@ -10,14 +12,16 @@ by ``clustering_fields``; which dataset, and so which partitioning, a run writes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from ...config import BigQueryConfig, PartitioningConfig
 from ..candle_processor.schema import CANDLE_FIELDS, KEY_COLUMNS
+from ..data_types.records import TIMESTAMP_FIELDS, Record
+from ..data_types.registry import DATA_TYPES
 from ..hft_features import catalogue
 
-ColumnType = Literal["STRING", "TIMESTAMP", "FLOAT64", "INT64", "BOOL"]
+ColumnType = Literal["STRING", "TIMESTAMP", "FLOAT64", "INT64", "BOOL", "RECORD"]
 DAY_MS = 86_400_000
 
 
@@ -26,9 +30,14 @@ class Column:
     name: str
     type: ColumnType
     required: bool = True
+    #: a RECORD's fields; ``repeated``: an ARRAY (of the type, or of STRUCTs of ``fields``)
+    fields: tuple[Column, ...] = ()
+    repeated: bool = False
 
     @property
     def mode(self) -> str:
+        if self.repeated:
+            return "REPEATED"
         return "REQUIRED" if self.required else "NULLABLE"
 
 
@@ -95,4 +104,83 @@ def candle_tables(config: BigQueryConfig, source: str, timeframes: tuple[str, ..
     return {
         tf: TableSpec(dataset, candle_table_name(tf), columns, partitioning, config.clustering_fields)
         for tf in timeframes
+    }
+
+
+# -- tick tables ---------------------------------------------------------------------------------------
+#: a book side's levels: ARRAY<STRUCT<price FLOAT64, amount FLOAT64>>, best first (docs/ARCHITECTURE.md
+#: "Tables" says why repeated records and not a column per level)
+LEVEL_FIELDS = (Column("price", "FLOAT64"), Column("amount", "FLOAT64"))
+#: the columns every tick table starts with: the record's key, then when the processor handed it on
+_TICK_HEAD = ("exchange", "symbol", "exchange_symbol", "timestamp", "local_timestamp")
+#: a record field's annotation (``records.py``, postponed: a string) -> its column's type
+_TICK_TYPES: dict[str, ColumnType] = {"str": "STRING", "float": "FLOAT64", "int": "INT64", "bool": "BOOL"}
+_LEVELS = "tuple[tuple[float, float], ...]"
+
+
+def _tick_column(name: str, annotation: str) -> Column:
+    kind, nullable = annotation, False
+    if kind.endswith(" | None"):
+        kind, nullable = kind[: -len(" | None")], True
+    if kind == _LEVELS:
+        return Column(name, "RECORD", fields=LEVEL_FIELDS, repeated=True)
+    type_ = _TICK_TYPES.get(kind)
+    if type_ is None:
+        raise ValueError(f"record field {name}: {annotation} has no BigQuery column type here")
+    if type_ == "INT64" and name in TIMESTAMP_FIELDS:
+        type_ = "TIMESTAMP"
+    return Column(name, type_, required=not nullable)
+
+
+def tick_columns(record: type[Record]) -> tuple[Column, ...]:
+    """The columns of a record's tick table, in table order: ``exchange``, ``symbol``,
+    ``exchange_symbol``, ``timestamp`` (exchange time), ``local_timestamp`` (the ingester's receipt),
+    ``timestamp_out`` (handed to the sinks, the service's stamp), then the record's own fields in their
+    order. Made from the record's dataclass fields: µs integers named in ``TIMESTAMP_FIELDS`` are
+    TIMESTAMP, ``| None`` is NULLABLE, book levels are repeated records."""
+    columns = {f.name: _tick_column(f.name, str(f.type)) for f in fields(record)}
+    if tuple(columns)[: len(_TICK_HEAD)] != _TICK_HEAD:
+        raise ValueError(f"{record.__name__}: a record starts with {_TICK_HEAD}")
+    head = tuple(columns[name] for name in _TICK_HEAD)
+    rest = tuple(c for name, c in columns.items() if name not in _TICK_HEAD)
+    return (*head, Column("timestamp_out", "TIMESTAMP"), *rest)
+
+
+#: data type -> its record, for every type of the registry that makes records (not candles)
+TICK_RECORDS: dict[str, type[Record]] = {
+    t.name: t.record for t in DATA_TYPES if isinstance(t.record, type) and issubclass(t.record, Record)
+}
+
+
+def tick_table_name(data_type: str) -> str:
+    return f"ticks_{data_type}"
+
+
+def tick_partitioning(config: BigQueryConfig, source: str) -> tuple[str, PartitioningConfig]:
+    """The dataset of a run's tick tables and their partitioning: the candle tables' (``target_dataset``),
+    except that in the historical dataset a tick table partitions on its market time, ``timestamp``, when
+    the configured field is ``timestamp_out`` (the default) or ``timestamp_in`` (the candles' market
+    time): a replay's ``timestamp_out`` is the day it ran, which would put years of history into one
+    partition (docs/ARCHITECTURE.md "Tables")."""
+    dataset, partitioning = target_dataset(config, source)
+    if dataset == config.dataset_historical and partitioning.field in ("timestamp_out", "timestamp_in"):
+        partitioning = replace(partitioning, field="timestamp")
+    return dataset, partitioning
+
+
+def tick_tables(
+    config: BigQueryConfig, source: str, data_types: tuple[str, ...] | None = None
+) -> dict[str, TableSpec]:
+    """The tick table of each data type (all that make records when None), by data type."""
+    dataset, partitioning = tick_partitioning(config, source)
+    names = TICK_RECORDS if data_types is None else data_types
+    return {
+        name: TableSpec(
+            dataset,
+            tick_table_name(name),
+            tick_columns(TICK_RECORDS[name]),
+            partitioning,
+            config.clustering_fields,
+        )
+        for name in names
     }

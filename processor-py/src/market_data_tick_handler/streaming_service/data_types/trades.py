@@ -1,7 +1,8 @@
 """trades (native, tardis_realtime): ``trade`` frames, checked like every type (``validate``: the common
 checks of ``base.check_rows``, then :func:`trade_validity`). The frame router hands the kept rows to the
-candle engines and publishes no trade records; ``records`` makes them on request. Liquidations
-(``liquidations.py``) are trade-like: the same columns, the same checks.
+candle engines and publishes no trade records; ``records`` makes them on request, and when a sink wants
+the ticks (the tick tables) the router hands it the frame's kept rows as they are, :class:`TradeRows`.
+Liquidations (``liquidations.py``) are trade-like: the same columns, the same checks.
 
 A frame whose rows are all valid, the common case, is known to be so in one compiled pass
 (:func:`trades_all_valid`); only a frame with a bad row goes through the whole-column checks, which name
@@ -9,6 +10,8 @@ the reasons."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -69,6 +72,38 @@ def compile_trade_check() -> None:
     for buffer in (b"", bytearray()):
         cols = [np.frombuffer(buffer, dtype=d) for d in ("<u2", "<i8", "<i8", "<f8", "<f8", "<u1")]
         _all_valid(*cols, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRows:
+    """The valid rows of one trade frame, by reference (nothing is copied until :meth:`rows` is called):
+    ``kept`` their mask (None: every row), ``names`` the symbols of the frame's symbol table
+    (``Instruments.of``). Read it before the next frame arrives: the columns view the frame's buffer."""
+
+    frame: Frame
+    kept: np.ndarray | None
+    names: Sequence[str]
+
+    def __len__(self) -> int:
+        return self.frame.n if self.kept is None else int(np.count_nonzero(self.kept))
+
+    def rows(self) -> Iterator[tuple[str, str, str, int, int, float, float, str, str]]:
+        """``(exchange, symbol, exchange_symbol, timestamp, local_timestamp, price, amount, side, id)``
+        of each row, in frame order."""
+        c = self.frame.columns
+        rows = np.arange(self.frame.n) if self.kept is None else np.flatnonzero(self.kept)
+        table, names, ids = self.frame.symbols, self.names, c["id"]
+        for i, s, t, lt, p, a, sd in zip(
+            rows.tolist(),
+            c["sym"][rows].tolist(),
+            c["timestamp"][rows].tolist(),
+            c["local_timestamp"][rows].tolist(),
+            c["price"][rows].tolist(),
+            c["amount"][rows].tolist(),
+            c["side"][rows].tolist(),
+            strict=True,
+        ):
+            yield table[s][0], names[s], table[s][1], t, lt, p, a, SIDES[sd], ids[i]
 
 
 class TradeLikeProcessor(DataTypeProcessor):

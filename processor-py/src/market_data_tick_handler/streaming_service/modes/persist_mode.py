@@ -9,7 +9,10 @@ batch that cannot be written (BigQuery unreachable, busy, timing out) stays at t
 again, the same rows at the same stream offset, with backoff (0.1 s doubling to 10 s) while later batches
 queue behind it up to ``backlog_mb``; over that the oldest queued batch behind the head is dropped and
 counted (``rows_lost``). A batch BigQuery refuses is counted (``write_errors``, ``rows_refused``) and
-logged. At shutdown what is left gets ``close_timeout_s``."""
+logged. At shutdown what is left gets ``close_timeout_s``.
+
+The tick sink (``sinks/bigquery_ticks.py``) is this machinery with other tables: it passes its
+``tables``, buffers rows per data type (``_buffer``) and gives each its own timeout (``_timeout_s``)."""
 
 from __future__ import annotations
 
@@ -71,11 +74,15 @@ class PersistMode:
         timeframes: Sequence[str] = ("15s", "1m", "5m", "15m", "4h", "24h"),
         source: str = "tardis-realtime",
         sink: RowSink | None = None,
+        tables: Mapping[str, TableSpec] | None = None,
     ) -> None:
+        """``tables``: by buffer key, instead of the candle table of each timeframe."""
         self.config = config or BigQueryConfig()
-        self.tables: dict[str, TableSpec] = candle_tables(self.config, source, tuple(timeframes))
+        self.tables: dict[str, TableSpec] = (
+            dict(tables) if tables is not None else candle_tables(self.config, source, tuple(timeframes))
+        )
         self.sink = sink if sink is not None else make_sink(self.config)
-        self._buffers: dict[str, _Buffer] = {tf: _Buffer() for tf in self.tables}
+        self._buffers: dict[str, _Buffer] = {key: _Buffer() for key in self.tables}
         self.backlog: Backlog[RowBatch] = Backlog(
             self,
             limit_bytes=self.config.backlog_mb * 1_000_000,
@@ -112,14 +119,17 @@ class PersistMode:
         first boundary does not wait for it."""
         from ..bigquery_client.proto_rows import compile_row_writer  # loads the protobuf runtime
 
-        log.info("persist mode writing to dataset %s of %s", self.dataset, self.sink.describe())
+        await self._ensure_tables()
+        compile_row_writer()
+        self.backlog.start()
+
+    async def _ensure_tables(self) -> None:
+        log.info("%s mode writing to dataset %s of %s", self.name, self.dataset, self.sink.describe())
         try:
             for table in self.tables.values():
                 await asyncio.to_thread(self.sink.ensure, table)
         except WriteFailed as exc:
             log.warning("BigQuery is not reachable yet (%s): rows will wait for it", exc)
-        compile_row_writer()
-        self.backlog.start()
 
     async def accept(self, output: FrameOutput) -> None:
         """Queue the rows of the candles of ``output`` (its records are not persisted). Returns at once."""
@@ -131,41 +141,53 @@ class PersistMode:
         self._add(batch.blocks(Stamps(local_us, out_us)))
 
     def _add(self, blocks: Iterable[ClosedCandles]) -> None:
-        size = self.config.batch_size
         for block in blocks:
             timeframe = block.columns.timeframe
             table = self.tables.get(timeframe)
             if table is None:
                 continue  # not a configured timeframe (a batch made elsewhere): no table for it
-            buffer = self._buffers[timeframe]
-            if not buffer.rows:
-                buffer.since = time.monotonic()
-            buffer.rows.extend(self.sink.encode(table, block))
-            while len(buffer.rows) >= size:
-                self._enqueue(table, buffer.rows[:size])
-                del buffer.rows[:size]
-                buffer.since = time.monotonic()
+            self._buffer(timeframe, self.sink.encode(table, block))
         self.backlog.wake()  # a buffer that was empty has a time to be cut at now
 
-    def _cut(self, due_before: float | None) -> None:
-        """Buffers whose oldest row is older than ``due_before`` (all of them when None) become batches."""
-        for timeframe, buffer in self._buffers.items():
-            if buffer.rows and (due_before is None or buffer.since <= due_before):
-                self._enqueue(self.tables[timeframe], buffer.rows)
+    def _buffer(self, key: str, rows: list[bytes]) -> None:
+        """Encoded rows of the table of ``key`` into its buffer; full batches go to the backlog (the
+        caller wakes the backlog when done)."""
+        size, table, buffer = self.config.batch_size, self.tables[key], self._buffers[key]
+        if not buffer.rows:
+            buffer.since = time.monotonic()
+        buffer.rows.extend(rows)
+        while len(buffer.rows) >= size:
+            self._enqueue(table, buffer.rows[:size])
+            del buffer.rows[:size]
+            buffer.since = time.monotonic()
+
+    def _timeout_s(self, key: str) -> float:
+        """How long the oldest row of the buffer of ``key`` may wait before its batch is cut."""
+        return self.config.batch_timeout_ms / 1000
+
+    def _cut(self, now: float | None) -> None:
+        """Buffers whose oldest row has waited its timeout at ``now`` (all of them when None) become
+        batches."""
+        for key, buffer in self._buffers.items():
+            if buffer.rows and (now is None or buffer.since + self._timeout_s(key) <= now):
+                self._enqueue(self.tables[key], buffer.rows)
                 buffer.rows = []
 
     def _cut_due(self) -> float | None:
         """The backlog's refill: the buffers due become batches; returns the seconds until the next is due
         (None when nothing is buffered)."""
-        timeout_s = self.config.batch_timeout_ms / 1000
-        self._cut(time.monotonic() - timeout_s)
-        since = [b.since for b in self._buffers.values() if b.rows]
-        if not since:
+        self._cut(time.monotonic())
+        due = [b.since + self._timeout_s(k) for k, b in self._buffers.items() if b.rows]
+        if not due:
             return None
-        return max(0.0, min(since) + timeout_s - time.monotonic())
+        return max(0.0, min(due) - time.monotonic())
+
+    def _schema(self, table: TableSpec) -> Any:
+        """The rows' ``DescriptorProto`` when the sink's ``encode`` did not make them (``RowBatch``)."""
+        return None
 
     def _enqueue(self, table: TableSpec, rows: list[bytes]) -> None:
-        self.backlog.put(RowBatch(table, rows, sum(map(len, rows))))
+        self.backlog.put(RowBatch(table, rows, sum(map(len, rows)), schema=self._schema(table)))
 
     # -- the backlog's delivery (sinks/backlog.py) ----------------------------------------------------
     async def send(self, batch: RowBatch) -> bool:

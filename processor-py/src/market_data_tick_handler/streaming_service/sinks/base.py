@@ -15,17 +15,21 @@ from typing import Any, Protocol
 
 from ..candle_processor import CandleBatch, ClosedCandles, Stamps
 from ..data_types.records import Record
+from ..data_types.trades import TradeRows
 from ..ledger import Entry
 
 
 @dataclass(frozen=True, slots=True)
 class FrameOutput:
     """What one frame (or one timer poll) produced: candles closed or revised, a batch per exchange, the
-    records of the other data types, and the stamps every sink writes with them."""
+    records of the other data types, and the stamps every sink writes with them. ``trades``: the
+    frame's valid trade rows, by reference, only when a sink wants them (its ``wants_trades``: the tick
+    tables); the frame router makes no trade records."""
 
     batches: Sequence[CandleBatch]
     records: Sequence[Record]
     stamps: Stamps
+    trades: Sequence[TradeRows] = ()
 
     @property
     def candles(self) -> int:

@@ -13,14 +13,16 @@ from ...config import StreamingConfig
 from ..console import CandleTable
 from ..modes import PersistMode, ServeMode
 from .base import Sink
+from .bigquery_ticks import TicksMode
 
 Factory = Callable[[StreamingConfig, str | None], Sink]
 
 #: in the order the service hands them a frame's output: Redis first (one round trip), then BigQuery
-#: (queued, returns at once), then the console
+#: (candles, then ticks: queued, return at once), then the console
 SINKS: dict[str, Factory] = {
     "serve": ServeMode.from_config,
     "persist": PersistMode.from_config,
+    "ticks": TicksMode.from_config,
     "console": CandleTable.from_config,
 }
 

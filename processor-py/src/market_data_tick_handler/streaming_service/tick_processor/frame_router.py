@@ -43,7 +43,7 @@ from ..data_types import DataTypeRouter, GapProcessor, Record
 from ..data_types.base import TS_MAX_US, TS_MIN_US, check_rows
 from ..data_types.book_snapshots import BookSnapshotProcessor
 from ..data_types.registry import FEATURE_GROUP_OF, TYPES_OF_FRAME
-from ..data_types.trades import compile_trade_check
+from ..data_types.trades import TradeRows, compile_trade_check
 from ..hft_features import FeatureStage
 from ..instrument_service import InstrumentMapper
 from .counters import Counters
@@ -97,6 +97,8 @@ class FrameResult:
     end_header: dict[str, Any] | None = None
     recv_mono_us: int | None = None  # ingester receipt of the frame's oldest tick (CLOCK_MONOTONIC)
     trades: int = 0  # trade rows the frame carried
+    #: its valid trade rows, by reference, when the router keeps them (``FrameRouter.keep_trades``)
+    trade_rows: list[TradeRows] = field(default_factory=list)
 
     @property
     def candle_count(self) -> int:
@@ -134,6 +136,8 @@ class FrameRouter:
         self._sessions: dict[str, int] = {}  # session -> next expected seq, least recently seen first
         self._seq_jumps: dict[str, int] = {}  # session -> seq of a frame dropped as an implausible jump
         self._gap_records: list[Record] = []
+        #: hand each trade frame's valid rows on (``FrameResult.trade_rows``): set when a sink wants them
+        self.keep_trades = False
         #: frame type -> its handler
         self.handlers: dict[str, Callable[[Frame], FrameResult]] = {
             "start": self._on_start,
@@ -535,7 +539,11 @@ class FrameRouter:
             if closed:
                 out.append(closed)
                 self.counts["candles_out"] += len(closed)
-        return FrameResult(batches=out, trades=frame.n)
+        result = FrameResult(batches=out, trades=frame.n)
+        if self.keep_trades:
+            kept = check.kept if check.count else None
+            result.trade_rows.append(TradeRows(frame, kept, self.instruments.of(frame.symbols).names))
+        return result
 
     # -- clock ---------------------------------------------------------------------------------
     def next_deadline_us(self) -> int | None:

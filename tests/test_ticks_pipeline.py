@@ -1,0 +1,70 @@
+"""The tick tables as an analyst reads them (issue 16 items 1 and 2): the whole pipeline (Node ingester,
+tardis-dev, ZeroMQ, processor) replays real Binance trades in ``--mode streaming-ticks-bigquery`` into a
+real BigQuery endpoint (bqemulator), read back with the official client. The expected rows are read from
+the raw frames by support/binance_reference.py, with none of the project's code."""
+
+import subprocess
+import uuid
+from pathlib import Path
+
+from support.bigquery import client, micros, query, table
+from support.binance_reference import read_trades
+from support.pipeline import read_stats, replay_command
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
+
+
+def test_a_replay_writes_every_trade_once_to_ticks_trades_partitioned_on_market_time(
+    bigquery_emulator, tmp_path
+):
+    dataset = f"ticks_{uuid.uuid4().hex[:10]}"
+    config = f"persist:\n  bigquery:\n    dataset_historical: {dataset}\n    batch_size: 1000\n"
+    args = (
+        "--bigquery-emulator",
+        bigquery_emulator.cli_value,
+        "--bigquery-project",
+        bigquery_emulator.project,
+    )
+    cmd = replay_command([SAMPLE], "binance", "btcusdt", None, tmp_path, config,
+                         mode="streaming-ticks-bigquery", extra_args=args)  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = read_stats(tmp_path)
+
+    raw = read_trades(SAMPLE)
+    expected = sorted(
+        (t.ts_us, t.price, t.qty, "sell" if t.taker_sells else "buy", str(t.trade_id)) for t in raw
+    )
+    assert len(expected) == 8020
+    bq = client(bigquery_emulator)
+    rows = query(bq, f"SELECT * FROM {dataset}.ticks_trades")
+    got = sorted((micros(r["timestamp"]), r["price"], r["amount"], r["side"], r["id"]) for r in rows)
+    print(f"ticks_trades: {len(rows)} rows, {len(expected)} raw trades")
+    assert got == expected  # every trade once, with its exchange time, price, amount and taker side
+    assert {(r["exchange"], r["symbol"], r["exchange_symbol"]) for r in rows} == {
+        ("binance", "BTC-USDT", "BTCUSDT")
+    }
+    for r in rows:  # received before it was handed on; handed on during the run, long after the trade
+        assert micros(r["timestamp"]) <= micros(r["local_timestamp"]) < micros(r["timestamp_out"])
+
+    ticks = stats["ticks"]
+    assert ticks["rows_written"] == 8020 and ticks["rows_lost"] == ticks["write_errors"] == 0
+    ledger = stats["ledger"]
+    (line,) = [e for e in ledger if e["what"] == "ticks to bigquery"]
+    print("ledger:", line)
+    assert line["ok"] and line["in"] == 8020 and line["parts"]["written"] == 8020, line
+    assert all(e["ok"] for e in ledger), ledger
+
+    # a replay goes to the historical dataset: DAY partitions on the market time, kept, clustered
+    meta = table(bq, f"{bigquery_emulator.project}.{dataset}.ticks_trades")
+    tp = meta.time_partitioning
+    print("partitioning:", tp.type_, tp.field, tp.expiration_ms, "clustering:", meta.clustering_fields)
+    assert (tp.type_, tp.field, tp.expiration_ms) == ("DAY", "timestamp", None)
+    assert meta.clustering_fields == ["exchange", "symbol"]
+    # the sample crosses midnight: its trades fall into two day partitions of their own time
+    days = query(bq, f"SELECT DATE(timestamp) AS day, COUNT(*) AS n FROM {dataset}.ticks_trades"
+                     " GROUP BY day ORDER BY day")  # fmt: skip
+    print("days:", days)
+    assert [str(d["day"]) for d in days] == ["2024-08-08", "2024-08-09"]
+    assert sum(d["n"] for d in days) == 8020
