@@ -55,12 +55,14 @@ demo: setup
 	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20 --transport $(TRANSPORT)
 
 ## REDIS_URL=redis://HOST:PORT/DB make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max
-## MODES: streaming.yaml's names, comma-separated: serve (Redis), persist (BigQuery candle tables), or both;
+## MODES: streaming.yaml's names, comma-separated: serve (Redis), persist (BigQuery candle tables), ticks
+## (BigQuery tick tables);
 ## ARGS: more of main's options, e.g. ARGS="--bigquery-emulator http://127.0.0.1:9050,127.0.0.1:9060"
 MODES ?= serve
 ARGS ?=
 MODE_serve := streaming-candles-serve
 MODE_persist := streaming-candles-bigquery
+MODE_ticks := streaming-ticks-bigquery
 comma := ,
 space := $(subst ,, )
 # each name of MODES as main's --mode (a name without a MODE_ line passes as it is, and main names it if wrong)

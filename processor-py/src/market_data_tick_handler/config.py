@@ -82,9 +82,9 @@ def _one_of(what: str, default: Any, use: str | None = None) -> Any:
 @dataclass(frozen=True, slots=True)
 class DataTypeConfig:
     """One entry of ``data_types`` (the configuration class of a data type without options of its own):
-    ``batch_timeout`` (ms) is how long a batch of the type may wait before it is flushed, for the tick
-    tables of persist mode (not built yet; candle rows use ``persist.bigquery.batch_timeout_ms``, and
-    serve mode publishes every frame at once). Defaults: the data-type registry's."""
+    ``batch_timeout`` (ms) is how long a batch of the type's tick rows may wait before it is written
+    (``streaming-ticks-bigquery``; candle rows use ``persist.bigquery.batch_timeout_ms``, and serve mode
+    publishes every frame at once). Defaults: the data-type registry's."""
 
     enabled: bool = True
     source: str = "tardis_realtime"

@@ -2,9 +2,10 @@
 
 Modes, alone or together (comma-separated): ``streaming-candles-serve`` publishes the closed candles to
 Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them, with their features, to BigQuery
-tables; ``--print-candles`` prints them too. Without ``--mode``, streaming.yaml's ``modes`` (serve,
-persist) decide. Each is a sink (``streaming_service/sinks/registry.py``). ``streaming-ticks-bigquery`` and
-``live-instruments-sync`` are not built yet and say so.
+tables; ``streaming-ticks-bigquery`` writes every tick to the tick tables (``ticks_trades``, ...);
+``--print-candles`` prints the candles too. Without ``--mode``, streaming.yaml's ``modes`` (serve,
+persist, ticks) decide. Each is a sink (``streaming_service/sinks/registry.py``).
+``live-instruments-sync`` is not built yet and says so.
 
 Several exchanges in one session (streaming.yaml's ``ingest.exchanges``): ``--exchanges binance,deribit``
 with ``--symbols``, ``--files`` and ``--data-types`` once per exchange, each value prefixed with its
