@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from ..data_types.trades import ROW_FIELDS
 from .tables import Column
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ _PROTO_TYPES = {
     "INT64": _Field.TYPE_INT64,
     "BOOL": _Field.TYPE_BOOL,
 }
-#: the columns of ``TradeRows.rows``' tuples, in their order
-_TRADE_ROW = ("exchange", "symbol", "exchange_symbol", "timestamp", "local_timestamp", "price", "amount",
-              "side", "id")  # fmt: skip
 
 
 def _add_fields(message: descriptor_pb2.DescriptorProto, columns: Iterable[Column]) -> None:
@@ -96,6 +94,6 @@ class TickEncoder:
         """A row per kept row of a trade frame, in frame order."""
         make = self._message
         return [
-            make(**dict(zip(_TRADE_ROW, row, strict=True)), timestamp_out=out_us).SerializeToString()
+            make(**dict(zip(ROW_FIELDS, row, strict=True)), timestamp_out=out_us).SerializeToString()
             for row in trades.rows()
         ]

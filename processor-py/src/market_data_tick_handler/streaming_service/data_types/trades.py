@@ -74,6 +74,11 @@ def compile_trade_check() -> None:
         _all_valid(*cols, 1)
 
 
+#: the fields of a trade-like row, in the order :meth:`TradeRows.rows` gives them (a ``Trade``'s fields)
+ROW_FIELDS = ("exchange", "symbol", "exchange_symbol", "timestamp", "local_timestamp", "price", "amount",
+              "side", "id")  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class TradeRows:
     """The valid rows of one trade frame, by reference (nothing is copied until :meth:`rows` is called):
@@ -88,8 +93,7 @@ class TradeRows:
         return self.frame.n if self.kept is None else int(np.count_nonzero(self.kept))
 
     def rows(self) -> Iterator[tuple[str, str, str, int, int, float, float, str, str]]:
-        """``(exchange, symbol, exchange_symbol, timestamp, local_timestamp, price, amount, side, id)``
-        of each row, in frame order."""
+        """Each row's values (``ROW_FIELDS``), in frame order."""
         c = self.frame.columns
         rows = np.arange(self.frame.n) if self.kept is None else np.flatnonzero(self.kept)
         table, names, ids = self.frame.symbols, self.names, c["id"]
@@ -120,35 +124,9 @@ class TradeLikeProcessor(DataTypeProcessor):
         return super().validate(frame)
 
     def records(self, frame: Frame, check: RowCheck) -> list[Record]:
-        rows = np.flatnonzero(check.kept)
-        c = frame.columns
-        names = self.symbols(frame)
-        table = frame.symbols
-        ids = c["id"]
         cls = self.record
-        return [
-            cls(
-                exchange=table[s][0],
-                symbol=names[s],
-                exchange_symbol=table[s][1],
-                timestamp=t,
-                local_timestamp=lt,
-                price=p,
-                amount=a,
-                side=SIDES[sd],
-                id=ids[i],
-            )
-            for i, s, t, lt, p, a, sd in zip(
-                rows.tolist(),
-                c["sym"][rows].tolist(),
-                c["timestamp"][rows].tolist(),
-                c["local_timestamp"][rows].tolist(),
-                c["price"][rows].tolist(),
-                c["amount"][rows].tolist(),
-                c["side"][rows].tolist(),
-                strict=True,
-            )
-        ]
+        rows = TradeRows(frame, check.kept, self.symbols(frame)).rows()
+        return [cls(**dict(zip(ROW_FIELDS, row, strict=True))) for row in rows]
 
 
 class TradeProcessor(TradeLikeProcessor):
