@@ -222,8 +222,23 @@ class BigQueryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalStoreConfig:
+    """``persist.local``: the embedded store persist mode and the tick sink write to when no BigQuery
+    project (``persist.bigquery.project_id``, ``$GCP_PROJECT_ID``) and no emulator is configured: the same
+    datasets, tables and columns as Parquet files under ``path``, read through DuckDB
+    (docs/ARCHITECTURE.md "The local store")."""
+
+    path: str = "data/warehouse"
+
+
+@dataclass(frozen=True, slots=True)
 class PersistConfig:
     bigquery: BigQueryConfig = field(default_factory=BigQueryConfig)
+    local: LocalStoreConfig = field(default_factory=LocalStoreConfig)
+    # rows waiting for an unreachable store are kept in memory up to this, then spilled to files under
+    # spill_dir (which survive a restart and are written first, in order, when the store is back)
+    spill_mb: int = _at_least(1, 64)
+    spill_dir: str = "data/spill"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +278,23 @@ class IngestExchangeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """``ingest.journal``: every wire frame appended to a local journal by the ingester before the
+    processor acts on it, and the processor's checkpoints of its state in ``dir``/checkpoints; a processor
+    started again replays the journal from its last checkpoint (docs/ARCHITECTURE.md "Journal and
+    checkpoints"). Files rotate at ``file_mb``; the oldest are deleted past ``max_mb`` in all or
+    ``max_age_h`` of age."""
+
+    enabled: bool = False
+    dir: str = "data/journal"
+    file_mb: int = _at_least(1, 64)
+    max_mb: int = _at_least(1, 4096)
+    max_age_h: float = _above(0, 72.0)
+    # the processor checkpoints at the first candle boundary after this long since its last checkpoint
+    checkpoint_interval_s: float = _at_least(0, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
 class IngestConfig:
     source: Literal["tardis-realtime", "replay", "synthetic"] = _one_of("a source", "tardis-realtime")
     exchange: str = "binance"
@@ -279,6 +311,7 @@ class IngestConfig:
     rcvhwm: int = _at_least(1, 4)
     max_batch: int = _at_least(1, 1000)
     extra_args: tuple[str, ...] = ()
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     def streams(self) -> tuple[IngestExchangeConfig, ...]:
         """What is streamed, per exchange: ``exchanges``, or the one exchange of ``exchange``,
@@ -445,6 +478,8 @@ _ONE_FORM = (
 
 def _ingest(raw: Any) -> IngestConfig:
     """``ingest``; its ``exchanges`` (``_exchanges``) instead of ``exchange``, ``symbols`` and ``files``."""
+    if isinstance(raw, dict) and raw.get("journal") is not None:
+        raw = {**raw, "journal": _build(JournalConfig, raw["journal"], "ingest.journal")}
     if not isinstance(raw, dict) or "exchanges" not in raw:
         return _build(IngestConfig, raw, "ingest")
     rest = {k: v for k, v in raw.items() if k != "exchanges"}
@@ -483,11 +518,15 @@ def _exchanges(raw: Any) -> tuple[IngestExchangeConfig, ...]:
 def _persist(raw: Any) -> PersistConfig:
     if raw is None:
         return PersistConfig()
+    known = [f.name for f in dataclasses.fields(PersistConfig)]
     if not isinstance(raw, dict):
-        raise ConfigError(f"persist: expected a mapping with the one key bigquery, got {raw!r}")
-    if set(raw) - {"bigquery"}:
-        unknown = sorted(str(k) for k in set(raw) - {"bigquery"})
-        raise ConfigError(f"persist: unknown key(s) {', '.join(unknown)} (known: bigquery)")
+        raise ConfigError(f"persist: expected a mapping of {', '.join(known)}, got {raw!r}")
+    if set(raw) - set(known):
+        unknown = sorted(str(k) for k in set(raw) - set(known))
+        raise ConfigError(f"persist: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    rest = {k: v for k, v in raw.items() if k != "bigquery"}
+    if rest.get("local") is not None:
+        rest["local"] = _build(LocalStoreConfig, rest["local"], "persist.local")
     bq = raw.get("bigquery") or {}
     if not isinstance(bq, dict):
         raise ConfigError(f"persist.bigquery: expected a mapping, got {type(bq).__name__}")
@@ -501,7 +540,9 @@ def _persist(raw: Any) -> PersistConfig:
         if bq.get(name) is not None:
             given = _build(type(default), bq[name], f"persist.bigquery.{name}")
             bq[name] = dataclasses.replace(default, **{k: getattr(given, k) for k in bq[name]})
-    return PersistConfig(_build(BigQueryConfig, bq, "persist.bigquery"))
+    return _build(
+        PersistConfig, {**rest, "bigquery": _build(BigQueryConfig, bq, "persist.bigquery")}, "persist"
+    )
 
 
 def _modes(raw: Any) -> tuple[str, ...]:

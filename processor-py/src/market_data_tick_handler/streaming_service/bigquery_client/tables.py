@@ -50,6 +50,10 @@ CANDLE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+#: a candle row's key: one row per candle and revision
+CANDLE_KEY = ("exchange", "symbol", "timestamp_in", "revision")
+
+
 def feature_columns() -> tuple[Column, ...]:
     """One nullable FLOAT64 column per feature of the whole catalogue (every window and group), null
     where the window is not full, the group is off, or the timeframe has no features."""
@@ -67,6 +71,10 @@ class TableSpec:
     columns: tuple[Column, ...]
     partitioning: PartitioningConfig
     clustering_fields: tuple[str, ...]
+    #: the columns that name a row: a row written twice (a replay after a crash, the same recording
+    #: replayed into the historical dataset again) has the same key, and the table's de-duplicating view
+    #: (``{name}_dedup``) shows one row per key (docs/ARCHITECTURE.md "Exactly once")
+    key: tuple[str, ...] = ()
 
     @property
     def partition_expiration_ms(self) -> int | None:
@@ -79,6 +87,9 @@ class TableSpec:
             raise ValueError(
                 f"{self.name}: partitioning field {self.partitioning.field!r} is not a TIMESTAMP column"
             )
+        missing = [k for k in self.key if k not in types]
+        if missing:
+            raise ValueError(f"{self.name}: key columns {missing} are not columns")
         unknown = [f for f in self.clustering_fields if f not in types]
         if unknown or len(self.clustering_fields) > 4:
             raise ValueError(
@@ -102,7 +113,9 @@ def candle_tables(config: BigQueryConfig, source: str, timeframes: tuple[str, ..
     dataset, partitioning = target_dataset(config, source)
     columns = CANDLE_COLUMNS + feature_columns()
     return {
-        tf: TableSpec(dataset, candle_table_name(tf), columns, partitioning, config.clustering_fields)
+        tf: TableSpec(
+            dataset, candle_table_name(tf), columns, partitioning, config.clustering_fields, CANDLE_KEY
+        )
         for tf in timeframes
     }
 
@@ -146,6 +159,16 @@ def tick_columns(record: type[Record]) -> tuple[Column, ...]:
     return (*head, Column("timestamp_out", "TIMESTAMP"), *rest)
 
 
+def tick_key(columns: tuple[Column, ...]) -> tuple[str, ...]:
+    """A tick row's key: everything the exchange sent, that is every column but the two local stamps
+    (``local_timestamp``, when the ingester received it, differs between two replays of a recording;
+    ``timestamp_out`` between any two runs) and the book levels (a snapshot is named by its symbol, name
+    and exchange time)."""
+    return tuple(
+        c.name for c in columns if c.name not in ("local_timestamp", "timestamp_out") and c.type != "RECORD"
+    )
+
+
 #: data type -> its record, for every type of the registry that makes records (not candles)
 TICK_RECORDS: dict[str, type[Record]] = {
     t.name: t.record for t in DATA_TYPES if isinstance(t.record, type) and issubclass(t.record, Record)
@@ -181,6 +204,7 @@ def tick_tables(
             tick_columns(TICK_RECORDS[name]),
             partitioning,
             config.clustering_fields,
+            tick_key(tick_columns(TICK_RECORDS[name])),
         )
         for name in names
     }
