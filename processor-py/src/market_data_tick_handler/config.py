@@ -130,6 +130,15 @@ class DataTypesConfig:
     def get(self, name: str) -> DataTypeConfig | None:
         return getattr(self, name) if name in self._names else None
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, DataTypeConfig]]]:
+        """Pickled by its entries (the made class is not importable by name): the processor's
+        checkpoints hold it."""
+        return _data_types_from, ({name: getattr(self, name) for name in self._names},)
+
+
+def _data_types_from(entries: dict[str, DataTypeConfig]) -> DataTypesConfig:
+    return DataTypesConfig(**entries)
+
 
 @functools.cache
 def _data_types_class() -> type[DataTypesConfig]:

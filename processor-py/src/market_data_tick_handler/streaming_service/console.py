@@ -66,6 +66,18 @@ class CandleTable:
     def ledger_entries(self, handed: Mapping[str, int]) -> list[ledger.Entry]:
         return []  # a view of what the other sinks deliver: nothing is owed to it
 
+    def durable_through(self) -> int | None:
+        return None  # printed is as done as it gets
+
+    def checkpoint_state(self) -> Any:
+        return self.rows
+
+    async def restore(self, state: Any, durable_through: int | None) -> None:
+        self.rows = state  # what the journal replays is printed again: the console is not a store
+
+    async def recovered(self) -> None:
+        return None
+
     def __call__(self, message: dict[str, Any]) -> None:
         if self.timeframes is not None and message["timeframe"] not in self.timeframes:
             return

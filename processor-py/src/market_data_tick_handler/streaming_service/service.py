@@ -27,6 +27,7 @@ from . import hot_path
 from . import ledger as ledger_lines
 from .candle_processor import CandleBatch, Stamps
 from .candle_processor.timeframes import parse_timeframes
+from .checkpoints import Checkpoint
 from .data_types import DataTypeRouter, Record
 from .data_types.registry import FEATURE_GROUP_OF, FRAMES_OF
 from .data_types.trades import TradeRows
@@ -35,6 +36,7 @@ from .ingest import IngesterProcess, IngestStream, Sessions
 from .ingest.curve import secure_server
 from .latency import Latencies
 from .ledger import Entry, apply_entries, candle_entry, ingester_entries, wire_entries
+from .recovery import Recovery
 from .sinks import FrameOutput, Sink
 from .tick_processor.frame_router import ExchangeAsk
 from .tick_processor.tick_handler import CandleSettings, TickHandler
@@ -124,6 +126,8 @@ class StreamingService:
         self.ledger: list[Entry] = []
         self._stop = asyncio.Event()
         self._tmpdir: tempfile.TemporaryDirectory | None = None
+        #: the journal and checkpoints (``recovery.py``), when ``ingest.journal.enabled``
+        self.recovery = Recovery(config) if config.ingest.journal.enabled else None
 
     def _ask(self, stream: IngestExchangeConfig) -> ExchangeAsk:
         """What to ask the ingester for on one exchange: the frames of the enabled data types it can have
@@ -172,14 +176,10 @@ class StreamingService:
         try:
             for sink in self.sinks:
                 await sink.start()
-            if self._warmup_project is not None and not self._warm_at_first_tick:
-                await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
-            hot_path.prepare(bool(self.handler.settings.hft_timeframes))
-            if self.config.ingest.spawn:
-                self._bound_endpoint = endpoint
-                self.ingester = self._new_ingester()
-                await self.ingester.start()
-            code = await self._loop(sock)
+            if self.recovery is not None and await self._recover():
+                code = await self._finish()  # the journal held the rest of the session
+            else:
+                code = await self._start_and_loop(sock, endpoint)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -187,12 +187,47 @@ class StreamingService:
                 await self.ingester.stop()
             for sink in self.sinks:
                 await sink.close()
+            if self.recovery is not None:
+                self._close_journal()
             sock.close()
             close_curve()  # the CURVE authenticator's socket, if any, before the context ends
             ctx.term()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
         return self._close_ledger(code)
+
+    async def _start_and_loop(self, sock: zmq.asyncio.Socket, endpoint: str) -> int:
+        if self._warmup_project is not None and not self._warm_at_first_tick:
+            await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
+        hot_path.prepare(bool(self.handler.settings.hft_timeframes))
+        if self.config.ingest.spawn:
+            if not self._resume_spawned():
+                return 1
+            self._bound_endpoint = endpoint
+            self.ingester = self._new_ingester()
+            await self.ingester.start()
+        return await self._loop(sock)
+
+    def _resume_spawned(self) -> bool:
+        """After a restart from a checkpoint, before a new ingester starts: the one this processor's
+        predecessor started stopped with it, so the data between its last journaled frame and the new
+        one's first is missing: a gap for every symbol (live). A replay cannot resume mid-way (a new
+        ingester would replay its files from the start): the run ends, saying so (False)."""
+        rec = self.recovery
+        if rec is None or rec.stats["restored_from"] is None:
+            return True
+        if self.config.ingest.source not in LIVE_SOURCES:
+            log.error(
+                "the replay's ingester stopped with the processor before its end; its journal is replayed"
+                " up to position %s, and a new ingester would replay the files from their start: run the"
+                " replay again with a fresh journal (or an ingester of its own, ingest.spawn: false, which"
+                " goes on while the processor is down)",
+                rec.position,
+            )
+            return False
+        self.handler.counts["processor_restarts"] += 1
+        self.handler.gaps.frames_lost("processor_restart")
+        return True
 
     async def _loop(self, sock: zmq.asyncio.Socket) -> int:
         next_stats = time.monotonic() + STATS_EVERY_S
@@ -211,28 +246,14 @@ class StreamingService:
                 if self._first_frame_mono is None:
                     self._first_frame_mono = mono_us()
                 frame = self.handler.decode(data.buffer)
-                if frame is not None and self.sessions.accept(frame):
-                    if self._warm_at_first_tick:
-                        await self._warm_up_before(frame)
-                    local = now_us()  # closing its candles begins
-                    result = self.handler.handle_frame(frame)
-                    handled = mono_us()
-                    await self._publish(result.batches, result.records, local, result.trade_rows)
-                    if result.recv_mono_us:
-                        received = result.recv_mono_us
-                        self.latencies.record(
-                            handled - received, mono_us() - received, result.trades, result.candle_count
-                        )
-                    if frame.type == "ledger":
-                        self._check_ledger_frame(frame)
-                    if result.ended:
-                        self.end_header = result.end_header
-                        sock.close()  # hanging up tells the ingester its end frame arrived
-                        return await self._finish()
+                if frame is not None and await self._receive(frame):
+                    sock.close()  # hanging up tells the ingester its end frame arrived
+                    return await self._finish()
+            elif self.recovery is not None and await self._read_journal():
+                sock.close()
+                return await self._finish()
             if deadline is not None and now_us() >= deadline:
-                local = now_us()
-                polled = self.handler.poll()
-                await self._publish(polled.batches, polled.records, local)
+                await self._poll()
             if self.ingester is not None and self.ingester.returncode is not None:
                 # it may have exited right after handing its last frames to ZeroMQ: read on until its
                 # `end` frame, and call it a failure only when nothing more comes
@@ -249,6 +270,169 @@ class StreamingService:
                 next_stats = time.monotonic() + STATS_EVERY_S
                 self._log_progress()
         return 0
+
+    async def _receive(self, frame: Frame) -> bool:
+        """A frame from ZeroMQ; True when its session ended. With a journal, frames are handled in
+        ``jseq`` order (``recovery.py``): one handled already is skipped, and those between the last one
+        handled and this one are read from the journal first."""
+        rec = self.recovery
+        jseq = frame.header.get("jseq") if rec is not None else None
+        if rec is None or type(jseq) is not int:
+            if rec is not None:
+                rec.stats["frames_without_jseq"] += 1
+            return await self._handle(frame)
+        if rec.position is not None:
+            if jseq <= rec.position:
+                rec.stats["frames_already_handled"] += 1
+                return False
+            if jseq > rec.position + 1 and await self._replay(rec.position + 1, until=jseq):
+                return True
+        return await self._handle(frame, jseq)
+
+    async def _read_journal(self) -> bool:
+        """Nothing came over ZeroMQ for a while: frames the journal has past the last one handled (an
+        ingester that does not wait for this processor) are read from it; True when a session ended."""
+        rec = self.recovery
+        assert rec is not None
+        if rec.position is None or rec.reader.last_jseq() in (None, rec.position):
+            return False
+        return await self._replay(rec.position + 1, live=True)
+
+    async def _replay(self, first: int, until: int | None = None, live: bool = False) -> bool:
+        """The journal's frames from ``first`` (before ``until``) through the handler, as if they had come
+        over ZeroMQ; True when a session ended. On the wall clock the time is, for each frame, when the
+        ingester journaled it, and the timer fires before it when due then, as it did for the processor
+        that received it; a frame's stamps are now."""
+        rec = self.recovery
+        assert rec is not None
+        wall = self.handler.settings.clock == "wall"
+        for jseq, append_us, payload in rec.frames(first, until):
+            frame = self.handler.decode(payload)
+            rec.stats["frames_from_journal" if live or until is not None else "frames_replayed"] += 1
+            if frame is None:
+                rec.position = jseq
+                continue
+            if wall and not live:
+                deadline = self.handler.next_deadline_us()
+                if deadline is not None and deadline <= append_us:
+                    await self._poll(append_us)
+            if await self._handle(frame, jseq):
+                return True
+        return False
+
+    async def _handle(self, frame: Frame, jseq: int | None = None) -> bool:
+        """Handle one decoded frame and hand its output to the sinks; True when its session ended. At
+        the first candle boundary after ``checkpoint_interval_s`` the processor checkpoints."""
+        if self.recovery is not None:
+            if frame.type == "start":
+                self.sessions.follow(frame.session)  # journaled: ours, whichever ingester wrote it
+            if jseq is not None:
+                self.recovery.position = jseq
+        if not self.sessions.accept(frame):
+            return False
+        if self._warm_at_first_tick:
+            await self._warm_up_before(frame)
+        local = now_us()  # closing its candles begins
+        result = self.handler.handle_frame(frame)
+        handled = mono_us()
+        await self._publish(result.batches, result.records, local, result.trade_rows)
+        if result.recv_mono_us:
+            received = result.recv_mono_us
+            self.latencies.record(
+                handled - received, mono_us() - received, result.trades, result.candle_count
+            )
+        if frame.type == "ledger":
+            self._check_ledger_frame(frame)
+        if result.ended:
+            self.end_header = result.end_header
+            return True
+        if result.batches and self.recovery is not None and self.recovery.due():
+            self._checkpoint()
+        return False
+
+    async def _poll(self, now: int | None = None) -> None:
+        """The timer: stale symbols, candles the clock has passed (``now``: the time it reads)."""
+        local = now_us()
+        polled = self.handler.poll(now)
+        await self._publish(polled.batches, polled.records, local)
+        if polled.batches and self.recovery is not None and self.recovery.due():
+            self._checkpoint()
+
+    # -- the journal and checkpoints (recovery.py, checkpoints.py) --------------------------------------
+    def _checkpoint(self) -> None:
+        """Save the processor's state after the last frame handled (``checkpoints.py``)."""
+        rec = self.recovery
+        assert rec is not None
+        if rec.position is None:
+            return
+        durable = {}
+        for sink in self.sinks:
+            through = sink.durable_through()
+            durable[sink.name] = rec.position if through is None else min(through, rec.position)
+        rec.save(
+            Checkpoint(
+                jseq=rec.position,
+                made_us=now_us(),
+                fingerprint=rec.checkpoints.fingerprint,
+                state={
+                    "handler": self.handler,
+                    "sessions": self.sessions,
+                    "handed": self.handed,
+                    "trades_in_candles": self.trades_in_candles,
+                },
+                sinks={sink.name: sink.checkpoint_state() for sink in self.sinks},
+                durable=durable,
+            )
+        )
+
+    def _close_journal(self) -> None:
+        """At the end, the sinks closed: a session that ended leaves nothing to carry on from (its
+        checkpoints go: the next run starts afresh); a processor stopped mid-session (its ingester runs on
+        without it) checkpoints where it stopped, for the next one to carry on."""
+        rec = self.recovery
+        assert rec is not None
+        if self.end_header is not None:
+            rec.checkpoints.clear()
+        else:
+            self._checkpoint()
+
+    async def _recover(self) -> bool:
+        """Before the ingester starts: carry on from the last checkpoint, replaying the journal after it;
+        True when the journal holds the end of the session (nothing is left to do). Without a checkpoint
+        the processor starts at the journal's end (what an earlier run left there is not replayed)."""
+        rec = self.recovery
+        assert rec is not None
+        point = rec.checkpoints.restore_point()
+        if point is None:
+            rec.position = rec.reader.last_jseq()
+            return False
+        checkpoint, durable = point
+        state = checkpoint.state
+        self.handler = state["handler"]
+        self.sessions = state["sessions"]
+        self.handed = state["handed"]
+        self.trades_in_candles = state["trades_in_candles"]
+        self._warm_at_first_tick = False  # the features are as they were
+        self._warmup_project = None
+        for sink in self.sinks:
+            await sink.restore(checkpoint.sinks.get(sink.name), durable.get(sink.name))
+        rec.position = checkpoint.jseq
+        rec.stats["restored_from"] = checkpoint.jseq
+        log.info(
+            "restarting from the checkpoint at journal position %d (made %s): replaying the journal after it",
+            checkpoint.jseq,
+            iso_us(checkpoint.made_us),
+        )
+        ended = await self._replay(checkpoint.jseq + 1)
+        for sink in self.sinks:
+            await sink.recovered()
+        log.info(
+            "journal replayed: %d frames, up to position %s%s",
+            rec.stats["frames_replayed"],
+            rec.position,
+            "; the session had ended" if ended else "",
+        )
+        return ended
 
     def stop(self) -> None:
         """End the run as SIGINT/SIGTERM do: the ingester is asked to end its session, open candles close
@@ -420,7 +604,8 @@ class StreamingService:
         self.handed["records"] += len(records)
         if trades:
             self.handed["trades"] = self.handed.get("trades", 0) + sum(map(len, trades))
-        output = FrameOutput(batches, records, Stamps(local_us, now_us()), trades)
+        position = self.recovery.position if self.recovery is not None else None
+        output = FrameOutput(batches, records, Stamps(local_us, now_us()), trades, position)
         for sink in self.sinks:
             await sink.accept(output)
 
@@ -507,6 +692,8 @@ class StreamingService:
             stats[sink.name] = sink.get_stats()
         if self.warmup_stats is not None:
             stats["warmup"] = self.warmup_stats
+        if self.recovery is not None:
+            stats["journal"] = self.recovery.get_stats()
         if self.ledger:
             stats["ledger"] = [ledger_lines.as_dict(e) for e in self.ledger]
         stats["sessions_refused"] = dict(self.sessions.refused)

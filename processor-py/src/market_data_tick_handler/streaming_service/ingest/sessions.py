@@ -38,6 +38,11 @@ class Sessions:
         self.expected = secrets.token_hex(8)
         return self.expected
 
+    def follow(self, session: str) -> None:
+        """Take frames of ``session`` from now on: a session whose ``start`` frame is in this processor's
+        journal (any ingester journaling there is its own, whoever started it)."""
+        self.expected = session
+
     @property
     def current(self) -> Tally | None:
         return None if self.expected is None else self.tallies.get(self.expected)

@@ -42,6 +42,7 @@ from ..transport import (
     RedisTransport,
     StreamTarget,
     Transport,
+    parse_entry_id,
 )
 
 log = logging.getLogger(__name__)
@@ -81,14 +82,17 @@ class _Frame:
     """One frame's output for Redis: its entries in chunks, serialised as they are first sent (Redis
     takes one chunk while the next is written) and kept, so that a retry sends the very same entries."""
 
-    __slots__ = ("_made", "_nbytes", "_rest", "candles", "records")
+    __slots__ = ("_made", "_nbytes", "_rest", "candles", "position", "records")
 
-    def __init__(self, chunks: Iterable[Sequence[Entry]], candles: int, records: int) -> None:
+    def __init__(
+        self, chunks: Iterable[Sequence[Entry]], candles: int, records: int, position: int | None = None
+    ) -> None:
         self._made: list[Sequence[Entry]] = []
         self._rest = iter(chunks)
         self._nbytes: int | None = None
         self.candles = candles
         self.records = records
+        self.position = position  # the journal position of the frame it came from
 
     def __iter__(self) -> Iterator[Sequence[Entry]]:
         yield from list(self._made)
@@ -134,6 +138,11 @@ def make_transport(config: ServeConfig) -> Transport:
     raise ValueError(f"serve.transport must be 'redis' or 'inmemory', not {config.transport!r}")
 
 
+def _before_restart(count: int) -> dict[str, int]:
+    """The ledger's part for what a processor recovering from a crash found published (only then)."""
+    return {"published before a restart": count} if count else {}
+
+
 class ServeMode:
     """The Redis (or in-memory bus) sink; ``publish`` is ``accept`` for one batch, for callers other
     than the service (tests, benchmarks, embedding)."""
@@ -166,7 +175,13 @@ class ServeMode:
             "candles_refused": 0,
             "records_refused": 0,
             "backlog_candles": 0,  # waiting in the backlog now
+            # a processor recovering from a crash: in the streams before it (candles), or published before
+            # its last checkpoint (records)
+            "candles_already_published": 0,
+            "records_already_published": 0,
         }
+        self._skip_through: int | None = None  # recovering: outputs up to here were published
+        self._tops: dict[str, tuple[int, int] | None] | None = None  # recovering: each stream's newest id
 
     @classmethod
     def from_config(cls, config: StreamingConfig, option: str | None = None) -> ServeMode:
@@ -209,8 +224,62 @@ class ServeMode:
         candles, records = output.candles, output.records
         if not candles and not records:
             return
+        if self._tops is not None:
+            await self._accept_recovering(output)
+            return
         chunks = itertools.chain(self._candle_entries(output), self._record_entries(records))
-        await self.backlog.deliver(_Frame(chunks, candles, len(records)))
+        await self.backlog.deliver(_Frame(chunks, candles, len(records), output.position))
+
+    async def _accept_recovering(self, output: FrameOutput) -> None:
+        """``accept`` while the journal is replayed after a crash: an output the last checkpoint says was
+        published is not sent again, nor a candle its stream already holds (published after that
+        checkpoint, before the crash); the rest goes out as usual. The candles' ids are given out all the
+        same, so that the ids of what follows are those of a run without the crash."""
+        assert self._tops is not None
+        s = self.stats
+        candle_chunks = list(self._candle_entries(output))  # gives the ids out
+        skip = self._skip_through
+        if output.position is not None and skip is not None and output.position <= skip:
+            s["candles_already_published"] += output.candles
+            s["records_already_published"] += len(output.records)
+            return
+        streams = {e.target.stream for chunk in candle_chunks for e in chunk if e.target is not None}
+        unknown = [stream for stream in streams if stream not in self._tops]
+        if unknown:
+            self._tops.update(await self.transport.stream_tops(unknown))
+        tops, fresh = self._tops, []
+        for chunk in candle_chunks:
+            for e in chunk:
+                top = tops.get(e.target.stream) if e.target is not None else None
+                if top is not None and e.target is not None and parse_entry_id(e.target.entry_id) <= top:
+                    s["candles_already_published"] += 1
+                else:
+                    fresh.append(e)
+        chunks = itertools.chain([fresh] if fresh else [], self._record_entries(output.records))
+        if fresh or output.records:
+            await self.backlog.deliver(_Frame(chunks, len(fresh), len(output.records), output.position))
+
+    # -- checkpoints (checkpoints.py) ------------------------------------------------------------------
+    def durable_through(self) -> int | None:
+        """Everything handed is published but what waits in the backlog."""
+        for frame in self.backlog:
+            if frame.position is not None:
+                return frame.position - 1
+        return None
+
+    def checkpoint_state(self) -> Any:
+        return {"stats": dict(self.stats), "ids": self.ids}
+
+    async def restore(self, state: Any, durable_through: int | None) -> None:
+        self.stats.update(state["stats"])
+        for key in ("backlog_frames", "backlog_candles"):
+            self.stats[key] = 0  # that backlog was the crashed process's: replayed from the journal
+        self.ids = state["ids"]
+        self._skip_through = durable_through
+        self._tops = {}
+
+    async def recovered(self) -> None:
+        self._skip_through = self._tops = None
 
     async def publish(self, batch: CandleBatch | None, local_us: int, records: Sequence[Record] = ()) -> None:
         """``accept`` of ``batch`` (None: records only) and ``records``; ``local_us`` is when closing the
@@ -343,6 +412,7 @@ class ServeMode:
                 handed["candles"],
                 {
                     "published": s["candles_published"],
+                    **_before_restart(s["candles_already_published"]),
                     "waiting": s["backlog_candles"],
                     "lost": s["candles_lost"],
                     "refused": s["candles_refused"],
@@ -354,6 +424,7 @@ class ServeMode:
                 handed["records"],
                 {
                     "published": s["records_published"],
+                    **_before_restart(s["records_already_published"]),
                     "lost": s["records_lost"],
                     "refused": s["records_refused"],
                 },

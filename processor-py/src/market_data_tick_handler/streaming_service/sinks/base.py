@@ -24,12 +24,14 @@ class FrameOutput:
     """What one frame (or one timer poll) produced: candles closed or revised, a batch per exchange, the
     records of the other data types, and the stamps every sink writes with them. ``trades``: the
     frame's valid trade rows, by reference, only when a sink wants them (its ``wants_trades``: the tick
-    tables); the frame router makes no trade records."""
+    tables); the frame router makes no trade records. ``position``: the journal position (``jseq``) of
+    the frame it came from, or of the last frame before a timer poll; None without a journal."""
 
     batches: Sequence[CandleBatch]
     records: Sequence[Record]
     stamps: Stamps
     trades: Sequence[TradeRows] = ()
+    position: int | None = None
 
     @property
     def candles(self) -> int:
@@ -68,4 +70,25 @@ class Sink(Protocol):
     def ledger_entries(self, handed: Mapping[str, int]) -> list[Entry]:
         """The sink's lines of the ledger (``ledger.sink_entry``): what the service handed it
         (``handed``: ``candles``, ``records``) against where each went."""
+        ...
+
+    # -- checkpoints (``checkpoints.py``; only with a journal) -----------------------------------------
+    def durable_through(self) -> int | None:
+        """The journal position up to which everything handed to the sink is durable (published,
+        written, or spilled to disk); None: all of it."""
+        ...
+
+    def checkpoint_state(self) -> Any:
+        """What the sink needs to carry on after a restart from this checkpoint (its counters, the ids
+        it gave out), picklable."""
+        ...
+
+    async def restore(self, state: Any, durable_through: int | None) -> None:
+        """Carry on from a checkpoint's ``state``. Until :meth:`recovered`, the journal is replayed: an
+        output at or below ``durable_through`` had been made durable before the restart (counted, not
+        sent again), and what the sink sends past it must not show twice to its readers."""
+        ...
+
+    async def recovered(self) -> None:
+        """The journal is replayed: from now on outputs are new."""
         ...

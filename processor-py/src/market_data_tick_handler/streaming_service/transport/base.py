@@ -55,6 +55,11 @@ class Transport(Protocol):
         whole frame again later: PUBLISHes may repeat, stream entries do not) and ``PublishError`` when
         it refused a command."""
 
+    async def stream_tops(self, streams: Sequence[str]) -> dict[str, tuple[int, int] | None]:
+        """The id of the newest entry of each stream (None: empty or absent), as ``parse_entry_id``
+        gives it: what a processor recovering from a crash had published already."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -125,5 +125,9 @@ class InMemoryTransport:
                         bus.hset(target.latest, target.field, payload)
         return PublishResult(duplicates)
 
+    async def stream_tops(self, streams: Sequence[str]) -> dict[str, tuple[int, int] | None]:
+        tops = {s: self.bus.xrevrange(s, 1) for s in streams}
+        return {s: top[0][0] if top else None for s, top in tops.items()}
+
     async def close(self) -> None:
         return None

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...redact import redact_url
 from ..keys import STREAM_FIELD
-from .base import Entry, PublishError, PublishResult
+from .base import Entry, PublishError, PublishResult, parse_entry_id
 
 PING = b"*1\r\n$4\r\nPING\r\n"
 PONG = b"+PONG\r\n"
@@ -137,6 +137,19 @@ class RedisTransport:
             await conn.disconnect()
             raise
         return PublishResult(check_replies(replies))
+
+    async def stream_tops(self, streams: Sequence[str]) -> dict[str, tuple[int, int] | None]:
+        assert self._client is not None, "connect() first"
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    pipe.xrevrange(stream, count=1)
+                replies = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise ConnectionError(f"Redis at {self.describe()}: {exc}") from exc
+        return {
+            s: parse_entry_id(top[0][0]) if top else None for s, top in zip(streams, replies, strict=True)
+        }
 
     @staticmethod
     async def _read_replies(reader) -> bytes:
