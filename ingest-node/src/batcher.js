@@ -4,6 +4,8 @@
 // leave in message order across types at every control message.
 // It also keeps the ingester's half of the ledger (proto/README.md "Ledger counts"): every message
 // pushed is counted in `normalized` and becomes a row, a disconnect frame, or a counted drop.
+// With a journal, every frame (start, data, ledger, end) is written to it when it is encoded, right
+// before the sender hands it to ZeroMQ, and its header carries its `jseq` (proto/README.md "Journal").
 import { randomBytes } from 'node:crypto'
 import { FrameBuilder } from './wire/builder.js'
 import { writers, writeDisconnect, WRITER_TYPES } from './convert.js'
@@ -11,7 +13,7 @@ import { monoUs, silentLog } from './log.js'
 
 /**
  * A frame ready to be encoded: the sender calls `build()` right before handing it to ZeroMQ, so
- * sent_mono_us is the hand-off time.
+ * sent_mono_us is the hand-off time; with a journal, build() also appends the frame to it.
  * @typedef {object} PendingFrame
  * @property {string} type
  * @property {number} n rows
@@ -29,6 +31,8 @@ import { monoUs, silentLog } from './log.js'
  * @property {number} bytes bytes of those frames (in a ledger or end frame: set when it is encoded)
  * @property {Record<string, number>} normalized messages pushed or dropped, per message `type`
  * @property {Record<string, number>} dropped messages that became no row, per `<reason>:<message type>`
+ * @property {import('./journal.js').JournalCounts} [journal] with a journal: its counts (in a ledger or end
+ *   frame: set when it is encoded, so `records` counts the frames journaled before it)
  */
 
 /**
@@ -37,6 +41,7 @@ import { monoUs, silentLog } from './log.js'
  * @property {number} [maxBatch] rows per frame at most (default 1000)
  * @property {string} [session] default: random per process run
  * @property {Record<string, string[]>} [subscribed] exchange -> subscribed symbols (disconnect fallback, start frame)
+ * @property {import('./journal.js').Journal|null} [journal] an open journal: every frame is appended to it
  * @property {import('./log.js').Log} [log]
  */
 
@@ -44,12 +49,13 @@ export const newSessionId = () => randomBytes(8).toString('hex')
 
 export class Batcher {
   /** @param {BatcherOptions} options */
-  constructor ({ send, maxBatch = 1000, session = newSessionId(), subscribed = {}, log = silentLog }) {
+  constructor ({ send, maxBatch = 1000, session = newSessionId(), subscribed = {}, journal = null, log = silentLog }) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`batcher: maxBatch must be a positive integer, got ${maxBatch}`)
     this._send = send
     this.maxBatch = maxBatch
     this.session = session
     this.subscribed = subscribed
+    this.journal = journal
     this.log = log
     this.seq = 0
     /** @type {Map<string, FrameBuilder>} key -> builder with rows not sent yet */
@@ -98,12 +104,20 @@ export class Batcher {
     const seq = this.seq++
     const session = this.session
     const rows = b.n
+    const journal = this.journal
     const frame = {
       type: b.type,
       n: rows,
       seq,
       build: () => {
-        const buf = b.build({ seq, session, sent_mono_us: monoUs() })
+        let buf
+        if (journal === null) {
+          buf = b.build({ seq, session, sent_mono_us: monoUs() })
+        } else {
+          const jseq = journal.nextJseq
+          buf = b.build({ seq, session, sent_mono_us: monoUs(), jseq })
+          journal.append(jseq, buf)
+        }
         this.bytes += buf.length
         if (key !== null) {
           let free = this._free.get(key)
@@ -239,7 +253,7 @@ export class Batcher {
   }
 
   counts () {
-    return {
+    const counts = {
       rows: { ...this.rows },
       frames: this.seq,
       frames_by_type: { ...this.framesByType },
@@ -247,6 +261,7 @@ export class Batcher {
       normalized: this.normalized,
       dropped: { ...this.dropped }
     }
+    return this.journal === null ? counts : { ...counts, journal: this.journal.counts() }
   }
 
   /** Flushes pending batches now (control-message semantics without a control frame). */
@@ -272,6 +287,7 @@ export class Batcher {
       const build = b.build.bind(b)
       b.build = (h) => {
         snapshot.bytes = this.bytes
+        if (this.journal !== null && 'journal' in snapshot) snapshot.journal = this.journal.counts()
         return build(h)
       }
     }

@@ -7,6 +7,7 @@ import { curveKeyPair } from 'zeromq'
 import { openSource } from './sources/index.js'
 import { Batcher, newSessionId } from './batcher.js'
 import { Sender, isZ85Key } from './sender.js'
+import { Journal } from './journal.js'
 import { runPipeline, INGESTER_VERSION } from './pipeline.js'
 import { createLog, redact } from './log.js'
 
@@ -37,6 +38,15 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
   --sndbuf 65536                kernel TCP send buffer, bytes (0 = OS default)
   --max-batch 1000              rows per frame at most
   --linger-ms 5000              how long to wait for the end frame to be delivered on exit
+  --journal-dir data/journal    append every frame to a journal there before sending it, its jseq in
+                                the frame's header (proto/README.md "Journal"); default: no journal
+  --journal-file-mb 64 --journal-max-mb 4096 --journal-max-age-h 72
+                                a journal file is closed at this size; the oldest files are deleted
+                                past max-mb in all, or once last written max-age-h ago
+  --when-busy wait|journal      when ZeroMQ cannot take a frame at once (no processor, or its queue
+                                full): wait (back-pressure, what a processor that started us needs),
+                                or journal: leave it in the journal only, counted, and go on (an
+                                ingester run on its own); default: journal with --journal-dir, else wait
   --book-depth 10 --book-interval-ms 100   book_snapshot shape
   --timeout-interval-ms 10000   tardis-dev stale-connection timeout (replay default 0 = off)
   --symbols-count 100 --rate max --total N --event-speed 60 --event-step-us 1000 --seed 1   synthetic
@@ -79,6 +89,11 @@ const OPTIONS = {
   session: { type: 'string' },
   'watch-parent': { type: 'boolean', default: false },
   'ledger-interval-ms': { type: 'string', default: '10000' },
+  'journal-dir': { type: 'string' },
+  'journal-file-mb': { type: 'string', default: '64' },
+  'journal-max-mb': { type: 'string', default: '4096' },
+  'journal-max-age-h': { type: 'string', default: '72' },
+  'when-busy': { type: 'string' },
   help: { type: 'boolean', default: false }
 }
 
@@ -213,6 +228,19 @@ export function parseCli (argv) {
   if (a.session !== undefined && !/^[0-9a-fA-F]{1,64}$/.test(a.session)) {
     throw new Error(`--session must be 1 to 64 hex digits, got ${JSON.stringify(a.session)}`)
   }
+  const journalDir = a['journal-dir']
+  if (journalDir === '') throw new Error('--journal-dir must name a directory')
+  const journal = journalDir === undefined
+    ? null
+    : {
+        dir: journalDir,
+        fileMb: number('journal-file-mb', a['journal-file-mb'], { min: 1 }),
+        maxMb: number('journal-max-mb', a['journal-max-mb'], { min: 1 }),
+        maxAgeH: number('journal-max-age-h', a['journal-max-age-h'], { min: Number.MIN_VALUE, integer: false })
+      }
+  const whenBusy = a['when-busy'] ?? (journal === null ? 'wait' : 'journal')
+  if (whenBusy !== 'wait' && whenBusy !== 'journal') throw new Error(`--when-busy must be wait or journal, got ${JSON.stringify(whenBusy)}`)
+  if (whenBusy === 'journal' && journal === null) throw new Error('--when-busy journal needs --journal-dir: without a journal a frame ZeroMQ cannot take would be lost')
   return {
     help: false,
     source: a.source,
@@ -226,7 +254,9 @@ export function parseCli (argv) {
     sndhwm: number('sndhwm', a.sndhwm, { min: 1 }),
     sndbuf: number('sndbuf', a.sndbuf),
     maxBatch: number('max-batch', a['max-batch'], { min: 1 }),
-    lingerMs: number('linger-ms', a['linger-ms'])
+    lingerMs: number('linger-ms', a['linger-ms']),
+    journal,
+    whenBusy
   }
 }
 
@@ -366,23 +396,29 @@ export async function main (argv = process.argv.slice(2)) {
   }
   /** @type {Sender|undefined} */
   let sender
+  /** @type {Journal|null} */
+  let journal = null
   if (cfg.watchParent) {
     watchParent({
       onGone: (pid) => {
         log(`processor (pid ${pid}) is gone: exiting`)
         try { sender?.abort() } catch {}
+        try { journal?.close() } catch {}
         process.exit(3)
       }
     })
   }
   const session = cfg.session ?? newSessionId()
   const security = curve === null ? '' : `, CURVE with ${curve.generated ? 'a generated' : 'the environment\'s'} client keypair`
-  log(`session ${session}: ${cfg.source} ${JSON.stringify(redact(cfg.sourceOptions))} -> ${cfg.endpoint} (sndhwm ${cfg.sndhwm}, sndbuf ${cfg.sndbuf}, max batch ${cfg.maxBatch}${security})`)
+  const journaling = cfg.journal === null ? '' : `, journal in ${cfg.journal.dir}, when busy: ${cfg.whenBusy}`
+  log(`session ${session}: ${cfg.source} ${JSON.stringify(redact(cfg.sourceOptions))} -> ${cfg.endpoint} (sndhwm ${cfg.sndhwm}, sndbuf ${cfg.sndbuf}, max batch ${cfg.maxBatch}${security}${journaling})`)
   let source
   try {
+    if (cfg.journal !== null) journal = new Journal({ ...cfg.journal, log }).open()
     source = openSource({ source: cfg.source, ...cfg.sourceOptions, log })
-    sender = new Sender({ endpoint: cfg.endpoint, sndhwm: cfg.sndhwm, sndbuf: cfg.sndbuf, lingerMs: cfg.lingerMs, curve, log })
+    sender = new Sender({ endpoint: cfg.endpoint, sndhwm: cfg.sndhwm, sndbuf: cfg.sndbuf, lingerMs: cfg.lingerMs, curve, busy: cfg.whenBusy, journal, log })
   } catch (e) {
+    journal?.close()
     log(`cannot start: ${e.message}`)
     log(`summary ${JSON.stringify({ reason: 'error', error: e.message })}`)
     return 1
@@ -392,6 +428,7 @@ export async function main (argv = process.argv.slice(2)) {
     maxBatch: cfg.maxBatch,
     session,
     subscribed: subscribedOf(cfg, source),
+    journal,
     log
   })
   const controller = new AbortController()
@@ -418,6 +455,7 @@ export async function main (argv = process.argv.slice(2)) {
     startInfo: startInfoOf(cfg, source)
   })
   const seconds = (performance.now() - t0) / 1000
+  journal?.close()
   if (!result.endDelivered) log(`the processor at ${cfg.endpoint} did not confirm the end frame within ${cfg.lingerMs} ms (is it running?)`)
   const summary = {
     session,

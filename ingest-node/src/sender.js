@@ -1,6 +1,9 @@
 // ZeroMQ PUSH to the processor (which BINDs). A small send high-water mark turns an overloaded
 // processor into back-pressure: send() stays pending, the pipeline awaits it and stops pulling from
 // the source. zeromq.js allows one send in flight per socket, so sends are serialized here.
+// An ingester run on its own with a journal (`busy: 'journal'`) never waits instead: a frame ZeroMQ
+// cannot take at once is already in the journal, and stays only there (counted) for the processor to
+// read when it is back (docs/ARCHITECTURE.md "Journal and checkpoints").
 // With `curve`, the connection is encrypted and the processor authenticated by its public key.
 import { Push } from 'zeromq'
 import { silentLog } from './log.js'
@@ -28,18 +31,30 @@ export const isZ85Key = (key) => typeof key === 'string' && Z85_KEY_RE.test(key)
  * @property {number} [sndbuf] kernel TCP send buffer in bytes, ZMQ_SNDBUF (default 65536; 0 = OS default)
  * @property {number} [lingerMs] how long close() lets queued frames (the end frame) reach the peer (default 5000)
  * @property {CurveKeys|null} [curve] encrypt with CURVE and authenticate the processor (default null: plain)
+ * @property {'wait'|'journal'} [busy] when ZeroMQ cannot take a frame at once (no processor connected, or
+ *   the high-water mark reached): 'wait' (default: back-pressure), or 'journal': the frame, written to
+ *   `journal` when it was built, is not sent and is counted (`journalOnly`; a Buffer, journaled by
+ *   nobody, still waits)
+ * @property {import('./journal.js').Journal|null} [journal] the journal the batcher writes ('journal' only)
  * @property {import('./log.js').Log} [log]
  */
 
 export class Sender {
   /** @param {SenderOptions} options */
-  constructor ({ endpoint, sndhwm = 4, sndbuf = 65536, lingerMs = 5000, curve = null, log = silentLog }) {
+  constructor ({ endpoint, sndhwm = 4, sndbuf = 65536, lingerMs = 5000, curve = null, busy = 'wait', journal = null, log = silentLog }) {
     if (typeof endpoint !== 'string' || !/^(tcp|ipc|inproc):\/\//.test(endpoint)) {
       throw new Error(`sender: endpoint must look like tcp://host:port, ipc://path or inproc://name, got ${JSON.stringify(endpoint)}`)
     }
     if (!Number.isInteger(sndhwm) || sndhwm < 1) throw new Error(`sender: sndhwm must be a positive integer, got ${sndhwm}`)
+    if (busy !== 'wait' && busy !== 'journal') throw new Error(`sender: busy must be 'wait' or 'journal', got ${JSON.stringify(busy)}`)
+    if (busy === 'journal' && journal === null) throw new Error("sender: busy 'journal' needs the journal")
     this.endpoint = endpoint
     this.lingerMs = lingerMs
+    this.busy = busy
+    this.journal = journal
+    /** whether the last frame went to the journal only (then nobody will hang up after the end frame) */
+    this._lastJournalOnly = false
+    this._journalOnlyLogDue = 0
     this.log = log
     if (!Number.isInteger(sndbuf) || sndbuf < 0) throw new Error(`sender: sndbuf must be a non-negative integer (bytes), got ${sndbuf}`)
     // the kernel's TCP send buffer holds frames beyond the high-water mark: keep it small too, or an
@@ -86,7 +101,9 @@ export class Sender {
       /** total time spent waiting for those sends, ms */
       blockedMs: 0,
       /** failed security handshakes (CURVE: wrong server key, or the processor does not speak CURVE) */
-      handshakeErrors: 0
+      handshakeErrors: 0,
+      /** busy 'journal': frames ZeroMQ could not take at once, left in the journal only */
+      journalOnly: 0
     }
   }
 
@@ -106,8 +123,20 @@ export class Sender {
   async _sendNow (frame) {
     const buf = Buffer.isBuffer(frame) ? frame : frame.build()
     if (this.sock.writable) {
+      this._lastJournalOnly = false
       await this.sock.send(buf)
+    } else if (this.busy === 'journal' && !Buffer.isBuffer(frame)) {
+      const now = performance.now()
+      if (!this._lastJournalOnly && now >= this._journalOnlyLogDue) { // a new spell, logged at most every 10 s
+        this._journalOnlyLogDue = now + 10_000
+        this.log(`sender: ZeroMQ cannot take frames now (no processor at ${this.endpoint}, or its queue is full): they wait in the journal only (${this.stats.journalOnly} so far, counted as frames_journal_only)`)
+      }
+      this.stats.journalOnly++
+      /** @type {import('./journal.js').Journal} */ (this.journal).stats.frames_journal_only++
+      this._lastJournalOnly = true
+      return
     } else {
+      this._lastJournalOnly = false
       const t0 = process.hrtime.bigint()
       this.stats.blockedSends++
       await this.sock.send(buf)
@@ -143,12 +172,15 @@ export class Sender {
     const timeout = new Promise((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })
     const drained = await Promise.race([this._tail.then(() => true), timeout])
     // handed over to ZeroMQ is not delivered: wait until the processor has read everything and hung up
-    const acknowledged = drained && await Promise.race([this.peerGone, timeout])
+    // (unless the end frame went to the journal only: no processor will hang up after it)
+    const journalOnly = drained && this._lastJournalOnly
+    if (journalOnly) this.log('sender: the end frame is in the journal only (ZeroMQ could not take it): not waiting for a processor')
+    const acknowledged = drained && !journalOnly && await Promise.race([this.peerGone, timeout])
     clearTimeout(timer)
     this.closed = true
     if (!drained) {
       this.log(`sender: frames still queued after ${timeoutMs} ms: the processor at ${this.endpoint} is not reading; closing without them`)
-    } else if (!acknowledged) {
+    } else if (!acknowledged && !journalOnly) {
       this.log(`sender: the processor at ${this.endpoint} did not hang up within ${timeoutMs} ms of the end frame; it may not have received it`)
     }
     this.sock.linger = 0
