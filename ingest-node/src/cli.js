@@ -456,7 +456,7 @@ export async function main (argv = process.argv.slice(2)) {
   })
   const seconds = (performance.now() - t0) / 1000
   journal?.close()
-  if (!result.endDelivered) log(`the processor at ${cfg.endpoint} did not confirm the end frame within ${cfg.lingerMs} ms (is it running?)`)
+  if (!result.endDelivered && !sender.lastJournalOnly) log(`the processor at ${cfg.endpoint} did not confirm the end frame within ${cfg.lingerMs} ms (is it running?)`)
   const summary = {
     session,
     reason: result.reason,

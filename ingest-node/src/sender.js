@@ -147,6 +147,9 @@ export class Sender {
     if (!Buffer.isBuffer(frame)) this.stats.rows[frame.type] = (this.stats.rows[frame.type] ?? 0) + frame.n
   }
 
+  /** Whether the last frame (after close(): the end frame) went to the journal only. */
+  get lastJournalOnly () { return this._lastJournalOnly }
+
   /** Resolves when every frame queued so far went to ZeroMQ. */
   drain () { return this._tail }
 
