@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from market_data_tick_handler.config import IngestConfig
+from market_data_tick_handler.config import IngestConfig, JournalConfig
 from market_data_tick_handler.streaming_service.ingest.ingester_process import (
     IngestStream,
     find_ingester,
@@ -102,3 +102,30 @@ def test_the_ingester_reads_them_back():
         "bookDepth": 25,
         "bookIntervalMs": 100,
     }
+
+
+def test_journal_flags_only_when_enabled():
+    assert "--journal-dir" not in ingester_args(IngestConfig(), "ipc:///x", session="ab")
+    journal = JournalConfig(enabled=True, dir="data/j", file_mb=8, max_mb=100, max_age_h=1.5)
+    ingest = IngestConfig(journal=journal)
+    spawned = ingester_args(ingest, "ipc:///x", session="ab")
+    at = spawned.index("--journal-dir")
+    assert spawned[at:] == [
+        "--journal-dir", str(Path("data/j").resolve()),
+        "--journal-file-mb", "8", "--journal-max-mb", "100", "--journal-max-age-h", "1.5",
+        "--when-busy", "wait",
+    ]  # fmt: skip
+    # not started by a processor (no session): the ingester's own default with a journal (journal only)
+    assert "--when-busy" not in ingester_args(ingest, "ipc:///x")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_the_ingester_reads_the_journal_flags_back():
+    ingest = IngestConfig(
+        journal=JournalConfig(enabled=True, dir="/d/j", file_mb=8, max_mb=100, max_age_h=1.5)
+    )
+    spawned = _parsed(ingester_args(ingest, "ipc:///x", session="ab"))
+    assert spawned["journal"] == {"dir": "/d/j", "fileMb": 8, "maxMb": 100, "maxAgeH": 1.5}
+    assert spawned["whenBusy"] == "wait"
+    assert _parsed(ingester_args(ingest, "ipc:///x"))["whenBusy"] == "journal"
+    assert _parsed(ingester_args(IngestConfig(), "ipc:///x"))["journal"] is None

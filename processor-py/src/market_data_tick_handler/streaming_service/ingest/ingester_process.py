@@ -85,7 +85,11 @@ def ingester_args(
     ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``. What it streams is
     ``ingest.exchange``, ``ingest.symbols``, ``data_types`` and ``ingest.files``, or, with ``streams``,
     those of each exchange (several exchanges in one session). With ``session`` the ingester uses that
-    session id (the processor takes no other) and exits when its parent is gone."""
+    session id (the processor takes no other) and exits when its parent is gone. With
+    ``ingest.journal.enabled`` it journals every frame (proto/README.md "Journal"); one the processor
+    starts (``session``) still waits when ZeroMQ cannot take a frame (``--when-busy wait``: the
+    back-pressure that keeps a replay from outrunning its processor), where one run on its own would
+    leave the frame in the journal and go on."""
     what = streams or (
         IngestStream(ingest.exchange, tuple(ingest.symbols), tuple(data_types), tuple(ingest.files)),
     )
@@ -108,6 +112,20 @@ def ingester_args(
     ]
     if session is not None:
         args += ["--session", session, "--watch-parent"]
+    journal = ingest.journal
+    if journal.enabled:
+        args += [
+            "--journal-dir",
+            str(Path(journal.dir).resolve()),
+            "--journal-file-mb",
+            str(journal.file_mb),
+            "--journal-max-mb",
+            str(journal.max_mb),
+            "--journal-max-age-h",
+            str(journal.max_age_h),
+        ]
+        if session is not None:
+            args += ["--when-busy", "wait"]
     return args + list(ingest.extra_args)
 
 
