@@ -3,7 +3,7 @@
 // directory, and the frames the pipeline journals before ZeroMQ, with no processor at all too.
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, readdirSync, writeFileSync, appendFileSync, truncateSync, statSync, utimesSync, existsSync } from 'node:fs'
+import { closeSync, readFileSync, readdirSync, writeFileSync, appendFileSync, truncateSync, statSync, utimesSync, existsSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { Pull } from 'zeromq'
@@ -212,6 +212,18 @@ describe('journal', () => {
     assert.equal(next.nextJseq, jseqs.length + 1)
     assert.match(next.log.lines.join('\n'), /taking over .*journal\.lock of a process that is gone/)
     next.close()
+  })
+
+  test('a failed write: nothing may follow it', () => {
+    const dir = tmpDir()
+    const log = memoryLog()
+    const j = new Journal({ dir, log }).open()
+    j.append(1, fill(10, 1))
+    closeSync(j.fd) // the file gone from under it: the next write fails (EBADF), as a full disk would
+    assert.throws(() => j.append(2, fill(10, 2)), /EBADF/)
+    assert.throws(() => j.append(2, fill(10, 2)), /an earlier write to journal-00000000000000000001\.jnl failed/)
+    assert.match(log.lines.join('\n'), /writing jseq 2 to journal-00000000000000000001\.jnl failed: EBADF/)
+    j.fd = null
   })
 
   test('one writer per directory', async () => {
