@@ -212,3 +212,104 @@ async def test_refill_is_asked_again_when_its_time_comes_and_when_woken():
         await asyncio.sleep(0.01)
     assert server.taken == ["t0"] and time.monotonic() - started >= 0.05
     await backlog.close(1)
+
+
+class ListOverflow:
+    """A stand-in disk tier (sinks/spill.py is the real one): keeps what it is given in a list."""
+
+    def __init__(self, earlier: list[tuple[int, Item]] = ()) -> None:
+        self.items: list[tuple[int, Item]] = list(earlier)  # an earlier run's, as found at start
+        self.done_seqs: list[int] = []
+        self.kept: list[tuple[int, Item]] = []
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def next_nbytes(self) -> int:
+        return self.items[0][1].nbytes if self.items else 0
+
+    def next_seq(self) -> int:
+        return max((s for s, _ in self.items), default=-1) + 1
+
+    def put(self, seq: int, item: Item) -> None:
+        self.items.append((seq, item))
+
+    async def take(self) -> tuple[int, Item] | None:
+        await asyncio.sleep(0)  # read back in a thread, in the real one: a put meanwhile goes behind
+        return self.items.pop(0) if self.items else None
+
+    def done(self, seq: int) -> None:
+        self.done_seqs.append(seq)
+
+    async def keep(self, items: list[tuple[int, Item]]) -> list[Item]:
+        self.kept = items
+        return [item for _, item in items if item.name == "unkeepable"]
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_with_an_overflow_what_does_not_fit_waits_there_in_order_and_comes_back_in_order():
+    server = Server(up=False)
+    overflow = ListOverflow()
+    backlog = _backlog(server, limit=25, keep_head=True, overflow=overflow)  # two items fit in memory
+    backlog.start()
+    for name in "abcdef":
+        backlog.put(Item(name))
+    assert [i.name for i in backlog] == ["a", "b"] and backlog.nbytes == 20
+    assert [(s, i.name) for s, i in overflow.items] == [(2, "c"), (3, "d"), (4, "e"), (5, "f")]
+    assert not server.of("dropped")  # nothing is dropped: it waits on disk
+    for _ in range(500):
+        if len(server.of("failed")) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    backlog.put(Item("g"))  # the overflow holds items: behind them, though memory is not over
+    assert overflow.items[-1][1].name == "g" and len(backlog) == 2
+    server.up = True
+    assert await backlog.flush(5)
+    assert server.taken == list("abcdefg") and backlog.nbytes == 0 and not overflow.items
+    assert sorted(overflow.done_seqs) == list(range(7))  # each told once it left
+    await backlog.close(1)
+    assert overflow.closed and overflow.kept == []
+
+
+async def test_an_earlier_runs_items_in_the_overflow_go_before_new_ones():
+    server = Server()
+    overflow = ListOverflow([(7, Item("old1")), (8, Item("old2"))])
+    backlog = _backlog(server, limit=1_000, overflow=overflow)
+    backlog.put(Item("early"))  # before start: memory only, as without an overflow
+    backlog.start()
+    backlog.put(Item("new"))  # the overflow holds the earlier ones: this goes behind them
+    assert [(s, i.name) for s, i in overflow.items] == [(7, "old1"), (8, "old2"), (9, "new")]
+    assert await backlog.flush(5)
+    assert server.taken == ["early", "old1", "old2", "new"]
+    await backlog.close(1)
+
+
+async def test_close_hands_what_is_left_in_memory_to_the_overflow_and_gives_back_what_it_could_not_keep():
+    server = Server(up=False)
+    overflow = ListOverflow()
+    backlog = _backlog(server, limit=25, overflow=overflow)
+    backlog.start()
+    for name in ("a", "unkeepable", "c"):
+        backlog.put(Item(name))
+    left = await backlog.close(0.05)
+    assert [(s, i.name) for s, i in overflow.kept] == [(0, "a"), (1, "unkeepable")]  # oldest first
+    assert [i.name for i in left] == ["unkeepable"]  # the sink counts it as lost
+    assert [i.name for _, i in overflow.items] == ["c"] and len(backlog) == 0 and overflow.closed
+
+
+async def test_close_waits_for_the_send_in_flight_when_asked_and_its_outcome_counts():
+    server = Server()
+    server.hold = asyncio.Event()
+    backlog = _backlog(server)
+    backlog.start()
+    backlog.put(Item("a"))
+    await asyncio.wait_for(server.sending.wait(), 5)
+    closing = asyncio.create_task(backlog.close(0.01, in_flight_s=5))
+    await asyncio.sleep(0.05)
+    assert not closing.done()  # the send of "a" is still going: close waits for its outcome
+    server.hold.set()
+    assert await closing == [] and server.taken == ["a"] and server.of("sent") == [("a", "ok a")]
