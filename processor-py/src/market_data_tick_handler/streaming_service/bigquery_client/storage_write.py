@@ -9,13 +9,15 @@ first reply was lost could be written twice.
 
 Datasets and tables are created through the API when missing (partitioning, expiration and clustering
 from tables.py); a table that lacks columns (new features) gets them added as NULLABLE, and a column is
-never dropped. Every call has a timeout and no client-side retry: persist mode retries, with backoff.
+never dropped. Beside each table, the view ``{table}_dedup`` shows one row per ``TableSpec.key`` (of rows
+written more than once, the one with the earliest ``timestamp_out``; :func:`dedup_query`). Every call has
+a timeout and no client-side retry: persist mode retries, with backoff.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from google.api_core import exceptions as api_errors
 from google.auth import exceptions as auth_errors
@@ -25,11 +27,16 @@ from google.cloud.bigquery_storage_v1 import types
 from ...config import BigQueryConfig
 from .clients import describe, rest_client, write_client
 from .proto_rows import RowEncoder
-from .sink import RowBatch, WriteFailed, WriteRefused
+from .sink import RowBatch, WriteFailed, WriteRefused, is_candle_table
 from .tables import Column, TableSpec
+from .tick_rows import TickEncoders
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..candle_processor import ClosedCandles
+    from ..data_types.records import Record
+    from ..data_types.trades import TradeRows
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,7 @@ class StorageWriteSink:
         self.rest = rest_client(project, config.emulator)
         self.write = write_client(config.emulator)
         self._encoders: dict[str, RowEncoder] = {}
+        self._ticks = TickEncoders()
         self._ready: set[tuple[str, str]] = set()  # (dataset, table) known to exist with every column
         self._streams: dict[tuple[str, str], str] = {}
         self._next_offset: dict[str, int] = {}  # by stream
@@ -72,6 +80,18 @@ class StorageWriteSink:
 
     def encode(self, table: TableSpec, block: ClosedCandles) -> list[bytes]:
         return self._encoder(table).encode(block)
+
+    def encode_trades(self, table: TableSpec, trades: TradeRows, out_us: int) -> list[bytes]:
+        return self._ticks.of(table).trades(trades, out_us)
+
+    def encode_records(self, table: TableSpec, records: Sequence[Record], out_us: int) -> list[bytes]:
+        return self._ticks.of(table).records(records, out_us)
+
+    def _descriptor(self, table: TableSpec) -> Any:
+        """The rows' ``DescriptorProto``, the append's ``writer_schema``."""
+        if is_candle_table(table):
+            return self._encoder(table).descriptor
+        return self._ticks.of(table).descriptor
 
     def ensure(self, table: TableSpec) -> None:
         try:
@@ -122,6 +142,10 @@ class StorageWriteSink:
                     spec.name,
                     ", ".join(c.name for c in missing),
                 )
+        if spec.key:
+            view = bigquery.Table(dataset.table(f"{spec.name}_dedup"))
+            view.view_query = dedup_query(self.project, spec)
+            self.rest.create_table(view, exists_ok=True, **calls)
         self._ready.add(key)
 
     def _stream(self, spec: TableSpec) -> str:
@@ -156,7 +180,7 @@ class StorageWriteSink:
             stream = self._stream(spec)
             if batch.stream != stream:  # first attempt, or its stream is gone: the next offset of this one
                 batch.stream, batch.offset = stream, self._next_offset[stream]
-            schema = batch.schema if batch.schema is not None else self._encoder(spec).descriptor
+            schema = self._descriptor(spec)
             request = types.AppendRowsRequest(
                 write_stream=stream,
                 offset=batch.offset,
@@ -198,6 +222,9 @@ class StorageWriteSink:
         self._next_offset[batch.stream] = max(self._next_offset[batch.stream], batch.offset + len(batch.rows))
         return False
 
+    def stats(self) -> dict[str, int]:
+        return {}
+
     def close(self) -> None:
         for (dataset, table), stream in self._streams.items():
             try:
@@ -207,6 +234,17 @@ class StorageWriteSink:
         self._streams.clear()
         self.rest.close()
         self.write.transport.close()
+
+
+def dedup_query(project: str, spec: TableSpec) -> str:
+    """The query of the view ``{table}_dedup``: one row per key, of rows written more than once the one
+    with the earliest ``timestamp_out``. A GROUP BY rather than ``QUALIFY ROW_NUMBER() OVER (PARTITION BY
+    key ...)``: BigQuery refuses FLOAT64 columns in PARTITION BY, and tick keys have prices."""
+    keys = ", ".join(f"`{k}`" for k in spec.key)
+    return (
+        f"SELECT row.* FROM (SELECT ARRAY_AGG(t ORDER BY t.timestamp_out, t.local_timestamp LIMIT 1)"
+        f"[OFFSET(0)] AS row FROM `{project}.{spec.dataset}.{spec.name}` AS t GROUP BY {keys})"
+    )
 
 
 def _schema_field(column: Column, nullable: bool = False) -> bigquery.SchemaField:

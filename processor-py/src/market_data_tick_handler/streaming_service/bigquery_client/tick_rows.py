@@ -4,9 +4,10 @@ at run time from a tick table's columns (``tables.tick_columns``), one optional 
 columns are int64 µs since the epoch, as BigQuery reads them from a proto.
 
 A row is one protobuf message object, filled and serialised (upb: about 2.3 µs a trade row, 1.3 µs a gap
-row, measured here), in the tick sink's ``accept``: unlike the candle rows (``proto_rows.py``, one
-compiled pass per part) this is not compiled yet, and it costs the processor's loop only when the tick
-sink runs."""
+row, measured here), in the tick sink's ``accept`` (through its sink's ``encode_trades`` and
+``encode_records``: ``TickEncoders``, one encoder per table): unlike the candle rows (``proto_rows.py``,
+one compiled pass per part) this is not compiled yet, and it costs the processor's loop only when the
+tick sink runs."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from ..data_types.trades import ROW_FIELDS
-from .tables import Column
+from .tables import Column, TableSpec
 
 if TYPE_CHECKING:
     from ..data_types.records import Record
@@ -97,3 +98,17 @@ class TickEncoder:
             make(**dict(zip(ROW_FIELDS, row, strict=True)), timestamp_out=out_us).SerializeToString()
             for row in trades.rows()
         ]
+
+
+class TickEncoders:
+    """The ``TickEncoder`` of each tick table a sink writes, made when first asked for."""
+
+    def __init__(self) -> None:
+        self._by_table: dict[tuple[str, str], TickEncoder] = {}
+
+    def of(self, table: TableSpec) -> TickEncoder:
+        key = (table.dataset, table.name)
+        encoder = self._by_table.get(key)
+        if encoder is None:
+            encoder = self._by_table[key] = TickEncoder(table.name, table.columns)
+        return encoder

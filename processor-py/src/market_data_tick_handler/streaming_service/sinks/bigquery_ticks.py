@@ -1,12 +1,13 @@
 """The tick sink (``--mode streaming-ticks-bigquery``, streaming.yaml ``modes: [ticks]``): every tick of
-the enabled data types as a row of its BigQuery table, ``ticks_{data type}`` (``bigquery_client/
-tables.py``): the frames' valid trades (``FrameOutput.trades``) and the other types' records.
+the enabled data types as a row of its table, ``ticks_{data type}`` (``bigquery_client/tables.py``): the
+frames' valid trades (``FrameOutput.trades``) and the other types' records.
 
-It is persist mode's machinery with other tables (``modes/persist_mode.py``): rows are encoded at once
-(``bigquery_client/tick_rows.py``) into a buffer per data type, which becomes a batch at
+It is persist mode's machinery with other tables (``modes/persist_mode.py``): rows are encoded at once by
+the store's sink (``encode_trades``, ``encode_records``: protobuf rows for BigQuery,
+``bigquery_client/tick_rows.py``) into a buffer per data type, which becomes a batch at
 ``persist.bigquery.batch_size`` rows or when its oldest row has waited ``data_types.<type>.batch_timeout``
-ms, and the batches are appended in order, exactly once each, on a committed write stream per table by
-the shared backlog (``sinks/backlog.py``), with the same retries, bounds and counters."""
+ms, and the batches are appended in order, exactly once each, by the shared backlog
+(``sinks/backlog.py``), with the same retries, bounds and counters."""
 
 from __future__ import annotations
 
@@ -14,16 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...config import StreamingConfig
-from ..bigquery_client import RowSink, TableSpec
+from ..bigquery_client import RowSink
 from ..bigquery_client.tables import tick_tables
-from ..bigquery_client.tick_rows import TickEncoder
 from ..ledger import Entry, sink_entry
 from ..modes.persist_mode import PersistMode
 from .base import FrameOutput
 
 
 class TicksMode(PersistMode):
-    """Tick rows into BigQuery. ``data_types``: the enabled types that make records, with their
+    """Tick rows into their tables, one per enabled data type that makes records, each with its
     ``batch_timeout`` (ms)."""
 
     name = "ticks"
@@ -42,8 +42,6 @@ class TicksMode(PersistMode):
         tables = {t: spec for t, spec in tables.items() if t in enabled}
         self._timeouts = {t: config.data_types[t].batch_timeout / 1000 for t in tables}
         super().__init__(config.persist.bigquery, (), source, sink, tables=tables)
-        self.encoders = {t: TickEncoder(spec.name, spec.columns) for t, spec in tables.items()}
-        self._schemas = {self.tables[t].name: e.descriptor for t, e in self.encoders.items()}
         self.stats["rows_skipped"] = 0  # records of a type that is not enabled (none in a run)
 
     @classmethod
@@ -57,27 +55,24 @@ class TicksMode(PersistMode):
 
     async def accept(self, output: FrameOutput) -> None:
         """Encode and buffer the rows of the output's trades and records. Returns at once."""
-        out_us = output.stamps.out_us
-        trades = self.encoders.get("trades")
+        out_us, sink = output.stamps.out_us, self.sink
+        trades = self.tables.get("trades")
         if trades is not None:
             for rows in output.trades:
-                self._buffer("trades", trades.trades(rows, out_us))
+                self._buffer("trades", sink.encode_trades(trades, rows, out_us))
         by_type: dict[str, list[Any]] = {}
         for record in output.records:
             by_type.setdefault(record.DATA_TYPE, []).append(record)
         for data_type, records in by_type.items():
-            encoder = self.encoders.get(data_type)
-            if encoder is None:
+            table = self.tables.get(data_type)
+            if table is None:
                 self.stats["rows_skipped"] += len(records)
                 continue
-            self._buffer(data_type, encoder.records(records, out_us))
+            self._buffer(data_type, sink.encode_records(table, records, out_us))
         self.backlog.wake()
 
     def _timeout_s(self, key: str) -> float:
         return self._timeouts[key]
-
-    def _schema(self, table: TableSpec) -> Any:
-        return self._schemas[table.name]
 
     def progress_line(self) -> str:
         return "ticks " + super().progress_line()
