@@ -1,11 +1,18 @@
 """Command line: ``python -m market_data_tick_handler.main --mode streaming-candles-serve ...``.
 
 Modes, alone or together (comma-separated): ``streaming-candles-serve`` publishes the closed candles to
-Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them, with their features, to BigQuery
-tables; ``streaming-ticks-bigquery`` writes every tick to the tick tables (``ticks_trades``, ...);
+Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them, with their features, to the
+candle tables; ``streaming-ticks-bigquery`` writes every tick to the tick tables (``ticks_trades``, ...);
 ``--print-candles`` prints the candles too. Without ``--mode``, streaming.yaml's ``modes`` (serve,
 persist, ticks) decide. Each is a sink (``streaming_service/sinks/registry.py``).
 ``live-instruments-sync`` is not built yet and says so.
+
+Where the tables are: BigQuery when a project is set (``--bigquery-project``,
+``persist.bigquery.project_id``, ``$GCP_PROJECT_ID``); a local emulator when one is given
+(``--bigquery-emulator`` > streaming.yaml's ``persist.bigquery.emulator`` > ``$BIGQUERY_EMULATOR``, each
+``http://HOST:REST_PORT,HOST:GRPC_PORT``); otherwise the local store, Parquet files under
+``persist.local.path`` (``data/warehouse``) read through DuckDB (``python -m
+market_data_tick_handler.query``).
 
 Several exchanges in one session (streaming.yaml's ``ingest.exchanges``): ``--exchanges binance,deribit``
 with ``--symbols``, ``--files`` and ``--data-types`` once per exchange, each value prefixed with its
@@ -27,6 +34,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +72,8 @@ RUNS = {
     "streaming-ticks-bigquery": "ticks",
 }
 log = logging.getLogger("market_data_tick_handler")
+#: a local BigQuery emulator's endpoints, ``http://HOST:REST_PORT,HOST:GRPC_PORT``
+BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -125,7 +135,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--bigquery-emulator",
         metavar="REST_URL,GRPC_HOST:PORT",
-        help="write to a local bqemulator (anonymous credentials) instead of BigQuery",
+        help="write to a local bqemulator (anonymous credentials) instead of BigQuery (overrides"
+        f" persist.bigquery.emulator and ${BIGQUERY_EMULATOR_ENV})",
     )
     p.add_argument("--endpoint", help="ZeroMQ endpoint to bind (overrides ingest.endpoint)")
     p.add_argument(
@@ -279,6 +290,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _emulator(value: str, where: str) -> EmulatorConfig:
+    """``http://HOST:REST_PORT,HOST:GRPC_PORT`` as the emulator's endpoints."""
+    rest_url, _, grpc_target = value.partition(",")
+    if not rest_url.startswith("http") or not grpc_target:
+        raise ConfigError(
+            f"{where}: {value!r}: expected REST_URL,GRPC_HOST:PORT (http://127.0.0.1:9050,127.0.0.1:9060)"
+        )
+    return EmulatorConfig(rest_url.strip(), grpc_target.strip())
+
+
 def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> StreamingConfig:
     ingest = config.ingest
     changes = _stream_overrides(ingest, args)
@@ -310,10 +331,9 @@ def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> Stream
     if args.bigquery_target:
         bq_changes["target"] = args.bigquery_target
     if args.bigquery_emulator:
-        rest_url, _, grpc_target = args.bigquery_emulator.partition(",")
-        if not rest_url.startswith("http") or not grpc_target:
-            raise ConfigError("--bigquery-emulator: expected REST_URL,GRPC_HOST:PORT")
-        bq_changes["emulator"] = EmulatorConfig(rest_url, grpc_target)
+        bq_changes["emulator"] = _emulator(args.bigquery_emulator, "--bigquery-emulator")
+    elif bigquery.emulator is None and os.environ.get(BIGQUERY_EMULATOR_ENV):
+        bq_changes["emulator"] = _emulator(os.environ[BIGQUERY_EMULATOR_ENV], f"${BIGQUERY_EMULATOR_ENV}")
     return dataclasses.replace(
         config,
         ingest=dataclasses.replace(ingest, **changes),
@@ -332,7 +352,7 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     try:
         code = await service.run()
     except WriteRefused as exc:
-        log.error("cannot write to BigQuery: %s", exc)
+        log.error("cannot write the tables: %s", exc)
         return 2
     except (ConnectionError, OSError) as exc:
         log.error("cannot publish to %s: %s", redact_url(config.serve.redis_url), exc)

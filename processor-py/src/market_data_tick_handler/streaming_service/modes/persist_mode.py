@@ -48,18 +48,32 @@ class _Buffer:
     since: float = 0.0
 
 
-def make_sink(config: BigQueryConfig) -> RowSink:
+def make_sink(config: BigQueryConfig, local_path: str | None = None) -> RowSink:
+    """Where the rows go: BigQuery when a project is set (``persist.bigquery.project_id``,
+    ``$GCP_PROJECT_ID``), the emulator when one is configured (``persist.bigquery.emulator``,
+    ``--bigquery-emulator``, ``$BIGQUERY_EMULATOR``), otherwise the local store under ``local_path``
+    (``persist.local.path``; docs/ARCHITECTURE.md "The local store"). Says which in one INFO line."""
+    project = config.project_id
+    if config.emulator is None and (not project or project.startswith("${")):
+        from ...config import LocalStoreConfig
+        from ..local_store import LocalStore  # pyarrow loads only here
+
+        store = LocalStore(local_path or LocalStoreConfig().path)
+        log.info("no BigQuery project or emulator configured: rows go to %s", store.describe())
+        return store
     from google.auth.exceptions import DefaultCredentialsError  # the Google clients load only here
 
     from ..bigquery_client.storage_write import StorageWriteSink
 
     try:
-        return StorageWriteSink(config, config.project())
+        sink = StorageWriteSink(config, config.project())
     except DefaultCredentialsError:
         raise ConfigError(
             "persist mode: no Google credentials in the environment; set GOOGLE_APPLICATION_CREDENTIALS"
             " or run `gcloud auth application-default login` (or use an emulator: persist.bigquery.emulator)"
         ) from None
+    log.info("rows go to %s", sink.describe())
+    return sink
 
 
 class PersistMode:

@@ -1,13 +1,14 @@
 """The tick sink (``--mode streaming-ticks-bigquery``, streaming.yaml ``modes: [ticks]``): every tick of
 the enabled data types as a row of its table, ``ticks_{data type}`` (``bigquery_client/tables.py``): the
-frames' valid trades (``FrameOutput.trades``) and the other types' records.
+frames' valid trades (``FrameOutput.trades``) and the other types' records; in BigQuery, its emulator or
+the local store, as persist mode (``modes/persist_mode.make_sink``).
 
 It is persist mode's machinery with other tables (``modes/persist_mode.py``): rows are encoded at once by
 the store's sink (``encode_trades``, ``encode_records``: protobuf rows for BigQuery,
-``bigquery_client/tick_rows.py``) into a buffer per data type, which becomes a batch at
-``persist.bigquery.batch_size`` rows or when its oldest row has waited ``data_types.<type>.batch_timeout``
-ms, and the batches are appended in order, exactly once each, by the shared backlog
-(``sinks/backlog.py``), with the same retries, bounds and counters."""
+``bigquery_client/tick_rows.py``; msgpack rows for the local store, ``local_store/tick_codec.py``) into a
+buffer per data type, which becomes a batch at ``persist.bigquery.batch_size`` rows or when its oldest
+row has waited ``data_types.<type>.batch_timeout`` ms, and the batches are appended in order, exactly once
+each, by the shared backlog (``sinks/backlog.py``), with the same retries, bounds and counters."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ...config import StreamingConfig
 from ..bigquery_client import RowSink
 from ..bigquery_client.tables import tick_tables
 from ..ledger import Entry, sink_entry
-from ..modes.persist_mode import PersistMode
+from ..modes.persist_mode import PersistMode, make_sink
 from .base import FrameOutput
 
 
@@ -41,6 +42,8 @@ class TicksMode(PersistMode):
         tables = tick_tables(config.persist.bigquery, source)
         tables = {t: spec for t, spec in tables.items() if t in enabled}
         self._timeouts = {t: config.data_types[t].batch_timeout / 1000 for t in tables}
+        if sink is None:
+            sink = make_sink(config.persist.bigquery, config.persist.local.path)
         super().__init__(config.persist.bigquery, (), source, sink, tables=tables)
         self.stats["rows_skipped"] = 0  # records of a type that is not enabled (none in a run)
 
