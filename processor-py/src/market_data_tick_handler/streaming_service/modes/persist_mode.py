@@ -7,9 +7,15 @@ oldest row has waited ``batch_timeout_ms``, whichever comes first, and at shutdo
 writes the batches in order (the backlog: ``sinks/backlog.py``); ``accept`` never waits for BigQuery. A
 batch that cannot be written (BigQuery unreachable, busy, timing out) stays at the head and is sent
 again, the same rows at the same stream offset, with backoff (0.1 s doubling to 10 s) while later batches
-queue behind it up to ``backlog_mb``; over that the oldest queued batch behind the head is dropped and
-counted (``rows_lost``). A batch BigQuery refuses is counted (``write_errors``, ``rows_refused``) and
-logged. At shutdown what is left gets ``close_timeout_s``.
+queue behind it. A batch BigQuery refuses is counted (``write_errors``, ``rows_refused``) and logged.
+
+Where the batches wait (docs/ARCHITECTURE.md "When the store is unreachable: the spill"): in memory up to
+``persist.spill_mb``, then in files under ``persist.spill_dir`` (``sinks/spill.py``; written by a thread,
+never by the loop that handles frames) up to ``persist.bigquery.backlog_mb``; over that the oldest batch
+on disk is deleted and counted (``rows_lost``). They are written in order when the store is back. At
+shutdown what is left gets ``close_timeout_s``, then what is still in memory is spilled too, and the next
+start writes the spilled batches before anything new. Built without ``spill`` (tests, embedding) the
+batches wait in memory only, up to ``backlog_mb``, the oldest behind the head dropped and counted over it.
 
 The tick sink (``sinks/bigquery_ticks.py``) is this machinery with other tables: it passes its
 ``tables``, buffers rows per data type (``_buffer``) and gives each its own timeout (``_timeout_s``)."""
@@ -17,13 +23,14 @@ The tick sink (``sinks/bigquery_ticks.py``) is this machinery with other tables:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...config import BigQueryConfig, ConfigError, StreamingConfig
+from ...config import BigQueryConfig, ConfigError, PersistConfig, StreamingConfig
 from ..bigquery_client import (
     RowBatch,
     RowSink,
@@ -35,6 +42,7 @@ from ..bigquery_client import (
 from ..candle_processor import CandleBatch, ClosedCandles, Stamps
 from ..ledger import Entry, sink_entry
 from ..sinks import Backlog, FrameOutput
+from ..sinks.spill import Spill, folder_name
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 10.0
@@ -48,32 +56,18 @@ class _Buffer:
     since: float = 0.0
 
 
-def make_sink(config: BigQueryConfig, local_path: str | None = None) -> RowSink:
-    """Where the rows go: BigQuery when a project is set (``persist.bigquery.project_id``,
-    ``$GCP_PROJECT_ID``), the emulator when one is configured (``persist.bigquery.emulator``,
-    ``--bigquery-emulator``, ``$BIGQUERY_EMULATOR``), otherwise the local store under ``local_path``
-    (``persist.local.path``; docs/ARCHITECTURE.md "The local store"). Says which in one INFO line."""
-    project = config.project_id
-    if config.emulator is None and (not project or project.startswith("${")):
-        from ...config import LocalStoreConfig
-        from ..local_store import LocalStore  # pyarrow loads only here
-
-        store = LocalStore(local_path or LocalStoreConfig().path)
-        log.info("no BigQuery project or emulator configured: rows go to %s", store.describe())
-        return store
+def make_sink(config: BigQueryConfig) -> RowSink:
     from google.auth.exceptions import DefaultCredentialsError  # the Google clients load only here
 
     from ..bigquery_client.storage_write import StorageWriteSink
 
     try:
-        sink = StorageWriteSink(config, config.project())
+        return StorageWriteSink(config, config.project())
     except DefaultCredentialsError:
         raise ConfigError(
             "persist mode: no Google credentials in the environment; set GOOGLE_APPLICATION_CREDENTIALS"
             " or run `gcloud auth application-default login` (or use an emulator: persist.bigquery.emulator)"
         ) from None
-    log.info("rows go to %s", sink.describe())
-    return sink
 
 
 class PersistMode:
@@ -89,22 +83,40 @@ class PersistMode:
         source: str = "tardis-realtime",
         sink: RowSink | None = None,
         tables: Mapping[str, TableSpec] | None = None,
+        *,
+        spill: PersistConfig | None = None,
     ) -> None:
-        """``tables``: by buffer key, instead of the candle table of each timeframe."""
+        """``tables``: by buffer key, instead of the candle table of each timeframe. ``spill``: where
+        batches wait for an unreachable store (``spill_mb`` in memory, then files under ``spill_dir``);
+        None, or no ``spill_dir``: in memory only, up to ``backlog_mb``."""
         self.config = config or BigQueryConfig()
         self.tables: dict[str, TableSpec] = (
             dict(tables) if tables is not None else candle_tables(self.config, source, tuple(timeframes))
         )
         self.sink = sink if sink is not None else make_sink(self.config)
         self._buffers: dict[str, _Buffer] = {key: _Buffer() for key in self.tables}
+        self.spill: Spill | None = None
+        memory_mb = self.config.backlog_mb
+        if spill is not None and spill.spill_dir:
+            store = self.sink.describe()
+            self.spill = Spill(
+                spill.spill_dir,
+                folder_name(self.name, self.dataset, store),
+                store,
+                {spec.name: spec for spec in self.tables.values()},
+                limit_bytes=self.config.backlog_mb * 1_000_000,
+                lost=self._spill_lost,
+            )
+            memory_mb = spill.spill_mb
         self.backlog: Backlog[RowBatch] = Backlog(
             self,
-            limit_bytes=self.config.backlog_mb * 1_000_000,
+            limit_bytes=memory_mb * 1_000_000,
             first_retry_s=RETRY_FIRST_S,
             max_retry_s=RETRY_MAX_S,
             transient=(WriteFailed,),
             keep_head=True,  # it may have been written at its offset already: later batches follow it
             refill=self._cut_due,
+            overflow=self.spill,
         )
         self.stats: dict[str, Any] = {
             "rows_written": 0,
@@ -113,14 +125,17 @@ class PersistMode:
             "write_errors": 0,
             "rows_refused": 0,
             "duplicate_appends": 0,
-            "backlog_rows": 0,
+            "backlog_rows": 0,  # waiting: in memory (buffered) and in the spill (spilled)
             "backlog_max_rows": 0,
+            "buffered_rows": 0,
+            "buffered_bytes": 0,
             "rows_lost": 0,
         }
 
     @classmethod
     def from_config(cls, config: StreamingConfig, option: str | None = None) -> PersistMode:
-        return cls(config.persist.bigquery, config.candles.timeframes, config.ingest.source)
+        tables = config.persist.bigquery, config.candles.timeframes, config.ingest.source
+        return cls(*tables, spill=config.persist)
 
     @property
     def dataset(self) -> str:
@@ -135,6 +150,14 @@ class PersistMode:
 
         await self._ensure_tables()
         compile_row_writer()
+        await self._start_backlog()
+
+    async def _start_backlog(self) -> None:
+        """Open the spill (in a thread: the batches an earlier run left there are written first) and
+        start the background task that writes."""
+        if self.spill is not None:
+            await asyncio.to_thread(self.spill.open)
+            self.backlog_changed()
         self.backlog.start()
 
     async def _ensure_tables(self) -> None:
@@ -222,9 +245,10 @@ class PersistMode:
     def failed(self, batch: RowBatch, error: BaseException, retry_in_s: float, inline: bool) -> None:
         self.stats["write_retries"] += 1
         log.warning(
-            "BigQuery write failed (%s): %d rows waiting; next try in %.1f s",
+            "BigQuery write failed (%s): %d rows waiting (%d spilled to disk); next try in %.1f s",
             error,
-            sum(len(b.rows) for b in self.backlog),
+            self.stats["backlog_rows"],
+            self.spill.stats["spilled_rows"] if self.spill is not None else 0,
             retry_in_s,
         )
 
@@ -236,19 +260,35 @@ class PersistMode:
                   exc_info=not isinstance(error, WriteRefused))  # fmt: skip
 
     def dropped(self, batch: RowBatch) -> None:
+        """Over ``backlog_mb`` in memory (no spill): the oldest batch behind the head."""
         self.stats["rows_lost"] += len(batch.rows)
         log.error(
-            "backlog over persist.bigquery.backlog_mb=%d while BigQuery is unreachable: dropped %d rows"
-            " of %s",
+            "backlog over persist.bigquery.backlog_mb=%d while BigQuery is unreachable (no spill): dropped"
+            " %d rows of %s",
             self.config.backlog_mb,
             len(batch.rows),
             batch.table.name,
         )
 
+    def _spill_lost(self, table: str, rows: int) -> None:
+        """Over ``backlog_mb`` on disk: the spill deleted its oldest batch."""
+        self.stats["rows_lost"] += rows
+        log.error(
+            "spill over persist.bigquery.backlog_mb=%d while BigQuery is unreachable: deleted the oldest"
+            " batch, %d rows of %s",
+            self.config.backlog_mb,
+            rows,
+            table,
+        )
+        self.backlog_changed()
+
     def backlog_changed(self) -> None:
-        rows = sum(len(b.rows) for b in self.backlog)
-        self.stats["backlog_rows"] = rows
-        self.stats["backlog_max_rows"] = max(self.stats["backlog_max_rows"], rows)
+        s = self.stats
+        s["buffered_rows"] = sum(len(b.rows) for b in self.backlog)
+        s["buffered_bytes"] = self.backlog.nbytes
+        rows = s["buffered_rows"] + (self.spill.stats["spilled_rows"] if self.spill is not None else 0)
+        s["backlog_rows"] = rows
+        s["backlog_max_rows"] = max(s["backlog_max_rows"], rows)
 
     # ------------------------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> bool:
@@ -258,8 +298,11 @@ class PersistMode:
         return await self.backlog.flush(timeout)
 
     async def close(self) -> None:
+        """Cut the buffers, give what waits ``close_timeout_s`` to be written (and a write in flight then
+        its own ``request_timeout_s`` to end), then spill what is still in memory (without a spill, or
+        when a file cannot be written: counted as lost)."""
         self._cut(None)
-        left = await self.backlog.close(self.config.close_timeout_s)
+        left = await self.backlog.close(self.config.close_timeout_s, self.config.request_timeout_s)
         if left:
             lost = sum(len(b.rows) for b in left)
             self.stats["rows_lost"] += lost
@@ -268,16 +311,30 @@ class PersistMode:
                 self.config.close_timeout_s,
                 lost,
             )
+        if self.spill is not None and self.spill.stats["spilled_rows"]:
+            log.warning(
+                "closing with BigQuery unreachable for %.0f s: %d rows wait in %s (%d of them spilled now);"
+                " the next start writes them first",
+                self.config.close_timeout_s,
+                self.spill.stats["spilled_rows"],
+                self.spill.dir,
+                self.spill.stats["spilled_at_close_rows"],
+            )
+        self.backlog_changed()
         await asyncio.to_thread(self.sink.close)
 
     def get_stats(self) -> dict[str, Any]:
-        return dict(self.stats)
+        spill = self.spill.stats if self.spill is not None else {}
+        return {**self.stats, **spill}
 
     def progress_line(self) -> str:
         p = self.stats
+        where = ""
+        if self.spill is not None:
+            where = f" (memory {p['buffered_rows']}, disk {self.spill.stats['spilled_rows']})"
         return (
             f"persisted rows={p['rows_written']} batches={p['batches_written']} backlog={p['backlog_rows']}"
-            f" retries={p['write_retries']} lost={p['rows_lost']} refused={p['rows_refused']}"
+            f"{where} retries={p['write_retries']} lost={p['rows_lost']} refused={p['rows_refused']}"
         )
 
     def summary_lines(self) -> list[str]:
@@ -289,20 +346,33 @@ class PersistMode:
         trouble = {k: p[k] for k in ("write_errors", "rows_refused", "duplicate_appends")}
         if any(trouble.values()):
             lines.append("  while persisting  " + ", ".join(f"{k} {v}" for k, v in trouble.items()))
+        if self.spill is not None and any(self.spill.stats.values()):
+            q = self.spill.stats
+            lines.append(
+                f"  spill             {q['spilled_rows_total']} rows to disk"
+                f" ({q['spilled_bytes_total']} bytes, {q['spilled_at_close_rows']} at close),"
+                f" {q['spilled_rows']} waiting there now;"
+                f" {q['spill_reloaded_rows']} reloaded at start ({q['rows_maybe_twice']} maybe twice),"
+                f" {q['spill_orphan_rows']} left for other tables, errors {q['spill_errors']}"
+            )
         return lines
 
-    def ledger_entries(self, handed: Mapping[str, int]) -> list[Entry]:
+    def _ledger_entry(self, what: str, handed: int, **more: int) -> Entry:
+        """The sink's ledger line: ``handed`` (and the rows an earlier run spilled, reloaded at start) =
+        written + waiting (in memory or spilled) + lost + refused (+ ``more``)."""
         p = self.stats
-        return [
-            sink_entry(
-                "bigquery",
-                "candles",
-                handed["candles"],
-                {
-                    "written": p["rows_written"],
-                    "waiting": p["backlog_rows"],
-                    "lost": p["rows_lost"],
-                    "refused": p["rows_refused"],
-                },
-            )
-        ]
+        reloaded = self.spill.stats["spill_reloaded_rows"] if self.spill is not None else 0
+        parts = {
+            "written": p["rows_written"],
+            "waiting": p["backlog_rows"],
+            "lost": p["rows_lost"],
+            "refused": p["rows_refused"],
+            **more,
+        }
+        entry = sink_entry("bigquery", what, handed + reloaded, parts)
+        if reloaded:
+            entry = dataclasses.replace(entry, note=f"{handed} handed + {reloaded} reloaded from the spill")
+        return entry
+
+    def ledger_entries(self, handed: Mapping[str, int]) -> list[Entry]:
+        return [self._ledger_entry("candles", handed["candles"])]
