@@ -56,18 +56,32 @@ class _Buffer:
     since: float = 0.0
 
 
-def make_sink(config: BigQueryConfig) -> RowSink:
+def make_sink(config: BigQueryConfig, local_path: str | None = None) -> RowSink:
+    """Where the rows go: BigQuery when a project is set (``persist.bigquery.project_id``,
+    ``$GCP_PROJECT_ID``), the emulator when one is configured (``persist.bigquery.emulator``,
+    ``--bigquery-emulator``, ``$BIGQUERY_EMULATOR``), otherwise the local store under ``local_path``
+    (``persist.local.path``; docs/ARCHITECTURE.md "The local store"). Says which in one INFO line."""
+    project = config.project_id
+    if config.emulator is None and (not project or project.startswith("${")):
+        from ...config import LocalStoreConfig
+        from ..local_store import LocalStore  # pyarrow loads only here
+
+        store = LocalStore(local_path or LocalStoreConfig().path)
+        log.info("no BigQuery project or emulator configured: rows go to %s", store.describe())
+        return store
     from google.auth.exceptions import DefaultCredentialsError  # the Google clients load only here
 
     from ..bigquery_client.storage_write import StorageWriteSink
 
     try:
-        return StorageWriteSink(config, config.project())
+        sink = StorageWriteSink(config, config.project())
     except DefaultCredentialsError:
         raise ConfigError(
             "persist mode: no Google credentials in the environment; set GOOGLE_APPLICATION_CREDENTIALS"
             " or run `gcloud auth application-default login` (or use an emulator: persist.bigquery.emulator)"
         ) from None
+    log.info("rows go to %s", sink.describe())
+    return sink
 
 
 class PersistMode:
@@ -134,8 +148,13 @@ class PersistMode:
 
     @classmethod
     def from_config(cls, config: StreamingConfig, option: str | None = None) -> PersistMode:
-        tables = config.persist.bigquery, config.candles.timeframes, config.ingest.source
-        return cls(*tables, spill=config.persist)
+        return cls(
+            config.persist.bigquery,
+            config.candles.timeframes,
+            config.ingest.source,
+            make_sink(config.persist.bigquery, config.persist.local.path),
+            spill=config.persist,
+        )
 
     @property
     def dataset(self) -> str:
@@ -219,12 +238,8 @@ class PersistMode:
             return None
         return max(0.0, min(due) - time.monotonic())
 
-    def _schema(self, table: TableSpec) -> Any:
-        """The rows' ``DescriptorProto`` when the sink's ``encode`` did not make them (``RowBatch``)."""
-        return None
-
     def _enqueue(self, table: TableSpec, rows: list[bytes]) -> None:
-        self.backlog.put(RowBatch(table, rows, sum(map(len, rows)), schema=self._schema(table)))
+        self.backlog.put(RowBatch(table, rows, sum(map(len, rows))))
 
     # -- the backlog's delivery (sinks/backlog.py) ----------------------------------------------------
     async def send(self, batch: RowBatch) -> bool:
@@ -325,7 +340,7 @@ class PersistMode:
 
     def get_stats(self) -> dict[str, Any]:
         spill = self.spill.stats if self.spill is not None else {}
-        return {**self.stats, **spill}
+        return {**self.stats, **spill, **self.sink.stats()}
 
     def progress_line(self) -> str:
         p = self.stats
