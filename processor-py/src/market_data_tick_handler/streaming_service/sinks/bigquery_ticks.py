@@ -18,7 +18,7 @@ from typing import Any
 from ...config import StreamingConfig
 from ..bigquery_client import RowSink
 from ..bigquery_client.tables import tick_tables
-from ..ledger import Entry, sink_entry
+from ..ledger import Entry
 from ..modes.persist_mode import PersistMode, make_sink
 from .base import FrameOutput
 
@@ -44,7 +44,7 @@ class TicksMode(PersistMode):
         self._timeouts = {t: config.data_types[t].batch_timeout / 1000 for t in tables}
         if sink is None:
             sink = make_sink(config.persist.bigquery, config.persist.local.path)
-        super().__init__(config.persist.bigquery, (), source, sink, tables=tables)
+        super().__init__(config.persist.bigquery, (), source, sink, tables=tables, spill=config.persist)
         self.stats["rows_skipped"] = 0  # records of a type that is not enabled (none in a run)
 
     @classmethod
@@ -52,9 +52,10 @@ class TicksMode(PersistMode):
         return cls(config, config.ingest.source)
 
     async def start(self) -> None:
-        """Check or create the tables (as persist mode: rows wait when BigQuery cannot be reached yet)."""
+        """Check or create the tables (as persist mode: rows wait when BigQuery cannot be reached yet),
+        then write, what an earlier run spilled first."""
         await self._ensure_tables()
-        self.backlog.start()
+        await self._start_backlog()
 
     async def accept(self, output: FrameOutput) -> None:
         """Encode and buffer the rows of the output's trades and records. Returns at once."""
@@ -84,18 +85,5 @@ class TicksMode(PersistMode):
         return [line.replace("persisted  ", "tick rows  ", 1) for line in super().summary_lines()]
 
     def ledger_entries(self, handed: Mapping[str, int]) -> list[Entry]:
-        p = self.stats
-        return [
-            sink_entry(
-                "bigquery",
-                "ticks",
-                handed.get("trades", 0) + handed["records"],
-                {
-                    "written": p["rows_written"],
-                    "waiting": p["backlog_rows"],
-                    "lost": p["rows_lost"],
-                    "refused": p["rows_refused"],
-                    "skipped": p["rows_skipped"],
-                },
-            )
-        ]
+        handed_rows = handed.get("trades", 0) + handed["records"]
+        return [self._ledger_entry("ticks", handed_rows, skipped=self.stats["rows_skipped"])]
