@@ -90,6 +90,7 @@ def views_sql(root: Path) -> str:
         "-- The local store's tables as DuckDB views, made by market_data_tick_handler from the tables'",
         '-- _schema.parquet files (docs/ARCHITECTURE.md "The local store"). Use: duckdb -init <this file>,',
         "-- or in Python: market_data_tick_handler.query.connect(<store path>).",
+        "SET TimeZone = 'UTC';  -- TIMESTAMP columns shown in UTC, as the processor writes them",
     ]
     tables = stored_tables(root)
     for dataset in sorted({t.dataset for t in tables}):
@@ -126,7 +127,8 @@ def write_views_sql(root: Path) -> Path:
 
 def connect(path: str | Path = "data/warehouse") -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the views of the store at ``path`` (``<dataset>.<table>``,
-    ``<dataset>.<table>_dedup``). Tables created after it was made need a new connection."""
+    ``<dataset>.<table>_dedup``), its time zone UTC. Tables created after it was made need a new
+    connection."""
     import duckdb
 
     root = Path(path)
