@@ -39,9 +39,10 @@ def test_when_every_sink_is_durable_the_latest_is_taken_and_older_ones_go(tmp_pa
         store.save(_checkpoint(jseq, {"serve": jseq}))
     checkpoint, durable = store.restore_point()
     assert (checkpoint.jseq, durable) == (7, {"serve": 7})
-    assert len(list(tmp_path.iterdir())) == 1
-    store.clear()
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-00000000000000000007.ckpt"]
+    store.clear(ended_at=7)  # the session ended at 7: nothing to carry on from, and where it ended
     assert store.restore_point() is None
+    assert store.ended_at() == 7
 
 
 def test_a_checkpoint_of_another_configuration_or_a_damaged_one_is_not_used(tmp_path, caplog):

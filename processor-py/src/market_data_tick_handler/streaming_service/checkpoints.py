@@ -99,10 +99,23 @@ class Checkpoints:
                 old.unlink(missing_ok=True)
                 self.stats["checkpoints_deleted"] += 1
 
-    def clear(self) -> None:
-        """Delete every checkpoint: the session they belong to is over."""
+    def clear(self, ended_at: int | None) -> None:
+        """Delete every checkpoint: the session they belong to is over, its end at journal position
+        ``ended_at`` (kept, for the next processor to start after it)."""
+        if ended_at is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.dir / "ended.tmp"
+            tmp.write_text(f"{ended_at}\n")
+            os.replace(tmp, self.dir / "ended")
         for _, path in self._files():
             path.unlink(missing_ok=True)
+
+    def ended_at(self) -> int:
+        """The journal position of the end of the last session a processor finished here (0: none)."""
+        try:
+            return int((self.dir / "ended").read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
 
     def _load(self, path: Path) -> Checkpoint | None:
         try:

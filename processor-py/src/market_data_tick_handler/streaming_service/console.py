@@ -73,7 +73,8 @@ class CandleTable:
         return self.rows
 
     async def restore(self, state: Any, durable_through: int | None) -> None:
-        self.rows = state  # what the journal replays is printed again: the console is not a store
+        if state is not None:
+            self.rows = state  # what the journal replays is printed again: the console is not a store
 
     async def recovered(self) -> None:
         return None

@@ -17,10 +17,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..config import JournalConfig, StreamingConfig
 from .checkpoints import Checkpoint, Checkpoints, fingerprint
 
 log = logging.getLogger(__name__)
+
+
+def frame_type(payload: Any) -> str | None:
+    """A wire frame's ``type``, from its header alone (proto/README.md: the header's length at offset
+    8, the JSON header at 12); None when it is no frame."""
+    view = memoryview(payload)
+    if len(view) < 12 or bytes(view[:4]) != b"MDTW":
+        return None
+    end = 12 + int.from_bytes(view[8:12], "little")
+    header = bytes(view[12:end])
+    if b'"start"' not in header and b'"end"' not in header:
+        return "other"  # the type is neither (the common case: no JSON parsed)
+    try:
+        parsed = orjson.loads(header)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed.get("type") if isinstance(parsed, dict) else None
 
 
 class Recovery:
@@ -41,7 +60,6 @@ class Recovery:
             "frames_from_journal": 0,  # read from the journal later: ZeroMQ did not bring them
             "frames_already_handled": 0,  # from ZeroMQ, handled already (read from the journal)
             "frames_without_jseq": 0,  # from an ingester that does not journal: handled as they come
-            "journal_frames_missing": 0,  # asked of the journal, deleted by its retention
         }
 
     def due(self) -> bool:
@@ -53,28 +71,27 @@ class Recovery:
 
     def frames(self, first: int, until: int | None = None) -> Iterator[tuple[int, int, Any]]:
         """The journal's records from ``first`` (and before ``until``): (jseq, append µs, payload). What
-        the journal no longer has is counted and logged."""
-        expected = first
-        for jseq, append_us, payload in self.reader.records(first):
-            if until is not None and jseq >= until:
-                break
-            if jseq > expected:
-                self._missing(expected, jseq)
-            expected = jseq + 1
-            yield jseq, append_us, payload
-        if until is not None and expected < until:
-            self._missing(expected, until)
+        the journal no longer has the reader logs and counts (``journal_frames_missing``)."""
+        return self.reader.records(first, until)
 
-    def _missing(self, first: int, until: int) -> None:
-        self.stats["journal_frames_missing"] += until - first
-        log.error(
-            "journal frames %d..%d are not in %s (deleted by its retention, ingest.journal.max_mb /"
-            " max_age_h, before this processor read them): their data is missing; counted"
-            " (journal_frames_missing) and a gap",
-            first,
-            until - 1,
-            self.dir,
-        )
+    def latest_start(self, after: int) -> int | None:
+        """The position of the last ``start`` frame in the journal after ``after``: where the session of
+        an ingester that runs on its own began (None: the journal has none)."""
+        found = None
+        for jseq, _, payload in self.reader.records(after + 1):
+            if frame_type(payload) == "start":
+                found = jseq
+        return found
+
+    @property
+    def missing(self) -> int:
+        """Frames asked of the journal that it did not have (deleted by its retention, unreadable)."""
+        return self.reader.lost
 
     def get_stats(self) -> dict[str, Any]:
-        return {**self.stats, **self.checkpoints.stats, "position": self.position}
+        return {
+            **self.stats,
+            **self.checkpoints.stats,
+            "journal_frames_missing": self.missing,
+            "position": self.position,
+        }

@@ -281,6 +281,11 @@ class StreamingService:
             if rec is not None:
                 rec.stats["frames_without_jseq"] += 1
             return await self._handle(frame)
+        if rec.position is None and frame.type != "start" and not self.config.ingest.spawn:
+            # the first frame of an ingester that runs on its own: its session began before it
+            start = rec.latest_start(rec.checkpoints.ended_at())
+            if start is not None and start < jseq and await self._replay_recovering(start, until=jseq):
+                return True
         if rec.position is not None:
             if jseq <= rec.position:
                 rec.stats["frames_already_handled"] += 1
@@ -298,6 +303,19 @@ class StreamingService:
             return False
         return await self._replay(rec.position + 1, live=True)
 
+    async def _replay_recovering(self, first: int, until: int | None = None, restored: bool = False) -> bool:
+        """``_replay`` of what a processor before this one may have handed the sinks already: they are
+        in recovery (``Sink.restore``; done already when ``restored`` from a checkpoint) until it is over;
+        True when a session ended."""
+        if not restored:
+            for sink in self.sinks:
+                await sink.restore(None, None)
+        try:
+            return await self._replay(first, until)
+        finally:
+            for sink in self.sinks:
+                await sink.recovered()
+
     async def _replay(self, first: int, until: int | None = None, live: bool = False) -> bool:
         """The journal's frames from ``first`` (before ``until``) through the handler, as if they had come
         over ZeroMQ; True when a session ended. On the wall clock the time is, for each frame, when the
@@ -306,7 +324,11 @@ class StreamingService:
         rec = self.recovery
         assert rec is not None
         wall = self.handler.settings.clock == "wall"
+        missing = rec.missing
         for jseq, append_us, payload in rec.frames(first, until):
+            if rec.missing > missing:  # the journal's retention took frames before this one: a gap
+                missing = rec.missing
+                self.handler.gaps.frames_lost("journal_missing")
             frame = self.handler.decode(payload)
             rec.stats["frames_from_journal" if live or until is not None else "frames_replayed"] += 1
             if frame is None:
@@ -392,9 +414,29 @@ class StreamingService:
         rec = self.recovery
         assert rec is not None
         if self.end_header is not None:
-            rec.checkpoints.clear()
+            rec.checkpoints.clear(rec.position)
         else:
             self._checkpoint()
+
+    async def _start_fresh(self) -> bool:
+        """No checkpoint to carry on from. An ingester this processor starts begins a new session: the
+        journal's past is not ours. One that runs on its own may have begun its session before this
+        processor: its frames since its ``start`` frame are replayed from the journal (a session a
+        processor finished here, ``ended_at``, is not); True when that session has ended."""
+        rec = self.recovery
+        assert rec is not None
+        if self.config.ingest.spawn:
+            rec.position = rec.reader.last_jseq()
+            return False
+        ended = rec.checkpoints.ended_at()
+        start = rec.latest_start(ended)
+        if start is None:
+            rec.position = max(ended, rec.reader.last_jseq() or 0) or None
+            return False
+        log.info(
+            "no checkpoint: the ingester's session began at journal position %d; replaying from it", start
+        )
+        return await self._replay_recovering(start)
 
     async def _recover(self) -> bool:
         """Before the ingester starts: carry on from the last checkpoint, replaying the journal after it;
@@ -404,8 +446,7 @@ class StreamingService:
         assert rec is not None
         point = rec.checkpoints.restore_point()
         if point is None:
-            rec.position = rec.reader.last_jseq()
-            return False
+            return await self._start_fresh()
         checkpoint, durable = point
         state = checkpoint.state
         self.handler = state["handler"]
@@ -423,9 +464,7 @@ class StreamingService:
             checkpoint.jseq,
             iso_us(checkpoint.made_us),
         )
-        ended = await self._replay(checkpoint.jseq + 1)
-        for sink in self.sinks:
-            await sink.recovered()
+        ended = await self._replay_recovering(checkpoint.jseq + 1, restored=True)
         log.info(
             "journal replayed: %d frames, up to position %s%s",
             rec.stats["frames_replayed"],

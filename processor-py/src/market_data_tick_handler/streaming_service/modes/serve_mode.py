@@ -271,10 +271,11 @@ class ServeMode:
         return {"stats": dict(self.stats), "ids": self.ids}
 
     async def restore(self, state: Any, durable_through: int | None) -> None:
-        self.stats.update(state["stats"])
-        for key in ("backlog_frames", "backlog_candles"):
-            self.stats[key] = 0  # that backlog was the crashed process's: replayed from the journal
-        self.ids = state["ids"]
+        if state is not None:  # None: a replay of the journal without a checkpoint, from a session's start
+            self.stats.update(state["stats"])
+            for key in ("backlog_frames", "backlog_candles"):
+                self.stats[key] = 0  # that backlog was the crashed process's: replayed from the journal
+            self.ids = state["ids"]
         self._skip_through = durable_through
         self._tops = {}
 

@@ -84,9 +84,10 @@ class Sink(Protocol):
         ...
 
     async def restore(self, state: Any, durable_through: int | None) -> None:
-        """Carry on from a checkpoint's ``state``. Until :meth:`recovered`, the journal is replayed: an
-        output at or below ``durable_through`` had been made durable before the restart (counted, not
-        sent again), and what the sink sends past it must not show twice to its readers."""
+        """Carry on from a checkpoint's ``state`` (None: no checkpoint, the journal is replayed from the
+        start of a session). Until :meth:`recovered`, the journal is replayed: an output at or below
+        ``durable_through`` had been made durable before the restart (counted, not sent again), and what
+        the sink sends past it must not show twice to its readers."""
         ...
 
     async def recovered(self) -> None:

@@ -1,0 +1,129 @@
+"""Exactly once across processor crashes, on the real processes: an ingester of its own (ingest.spawn:
+false) replays the sample at a pace, journaling every frame; the processor is killed with SIGKILL at
+random moments and started again, twenty times; at the end every candle is in its Redis stream (with AOF
+on) once, equal to the candles worked out from the raw frames (support/binance_reference.py), and the
+last run's ledger accounts for every trade of the recording.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import redis
+
+from market_data_tick_handler.devtools.local_redis import RedisServer, free_port
+from market_data_tick_handler.streaming_service.keys import STREAM_FIELD
+from support.binance_reference import assert_candles_match, expected_candles, read_trades
+from support.pipeline import us
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
+SAMPLE_TRADES = 8_020  # data/sample/README.md
+TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")
+CLI = REPO / "ingest-node" / "src" / "cli.js"
+
+CONFIG = """
+modes: [serve]
+candles:
+  clock: event
+data_types:
+  book_snapshots: {{enabled: false}}
+  derivative_ticker: {{enabled: false}}
+  options_chain: {{enabled: false}}
+  liquidations: {{enabled: false}}
+  funding_rates: {{enabled: false}}
+ingest:
+  source: replay
+  exchange: binance
+  symbols: [btcusdt]
+  endpoint: tcp://127.0.0.1:{port}
+  spawn: false
+  journal:
+    enabled: true
+    dir: {journal}
+    checkpoint_interval_s: 0.2
+serve:
+  redis_url: {redis_url}
+"""
+
+
+def _ingester(port: int, journal: Path, speed: str) -> subprocess.Popen:
+    """The operator's ingester, run on its own: it journals every frame and does not wait for the
+    processor (``--journal-dir`` without ``--when-busy wait``)."""
+    cmd = [
+        "node", str(CLI), "--source", "replay", "--exchange", "binance", "--symbols", "btcusdt",
+        "--data-types", "trade", "--files", str(SAMPLE), "--speed", speed,
+        "--endpoint", f"tcp://127.0.0.1:{port}", "--journal-dir", str(journal),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _processor(config: Path, stats: Path, log: Path) -> subprocess.Popen:
+    cmd = [
+        sys.executable, "-m", "market_data_tick_handler.main", "--config", str(config),
+        "--stats-json", str(stats),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "a"))
+
+
+def _stream(url: str, timeframe: str) -> list[dict]:
+    client = redis.Redis.from_url(url)
+    try:
+        entries = client.xrange(f"candles:stream:binance:BTC-USDT:{timeframe}")
+    finally:
+        client.close()
+    rows = []
+    for _, fields in entries:
+        message = orjson.loads(fields[STREAM_FIELD.encode()])
+        c = message["candle"]
+        rows.append(
+            {
+                **c,
+                "timestamp_in": us(message["timestamp_in"]),
+                "first_trade_time": us(c["first_trade_time"]),
+                "last_trade_time": us(c["last_trade_time"]),
+            }
+        )
+    return rows
+
+
+def test_twenty_sigkills_of_the_processor_lose_and_double_no_candle(tmp_path):
+    kills, rng = 20, random.Random(16)
+    server = RedisServer(appendonly=True).start()
+    journal, port = tmp_path / "journal", free_port()
+    config = tmp_path / "streaming.yaml"
+    config.write_text(CONFIG.format(port=port, journal=journal, redis_url=server.url))
+    stats, log = tmp_path / "stats.json", tmp_path / "processor.log"
+    ingester = _ingester(port, journal, speed="4")
+    try:
+        for _ in range(kills):
+            proc = _processor(config, stats, log)
+            time.sleep(rng.uniform(1.0, 3.0))  # starting takes ~1 s: some die starting, some mid-run
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        last = _processor(config, stats, log)
+        assert last.wait(timeout=180) == 0, log.read_text()[-4000:]
+        assert ingester.wait(timeout=30) == 0, ingester.stderr.read()[-3000:]
+        text = log.read_text()
+        assert text.count("restarting from the checkpoint") >= kills // 2, text[-4000:]
+        final = json.loads(stats.read_text())
+        assert final["ticks_by_type"]["trade"] == SAMPLE_TRADES
+        bad = [line for line in final["ledger"] if not line["ok"]]
+        assert not bad, bad
+        raw = read_trades(SAMPLE)
+        for tf in TIMEFRAMES:
+            got = _stream(server.url, tf)
+            starts = [c["timestamp_in"] for c in got]
+            assert len(starts) == len(set(starts)), f"{tf}: a candle twice in its stream"
+            assert_candles_match(got, expected_candles(raw, tf), f"after {kills} SIGKILLs, {tf}")
+    finally:
+        if ingester.poll() is None:
+            ingester.kill()
+        server.stop()
