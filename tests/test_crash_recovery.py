@@ -8,6 +8,7 @@ last run's ledger accounts for every trade of the recording.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import orjson
 import redis
 
 from market_data_tick_handler.devtools.local_redis import RedisServer, free_port
+from market_data_tick_handler.streaming_service.ingest.journal import JournalReader
 from market_data_tick_handler.streaming_service.keys import STREAM_FIELD
 from support.binance_reference import assert_candles_match, expected_candles, read_trades
 from support.pipeline import us
@@ -127,3 +129,85 @@ def test_twenty_sigkills_of_the_processor_lose_and_double_no_candle(tmp_path):
         if ingester.poll() is None:
             ingester.kill()
         server.stop()
+
+
+LIVE_CONFIG = """
+candles:
+  clock: event          # recorded exchange times, not this machine's clock
+data_types:
+  book_snapshots:
+    enabled: false      # live book data would ask the real exchange for a REST snapshot
+ingest:
+  journal:
+    enabled: true
+    dir: {journal}
+    checkpoint_interval_s: 0.2
+"""
+
+
+def _live_processor(config: Path, stats: Path, env: dict[str, str]) -> subprocess.Popen:
+    cmd = [
+        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-candles-serve",
+        "--config", str(config), "--source", "tardis-realtime", "--exchange", "binance",
+        "--symbols", "btcusdt", "--stats-json", str(stats),
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _child_pids(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_a_killed_processor_takes_its_ingester_along_and_the_next_replays_the_journal_then_gaps(tmp_path):
+    """Live mode against a stand-in exchange (support/replay_server.mjs at 5x), the ingester spawned by
+    the processor and journaling: the processor is killed with SIGKILL; its ingester stops with it; the
+    next processor carries on from its checkpoint, replays the journal up to where that ingester got,
+    records the time until its own new ingester's first message as a ``processor_restart`` gap, and
+    publishes no candle twice."""
+    server = subprocess.Popen(
+        ["node", str(Path(__file__).parent / "support" / "replay_server.mjs"), "binance", "5", str(SAMPLE)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    redis_server = RedisServer(appendonly=True).start()
+    journal, config, stats = tmp_path / "journal", tmp_path / "streaming.yaml", tmp_path / "stats.json"
+    config.write_text(LIVE_CONFIG.format(journal=journal))
+    try:
+        url = json.loads(server.stdout.readline())["url"]
+        env = {**os.environ, "WSS_URL_BINANCE": url, "REDIS_URL": redis_server.url}
+        first = _live_processor(config, stats, env)
+        deadline = time.monotonic() + 20
+        while not _child_pids(first.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (ingester,) = _child_pids(first.pid)
+        time.sleep(8)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{ingester}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{ingester}").exists(), "the ingester outlived its processor"
+        journaled = JournalReader(journal).last_jseq()
+        second = _live_processor(config, stats, env)
+        time.sleep(8)
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=60)
+    finally:
+        server.kill()
+        server.wait()
+    try:
+        assert second.returncode == 0, err[-3000:]
+        assert "restarting from the checkpoint" in err, err[-3000:]
+        final = json.loads(stats.read_text())
+        assert final["journal"]["restored_from"] < journaled <= final["journal"]["position"]
+        assert final["journal"]["frames_replayed"] == journaled - final["journal"]["restored_from"]
+        assert final["counts"]["processor_restarts"] == 1
+        assert final["gaps"]["processor_restart"] == 1  # BTCUSDT: from its last journaled trade to the next
+        for tf in TIMEFRAMES:
+            starts = [c["timestamp_in"] for c in _stream(redis_server.url, tf)]
+            assert len(starts) == len(set(starts)), f"{tf}: a candle twice in its stream"
+        assert any(c["has_gap"] for c in _stream(redis_server.url, "15s"))
+    finally:
+        redis_server.stop()

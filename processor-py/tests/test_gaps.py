@@ -51,6 +51,8 @@ def test_stale_symbol_on_a_fake_wall_clock_is_a_gap_and_flags_the_open_candles()
         "stale": 1,
         "frames_lost": 0,
         "ingester_exit": 0,
+        "processor_restart": 0,
+        "journal_missing": 0,
         "open": 0,
     }
     assert h.next_deadline_us() is not None
@@ -196,7 +198,8 @@ def test_event_clock_a_symbol_is_stale_exactly_stale_after_ms_after_its_last_mes
         ("ETHUSDT", "1m"): False,
     }
     assert h.get_stats()["gaps"] == {
-        "disconnect": 0, "stale": 1, "frames_lost": 0, "ingester_exit": 0, "open": 0,
+        "disconnect": 0, "stale": 1, "frames_lost": 0, "ingester_exit": 0, "processor_restart": 0,
+        "journal_missing": 0, "open": 0,
     }  # fmt: skip
 
 

@@ -181,7 +181,15 @@ async def test_a_session_start_trades_end_gives_the_candles_worked_out_by_hand_a
     assert (candle_line[0], candle_line[1]["published"]) == (7, 7)  # 5 of 15 s, 2 of 1 m
     assert (record_line[0], sum(record_line[1].values())) == (0, 0)  # no gap, no other data type
     assert stats["sessions_refused"] == {}
-    assert stats["gaps"] == {"disconnect": 0, "stale": 0, "frames_lost": 0, "ingester_exit": 0, "open": 0}
+    assert stats["gaps"] == {
+        "disconnect": 0,
+        "stale": 0,
+        "frames_lost": 0,
+        "ingester_exit": 0,
+        "processor_restart": 0,
+        "journal_missing": 0,
+        "open": 0,
+    }
     assert stats["ticks_by_type"] == {"trade": 6}
 
 

@@ -94,7 +94,15 @@ def test_get_stats_shape_and_a_candle_processor_s_own_stats():
     }  # fmt: skip
     assert stats["ticks_by_type"] == {"trade": 3, "book_snapshot": 1}
     assert (stats["late_ticks"], stats["drops"]["late"], stats["drops"]["bad_rows"]) == (1, 1, 0)
-    assert stats["gaps"] == {"disconnect": 0, "stale": 0, "frames_lost": 0, "ingester_exit": 0, "open": 0}
+    assert stats["gaps"] == {
+        "disconnect": 0,
+        "stale": 0,
+        "frames_lost": 0,
+        "ingester_exit": 0,
+        "processor_restart": 0,
+        "journal_missing": 0,
+        "open": 0,
+    }
     p = h.engines["binance"].processors["BTCUSDT"]
     mine = p.get_stats()
     assert mine["ticks_by_type"] == {"trade": 3, "book_snapshot": 1}

@@ -7,6 +7,9 @@
   its exchange was heard from until its next message;
 - ``ingester_exit``: the ingester exited without ending its session; the same gaps as ``frames_lost``
   (what it had not sent is lost);
+- ``processor_restart``: a processor restarted from its checkpoint whose ingester had stopped with the
+  one before it (docs/ARCHITECTURE.md "Journal and checkpoints"), and ``journal_missing``: frames asked
+  of the journal that its retention had deleted; the same gaps as ``frames_lost``;
 - ``stale``: no message of any type on a subscribed symbol (one in a frame's symbol table) for
   ``data_types.gaps.stale_after_ms``, measured on the wall clock live and on the exchange clock (the
   highest exchange timestamp seen on the exchange) in replays. It starts at the symbol's last message
@@ -38,7 +41,8 @@ from .base import DataTypeProcessor, RowCheck
 from .records import Gap, Record
 
 UNKNOWN = np.iinfo(np.int64).min
-EXCHANGE_WIDE = ("disconnect", "frames_lost", "ingester_exit")  # ended by the next message of the exchange
+#: ended by the next message of the exchange
+EXCHANGE_WIDE = ("disconnect", "frames_lost", "ingester_exit", "processor_restart", "journal_missing")
 
 
 @dataclass(slots=True)
@@ -90,7 +94,7 @@ class GapProcessor(DataTypeProcessor):
         self.clock = clock or EventClock()
         self.exchanges: dict[str, _Exchange] = {}
         self._pending: dict[tuple[str, str, str, int], Gap] = {}
-        self.opened: dict[str, int] = {"disconnect": 0, "stale": 0, "frames_lost": 0, "ingester_exit": 0}
+        self.opened: dict[str, int] = {"disconnect": 0, "stale": 0, **{r: 0 for r in EXCHANGE_WIDE[1:]}}
 
     @classmethod
     def create(cls, instruments: Instruments, config: object, clock: Clock) -> GapProcessor:
@@ -232,8 +236,9 @@ class GapProcessor(DataTypeProcessor):
                 self._open(state, i, "disconnect", self.clock.gap_start_us(state.clock, lt))
 
     def frames_lost(self, reason: str = "frames_lost") -> None:
-        """Frames of the session were lost (``reason``: ``frames_lost``, or ``ingester_exit`` when the
-        ingester died): every symbol seen so far may miss data since its exchange was last heard from."""
+        """Frames of the session were lost (``reason``: ``frames_lost``; ``ingester_exit`` when the
+        ingester died; ``processor_restart``, ``journal_missing``): every symbol seen so far may miss data
+        since its exchange was last heard from."""
         for state in self.exchanges.values():
             if state.clock is None:
                 continue

@@ -128,8 +128,10 @@ class FundingRate(Record):
 class Gap(Record):
     """Data of the symbol may be missing from ``start`` until ``end`` (``None`` while it lasts).
     ``reason``: ``disconnect`` (the connection dropped), ``stale`` (no message for
-    ``data_types.gaps.stale_after_ms``), ``frames_lost`` (a jump in the wire ``seq``) or ``ingester_exit``
-    (the ingester died without ending its session). A gap is
+    ``data_types.gaps.stale_after_ms``), ``frames_lost`` (a jump in the wire ``seq``), ``ingester_exit``
+    (the ingester died without ending its session), ``processor_restart`` (a restarted processor's
+    ingester had stopped with the one before) or ``journal_missing`` (frames deleted from the journal
+    before they were read). A gap is
     published when it opens (``end`` null) and again when it ends; ``timestamp`` = ``start``,
     ``local_timestamp`` = when this record was made. Times are exchange time in replays and wall time
     live, as the candle clock."""
