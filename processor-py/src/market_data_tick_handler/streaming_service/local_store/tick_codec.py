@@ -2,21 +2,23 @@
 values in the record's order]]`` (msgspec), a book side a list of ``[price, amount]``.
 
 The tick sink has each row as a Python tuple already (``TradeRows.rows``, a record's fields), so one
-msgspec call per row is the whole cost (about 0.3 µs a trade row, against 2.3 µs for the Storage Write
-API's protobuf message, ``bigquery_client/tick_rows.py``). A batch is decoded by one call: its rows
-joined behind a msgpack array header are one array."""
+msgspec call per row is the whole cost (about 0.1 µs a trade row beyond making the tuple, against 2.3
+µs for the Storage Write API's protobuf message, ``bigquery_client/tick_rows.py``). A batch is decoded
+by one call: its rows joined behind a msgpack array header are one array, decoded into the row type made
+from the table's columns (typed decoding makes tuples, three times faster than msgspec's untyped lists,
+and checks every value's type: a row that does not fit is refused)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
 
-from ..bigquery_client.tables import TableSpec
+from ..bigquery_client.tables import Column, TableSpec
 from ..data_types.trades import ROW_FIELDS
 from .arrow_schema import arrow_schema
 from .codec import LayoutMismatch, layout_id
@@ -39,7 +41,8 @@ class TickCodec:
         self.fields = tuple(c.name for c in table.columns if c.name != OUT)
         self._get = attrgetter(*self.fields)
         self._encode = msgspec.msgpack.Encoder().encode
-        self._decode = msgspec.msgpack.Decoder().decode
+        values = tuple[tuple(_python_type(c) for c in table.columns if c.name != OUT)]  # type: ignore[misc]
+        self._decode = msgspec.msgpack.Decoder(list[tuple[int, int, values]]).decode  # type: ignore[valid-type]
 
     def records(self, records: Iterable[Record], out_us: int) -> list[bytes]:
         encode, get, layout = self._encode, self._get, self.layout
@@ -55,9 +58,11 @@ class TickCodec:
         n = len(rows)
         if not n:
             return self.schema.empty_table()
+        joined = b"\xdd" + n.to_bytes(4, "big") + b"".join(rows)
         try:
-            decoded = self._decode(b"\xdd" + n.to_bytes(4, "big") + b"".join(rows))
+            decoded = self._decode(joined)
         except msgspec.DecodeError as exc:
+            self._check_layouts(joined)
             raise ValueError(f"{self.table.name}: rows that are not tick rows ({exc})") from None
         layouts, outs, values = zip(*decoded, strict=True)
         if set(layouts) != {self.layout}:
@@ -73,9 +78,33 @@ class TickCodec:
                 arrays.append(pa.array(values_, field.type))
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
+    def _check_layouts(self, joined: bytes) -> None:
+        """Rows the typed decoder refused: raise :class:`LayoutMismatch` when they are tick rows of
+        another layout (a table's rows of another version, or of another table)."""
+        try:
+            layouts = {row[0] for row in msgspec.msgpack.decode(joined)}
+        except (msgspec.DecodeError, TypeError, IndexError, KeyError):
+            return
+        if layouts != {self.layout}:
+            raise LayoutMismatch(f"{self.table.name}: rows made for other columns (another version's)")
 
-def _levels(sides: Sequence[list[list[float]]], type_: pa.ListType) -> pa.Array:
-    """Book sides (lists of ``[price, amount]``) as a list<struct<price, amount>> array."""
+
+_PYTHON = {"STRING": str, "TIMESTAMP": int, "INT64": int, "FLOAT64": float, "BOOL": bool}
+
+
+def _python_type(column: Column) -> Any:
+    """The type msgspec decodes a column's value into."""
+    if column.type == "RECORD":
+        kind: Any = tuple[tuple(_python_type(f) for f in column.fields)]  # type: ignore[misc]
+    else:
+        kind = _PYTHON[column.type]
+    if column.repeated:
+        return tuple[kind, ...]
+    return kind if column.required else kind | None
+
+
+def _levels(sides: Sequence[Sequence[Sequence[float]]], type_: pa.ListType) -> pa.Array:
+    """Book sides (``(price, amount)`` levels) as a list<struct<price, amount>> array."""
     struct = type_.value_type
     offsets = np.zeros(len(sides) + 1, np.int32)
     np.cumsum([len(side) for side in sides], out=offsets[1:])
