@@ -8,10 +8,9 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from google.cloud import bigquery
 
-from market_data_tick_handler.config import BigQueryConfig, EmulatorConfig
+from market_data_tick_handler.config import BigQueryConfig, EmulatorConfig, PersistConfig
 from market_data_tick_handler.streaming_service import CandleBatch, PersistMode
 from market_data_tick_handler.streaming_service.bigquery_client import (
     CANDLE_COLUMNS,
@@ -257,8 +256,42 @@ async def test_an_existing_table_gets_the_new_feature_columns_and_keeps_its_own(
     assert list(schema)[: len(CANDLE_COLUMNS)] == [c.name for c in CANDLE_COLUMNS]
 
 
-def test_without_a_project_persist_mode_says_what_to_set():
-    from market_data_tick_handler.config import ConfigError
+async def test_with_a_spill_rows_of_an_outage_go_to_disk_and_a_stop_keeps_them_for_the_next_start(
+    restartable_bigquery_emulator, tmp_path
+):
+    """BigQuery killed: the batches behind the one being retried go to files (spill_mb 0 here: nothing
+    else waits in memory); a stop while it is still down spills that one too, and a new PersistMode (the
+    next run) writes them first, each once, once BigQuery is back (with new write streams: the killed
+    emulator forgot its streams, so the batch an earlier try had sent is counted as maybe twice)."""
+    emulator = restartable_bigquery_emulator
+    config = _config(emulator.endpoint, batch_size=1, close_timeout_s=0.5, request_timeout_s=1.0)
+    spill = PersistConfig(spill_mb=0, spill_dir=str(tmp_path / "spill"))
+    mode = PersistMode(config, ("1m",), "tardis-realtime", spill=spill)
+    await mode.start()
+    mode.add(_minutes(1), LOCAL, OUT)
+    assert await mode.flush(30) and mode.stats["rows_written"] == 1
+    emulator.kill()
+    for k in range(1, 4):
+        mode.add(_minutes(k + 1, start=k), LOCAL, OUT)
+    assert await _wait(lambda: mode.get_stats()["spill_files"] == 2 and mode.stats["write_retries"] >= 1)
+    assert (mode.stats["buffered_rows"], mode.get_stats()["spilled_rows"]) == (1, 2)
+    await mode.close()
+    stats = mode.get_stats()
+    assert (stats["rows_lost"], stats["spilled_rows"], stats["backlog_rows"]) == (0, 3, 3)
+    assert mode.ledger_entries({"candles": 4})[0].ok
 
-    with pytest.raises(ConfigError, match="GCP_PROJECT_ID"):
-        PersistMode(BigQueryConfig(project_id="${GCP_PROJECT_ID}"), ("1m",))
+    emulator.start()
+    again = PersistMode(config, ("1m",), "tardis-realtime", spill=spill)
+    await again.start()
+    again.add(_minutes(5, start=4), LOCAL, OUT)
+    assert await again.flush(60)
+    await again.close()
+    stats = again.get_stats()
+    assert (stats["spill_reloaded_rows"], stats["rows_maybe_twice"], stats["rows_written"]) == (3, 1, 4)
+    assert again.ledger_entries({"candles": 1})[0].ok
+    rows = query(
+        client(emulator.endpoint), f"SELECT timestamp_in, close FROM {config.dataset_live}.candles_1m"
+    )
+    assert sorted((micros(r["timestamp_in"]), r["close"]) for r in rows) == [
+        (T_IN + k * MINUTE, 100.0 + k) for k in range(5)
+    ]  # each once: the one sent before the kill had not landed
