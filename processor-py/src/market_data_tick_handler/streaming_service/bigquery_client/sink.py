@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .tables import CANDLE_COLUMNS, TableSpec
 
@@ -34,16 +34,15 @@ class WriteRefused(Exception):
 @dataclass(slots=True)
 class RowBatch:
     """Encoded rows for one table. ``stream``/``offset`` are fixed by the sink at the first attempt, so
-    that a retry sends the same rows at the same offset and the store takes them once. ``schema`` is
-    no longer read: every sink encodes all its rows (candles and ticks) and knows their form by the
-    table."""
+    that a retry sends the same rows at the same offset and the store takes them once. The rows are in
+    the form of the sink that encoded them (its ``encode``, ``encode_trades``, ``encode_records``),
+    which knows that form by the table."""
 
     table: TableSpec
     rows: list[bytes]
     nbytes: int
     stream: str | None = None
     offset: int | None = None
-    schema: Any = None
 
 
 class RowSink(Protocol):
