@@ -122,9 +122,13 @@ def read_header(fh: IO[bytes]) -> dict[str, Any]:
         raise SpillError("torn header")
     try:
         header = json.loads(text)
-        int(header["rows"]), int(header["nbytes"]), str(header["table"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise SpillError(f"bad header: {exc}") from None
+    if not isinstance(header, dict):
+        raise SpillError("bad header: not an object")
+    counts = (header.get("rows"), header.get("nbytes"))
+    if not isinstance(header.get("table"), str) or not all(isinstance(n, int) for n in counts):
+        raise SpillError("bad header: no table, rows or nbytes")
     return header
 
 
