@@ -338,3 +338,22 @@ async def test_handing_over_rows_is_not_slowed_while_the_store_is_down_and_spill
           f" longest loop turn: {up_gap * 1e3:.2f} ms up, {down_gap * 1e3:.2f} ms down")  # fmt: skip
     assert down_us < 3 * up_us + 50
     assert down_gap < 0.04  # a write takes 50 ms here: the loop never waited for one
+
+
+async def test_a_batch_whose_file_cannot_be_written_waits_in_memory_and_is_counted(tmp_path, monkeypatch):
+    def full_disk(ops):
+        return [(op, target[0] if op == "write" else target, OSError(28, "No space left on device"))
+                for op, target in ops]  # fmt: skip
+
+    monkeypatch.setattr(spill_module.Spill, "_do", staticmethod(full_disk))
+    store = Store(up=False)
+    mode = _mode(tmp_path, store)
+    await mode.start()
+    _add(mode, range(4))
+    assert await _until(lambda: mode.get_stats()["spill_errors"] == 3)
+    assert mode.get_stats()["spill_files"] == 0 and mode.stats["backlog_rows"] == 4
+    store.up = True
+    assert await mode.flush(30)
+    assert _closes(store.batches, mode) == [100.0 + k for k in range(4)]  # nothing lost meanwhile
+    await mode.close()
+    assert mode.ledger_entries({"candles": 4})[0].ok

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..bigquery_client import Column, RowBatch, TableSpec
+from ..tick_processor.counters import LOG_EVERY, LOG_FIRST
 
 log = logging.getLogger(__name__)
 
@@ -570,6 +571,9 @@ class Spill:
         for op, target, outcome in results:
             if isinstance(outcome, BaseException):
                 s["spill_errors"] += 1
+                n = s["spill_errors"]
+                if n > LOG_FIRST and n % LOG_EVERY:
+                    continue  # a full disk fails every write: logged 20 times, then every 1000th
                 if op == "write":
                     log.error(
                         "spill: could not write %d rows of %s to %s (%s): they wait in memory",
