@@ -156,7 +156,7 @@ class LocalStore:
     def append(self, batch: RowBatch) -> bool:
         spec = batch.table
         where = f"{spec.dataset}.{spec.name}"
-        self.ensure(spec)  # at once when done; a table BigQuery-like stores could not make at start
+        self.ensure(spec)  # done at start already, unless the store could not be written then
         key = (spec.dataset, spec.name)
         if batch.stream is None or batch.offset is None or not RUN.fullmatch(batch.stream):
             batch.stream, batch.offset = self.run, self._offsets.get(key, 0)
@@ -180,7 +180,11 @@ class LocalStore:
         if time.monotonic() - self._swept >= SWEEP_EVERY_S:
             self._swept = time.monotonic()
             for ready in self._ready.values():
-                self._expire(ready)
+                try:
+                    self._expire(ready)
+                except OSError as exc:  # the rows are written: the next sweep tries again
+                    log.warning("local store: expired partitions of %s.%s not deleted: %s",
+                                ready.dataset, ready.name, exc)  # fmt: skip
         return bool(todo) or not parts
 
     def stats(self) -> dict[str, int]:
