@@ -115,8 +115,8 @@ def test_trade_rows_reach_the_sink_only_when_asked_and_are_the_frames_valid_rows
     mode, sink = _mode()
     asyncio.run(_write(mode, FrameOutput((), (), Stamps(T0, OUT), (rows,))))
     (batch,) = sink.batches
-    assert batch.table.name == "ticks_trades" and batch.schema is mode.encoders["trades"].descriptor
-    row = _message_class(batch.schema)
+    assert batch.table.name == "ticks_trades"
+    row = _message_class(sink.ticks.of(batch.table).descriptor)
     got = [row.FromString(b) for b in batch.rows]
     assert [(r.exchange, r.symbol, r.exchange_symbol, r.timestamp, r.local_timestamp, r.timestamp_out,
              r.price, r.amount, r.side, r.id) for r in got] == [
@@ -135,10 +135,10 @@ def test_records_become_rows_with_nulls_left_out_and_book_levels_as_repeated_rec
     asyncio.run(_write(mode, FrameOutput((), (gap, book), Stamps(T0, OUT))))
     by_table = {b.table.name: b for b in sink.batches}
     gaps = by_table["ticks_gaps"]
-    (g,) = [_message_class(gaps.schema).FromString(b) for b in gaps.rows]
+    (g,) = [_message_class(sink.ticks.of(gaps.table).descriptor).FromString(b) for b in gaps.rows]
     assert (g.reason, g.start, g.timestamp_out, g.HasField("end")) == ("stale", T0, OUT, False)
     books = by_table["ticks_book_snapshots"]
-    (b,) = [_message_class(books.schema).FromString(r) for r in books.rows]
+    (b,) = [_message_class(sink.ticks.of(books.table).descriptor).FromString(r) for r in books.rows]
     assert [(lv.price, lv.amount) for lv in b.bids] == [(100.0, 1.0), (99.5, 2.0)] and len(b.asks) == 0
     assert (b.depth, b.interval_ms, b.local_timestamp) == (2, 100, T0 + 7)
 
