@@ -182,6 +182,7 @@ async def test_within_spill_mb_nothing_goes_to_disk(tmp_path):
     assert await mode.flush(30)
     await mode.close()
     assert _closes(store.batches, mode) == [100.0 + k for k in range(6)]
+    assert not mode.spill.dir.exists()  # a run that leaves nothing on disk leaves no folder either
 
 
 async def test_a_stop_with_the_store_down_spills_the_rest_and_the_next_start_writes_it_first(tmp_path):

@@ -174,6 +174,17 @@ def _lock(path: Path) -> IO[bytes] | None:
     return lock
 
 
+def _remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when it holds nothing but its ``LOCK`` and ``STORE`` (runs that never spilled
+    leave no folder behind)."""
+    if any(p.name not in ("LOCK", "STORE") for p in folder.iterdir()):
+        return
+    for name in ("STORE", "LOCK"):
+        (folder / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # another process made it its own meanwhile
+        folder.rmdir()
+
+
 # -- the disk tier of a backlog --------------------------------------------------------------------------
 @dataclass(slots=True, eq=False)
 class _Entry:
@@ -505,8 +516,11 @@ class Spill:
             await asyncio.shield(self._writer)
 
     async def close(self) -> None:
+        """Finish the writes, and give the folder up (removed when no batch is left in it)."""
         await self.drain()
         if self._lock is not None:
+            if self.dir is not None and not self._queue and not self._copies:
+                await asyncio.to_thread(_remove_if_empty, self.dir)
             self._lock.close()  # releases the flock
             self._lock = None
 
