@@ -138,7 +138,9 @@ class Checkpoints:
 
     def restore_point(self) -> tuple[Checkpoint, Mapping[str, int]] | None:
         """The checkpoint to start from and, by sink name, the position up to which that sink's output is
-        already durable (from the latest checkpoint); None when there is none to use."""
+        already durable (from the latest checkpoint); None when there is none to use (none at all, or
+        none old enough: a processor killed before its sinks had made durable what came before its first
+        checkpoint)."""
         files = self._files()
         if not files:
             return None
@@ -154,9 +156,13 @@ class Checkpoints:
                 break
             return checkpoint, dict(latest.durable)
         log.warning(
-            "no checkpoint at or before position %d, which every sink had made durable (the latest is at"
-            " %d): starting from the latest; output between the two may be missing from a sink",
+            "no checkpoint at or before position %d, up to which every sink had made its output durable"
+            " (the oldest is at %d): the session is replayed from its start instead",
             through,
-            latest.jseq,
+            files[0][0],
         )
-        return latest, dict(latest.durable)
+        return None
+
+    def any(self) -> bool:
+        """Whether a processor left checkpoints here (it stopped before its session ended)."""
+        return bool(self._files())

@@ -53,7 +53,7 @@ class Recovery:
         self.checkpoints = Checkpoints(self.dir / "checkpoints", fingerprint(config))
         #: the jseq of the last frame handled (None: none yet)
         self.position: int | None = None
-        self._saved_at = time.monotonic()
+        self._saved_at = float("-inf")  # the first candle boundary checkpoints
         self.stats: dict[str, Any] = {
             "restored_from": None,  # the jseq of the checkpoint the processor started from
             "frames_replayed": 0,  # read from the journal at start, after the checkpoint

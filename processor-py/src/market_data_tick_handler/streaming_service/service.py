@@ -418,14 +418,17 @@ class StreamingService:
         else:
             self._checkpoint()
 
-    async def _start_fresh(self) -> bool:
-        """No checkpoint to carry on from. An ingester this processor starts begins a new session: the
-        journal's past is not ours. One that runs on its own may have begun its session before this
-        processor: its frames since its ``start`` frame are replayed from the journal (a session a
-        processor finished here, ``ended_at``, is not); True when that session has ended."""
+    async def _start_fresh(self, crashed: bool) -> bool:
+        """No checkpoint to carry on from. A processor that left no checkpoints and starts its own
+        ingester begins a new session: the journal's past is not its own. Otherwise (an ingester that runs
+        on its own, whose session may have begun before this processor; a processor before this one
+        killed too early for its checkpoints to be of use, ``crashed``) the frames of the journal's last
+        session, from its ``start`` frame, are replayed with the sinks in recovery (what is in them
+        already is not sent again; a session a processor finished here, ``ended_at``, is not replayed);
+        True when that session has ended."""
         rec = self.recovery
         assert rec is not None
-        if self.config.ingest.spawn:
+        if self.config.ingest.spawn and not crashed:
             rec.position = rec.reader.last_jseq()
             return False
         ended = rec.checkpoints.ended_at()
@@ -434,8 +437,10 @@ class StreamingService:
             rec.position = max(ended, rec.reader.last_jseq() or 0) or None
             return False
         log.info(
-            "no checkpoint: the ingester's session began at journal position %d; replaying from it", start
+            "no checkpoint to carry on from: replaying the session from its start, journal position %d", start
         )
+        if crashed:
+            rec.stats["restored_from"] = start - 1
         return await self._replay_recovering(start)
 
     async def _recover(self) -> bool:
@@ -446,7 +451,7 @@ class StreamingService:
         assert rec is not None
         point = rec.checkpoints.restore_point()
         if point is None:
-            return await self._start_fresh()
+            return await self._start_fresh(crashed=rec.checkpoints.any())
         checkpoint, durable = point
         state = checkpoint.state
         self.handler = state["handler"]

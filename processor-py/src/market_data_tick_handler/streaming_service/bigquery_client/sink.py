@@ -43,6 +43,9 @@ class RowBatch:
     nbytes: int
     stream: str | None = None
     offset: int | None = None
+    #: the journal position of the output its first row came from (None: no journal, or read back from
+    #: the spill, which is durable): what the processor's checkpoints call durable is below it
+    first_position: int | None = None
 
 
 class RowSink(Protocol):

@@ -46,6 +46,8 @@ from ..sinks.spill import Spill, folder_name
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 10.0
+#: a checkpoint carries the rows waiting in memory up to this (``PersistMode._carried``)
+CHECKPOINT_ROWS_MB = 16
 
 
 @dataclass(slots=True)
@@ -54,6 +56,7 @@ class _Buffer:
 
     rows: list[bytes] = field(default_factory=list)
     since: float = 0.0
+    first_position: int | None = None  # the journal position of the output of the oldest row
 
 
 def make_sink(config: BigQueryConfig, local_path: str | None = None) -> RowSink:
@@ -144,7 +147,11 @@ class PersistMode:
             "buffered_rows": 0,
             "buffered_bytes": 0,
             "rows_lost": 0,
+            # a processor recovering from a crash: rows written (or spilled) before it, not again
+            "rows_before_restart": 0,
         }
+        self._position: int | None = None  # the journal position of the output being added
+        self._skip_through: int | None = None  # recovering: outputs up to here are written already
 
     @classmethod
     def from_config(cls, config: StreamingConfig, option: str | None = None) -> PersistMode:
@@ -189,7 +196,83 @@ class PersistMode:
 
     async def accept(self, output: FrameOutput) -> None:
         """Queue the rows of the candles of ``output`` (its records are not persisted). Returns at once."""
+        if self._written_before(output):
+            return
+        self._position = output.position
         self._add(output.blocks())
+
+    def _rows_of(self, output: FrameOutput) -> int:
+        """How many rows ``output`` makes in this sink's tables."""
+        return sum(
+            len(block.columns.slots) for block in output.blocks() if block.columns.timeframe in self.tables
+        )
+
+    def _written_before(self, output: FrameOutput) -> bool:
+        """Recovering: whether the rows of ``output`` had been written (or spilled) before the restart
+        (counted, not written again)."""
+        skip = self._skip_through
+        if skip is None or output.position is None or output.position > skip:
+            return False
+        self.stats["rows_before_restart"] += self._rows_of(output)
+        return True
+
+    # -- checkpoints (checkpoints.py) ------------------------------------------------------------------
+    def _carried(self) -> bool:
+        """Whether a checkpoint carries the rows that wait in memory (buffered, and batches not spilled):
+        up to ``CHECKPOINT_ROWS_MB`` of them (more only while the store is unreachable)."""
+        buffered = sum(len(row) for b in self._buffers.values() for row in b.rows)
+        return buffered + self.backlog.nbytes <= CHECKPOINT_ROWS_MB * 1_000_000
+
+    def durable_through(self) -> int | None:
+        """All of it when a checkpoint carries the rows waiting in memory (``_carried``); else everything
+        but those: the rows buffered and the batches waiting in memory (the oldest: the spill holds the
+        newer ones)."""
+        if self._carried():
+            return None
+        waiting = [b.first_position for b in self._buffers.values() if b.rows]
+        waiting += [b.first_position for b in self.backlog]
+        positions = [p for p in waiting if p is not None]
+        return min(positions) - 1 if positions else None
+
+    def checkpoint_state(self) -> Any:
+        """The counters, and (when ``_carried``) the rows waiting in memory: a restart writes them. A batch
+        keeps its stream and offset (its file name, in the local store), so one that had been written
+        before the restart is not written twice."""
+        carried = self._carried()
+        return {
+            "stats": dict(self.stats),
+            "buffers": {k: (b.rows, b.first_position) for k, b in self._buffers.items()} if carried else None,
+            "batches": list(self.backlog) if carried else None,
+            "buffered": sum(len(b.rows) for b in self._buffers.values()),
+        }
+
+    async def restore(self, state: Any, durable_through: int | None) -> None:
+        """The counters and the rows waiting as they were at the checkpoint (the rows written or spilled
+        since come again from the journal, once more: the ``_dedup`` views show them once). A checkpoint
+        that did not carry its waiting rows was made at or below what was durable: they were written
+        before the restart, or wait in the spill now, reloaded at start and counted there; either way
+        they count as written before it."""
+        if state is not None:
+            counters = {k: v for k, v in state["stats"].items() if k in self.stats}
+            waiting = counters.pop("backlog_rows", 0) + state["buffered"]
+            for gauge in ("buffered_rows", "buffered_bytes"):
+                counters.pop(gauge, None)
+            self.stats.update(counters)
+            if state["batches"] is None:
+                self.stats["rows_before_restart"] += waiting
+            else:
+                for batch in state["batches"]:
+                    self.backlog.put(batch)
+                now = time.monotonic()
+                for key, (rows, first_position) in state["buffers"].items():
+                    if key in self._buffers and rows:
+                        self._buffers[key] = _Buffer(list(rows), now, first_position)
+                self.backlog.wake()
+            self.backlog_changed()
+        self._skip_through = durable_through
+
+    async def recovered(self) -> None:
+        self._skip_through = None
 
     def add(self, batch: CandleBatch, local_us: int, out_us: int) -> None:
         """``accept`` of one ``CandleBatch``; ``local_us``/``out_us``: its ``local_timestamp`` and
@@ -211,11 +294,14 @@ class PersistMode:
         size, table, buffer = self.config.batch_size, self.tables[key], self._buffers[key]
         if not buffer.rows:
             buffer.since = time.monotonic()
+            buffer.first_position = self._position
         buffer.rows.extend(rows)
         while len(buffer.rows) >= size:
-            self._enqueue(table, buffer.rows[:size])
+            self._enqueue(table, buffer.rows[:size], buffer.first_position)
             del buffer.rows[:size]
             buffer.since = time.monotonic()
+            # what is left came from this output alone: the buffer had fewer than ``size`` rows before it
+            buffer.first_position = self._position
 
     def _timeout_s(self, key: str) -> float:
         """How long the oldest row of the buffer of ``key`` may wait before its batch is cut."""
@@ -226,7 +312,7 @@ class PersistMode:
         batches."""
         for key, buffer in self._buffers.items():
             if buffer.rows and (now is None or buffer.since + self._timeout_s(key) <= now):
-                self._enqueue(self.tables[key], buffer.rows)
+                self._enqueue(self.tables[key], buffer.rows, buffer.first_position)
                 buffer.rows = []
 
     def _cut_due(self) -> float | None:
@@ -238,8 +324,8 @@ class PersistMode:
             return None
         return max(0.0, min(due) - time.monotonic())
 
-    def _enqueue(self, table: TableSpec, rows: list[bytes]) -> None:
-        self.backlog.put(RowBatch(table, rows, sum(map(len, rows))))
+    def _enqueue(self, table: TableSpec, rows: list[bytes], first_position: int | None) -> None:
+        self.backlog.put(RowBatch(table, rows, sum(map(len, rows)), first_position=first_position))
 
     # -- the backlog's delivery (sinks/backlog.py) ----------------------------------------------------
     async def send(self, batch: RowBatch) -> bool:
@@ -382,6 +468,7 @@ class PersistMode:
             "waiting": p["backlog_rows"],
             "lost": p["rows_lost"],
             "refused": p["rows_refused"],
+            **({"written before a restart": p["rows_before_restart"]} if p["rows_before_restart"] else {}),
             **more,
         }
         entry = sink_entry("bigquery", what, handed + reloaded, parts)

@@ -268,13 +268,22 @@ class ServeMode:
         return None
 
     def checkpoint_state(self) -> Any:
-        return {"stats": dict(self.stats), "ids": self.ids}
+        return {
+            "stats": dict(self.stats),
+            "ids": self.ids,
+            "waiting": (sum(f.candles for f in self.backlog), sum(f.records for f in self.backlog)),
+        }
 
     async def restore(self, state: Any, durable_through: int | None) -> None:
+        """The counters as they were at the checkpoint; what waited in the backlog then was published
+        before the restart (the checkpoint is at or below what was durable)."""
         if state is not None:  # None: a replay of the journal without a checkpoint, from a session's start
             self.stats.update(state["stats"])
             for key in ("backlog_frames", "backlog_candles"):
-                self.stats[key] = 0  # that backlog was the crashed process's: replayed from the journal
+                self.stats[key] = 0
+            candles, records = state["waiting"]
+            self.stats["candles_already_published"] += candles
+            self.stats["records_already_published"] += records
             self.ids = state["ids"]
         self._skip_through = durable_through
         self._tops = {}

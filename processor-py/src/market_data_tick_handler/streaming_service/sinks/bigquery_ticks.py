@@ -59,6 +59,9 @@ class TicksMode(PersistMode):
 
     async def accept(self, output: FrameOutput) -> None:
         """Encode and buffer the rows of the output's trades and records. Returns at once."""
+        if self._written_before(output):
+            return
+        self._position = output.position
         out_us, sink = output.stamps.out_us, self.sink
         trades = self.tables.get("trades")
         if trades is not None:
@@ -74,6 +77,10 @@ class TicksMode(PersistMode):
                 continue
             self._buffer(data_type, sink.encode_records(table, records, out_us))
         self.backlog.wake()
+
+    def _rows_of(self, output: FrameOutput) -> int:
+        trades = sum(map(len, output.trades)) if "trades" in self.tables else 0
+        return trades + sum(1 for record in output.records if record.DATA_TYPE in self.tables)
 
     def _timeout_s(self, key: str) -> float:
         return self._timeouts[key]
