@@ -176,19 +176,18 @@ class StorageWriteSink:
 
     def append(self, batch: RowBatch) -> bool:
         spec = batch.table
+        if batch.stream is not None and batch.offset is not None and batch.stream not in self._next_offset:
+            # made by an earlier process (a checkpoint carried it, or the spill kept it): at its own stream
+            # and offset first, so that a batch that landed before the restart is not written twice
+            earlier = self._append_earlier(batch)
+            if earlier is not None:
+                return earlier
+            batch.stream = batch.offset = None  # its stream is gone: this process's stream, at its end
         try:
             stream = self._stream(spec)
             if batch.stream != stream:  # first attempt, or its stream is gone: the next offset of this one
                 batch.stream, batch.offset = stream, self._next_offset[stream]
-            schema = self._descriptor(spec)
-            request = types.AppendRowsRequest(
-                write_stream=stream,
-                offset=batch.offset,
-                proto_rows=types.AppendRowsRequest.ProtoData(
-                    writer_schema=types.ProtoSchema(proto_descriptor=schema),
-                    rows=types.ProtoRows(serialized_rows=batch.rows),
-                ),
-            )
+            request = self._request(stream, batch.offset, batch)
             # one request per call: the client's AppendRowsStream helper fails from its second request on
             # some servers, and a call of its own gives each append its own timeout
             responses = list(self.write.append_rows(iter([request]), retry=None, timeout=self.timeout))
@@ -216,6 +215,38 @@ class StorageWriteSink:
         self._next_offset[stream] = batch.offset + len(batch.rows)
         return True
 
+    def _request(self, stream: str, offset: int | None, batch: RowBatch) -> types.AppendRowsRequest:
+        return types.AppendRowsRequest(
+            write_stream=stream,
+            offset=offset,
+            proto_rows=types.AppendRowsRequest.ProtoData(
+                writer_schema=types.ProtoSchema(proto_descriptor=self._descriptor(batch.table)),
+                rows=types.ProtoRows(serialized_rows=batch.rows),
+            ),
+        )
+
+    def _append_earlier(self, batch: RowBatch) -> bool | None:
+        """Append ``batch`` on the stream of the process that made it, at its offset: True when written
+        now, False when it had landed already (ALREADY_EXISTS), None when that stream cannot take it any
+        more (gone, finalized, or its offset not the stream's end: an earlier batch never landed)."""
+        spec, stream = batch.table, batch.stream
+        assert stream is not None
+        try:
+            request = self._request(stream, batch.offset, batch)
+            responses = list(self.write.append_rows(iter([request]), retry=None, timeout=self.timeout))
+        except api_errors.AlreadyExists:
+            return False
+        except (api_errors.NotFound, api_errors.FailedPrecondition, api_errors.OutOfRange):
+            return None
+        except _TRANSIENT as exc:
+            raise WriteFailed(f"{spec.dataset}.{spec.name}: {exc}") from exc
+        except api_errors.GoogleAPICallError:
+            return None
+        code = responses[-1].error.code if responses else _NOT_FOUND
+        if code == _ALREADY_EXISTS:
+            return False
+        return None if code else True
+
     def _written_before(self, batch: RowBatch) -> bool:
         """ALREADY_EXISTS: an earlier attempt of this batch landed at its offset (its reply was lost)."""
         assert batch.stream is not None and batch.offset is not None
@@ -226,11 +257,9 @@ class StorageWriteSink:
         return {}
 
     def close(self) -> None:
-        for (dataset, table), stream in self._streams.items():
-            try:
-                self.write.finalize_write_stream(name=stream, retry=None, timeout=self.timeout)
-            except (api_errors.GoogleAPICallError, OSError) as exc:
-                log.info("could not finalize the write stream of %s.%s: %s", dataset, table, exc)
+        # the committed streams are left open (their rows are visible already): a batch spilled at close,
+        # or carried by a checkpoint, lands on its own stream at its offset after a restart, or is found
+        # there (``_append_earlier``); BigQuery drops idle streams itself
         self._streams.clear()
         self.rest.close()
         self.write.transport.close()
