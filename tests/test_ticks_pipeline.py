@@ -3,12 +3,16 @@ tardis-dev, ZeroMQ, processor) replays real Binance trades in ``--mode streaming
 real BigQuery endpoint (bqemulator), read back with the official client. The expected rows are read from
 the raw frames by support/binance_reference.py, with none of the project's code."""
 
+import os
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
+from market_data_tick_handler.query import connect
 from support.bigquery import client, micros, query, table
-from support.binance_reference import read_trades
+from support.binance_reference import BINANCE_WS, read_trades
 from support.pipeline import read_stats, replay_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,3 +72,36 @@ def test_a_replay_writes_every_trade_once_to_ticks_trades_partitioned_on_market_
     print("days:", days)
     assert [str(d["day"]) for d in days] == ["2024-08-08", "2024-08-09"]
     assert sum(d["n"] for d in days) == 8020
+
+
+def test_the_seeds_ticks_command_runs_for_its_duration_then_stops_with_every_row_written(tmp_path):
+    """Walkthrough 8's command, ``--duration`` cut from an hour to 4 s, on a replay of a recording at its
+    own pace (2x): BTC-USDT and ETH-USDT, trades, liquidations and book snapshots, into the local store
+    (no project configured). Binance has no liquidations, and the recording no depth snapshot of ETHUSDT,
+    so no book snapshots either: both said at start. It stops after the duration, as SIGTERM does, with
+    every trade it received written, and those rows are the recording's first trades."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GCP_PROJECT_ID", "BIGQUERY_EMULATOR")}
+    day = BINANCE_WS / "spot_btcusdt_20240808.gz"
+    cmd = [
+        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-ticks-bigquery",
+        "--symbols", "BTC-USDT,ETH-USDT", "--data-types", "trades,liquidations,book_snapshots",
+        "--duration", "4",
+        "--source", "replay", "--files", str(day), "--speed", "2",
+        "--stats-json", str(tmp_path / "stats.json"),
+    ]  # fmt: skip
+    started = time.monotonic()
+    run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    elapsed = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "--duration 4 s reached: stopping" in run.stderr
+    assert "liquidations (trade_transformation) not available for binance" in run.stderr
+    assert "book_snapshots not available for binance" in run.stderr
+    assert 4 <= elapsed < 30
+    stats = read_stats(tmp_path)
+    received = stats["ticks_by_type"]["trade"]
+    assert received > 0 and stats["ticks"]["rows_written"] == received
+    assert all(line["ok"] for line in stats["ledger"]), stats["ledger"]
+    con = connect(tmp_path / "data" / "warehouse")
+    rows = con.execute("SELECT id FROM market_data_streaming.ticks_trades ORDER BY id").fetchall()
+    first = sorted(read_trades(day), key=lambda t: t.trade_id)[:received]
+    assert [int(r[0]) for r in rows] == [t.trade_id for t in first]

@@ -49,6 +49,9 @@ class RowBatch:
 
 
 class RowSink(Protocol):
+    #: what it is, in a word or two, for the ledger's lines (``bigquery``, ``local store``, ``memory``)
+    kind: str
+
     def describe(self) -> str:
         """Where rows go, without credentials."""
         ...
@@ -97,6 +100,8 @@ class MemorySink:
         self.ticks: TickEncoders = TickEncoders()
         self.keep = keep
         self.batches: list[RowBatch] = []
+
+    kind = "memory"
 
     def describe(self) -> str:
         return "memory"

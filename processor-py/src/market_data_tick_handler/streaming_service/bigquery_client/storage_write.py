@@ -69,6 +69,8 @@ class StorageWriteSink:
         self._streams: dict[tuple[str, str], str] = {}
         self._next_offset: dict[str, int] = {}  # by stream
 
+    kind = "bigquery"
+
     def describe(self) -> str:
         return describe(self.project, self.config.emulator)
 

@@ -86,6 +86,8 @@ class LocalStore:
         self._swept = time.monotonic()
         self.counters = {"files_written": 0, "partitions_expired": 0}
 
+    kind = "local store"
+
     def describe(self) -> str:
         return f"the local store at {self.root} (Parquet files read through DuckDB)"
 

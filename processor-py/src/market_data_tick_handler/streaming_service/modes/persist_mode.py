@@ -471,7 +471,7 @@ class PersistMode:
             **({"written before a restart": p["rows_before_restart"]} if p["rows_before_restart"] else {}),
             **more,
         }
-        entry = sink_entry("bigquery", what, handed + reloaded, parts)
+        entry = sink_entry(self.sink.kind, what, handed + reloaded, parts)
         if reloaded:
             entry = dataclasses.replace(entry, note=f"{handed} handed + {reloaded} reloaded from the spill")
         return entry
