@@ -296,8 +296,11 @@ def test_live_instruments_is_typed_as_the_seeds_write_it():
 def test_the_shipped_streaming_yaml_loads_states_the_defaults_and_suggests_no_open_port():
     config = load_config(REPO / "streaming.yaml")
     defaults = StreamingConfig()
-    for section in ("candles", "ingest", "live_instruments", "data_types"):
+    for section in ("candles", "live_instruments", "data_types"):
         assert getattr(config, section) == getattr(defaults, section), section
+    # the one setting it changes: a service run from it keeps a journal (crash recovery)
+    journal = dataclasses.replace(defaults.ingest.journal, enabled=True)
+    assert config.ingest == dataclasses.replace(defaults.ingest, journal=journal)
     assert config.persist.bigquery.project_id == "${GCP_PROJECT_ID}"  # unset here: persist mode says so
     assert dataclasses.replace(config.persist.bigquery, project_id=None) == defaults.persist.bigquery
     assert dataclasses.replace(config.serve, redis_db=None) == defaults.serve
