@@ -30,41 +30,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import zmq
+import pipeline_bench
 from pipeline_bench import SYMBOLS, machine, synthetic
 
 from market_data_tick_handler.devtools.local_redis import redis_server
-from market_data_tick_handler.streaming_service.ingest import find_ingester, ingester_args
+from market_data_tick_handler.streaming_service.ingest import find_ingester
 from market_data_tick_handler.streaming_service.ingest.journal import JournalReader
 from market_data_tick_handler.wire import decode_frame
 
 
 def decode_only(total: int, journal: Path | None) -> float:
     """Trades/s when the processor only decodes frames; with ``journal``, the ingester journals there."""
-    with tempfile.TemporaryDirectory(prefix="mdth-bench-") as tmp:
-        endpoint = f"ipc://{tmp}/frames.sock"
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.PULL)
-        sock.setsockopt(zmq.RCVHWM, 4)
-        sock.bind(endpoint)
-        args = ingester_args(synthetic("max", total), endpoint)
-        if journal is not None:
-            args += ["--journal-dir", str(journal), "--when-busy", "wait"]
-        node = subprocess.Popen(["node", str(find_ingester()), *args], stderr=subprocess.DEVNULL)
-        trades, start = 0, None
-        while True:
-            frame = decode_frame(sock.recv(copy=False).buffer)
-            start = start or time.perf_counter()
-            if frame.type == "trade":
-                trades += frame.n
-                frame.columns["price"].sum()  # touch the data, as a consumer would
-            elif frame.type == "end":
-                break
-        elapsed = time.perf_counter() - start
-        sock.close()  # the ingester waits for this hang-up
-        node.wait(30)
-        ctx.term()
-    return trades / elapsed
+    extra = () if journal is None else ("--journal-dir", str(journal), "--when-busy", "wait")
+    return pipeline_bench.decode_only(total, extra)
 
 
 def pipeline(redis_url: str, total: int, journal: Path | None, processor: bool = True) -> float:

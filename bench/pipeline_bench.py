@@ -68,15 +68,16 @@ def synthetic(rate: str, total: int) -> IngestConfig:
     )
 
 
-def decode_only(total: int) -> float:
-    """Baseline: trades/s when the processor only decodes frames (a plain blocking loop)."""
+def decode_only(total: int, extra_args: tuple[str, ...] = ()) -> float:
+    """Baseline: trades/s when the processor only decodes frames (a plain blocking loop); ``extra_args``:
+    more of the ingester's options."""
     with tempfile.TemporaryDirectory(prefix="mdth-bench-") as tmp:
         endpoint = f"ipc://{tmp}/frames.sock"
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PULL)
         sock.setsockopt(zmq.RCVHWM, 4)
         sock.bind(endpoint)
-        cmd = ["node", str(find_ingester()), *ingester_args(synthetic("max", total), endpoint)]
+        cmd = ["node", str(find_ingester()), *ingester_args(synthetic("max", total), endpoint), *extra_args]
         node = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
         trades, start = 0, None
         while True:

@@ -15,18 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-
-import orjson
-import redis
 
 from market_data_tick_handler.devtools.local_redis import RedisServer, free_port
 from market_data_tick_handler.query import connect
 from market_data_tick_handler.streaming_service.ingest.journal import JournalReader
-from market_data_tick_handler.streaming_service.keys import STREAM_FIELD
+from support.bigquery import micros
 from support.binance_reference import assert_candles_match, expected_candles, read_trades
-from support.pipeline import us
+from support.pipeline import stream_candles
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
@@ -88,38 +84,10 @@ def _processor(config: Path, stats: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "a"))
 
 
-def _us(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _rows(con, sql: str) -> list[dict]:
     cursor = con.execute(sql)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _stream(url: str, timeframe: str) -> list[dict]:
-    client = redis.Redis.from_url(url)
-    try:
-        entries = client.xrange(f"candles:stream:binance:BTC-USDT:{timeframe}")
-    finally:
-        client.close()
-    rows = []
-    for _, fields in entries:
-        message = orjson.loads(fields[STREAM_FIELD.encode()])
-        c = message["candle"]
-        rows.append(
-            {
-                **c,
-                "timestamp_in": us(message["timestamp_in"]),
-                "first_trade_time": us(c["first_trade_time"]),
-                "last_trade_time": us(c["last_trade_time"]),
-            }
-        )
-    return rows
 
 
 def test_twenty_sigkills_of_the_processor_lose_and_double_no_candle(tmp_path):
@@ -152,20 +120,20 @@ def test_twenty_sigkills_of_the_processor_lose_and_double_no_candle(tmp_path):
         con = connect(store)
         for tf in TIMEFRAMES:
             reference = expected_candles(raw, tf)
-            got = _stream(server.url, tf)
+            got = stream_candles(server.url, tf)
             starts = [c["timestamp_in"] for c in got]
             assert len(starts) == len(set(starts)), f"{tf}: a candle twice in its stream"
             assert_candles_match(got, reference, f"after {kills} SIGKILLs, {tf}")
             rows = _rows(con, f"SELECT * FROM {DATASET}.candles_{tf}_dedup ORDER BY timestamp_in")
             times = ("timestamp_in", "first_trade_time", "last_trade_time")
-            rows = [{**r, **{k: _us(r[k]) for k in times}} for r in rows]
+            rows = [{**r, **{k: micros(r[k]) for k in times}} for r in rows]
             assert_candles_match(rows, reference, f"table after {kills} SIGKILLs, {tf}")
         trades = _rows(con, f"SELECT * FROM {DATASET}.ticks_trades_dedup")
         expected = sorted(
             (t.ts_us, t.price, t.qty, "sell" if t.taker_sells else "buy", str(t.trade_id)) for t in raw
         )
         assert (
-            sorted((_us(r["timestamp"]), r["price"], r["amount"], r["side"], r["id"]) for r in trades)
+            sorted((micros(r["timestamp"]), r["price"], r["amount"], r["side"], r["id"]) for r in trades)
             == expected
         )
     finally:
@@ -249,8 +217,8 @@ def test_a_killed_processor_takes_its_ingester_along_and_the_next_replays_the_jo
         assert final["counts"]["processor_restarts"] == 1
         assert final["gaps"]["processor_restart"] == 1  # BTCUSDT: from its last journaled trade to the next
         for tf in TIMEFRAMES:
-            starts = [c["timestamp_in"] for c in _stream(redis_server.url, tf)]
+            starts = [c["timestamp_in"] for c in stream_candles(redis_server.url, tf)]
             assert len(starts) == len(set(starts)), f"{tf}: a candle twice in its stream"
-        assert any(c["has_gap"] for c in _stream(redis_server.url, "15s"))
+        assert any(c["has_gap"] for c in stream_candles(redis_server.url, "15s"))
     finally:
         redis_server.stop()

@@ -16,14 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
-import redis
 
 from market_data_tick_handler.devtools.local_redis import RedisServer
-from market_data_tick_handler.streaming_service.keys import STREAM_FIELD
 from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
-from support.pipeline import read_stats, replay, replay_command, us
+from support.pipeline import read_stats, replay, replay_command, stream_candles
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
@@ -32,33 +29,9 @@ DAY2 = BINANCE_WS / "spot_btcusdt_20240809.gz"  # depth updates, but no depth sn
 TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")
 
 
-def _stream_candles(
-    url: str, timeframe: str, exchange: str = "binance", symbol: str = "BTC-USDT"
-) -> list[dict]:
-    """Every candle in the capped stream of one series, as reference-comparable rows."""
-    client = redis.Redis.from_url(url)
-    try:
-        entries = client.xrange(f"candles:stream:{exchange}:{symbol}:{timeframe}")
-    finally:
-        client.close()
-    rows = []
-    for _, fields in entries:
-        message = orjson.loads(fields[STREAM_FIELD.encode()])
-        c = message["candle"]
-        rows.append(
-            {
-                **c,
-                "timestamp_in": us(message["timestamp_in"]),
-                "first_trade_time": us(c["first_trade_time"]),
-                "last_trade_time": us(c["last_trade_time"]),
-            }
-        )
-    return rows
-
-
 def _assert_all_candles(url: str, raw, label: str) -> None:
     for tf in TIMEFRAMES:
-        assert_candles_match(_stream_candles(url, tf), expected_candles(raw, tf), f"{label} {tf}")
+        assert_candles_match(stream_candles(url, tf), expected_candles(raw, tf), f"{label} {tf}")
 
 
 def _ledger_ok(stats: dict) -> None:
@@ -350,5 +323,5 @@ def test_a_live_ingester_that_dies_is_a_gap_and_is_started_again(redis_url, tmp_
     died = re.search(r"without ending its session, after \d+ frames \(.*?trade (\d+)", err)
     assert died, err[-3000:]
     assert stats["ticks_by_type"]["trade"] > int(died.group(1)) > 0  # the new session's trades came in
-    gapped = [c for c in _stream_candles(redis_url, "15s") if c["has_gap"]]
+    gapped = [c for c in stream_candles(redis_url, "15s") if c["has_gap"]]
     assert gapped, "no candle flagged has_gap around the dead ingester"

@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import redis
 
+from market_data_tick_handler.streaming_service.keys import STREAM_FIELD
+
 
 def us(iso: str | None) -> int | None:
     """ISO 8601 UTC with microseconds -> µs since the epoch (None stays None)."""
@@ -56,6 +58,30 @@ class Subscriber:
 
     def of_type(self, kind: str) -> list[tuple[str, dict]]:
         return [(c, m) for c, m in self.messages if m["type"] == kind]
+
+
+def stream_candles(
+    url: str, timeframe: str, exchange: str = "binance", symbol: str = "BTC-USDT"
+) -> list[dict]:
+    """Every candle in the capped stream of one series, as reference-comparable rows."""
+    client = redis.Redis.from_url(url)
+    try:
+        entries = client.xrange(f"candles:stream:{exchange}:{symbol}:{timeframe}")
+    finally:
+        client.close()
+    rows = []
+    for _, fields in entries:
+        message = orjson.loads(fields[STREAM_FIELD.encode()])
+        c = message["candle"]
+        rows.append(
+            {
+                **c,
+                "timestamp_in": us(message["timestamp_in"]),
+                "first_trade_time": us(c["first_trade_time"]),
+                "last_trade_time": us(c["last_trade_time"]),
+            }
+        )
+    return rows
 
 
 def replay_command(
