@@ -12,7 +12,7 @@ from pathlib import Path
 
 from market_data_tick_handler.query import connect
 from support.bigquery import client, micros, query, table
-from support.binance_reference import BINANCE_WS, read_trades
+from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
 from support.pipeline import read_stats, replay_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,3 +105,37 @@ def test_the_seeds_ticks_command_runs_for_its_duration_then_stops_with_every_row
     rows = con.execute("SELECT id FROM market_data_streaming.ticks_trades ORDER BY id").fetchall()
     first = sorted(read_trades(day), key=lambda t: t.trade_id)[:received]
     assert [int(r[0]) for r in rows] == [t.trade_id for t in first]
+
+
+def test_the_same_replay_twice_into_bigquerys_historical_dataset_is_one_row_per_key_in_the_views(
+    bigquery_emulator, tmp_path
+):
+    """Persist mode and the tick sink, the sample replayed twice into one historical dataset of a real
+    BigQuery endpoint (bqemulator): the tables hold every row twice, their ``_dedup`` views once, equal to
+    the trades of the raw frames and the candles worked out from them."""
+    dataset = f"twice_{uuid.uuid4().hex[:10]}"
+    config = f"persist:\n  bigquery:\n    dataset_historical: {dataset}\n    batch_size: 5000\n"
+    args = ("--bigquery-emulator", bigquery_emulator.cli_value)
+    args += ("--bigquery-project", bigquery_emulator.project)
+    for run in ("first", "second"):
+        where = tmp_path / run
+        where.mkdir()
+        modes = "streaming-candles-bigquery,streaming-ticks-bigquery"
+        cmd = replay_command([SAMPLE], "binance", "btcusdt", None, where, config, mode=modes, extra_args=args)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+    bq = client(bigquery_emulator)
+    raw = read_trades(SAMPLE)
+    count = f"SELECT COUNT(*) AS n FROM {dataset}"
+    assert query(bq, f"{count}.ticks_trades")[0]["n"] == 2 * 8020
+    rows = query(bq, f"SELECT * FROM {dataset}.ticks_trades_dedup")
+    got = sorted((micros(r["timestamp"]), r["price"], r["amount"], r["side"], r["id"]) for r in rows)
+    side = {True: "sell", False: "buy"}
+    assert got == sorted((t.ts_us, t.price, t.qty, side[t.taker_sells], str(t.trade_id)) for t in raw)
+    for tf in ("15s", "1m", "24h"):
+        reference = expected_candles(raw, tf)
+        assert query(bq, f"{count}.candles_{tf}")[0]["n"] == 2 * len(reference), tf
+        rows = query(bq, f"SELECT * FROM {dataset}.candles_{tf}_dedup ORDER BY timestamp_in")
+        times = ("timestamp_in", "first_trade_time", "last_trade_time")
+        rows = [{**r, **{k: micros(r[k]) for k in times}} for r in rows]
+        assert_candles_match(rows, reference, f"twice into BigQuery, {tf}")

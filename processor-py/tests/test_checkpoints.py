@@ -5,10 +5,11 @@ import logging
 import pickle
 
 import numpy as np
-from helpers import T0, S, trade_frame
+from helpers import T0, S, control_frame, trade_frame
 
 from market_data_tick_handler.config import CandlesConfig, IngestConfig, StreamingConfig
 from market_data_tick_handler.streaming_service.checkpoints import Checkpoint, Checkpoints, fingerprint
+from market_data_tick_handler.streaming_service.recovery import is_start_frame
 from market_data_tick_handler.streaming_service.service import StreamingService
 
 
@@ -96,3 +97,23 @@ def test_a_processor_restored_from_a_pickled_checkpoint_closes_the_same_candles(
     one_minute = [c for c in _closes(results_cut) if c[0] == "1m" and c[1] == T0 + 120 * S]
     assert one_minute == [("1m", T0 + 120 * S, 159.0, 20)]
     assert np.isfinite([c[2] for c in _closes(results_cut)]).all()
+
+
+def test_none_old_enough_means_no_checkpoint_to_carry_on_from(tmp_path, caplog):
+    """A processor killed before its sinks had written what came before its first checkpoint: the
+    latest says persist had made durable only up to 3, and no checkpoint is that old. Starting from one
+    would lose rows 4.., so none is used (the session is replayed from its start instead)."""
+    store = Checkpoints(tmp_path, "fp")
+    store.save(_checkpoint(10, {"serve": 10, "persist": 3}))
+    with caplog.at_level(logging.WARNING):
+        assert store.restore_point() is None
+    assert "no checkpoint at or before position 3" in caplog.text
+    assert store.any()
+
+
+def test_a_start_frame_is_told_from_its_header_alone():
+    start = control_frame("start", 0, source="replay", exchanges=["binance"], data_types=["trade"])
+    assert is_start_frame(start)
+    assert not is_start_frame(control_frame("end", 7, reason="source_closed"))
+    assert not is_start_frame(trade_frame([(0, T0, 100.0, 1.0, "buy")], seq=1))
+    assert not is_start_frame(b"not a frame")

@@ -25,21 +25,20 @@ from .checkpoints import Checkpoint, Checkpoints, fingerprint
 log = logging.getLogger(__name__)
 
 
-def frame_type(payload: Any) -> str | None:
-    """A wire frame's ``type``, from its header alone (proto/README.md: the header's length at offset
-    8, the JSON header at 12); None when it is no frame."""
+def is_start_frame(payload: Any) -> bool:
+    """Whether a journaled payload is a ``start`` frame, from its header alone (proto/README.md: the
+    header's length at offset 8, the JSON header at 12; most headers are not even parsed)."""
     view = memoryview(payload)
     if len(view) < 12 or bytes(view[:4]) != b"MDTW":
-        return None
-    end = 12 + int.from_bytes(view[8:12], "little")
-    header = bytes(view[12:end])
-    if b'"start"' not in header and b'"end"' not in header:
-        return "other"  # the type is neither (the common case: no JSON parsed)
+        return False
+    header = bytes(view[12 : 12 + int.from_bytes(view[8:12], "little")])
+    if b'"start"' not in header:
+        return False
     try:
         parsed = orjson.loads(header)
     except orjson.JSONDecodeError:
-        return None
-    return parsed.get("type") if isinstance(parsed, dict) else None
+        return False
+    return isinstance(parsed, dict) and parsed.get("type") == "start"
 
 
 class Recovery:
@@ -79,7 +78,7 @@ class Recovery:
         an ingester that runs on its own began (None: the journal has none)."""
         found = None
         for jseq, _, payload in self.reader.records(after + 1):
-            if frame_type(payload) == "start":
+            if is_start_frame(payload):
                 found = jseq
         return found
 

@@ -128,6 +128,7 @@ class StreamingService:
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         #: the journal and checkpoints (``recovery.py``), when ``ingest.journal.enabled``
         self.recovery = Recovery(config) if config.ingest.journal.enabled else None
+        self._journal_looked = 0.0  # when the processor last looked in the journal for what ZeroMQ lacks
 
     def _ask(self, stream: IngestExchangeConfig) -> ExchangeAsk:
         """What to ask the ingester for on one exchange: the frames of the enabled data types it can have
@@ -296,10 +297,15 @@ class StreamingService:
 
     async def _read_journal(self) -> bool:
         """Nothing came over ZeroMQ for a while: frames the journal has past the last one handled (an
-        ingester that does not wait for this processor) are read from it; True when a session ended."""
+        ingester of its own, which does not wait for this processor, left them there only) are read from
+        it, at most once a second; True when a session ended. An ingester this processor started waits
+        for it: everything comes over ZeroMQ."""
         rec = self.recovery
         assert rec is not None
-        if rec.position is None or rec.reader.last_jseq() in (None, rec.position):
+        if self.config.ingest.spawn or rec.position is None or time.monotonic() < self._journal_looked + 1:
+            return False
+        self._journal_looked = time.monotonic()
+        if rec.reader.last_jseq() in (None, rec.position):
             return False
         return await self._replay(rec.position + 1, live=True)
 
