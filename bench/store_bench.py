@@ -234,26 +234,20 @@ def local(frames: list[TradeRows], blocks: list[ClosedCandles]) -> None:
         by_tf = candle_dicts(blocks)
         candle_rows = [r for tf in ("15s", "1m") for r in by_tf[tf]]
         tick_schema, candle_schema = arrow_schema(trades), arrow_schema(candles["1m"])
-        line(
-            f"local ticks ({len(tick_rows):,})",
-            timed(sink_ticks),
-            {
-                "pyarrow write_table": timed(parquet("ticks", tick_schema, tick_rows)),
-                "duckdb file INSERT": timed(duckdb_file("ticks", tick_schema, tick_rows)),
-            },
-        )
-        encoded_us = encoding["ticks"] / len(tick_rows) * 1e6
-        print(f"{'':<28} of which encoding (the processor's loop): {encoded_us:.2f} µs a row")
-        line(
-            f"local candles ({len(candle_rows):,})",
-            timed(sink_candles),
-            {
-                "pyarrow write_table": timed(parquet("candles", candle_schema, candle_rows)),
-                "duckdb file INSERT": timed(duckdb_file("candles", candle_schema, candle_rows)),
-            },
-        )
-        encoded_us = encoding["candles"] / len(candle_rows) * 1e6
-        print(f"{'':<28} of which encoding (the processor's loop): {encoded_us:.2f} µs a row")
+        for what, run, schema, rows in (
+            ("ticks", sink_ticks, tick_schema, tick_rows),
+            ("candles", sink_candles, candle_schema, candle_rows),
+        ):
+            line(
+                f"local {what} ({len(rows):,})",
+                timed(run),
+                {
+                    "pyarrow write_table": timed(parquet(what, schema, rows)),
+                    "duckdb file INSERT": timed(duckdb_file(what, schema, rows)),
+                },
+            )
+            encoded_us = encoding[what] / len(rows) * 1e6
+            print(f"{'':<28} of which encoding (the processor's loop): {encoded_us:.2f} µs a row")
 
 
 # -- the emulator -----------------------------------------------------------------------------------------

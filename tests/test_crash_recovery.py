@@ -22,7 +22,7 @@ from market_data_tick_handler.query import connect
 from market_data_tick_handler.streaming_service.ingest.journal import JournalReader
 from support.bigquery import micros
 from support.binance_reference import assert_candles_match, expected_candles, read_trades
-from support.pipeline import stream_candles
+from support.pipeline import LIVE_CONFIG, stream_candles
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
@@ -142,12 +142,7 @@ def test_twenty_sigkills_of_the_processor_lose_and_double_no_candle(tmp_path):
         server.stop()
 
 
-LIVE_CONFIG = """
-candles:
-  clock: event          # recorded exchange times, not this machine's clock
-data_types:
-  book_snapshots:
-    enabled: false      # live book data would ask the real exchange for a REST snapshot
+JOURNAL = """
 ingest:
   journal:
     enabled: true
@@ -184,7 +179,7 @@ def test_a_killed_processor_takes_its_ingester_along_and_the_next_replays_the_jo
     )
     redis_server = RedisServer(appendonly=True).start()
     journal, config, stats = tmp_path / "journal", tmp_path / "streaming.yaml", tmp_path / "stats.json"
-    config.write_text(LIVE_CONFIG.format(journal=journal))
+    config.write_text(LIVE_CONFIG + JOURNAL.format(journal=journal))
     try:
         url = json.loads(server.stdout.readline())["url"]
         env = {**os.environ, "WSS_URL_BINANCE": url, "REDIS_URL": redis_server.url}

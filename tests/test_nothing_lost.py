@@ -20,7 +20,7 @@ import pytest
 
 from market_data_tick_handler.devtools.local_redis import RedisServer
 from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
-from support.pipeline import read_stats, replay, replay_command, stream_candles
+from support.pipeline import LIVE_CONFIG, read_stats, replay, replay_command, stream_candles
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "binance-spot-btcusdt-trades.gz"
@@ -269,15 +269,6 @@ def test_a_frozen_redis_delays_the_candles_but_loses_none(tmp_path):
         if server.proc is not None:
             server.proc.send_signal(signal.SIGCONT)
         server.stop()
-
-
-LIVE_CONFIG = """
-candles:
-  clock: event          # recorded exchange times, not this machine's clock
-data_types:
-  book_snapshots:
-    enabled: false      # live book data would ask the real exchange for a REST snapshot
-"""
 
 
 def test_a_live_ingester_that_dies_is_a_gap_and_is_started_again(redis_url, tmp_path):

@@ -84,6 +84,16 @@ def stream_candles(
     return rows
 
 
+#: streaming.yaml for live mode against a stand-in exchange (support/replay_server.mjs)
+LIVE_CONFIG = """
+candles:
+  clock: event          # recorded exchange times, not this machine's clock
+data_types:
+  book_snapshots:
+    enabled: false      # live book data would ask the real exchange for a REST snapshot
+"""
+
+
 def replay_command(
     files: list[Path],
     exchange: str,
