@@ -217,3 +217,35 @@ def test_a_killed_processor_takes_its_ingester_along_and_the_next_replays_the_jo
         assert any(c["has_gap"] for c in stream_candles(redis_server.url, "15s"))
     finally:
         redis_server.stop()
+
+
+def test_a_replay_whose_processor_was_killed_is_replayed_from_the_journal_then_ends_saying_what_to_do(
+    tmp_path,
+):
+    """A replay's ingester, started by the processor, stops with it: a new one would read the files from
+    their start. The next processor carries on from its checkpoint up to where the journal ends, then
+    exits 1 saying so, with nothing in the streams twice."""
+    server = RedisServer(appendonly=True).start()
+    journal, config, stats = tmp_path / "journal", tmp_path / "streaming.yaml", tmp_path / "stats.json"
+    config.write_text(JOURNAL.format(journal=journal))
+    cmd = [
+        sys.executable, "-m", "market_data_tick_handler.main", "--mode", "streaming-candles-serve",
+        "--config", str(config), "--source", "replay", "--files", str(SAMPLE), "--exchange", "binance",
+        "--symbols", "btcusdt", "--speed", "10", "--redis-url", server.url, "--stats-json", str(stats),
+    ]  # fmt: skip
+    try:
+        first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(8)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        journaled = JournalReader(journal).last_jseq()  # its ingester's last frames too (no new one started)
+        assert second.returncode == 1, second.stderr[-3000:]
+        assert "restarting from the checkpoint" in second.stderr
+        assert "a new ingester would replay the files from their start" in second.stderr
+        assert json.loads(stats.read_text())["journal"]["position"] == journaled
+        for tf in TIMEFRAMES:
+            starts = [c["timestamp_in"] for c in stream_candles(server.url, tf)]
+            assert len(starts) == len(set(starts)), f"{tf}: a candle twice in its stream"
+    finally:
+        server.stop()
