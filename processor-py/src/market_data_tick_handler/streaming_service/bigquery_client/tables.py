@@ -208,3 +208,60 @@ def tick_tables(
         )
         for name in names
     }
+
+
+# -- the instruments table -----------------------------------------------------------------------------
+#: a version of an instrument definition (``instrument_service.InstrumentDefinition``), one row each,
+#: written by ``--mode live-instruments-sync`` with persist mode (``sinks/instruments_sync.py``):
+#: ``version`` names the definition's values (a hash of every field but ``read_at``), ``change`` says why
+#: the row was written (``loaded``: at the sync's start, ``listed``, ``changed``, ``delisted``),
+#: ``effective_from`` is when this version took effect (the load that found it) and ``local_timestamp``
+#: when the exchange's markets it came from were read (the definition's ``read_at``; named as in every
+#: keyed table, whose ``_dedup`` view orders by ``timestamp_out, local_timestamp``)
+INSTRUMENT_COLUMNS: tuple[Column, ...] = (
+    Column("exchange", "STRING"),
+    Column("symbol", "STRING"),
+    Column("version", "STRING"),
+    Column("change", "STRING"),
+    Column("effective_from", "TIMESTAMP"),
+    Column("local_timestamp", "TIMESTAMP"),
+    Column("timestamp_out", "TIMESTAMP"),
+    Column("ccxt_symbol", "STRING"),
+    Column("exchange_symbol", "STRING"),
+    Column("ccxt_exchange", "STRING"),
+    Column("base", "STRING"),
+    Column("quote", "STRING"),
+    Column("settle", "STRING", required=False),
+    Column("type", "STRING"),
+    Column("linear", "BOOL", required=False),
+    Column("inverse", "BOOL", required=False),
+    Column("contract_size", "FLOAT64", required=False),
+    Column("tick_size", "FLOAT64", required=False),
+    Column("lot_step", "FLOAT64", required=False),
+    Column("min_size", "FLOAT64", required=False),
+    Column("min_notional", "FLOAT64", required=False),
+    Column("trading_fees_maker", "FLOAT64", required=False),
+    Column("trading_fees_taker", "FLOAT64", required=False),
+    Column("expiry", "TIMESTAMP", required=False),
+    Column("strike", "FLOAT64", required=False),
+    Column("option_type", "STRING", required=False),
+    Column("active", "BOOL"),
+)
+#: one row per version: the same version written again (by every start of the sync) shows once in the
+#: ``instruments_dedup`` view, at the first time it was seen
+INSTRUMENT_KEY = ("exchange", "symbol", "version")
+INSTRUMENTS_TABLE = "instruments"
+
+
+def instruments_table(config: BigQueryConfig) -> TableSpec:
+    """The ``instruments`` table, in the live dataset (definitions are read from the exchanges now, even
+    beside a replay), partitioned by month on ``effective_from`` and kept for ever (the history of a
+    definition must outlive the live dataset's 30 days), clustered by exchange and symbol."""
+    return TableSpec(
+        config.dataset_live,
+        INSTRUMENTS_TABLE,
+        INSTRUMENT_COLUMNS,
+        PartitioningConfig(type="MONTH", field="effective_from", ttl_days=None),
+        ("exchange", "symbol"),
+        INSTRUMENT_KEY,
+    )
