@@ -306,7 +306,7 @@ class LiveInstrumentProvider:
             kept = len(self._current.get(exchange, {}))
             log.warning(
                 "instruments: %s unreachable (%s: %s); keeping its last good definitions (%d), "
-                "retry %d in %.1f s",
+                "retry %d in %.2f s",
                 exchange,
                 type(exc).__name__,
                 exc,
