@@ -5,6 +5,7 @@ expected features are TA-Lib's over candles this test builds from the raw frames
 expected is taken from the code under test. And when BigQuery cannot give history, the run starts cold,
 says so and counts it, and goes on."""
 
+import os
 import subprocess
 import uuid
 from datetime import datetime
@@ -165,7 +166,8 @@ def test_when_bigquery_cannot_warm_up_the_run_starts_cold_says_so_and_counts_it(
     run, stats = _run(
         bigquery_emulator, tmp_path, [AFTER], "streaming-candles-serve", dataset, redis_url, emulator=emulator
     )
-    warning = next(line for line in run.stderr.splitlines() if "warm-up from BigQuery failed" in line)
+    failed = "warm-up from persist mode's tables failed"
+    warning = next(line for line in run.stderr.splitlines() if failed in line)
     assert "WARNING" in warning and f"dataset {dataset}" in warning and "table candles_15s" in warning
     assert f"project {bigquery_emulator.project}" in warning
     assert ("NotFound" if failure == "no such dataset" else "ConnectionError") in warning
@@ -183,8 +185,34 @@ def test_an_empty_dataset_is_no_history_yet_not_an_error(bigquery_emulator, redi
     bq = client(bigquery_emulator)
     bq.create_dataset(f"{bigquery_emulator.project}.{dataset}", retry=None, timeout=30)
     run, stats = _run(bigquery_emulator, tmp_path, [AFTER], "streaming-candles-serve", dataset, redis_url)
-    assert stats["counts"].get("warmup_errors", 0) == 0 and "warm-up from BigQuery failed" not in run.stderr
+    assert stats["counts"].get("warmup_errors", 0) == 0
+    assert "warm-up from persist mode's tables failed" not in run.stderr
     for table in ("candles_15s", "candles_1m"):
         line = next(line for line in run.stderr.splitlines() if f"no table {dataset}.{table} " in line)
         assert " INFO " in line
     assert stats["warmup"]["missing_tables"] == ["candles_15s", "candles_1m"]
+
+
+def test_without_a_project_the_warm_up_reads_the_local_store_persist_mode_wrote(
+    reference, redis_url, tmp_path
+):
+    """No BigQuery project or emulator: persist mode writes the first file to the local store, and the
+    second file's run warms up from it, as from BigQuery: the same features as TA-Lib over both files."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GCP_PROJECT_ID", "BIGQUERY_EMULATOR")}
+    config = f"persist:\n  local:\n    path: {tmp_path / 'warehouse'}\n"
+    for name, files, mode, extra in (
+        ("persist", [BEFORE], "streaming-candles-bigquery", ()),
+        ("serve", [AFTER], "streaming-candles-serve", ("--warmup-bigquery",)),
+    ):
+        where = tmp_path / name
+        where.mkdir()
+        url = redis_url if name == "serve" else None
+        cmd = replay_command(files, "binance", "btcusdt", url, where, config, mode=mode, extra_args=extra)
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False, env=env)
+        assert run.returncode == 0, run.stderr[-3000:]
+    stats = read_stats(tmp_path / "serve")
+    assert stats["warmup"]["source"] == "local store"
+    assert stats["warmup"]["candles_by_timeframe"] == {"15s": 23, "1m": 6} and stats["warmup"]["errors"] == 0
+    assert f"of the local store at {tmp_path / 'warehouse'}" in run.stderr
+    for tf in ("15s", "1m"):
+        _assert_talib(_served(redis_url, tf), reference[tf], tf)

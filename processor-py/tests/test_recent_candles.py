@@ -277,7 +277,7 @@ async def test_a_live_service_warms_up_before_its_ingester_starts_anchored_now(b
     assert service.handler.counts["warmup_candles"] == closed >= 5
 
 
-def test_the_warm_up_settings_and_what_a_missing_project_says():
+def test_the_warm_up_settings_and_which_store_it_reads():
     from market_data_tick_handler.config import ConfigError, config_from_dict
     from market_data_tick_handler.main import apply_overrides, parse_args
 
@@ -286,5 +286,11 @@ def test_the_warm_up_settings_and_what_a_missing_project_says():
         config_from_dict({"candles": {"hft_warmup_candles": 0}})
     config = apply_overrides(StreamingConfig(), parse_args(["--warmup-bigquery"]))
     assert config.candles.hft_warmup_bigquery is True
+    # no project and no emulator: persist mode's tables are the local store's, and so is the warm-up
+    assert StreamingService(config)._warm_from == f"the local store at {config.persist.local.path}"
+    with_emulator = dataclasses.replace(
+        config.persist.bigquery, emulator=EmulatorConfig("http://127.0.0.1:9050", "127.0.0.1:9060")
+    )
+    config = dataclasses.replace(config, persist=dataclasses.replace(config.persist, bigquery=with_emulator))
     with pytest.raises(ConfigError, match=r"--warmup-bigquery.*project_id is not set.*GCP_PROJECT_ID"):
-        StreamingService(config)  # no project: said at start, before anything runs
+        StreamingService(config)  # an emulator but no project: said at start, before anything runs

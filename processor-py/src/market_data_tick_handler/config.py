@@ -219,6 +219,12 @@ class BigQueryConfig:
     request_timeout_s: float = _above(0, 30.0)  # one API call, at most
     emulator: EmulatorConfig | None = None
 
+    def configured(self) -> bool:
+        """Whether rows go to BigQuery (a project set) or its emulator (one given); else to the local
+        store (``persist.local``)."""
+        project = self.project_id
+        return self.emulator is not None or bool(project and not project.startswith("${"))
+
     def project(self) -> str:
         """``project_id``, or a ConfigError saying how to set it."""
         project = self.project_id

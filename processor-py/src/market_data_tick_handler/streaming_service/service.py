@@ -14,8 +14,9 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
@@ -40,6 +41,9 @@ from .recovery import Recovery
 from .sinks import FrameOutput, Sink
 from .tick_processor.frame_router import ExchangeAsk
 from .tick_processor.tick_handler import CandleSettings, TickHandler
+
+if TYPE_CHECKING:
+    from .bigquery_client.recent_candles import RecentCandles
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +101,14 @@ class StreamingService:
         if c.enable_hft_features and c.hft_warmup_file:
             used = self.handler.warm_up(read_candles(c.hft_warmup_file))
             log.info("features warmed up with %d candles from %s", used, c.hft_warmup_file)
-        self._warmup_project: str | None = None  # set: warm up from BigQuery (wall clock: at start)
+        #: set: warm up from persist mode's tables (wall clock: at start), read by this, in ``_warm_from``
+        self._read_recent: Callable[[int], RecentCandles] | None = None
+        self._warm_from = ""
         self._warm_at_first_tick = False  # event clock: before the first frame with ticks is handled
         self.warmup_stats: dict[str, Any] | None = None
         if c.enable_hft_features and c.hft_warmup_bigquery and c.hft_timeframes:
-            try:
-                self._warmup_project = config.persist.bigquery.project()
-            except ConfigError as exc:
-                raise ConfigError(f"candles.hft_warmup_bigquery (--warmup-bigquery): {exc}") from None
+            self._read_recent, self._warm_from = self._recent_candles_reader()
             self._warm_at_first_tick = clock == "event"
-            from .bigquery_client import recent_candles  # the Google clients load only when used
-
-            self._read_recent_candles = recent_candles.read_recent_candles
         self.latencies = Latencies()
         self._first_frame_mono: int | None = None
         self._end_mono: int | None = None
@@ -129,6 +129,25 @@ class StreamingService:
         #: the journal and checkpoints (``recovery.py``), when ``ingest.journal.enabled``
         self.recovery = Recovery(config) if config.ingest.journal.enabled else None
         self._journal_looked = 0.0  # when the processor last looked in the journal for what ZeroMQ lacks
+
+    def _recent_candles_reader(self) -> tuple[Callable[[int], RecentCandles], str]:
+        """Where a warm-up reads persist mode's tables (the store persist mode would write to: BigQuery,
+        its emulator, or the local store), and its name for the log."""
+        config = self.config
+        bq = config.persist.bigquery
+        if not bq.configured():
+            from .local_store import recent_candles as local  # DuckDB loads only when used
+
+            where = f"the local store at {config.persist.local.path}"
+            return partial(local.read_recent_candles, config), where
+        try:
+            project = bq.project()
+        except ConfigError as exc:
+            raise ConfigError(f"candles.hft_warmup_bigquery (--warmup-bigquery): {exc}") from None
+        from .bigquery_client import recent_candles  # the Google clients load only when used
+        from .bigquery_client.clients import describe
+
+        return partial(recent_candles.read_recent_candles, config, project), describe(project, bq.emulator)
 
     def _ask(self, stream: IngestExchangeConfig) -> ExchangeAsk:
         """What to ask the ingester for on one exchange: the frames of the enabled data types it can have
@@ -198,8 +217,8 @@ class StreamingService:
         return self._close_ledger(code)
 
     async def _start_and_loop(self, sock: zmq.asyncio.Socket, endpoint: str) -> int:
-        if self._warmup_project is not None and not self._warm_at_first_tick:
-            await self._warm_up_from_bigquery(now_us())  # wall clock: anchored now
+        if self._read_recent is not None and not self._warm_at_first_tick:
+            await self._warm_up_from_tables(now_us())  # wall clock: anchored now
         hot_path.prepare(bool(self.handler.settings.hft_timeframes))
         if self.config.ingest.spawn:
             if not self._resume_spawned():
@@ -465,7 +484,7 @@ class StreamingService:
         self.handed = state["handed"]
         self.trades_in_candles = state["trades_in_candles"]
         self._warm_at_first_tick = False  # the features are as they were
-        self._warmup_project = None
+        self._read_recent = None
         for sink in self.sinks:
             await sink.restore(checkpoint.sinks.get(sink.name), durable.get(sink.name))
         rec.position = checkpoint.jseq
@@ -574,17 +593,15 @@ class StreamingService:
         anchor = self.handler.first_tick_us(frame)
         if anchor is not None:
             self._warm_at_first_tick = False
-            await self._warm_up_from_bigquery(anchor)
+            await self._warm_up_from_tables(anchor)
 
-    async def _warm_up_from_bigquery(self, until_us: int) -> None:
+    async def _warm_up_from_tables(self, until_us: int) -> None:
         """Recent candles of persist mode's tables through the feature lanes (docs/FEATURES.md "Warm-up
         at start"). The query runs in a thread; a failure is logged, counted (``warmup_errors``) and
         leaves the features cold: it never stops the processor."""
-        assert self._warmup_project is not None
-        from .bigquery_client.clients import describe
-
-        where = describe(self._warmup_project, self.config.persist.bigquery.emulator)
-        got = await asyncio.to_thread(self._read_recent_candles, self.config, self._warmup_project, until_us)
+        assert self._read_recent is not None
+        where = self._warm_from
+        got = await asyncio.to_thread(self._read_recent, until_us)
         used: dict[str, int] = {}
         for timeframe, rows in got.candles.items():
             try:
@@ -599,14 +616,15 @@ class StreamingService:
             self._warmup_failed(where, got.dataset, got.failed_table, got.error, bool(used))
         counts = {tf: used.get(tf, 0) for tf in self.handler.settings.hft_timeframes}
         log.info(
-            "features warmed up from BigQuery (dataset %s of %s) with %s candles, anchored at %s",
+            "features warmed up from persist mode's tables (dataset %s of %s) with %s candles,"
+            " anchored at %s",
             got.dataset,
             where,
             ", ".join(f"{tf}: {k}" for tf, k in counts.items()),
             iso_us(until_us),
         )
         self.warmup_stats = {
-            "source": "bigquery",
+            "source": "bigquery" if self.config.persist.bigquery.configured() else "local store",
             "dataset": got.dataset,
             "anchor": iso_us(until_us),
             "candles_by_timeframe": counts,
@@ -617,23 +635,28 @@ class StreamingService:
     def _warmup_failed(
         self, where: str, dataset: str, table: str | None, error: BaseException, some_used: bool
     ) -> None:
-        from google.api_core.exceptions import GoogleAPICallError
-        from google.auth.exceptions import GoogleAuthError
+        expected: tuple[type[BaseException], ...] = (OSError,)
+        if self.config.persist.bigquery.configured():
+            from google.api_core.exceptions import GoogleAPICallError
+            from google.auth.exceptions import GoogleAuthError
 
+            expected += (GoogleAPICallError, GoogleAuthError)
+        else:
+            import duckdb
+
+            expected += (duckdb.Error,)
         self.handler.counts["warmup_errors"] += 1
         log.warning(
-            "features: warm-up from BigQuery failed (%s, dataset %s, table %s): %s: %s; the features of %s"
-            " start cold",
+            "features: warm-up from persist mode's tables failed (%s, dataset %s, table %s): %s: %s; the"
+            " features of %s start cold",
             where,
             dataset,
             table or "-",
             type(error).__name__,
             " ".join(str(error).split()),  # one line (the client appends the job's location and id)
             "the other timeframes" if some_used else "every timeframe",
-            # a fault of ours, not BigQuery's: with its traceback
-            exc_info=(type(error), error, error.__traceback__)
-            if not isinstance(error, GoogleAPICallError | GoogleAuthError | OSError)
-            else None,
+            # a fault of ours, not the store's: with its traceback
+            exc_info=(type(error), error, error.__traceback__) if not isinstance(error, expected) else None,
         )
 
     async def _publish(

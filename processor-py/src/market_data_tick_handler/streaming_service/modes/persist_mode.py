@@ -64,8 +64,7 @@ def make_sink(config: BigQueryConfig, local_path: str | None = None) -> RowSink:
     ``$GCP_PROJECT_ID``), the emulator when one is configured (``persist.bigquery.emulator``,
     ``--bigquery-emulator``, ``$BIGQUERY_EMULATOR``), otherwise the local store under ``local_path``
     (``persist.local.path``; docs/ARCHITECTURE.md "The local store"). Says which in one INFO line."""
-    project = config.project_id
-    if config.emulator is None and (not project or project.startswith("${")):
+    if not config.configured():
         from ...config import LocalStoreConfig
         from ..local_store import LocalStore  # pyarrow loads only here
 
