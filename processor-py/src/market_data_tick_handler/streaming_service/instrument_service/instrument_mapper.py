@@ -241,11 +241,13 @@ class InstrumentMapper:
         return native
 
     def to_exchange_symbol(self, exchange: str, symbol: str) -> str:
-        """Ours -> the native id."""
+        """Ours -> the native id (a native id or ccxt's symbol given: its native id too)."""
         got = self._ours.get(exchange, {}).get(symbol)
         if got is not None:
             return got[2]
-        return self._ours_rule(exchange, symbol.upper())
+        ours = self.normalize(exchange, symbol)
+        got = self._ours.get(exchange, {}).get(ours)
+        return got[2] if got is not None else self._ours_rule(exchange, ours)
 
     def _ours_rule(self, exchange: str, symbol: str) -> str:
         parts = symbol.split("-")
