@@ -48,6 +48,8 @@ REDIS_URL_ENV = "REDIS_URL"
 CURVE_SECRET_ENV = "MDTH_CURVE_SECRET_KEY"
 #: optional: the ingesters' CURVE public keys (Z85, comma-separated) allowed to connect; unset = any
 CURVE_CLIENT_KEYS_ENV = "MDTH_CURVE_CLIENT_KEYS"
+#: ``live_instruments.markets_dir`` when the file does not give one: offline instrument definitions
+MARKETS_DIR_ENV = "MDTH_MARKETS_DIR"
 _Z85_KEY = re.compile(r"[0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40}")
 
 # the timeframe grammar of candle_processor/timeframes.py (Timeframe.parse), which config must not import
@@ -334,15 +336,23 @@ class IngestConfig:
         return self.exchanges or (IngestExchangeConfig(self.exchange, self.symbols, self.files),)
 
 
+def _markets_dir_from_env() -> str | None:
+    return os.environ.get(MARKETS_DIR_ENV) or None
+
+
 @dataclass(frozen=True, slots=True)
 class LiveInstrumentsConfig:
-    """``live_instruments``: instrument definitions refreshed from the
-    exchanges (``live-instruments-sync``, not built yet). Read and checked, not used yet."""
+    """``live_instruments``: instrument definitions loaded from the exchanges through ccxt and refreshed
+    (``LiveInstrumentProvider``; ``--mode live-instruments-sync`` writes them to Redis and, with persist
+    mode, to the ``instruments`` table: ``sinks/instruments_sync.py``). ``markets_dir``: a folder of
+    ``<ccxt id>.json`` files in ccxt's market format, read instead of the network (reproducible runs,
+    tests); ``$MDTH_MARKETS_DIR`` when the file does not say."""
 
     enabled: bool = True
     exchanges: tuple[str, ...] = ("binance", "deribit", "coinbase")  # Tardis exchange ids
     refresh_interval: int = _at_least(1, 300)  # seconds between two refreshes
     cache_ttl: int = _at_least(1, 600)  # seconds a definition is kept
+    markets_dir: str | None = field(default_factory=_markets_dir_from_env)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,14 @@ Redis (or the in-memory bus); ``streaming-candles-bigquery`` writes them, with t
 candle tables; ``streaming-ticks-bigquery`` writes every tick to the tick tables (``ticks_trades``, ...);
 ``--print-candles`` prints the candles too. Without ``--mode``, streaming.yaml's ``modes`` (serve,
 persist, ticks) decide. Each is a sink (``streaming_service/sinks/registry.py``).
-``live-instruments-sync`` is not built yet and says so.
+
+``live-instruments-sync`` keeps the instrument definitions of ``live_instruments.exchanges`` (ccxt;
+``--markets-dir`` reads ccxt market files instead of the network) current in Redis, a hash per exchange
+``instruments:{exchange}`` (changes on ``instruments:changes``), and, when persist mode is configured
+(``streaming-candles-bigquery`` among the modes, or ``persist`` in streaming.yaml's ``modes``), in the
+``instruments`` table, a row per version. Alone it starts no ingester and makes no candles, and
+``--exchanges`` names the instrument exchanges; beside candle modes ``--exchanges`` names both the
+streamed exchanges (with their ``--symbols``) and the instrument exchanges.
 
 Where the tables are: BigQuery when a project is set (``--bigquery-project``,
 ``persist.bigquery.project_id``, ``$GCP_PROJECT_ID``); a local emulator when one is given
@@ -35,7 +42,9 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +62,7 @@ from .config import (
 )
 from .logging_setup import configure_logging
 from .redact import redact_url
+from .streaming_service import ledger
 from .streaming_service.bigquery_client import WriteRefused
 from .streaming_service.console import summary_lines
 from .streaming_service.instrument_service import InstrumentMapper
@@ -70,6 +80,7 @@ RUNS = {
     "streaming-candles-serve": "serve",
     "streaming-candles-bigquery": "persist",
     "streaming-ticks-bigquery": "ticks",
+    "live-instruments-sync": "instruments",
 }
 log = logging.getLogger("market_data_tick_handler")
 #: a local BigQuery emulator's endpoints, ``http://HOST:REST_PORT,HOST:GRPC_PORT``
@@ -100,7 +111,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--exchanges",
         metavar="A,B",
         help="several exchanges in one session (overrides ingest.exchanges; instead of --exchange), each"
-        " with its <exchange>:-prefixed --symbols (and --files, --data-types)",
+        " with its <exchange>:-prefixed --symbols (and --files, --data-types). With live-instruments-sync"
+        " alone: the exchanges whose instrument definitions are kept (overrides live_instruments.exchanges);"
+        " beside candle modes: both",
+    )
+    p.add_argument(
+        "--refresh-interval",
+        type=_whole_seconds,
+        metavar="SECONDS",
+        help="live-instruments-sync: seconds between two loads of the markets (overrides"
+        " live_instruments.refresh_interval)",
+    )
+    p.add_argument(
+        "--markets-dir",
+        metavar="PATH",
+        help="live-instruments-sync: read <ccxt id>.json market files from PATH instead of the exchanges"
+        " (no network; overrides live_instruments.markets_dir and $MDTH_MARKETS_DIR)",
     )
     p.add_argument("--source", choices=("tardis-realtime", "replay", "synthetic"))
     p.add_argument(
@@ -290,6 +316,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _whole_seconds(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds >= 1")
+    return int(text)
+
+
 def _emulator(value: str, where: str) -> EmulatorConfig:
     """``http://HOST:REST_PORT,HOST:GRPC_PORT`` as the emulator's endpoints."""
     rest_url, _, grpc_target = value.partition(",")
@@ -300,9 +332,22 @@ def _emulator(value: str, where: str) -> EmulatorConfig:
     return EmulatorConfig(rest_url.strip(), grpc_target.strip())
 
 
-def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> StreamingConfig:
+def apply_overrides(
+    config: StreamingConfig, args: argparse.Namespace, runs: Collection[str] = ()
+) -> StreamingConfig:
+    """The command line over the configuration; ``runs``: the sinks of the run (with ``instruments``
+    alone, ``--exchanges`` names the instrument exchanges only)."""
     ingest = config.ingest
-    changes = _stream_overrides(ingest, args)
+    alone = set(runs) == {"instruments"}
+    changes = {} if alone else _stream_overrides(ingest, args)
+    instruments = config.live_instruments
+    li_changes: dict[str, Any] = {}
+    if "instruments" in runs and args.exchanges is not None:
+        li_changes["exchanges"] = tuple(x.strip() for x in args.exchanges.split(",") if x.strip())
+    if args.refresh_interval is not None:
+        li_changes["refresh_interval"] = args.refresh_interval
+    if args.markets_dir is not None:
+        li_changes["markets_dir"] = args.markets_dir
     if args.source:
         changes["source"] = args.source
     if args.speed:
@@ -340,12 +385,26 @@ def apply_overrides(config: StreamingConfig, args: argparse.Namespace) -> Stream
         serve=dataclasses.replace(serve, **serve_changes),
         persist=dataclasses.replace(config.persist, bigquery=dataclasses.replace(bigquery, **bq_changes)),
         candles=candles,
+        live_instruments=dataclasses.replace(instruments, **li_changes),
     )
 
 
+def persist_configured(config: StreamingConfig, runs: Collection[str]) -> bool:
+    """Persist mode among the run's modes or streaming.yaml's: live-instruments-sync writes the
+    instruments table too."""
+    return "persist" in runs or "persist" in config.modes
+
+
 async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str]) -> int:
+    if runs == {"instruments"}:
+        return await run_instruments(config, args)
     names = (runs | {"console"}) if args.print_candles else runs
-    sinks = make_sinks(names, config, {"console": args.print_candles})
+    sinks = make_sinks(names - {"instruments"}, config, {"console": args.print_candles})
+    if "instruments" in runs:  # after the stores, before the console (it takes no frames)
+        from .streaming_service.sinks.instruments_sync import InstrumentsSync
+
+        sync = InstrumentsSync(config, persist=persist_configured(config, runs))
+        sinks.insert(len(sinks) - (1 if args.print_candles else 0), sync)
     service = StreamingService(config, sinks)
     if args.duration is not None:
         asyncio.get_running_loop().call_later(args.duration, _duration_reached, service, args.duration)
@@ -372,6 +431,51 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     return code
 
 
+async def run_instruments(config: StreamingConfig, args: argparse.Namespace) -> int:
+    """live-instruments-sync alone: no ingester, no candles; until SIGINT/SIGTERM or ``--duration``."""
+    from .streaming_service.sinks.instruments_sync import InstrumentsSync
+
+    sync = InstrumentsSync(config, persist=persist_configured(config, {"instruments"}))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.duration is not None:
+        loop.call_later(args.duration, _instruments_duration, stop, args.duration)
+    try:
+        try:
+            await sync.start()
+        except (ConnectionError, OSError) as exc:
+            log.error("cannot write the instruments to %s: %s", redact_url(config.serve.redis_url), exc)
+            await sync.close()
+            return 2
+        except WriteRefused as exc:
+            log.error("cannot write the instruments table: %s", exc)
+            await sync.close()
+            return 2
+        await stop.wait()
+        log.info("stopping: the instruments sync ends")
+        await sync.close()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    entries = sync.ledger_entries({})
+    bad = [e for e in entries if not e.ok]
+    for e in bad:
+        log.error("ledger: %s", e.describe())
+    stats: dict[str, Any] = {"instruments": sync.get_stats(), "ledger": [ledger.as_dict(e) for e in entries]}
+    lines = [*sync.summary_lines(), *ledger.table(entries)]
+    print("\n".join(["", "summary", *lines]), flush=True)
+    if args.stats_json:
+        args.stats_json.write_text(json.dumps(stats, indent=2, default=str))
+    return 1 if bad else 0
+
+
+def _instruments_duration(stop: asyncio.Event, seconds: float) -> None:
+    log.info("--duration %g s reached: stopping", seconds)
+    stop.set()
+
+
 def _duration_reached(service: StreamingService, seconds: float) -> None:
     log.info("--duration %g s reached: stopping", seconds)
     service.stop()
@@ -392,24 +496,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     warn_password_in_argv(args.redis_url)
-    try:
-        config = validate(apply_overrides(load_config(args.config), args))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.mode is None:
-        runs = set(config.modes)
-    else:
+    runs: set[str] | None = None
+    if args.mode is not None:
         modes = [m.strip() for m in args.mode.split(",") if m.strip()]
         unknown = [m for m in modes if m not in MODES]
         if unknown:
             print(f"error: unknown mode(s) {', '.join(unknown)}; modes: {', '.join(MODES)}", file=sys.stderr)
             return 2
-        not_built = [m for m in modes if m not in RUNS]
-        if not_built:
-            print(f"error: mode(s) {', '.join(not_built)} are not available in this version", file=sys.stderr)
-            return 2
         runs = {RUNS[m] for m in modes}
+    try:
+        loaded = load_config(args.config)
+        runs = set(loaded.modes) if runs is None else runs
+        config = validate(apply_overrides(loaded, args, runs))
+        if "instruments" in runs and not config.live_instruments.enabled:
+            raise ConfigError(
+                "live-instruments-sync: live_instruments.enabled is false (set it to true to keep the"
+                " definitions)"
+            )
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(run(config, args, runs))
     except ConfigError as exc:
