@@ -147,6 +147,22 @@ async def test_the_cache_reloads_after_its_ttl(server):
         assert server.requests.count(BINANCE_SPOT) == asked + 1
 
 
+async def test_the_seeds_execution_service_without_start():
+    """Walkthrough 7's ExecutionService asks a provider nobody started: the first call starts it."""
+    provider = LiveInstrumentProvider(["binance"], markets_dir=str(MARKETS))
+    try:
+        instrument = await provider.get_instrument("binance", "BTC/USDT")
+        assert (instrument.min_size, instrument.tick_size, instrument.trading_fees_taker) == (
+            1e-05,
+            0.01,
+            0.001,
+        )
+        assert round(67000.123 / instrument.tick_size) * instrument.tick_size == pytest.approx(67000.12)
+    finally:
+        await provider.stop()
+    assert provider.stats["loads"] == 1
+
+
 # (exchange, ours, ccxt's, native id), read by hand from shared/data/ccxt-markets
 SPELLINGS = [
     ("binance", "BTC-USDT", "BTC/USDT", "BTCUSDT"),

@@ -86,6 +86,8 @@ class LiveInstrumentProvider:
         self._listeners: list[Callable[[InstrumentChange], Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
+        self._started = False
+        self._starting = asyncio.Lock()
         self.stats: dict[str, Any] = {
             "loads": 0,
             "load_failures": 0,
@@ -101,7 +103,15 @@ class LiveInstrumentProvider:
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load every exchange once (one that fails is retried in the background), then refresh."""
+        """Load every exchange once (one that fails is retried in the background), then refresh. A
+        provider not started starts at its first ``get_instrument`` (the seeds' services do not start
+        it); ``stop()`` ends it either way."""
+        async with self._starting:
+            if not self._started:
+                await self._start()
+                self._started = True
+
+    async def _start(self) -> None:
         if self.redis_url is not None:
             import redis.asyncio as aioredis
 
@@ -138,6 +148,7 @@ class LiveInstrumentProvider:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+        self._started = False
 
     async def __aenter__(self) -> LiveInstrumentProvider:
         await self.start()
@@ -154,6 +165,8 @@ class LiveInstrumentProvider:
         """The definition of ``symbol`` (ours, ccxt's or the native id) on ``exchange`` now, or at ``at``
         (µs since the epoch or an aware datetime); KeyError naming what was asked if there is none."""
         if at is not None:
+            if not self._started:
+                await self.start()
             return self._at(exchange, symbol, _to_us(at))
         index = self._index.get(exchange)
         if index is not None:
@@ -167,6 +180,9 @@ class LiveInstrumentProvider:
             definition = index.get(self.mapper.normalize(exchange, symbol))
             if definition is not None:
                 return definition
+        elif not self._started:
+            await self.start()
+            return await self.get_instrument(exchange, symbol)
         raise KeyError(self._unknown(exchange, symbol))
 
     def _at(self, exchange: str, symbol: str, at_us: int) -> InstrumentDefinition:
