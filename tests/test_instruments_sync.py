@@ -181,3 +181,15 @@ def test_beside_the_candle_modes_exchanges_names_both_the_stream_and_the_instrum
     btc = json.loads(client.hget("instruments:binance", "BTC-USDT"))
     assert (btc["tick_size"], btc["min_size"]) == (0.01, 1e-05)
     assert "table" not in stats["instruments"]  # persist mode is not configured: Redis only
+
+
+def test_a_redis_that_cannot_be_reached_at_start_is_an_error_naming_it(tmp_path):
+    from market_data_tick_handler.devtools.local_redis import free_port
+
+    closed = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    run = subprocess.run(
+        _command(tmp_path, closed, "--duration", "1"), capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 2
+    assert f"cannot write the instruments to {closed}" in run.stderr
+    assert "Traceback" not in run.stderr

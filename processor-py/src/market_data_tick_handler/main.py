@@ -49,6 +49,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.exceptions import RedisError
+
 from .config import (
     REDIS_URL_ENV,
     ConfigError,
@@ -413,7 +415,7 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
     except WriteRefused as exc:
         log.error("cannot write the tables: %s", exc)
         return 2
-    except (ConnectionError, OSError) as exc:
+    except (ConnectionError, OSError, RedisError) as exc:
         log.error("cannot publish to %s: %s", redact_url(config.serve.redis_url), exc)
         return 2
     stats = service.get_stats()
@@ -445,7 +447,7 @@ async def run_instruments(config: StreamingConfig, args: argparse.Namespace) -> 
     try:
         try:
             await sync.start()
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, OSError, RedisError) as exc:
             log.error("cannot write the instruments to %s: %s", redact_url(config.serve.redis_url), exc)
             await sync.close()
             return 2
