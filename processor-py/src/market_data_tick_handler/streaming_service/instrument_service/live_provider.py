@@ -61,8 +61,9 @@ class LiveInstrumentProvider:
         retry_max: float = 60.0,
         mapper: InstrumentMapper | None = None,
     ) -> None:
-        """``exchanges``, ``refresh_interval`` (s) and ``cache_ttl`` (s) default to ``config``'s
-        (``live_instruments`` of streaming.yaml: binance, deribit, coinbase; 300; 600). ``api_url`` sends
+        """``exchanges``, ``refresh_interval`` (s), ``cache_ttl`` (s) and ``markets_dir`` default to
+        ``config``'s (``live_instruments`` of streaming.yaml: binance, deribit, coinbase; 300; 600; null, or
+        ``$MDTH_MARKETS_DIR`` when set: the seeds' ``LiveInstrumentProvider()`` offline). ``api_url`` sends
         the clients' requests to a local server (tests, benchmarks: ``markets.new_client``)."""
         config = config or LiveInstrumentsConfig()
         self.exchanges = tuple(exchanges if exchanges is not None else config.exchanges)
@@ -70,7 +71,10 @@ class LiveInstrumentProvider:
             refresh_interval if refresh_interval is not None else config.refresh_interval
         )
         self.cache_ttl = float(cache_ttl if cache_ttl is not None else config.cache_ttl)
-        self.markets_dir = markets_dir
+        # an api_url asks for the clients' requests: no markets_dir from the config (or the environment)
+        self.markets_dir = (
+            markets_dir if markets_dir is not None or api_url is not None else config.markets_dir
+        )
         self.redis_url = redis_url
         self.api_url = api_url
         self.retry_base = retry_base
