@@ -112,6 +112,28 @@ async def test_a_tick_size_changed_between_two_refreshes(server, redis_url):
     await redis.aclose()
 
 
+async def test_listed_and_delisted(server):
+    spot = server.payloads[BINANCE_SPOT]["symbols"]
+    eth = next(m for m in spot if m["symbol"] == "ETHUSDT")
+    new = dict(next(m for m in spot if m["symbol"] == "ADAUSDT"), symbol="SOLUSDT", baseAsset="SOL")
+    async with LiveInstrumentProvider(["binance"], refresh_interval=3600, api_url=server.url) as p:
+        assert await p.refresh() == []  # the same markets again: nothing changed
+        server.set_binance_symbols(BINANCE_SPOT, [m for m in spot if m is not eth] + [new])
+        before = time.time_ns() // 1000
+        changes = await p.refresh()
+        assert sorted((c.kind, c.symbol) for c in changes) == [
+            ("delisted", "ETH-USDT"),
+            ("listed", "SOL-USDT"),
+        ]
+        assert all(c.effective_from_us >= before for c in changes)
+        with pytest.raises(KeyError):
+            await p.get_instrument("binance", "ETHUSDT")
+        ((_, until, last),) = p.history("binance", "ETH-USDT")
+        assert until == changes[0].effective_from_us and last.tick_size == 0.01
+        assert (await p.get_instrument("binance", "ETHUSDT", at=until - 1)).symbol == "ETH-USDT"
+        assert (await p.get_instrument("binance", "SOL/USDT")).exchange_symbol == "SOLUSDT"
+
+
 async def test_an_unreachable_exchange_keeps_its_last_good_definitions(server, caplog):
     caplog.set_level(logging.WARNING)
     async with LiveInstrumentProvider(

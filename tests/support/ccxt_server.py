@@ -124,3 +124,8 @@ class CcxtServer:
                         if f["filterType"] == "PRICE_FILTER":
                             f["tickSize"] = tick
             self.payloads[path] = payload
+
+    def set_binance_symbols(self, path: str, symbols: list[dict[str, Any]]) -> None:
+        """Binance: the markets of the payload at ``path`` become ``symbols`` (raw exchangeInfo entries)."""
+        with self._lock:
+            self.payloads[path] = dict(self.payloads[path], symbols=symbols)
