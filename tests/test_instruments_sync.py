@@ -193,3 +193,60 @@ def test_a_redis_that_cannot_be_reached_at_start_is_an_error_naming_it(tmp_path)
     assert run.returncode == 2
     assert f"cannot write the instruments to {closed}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_tick_size_changed_between_two_loads_reaches_the_hash_the_channel_and_the_table(
+    tmp_path, redis_url
+):
+    markets = tmp_path / "markets"
+    (markets / "derived").mkdir(parents=True)
+    for name in ("binance.markets.ccxt-4.5.90.json", "deribit.markets.ccxt-4.5.90.json"):
+        (markets / "derived" / name).write_text((DERIVED / name).read_text())
+    client = redis.Redis.from_url(redis_url)
+    pubsub = client.pubsub()
+    pubsub.subscribe("instruments:changes")
+    cmd = _command(tmp_path, redis_url)
+    cmd[cmd.index("--markets-dir") + 1] = str(markets)
+    cmd[cmd.index("--refresh-interval") + 1] = "1"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not client.exists("instruments:deribit") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        file = markets / "derived" / "binance.markets.ccxt-4.5.90.json"
+        changed = json.loads(file.read_text())
+        changed["BTC/USDT"]["precision"]["price"] = 0.1  # the exchange's new tick size
+        (markets / "new.json").write_text(json.dumps(changed))
+        os.replace(markets / "new.json", file)  # whole: a refresh never reads half of it
+        edited_us = time.time_ns() // 1000
+        tick = None
+        while tick != 0.1 and time.monotonic() < deadline:
+            tick = json.loads(client.hget("instruments:binance", "BTC-USDT"))["tick_size"]
+            time.sleep(0.05)
+        assert tick == 0.1
+        message = None
+        while message is None and time.monotonic() < deadline:
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    change = json.loads(message["data"])
+    assert (change["exchange"], change["symbol"], change["kind"]) == ("binance", "BTC-USDT", "changed")
+    assert change["changes"]["tick_size"] == [0.01, 0.1]
+    con = connect(tmp_path / "warehouse")
+    rows = con.sql(
+        "SELECT change, tick_size, epoch_us(effective_from) FROM market_data_streaming_live.instruments"
+        " WHERE exchange = 'binance' AND symbol = 'BTC-USDT' ORDER BY effective_from"
+    ).fetchall()
+    assert [r[:2] for r in rows] == [("loaded", 0.01), ("changed", 0.1)]
+    assert rows[0][2] < edited_us <= rows[1][2]  # in force from the load that found it
+    others = con.sql(
+        "SELECT count(*) FROM market_data_streaming_live.instruments WHERE change <> 'loaded'"
+    ).fetchall()
+    assert others == [(1,)]  # nothing else changed
+    stats = json.loads((tmp_path / "stats.json").read_text())["instruments"]
+    assert stats["changes"]["changed"] == 1 and stats["changes_written"] == 1
