@@ -250,3 +250,44 @@ def test_a_tick_size_changed_between_two_loads_reaches_the_hash_the_channel_and_
     assert others == [(1,)]  # nothing else changed
     stats = json.loads((tmp_path / "stats.json").read_text())["instruments"]
     assert stats["changes"]["changed"] == 1 and stats["changes_written"] == 1
+
+
+def test_the_instruments_table_in_bigquery_the_emulator_read_back_with_the_official_client(
+    tmp_path, redis_url, bigquery_emulator
+):
+    import uuid
+
+    from support.bigquery import client, micros, query, table
+
+    dataset = f"instruments_{uuid.uuid4().hex[:10]}"
+    config = tmp_path / "bq.yaml"
+    config.write_text(
+        f"modes: [persist]\npersist:\n  bigquery: {{dataset_live: {dataset}}}\n  spill_dir: {tmp_path}\n"
+    )
+    cmd = _command(tmp_path, redis_url, "--duration", "1")
+    cmd[cmd.index("--config") + 1] = str(config)
+    cmd += [
+        "--bigquery-emulator",
+        bigquery_emulator.cli_value,
+        "--bigquery-project",
+        bigquery_emulator.project,
+    ]
+    for _ in range(2):  # the same versions twice
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-3000:]
+    binance, deribit = _check_redis(redis.Redis.from_url(redis_url))
+    bq = client(bigquery_emulator)
+    name = f"{bigquery_emulator.project}.{dataset}.instruments"
+    meta = table(bq, name)
+    assert meta.time_partitioning.type_ == "MONTH" and meta.time_partitioning.field == "effective_from"
+    assert meta.time_partitioning.expiration_ms is None
+    assert meta.clustering_fields == ["exchange", "symbol"]
+    every = query(bq, f"SELECT exchange, symbol FROM `{name}`")
+    rows = query(bq, f"SELECT * FROM `{name}_dedup` ORDER BY exchange, symbol")
+    assert len(every) == 2 * len(rows) == 2 * (len(binance) + len(deribit))
+    by_symbol = {(r["exchange"], r["symbol"]): r for r in rows}
+    btc = by_symbol["binance", "BTC-USDT"]
+    assert (btc["tick_size"], btc["min_size"], btc["change"], btc["expiry"]) == (0.01, 1e-05, "loaded", None)
+    call = by_symbol["deribit", "BTC-USD-240126-39000-C"]
+    assert (call["strike"], call["option_type"], call["type"]) == (39000.0, "call", "option")
+    assert micros(call["expiry"]) == 1706256000 * 1_000_000  # 2024-01-26 08:00 UTC
