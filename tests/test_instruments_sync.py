@@ -148,7 +148,7 @@ def test_sigterm_stops_it_cleanly_and_a_second_run_adds_no_version(tmp_path, red
     assert "summary" in out
 
 
-def test_it_refuses_to_run_when_live_instruments_is_off(tmp_path, redis_url):
+def test_it_refuses_to_run_when_live_instruments_is_off_or_given_what_to_stream(tmp_path, redis_url):
     config = tmp_path / "off.yaml"
     config.write_text("live_instruments: {enabled: false, exchanges: []}\n")
     run = subprocess.run(
@@ -158,6 +158,13 @@ def test_it_refuses_to_run_when_live_instruments_is_off(tmp_path, redis_url):
     )  # fmt: skip
     assert run.returncode == 2
     assert "live_instruments.enabled is false" in run.stderr
+    run = subprocess.run(
+        [sys.executable, "-m", "market_data_tick_handler.main", "--mode", "live-instruments-sync",
+         "--symbols", "BTC-USDT", "--redis-url", redis_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "--symbols: live-instruments-sync alone streams nothing" in run.stderr
 
 
 def test_beside_the_candle_modes_exchanges_names_both_the_stream_and_the_instruments(tmp_path, redis_url):

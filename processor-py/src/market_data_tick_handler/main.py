@@ -341,6 +341,15 @@ def apply_overrides(
     alone, ``--exchanges`` names the instrument exchanges only)."""
     ingest = config.ingest
     alone = set(runs) == {"instruments"}
+    if alone:
+        given = {"--exchange": args.exchange, "--symbols": args.symbols, "--files": args.files,
+                 "--data-types": args.data_types, "--source": args.source}  # fmt: skip
+        stream = [flag for flag, value in given.items() if value]
+        if stream:
+            raise ConfigError(
+                f"{', '.join(stream)}: live-instruments-sync alone streams nothing (add a candle mode, e.g."
+                " --mode streaming-candles-serve,live-instruments-sync, or leave them out)"
+            )
     changes = {} if alone else _stream_overrides(ingest, args)
     instruments = config.live_instruments
     li_changes: dict[str, Any] = {}
