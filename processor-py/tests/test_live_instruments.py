@@ -21,7 +21,7 @@ from market_data_tick_handler.streaming_service import (
     InstrumentMapper,
     LiveInstrumentProvider,
 )
-from support.ccxt_server import BINANCE_SPOT, BINANCE_USDM, DERIBIT, MARKETS, CcxtServer
+from support.ccxt_server import BINANCE_SPOT, BINANCE_USDM, DERIBIT, MARKETS, OKX, CcxtServer
 
 
 def _filter(payload: dict, symbol: str, kind: str) -> dict:
@@ -60,6 +60,27 @@ async def test_real_load_markets_from_the_local_server(server):
         assert p.stats["exchanges"]["binance"]["instruments"] == len(server.payloads[BINANCE_SPOT]["symbols"])
         with pytest.raises(KeyError, match="binance has no instrument 'NOPE/USDT'"):
             await p.get_instrument("binance", "NOPE/USDT")
+
+
+async def test_okx_spot_swaps_and_options_from_the_local_server(server):
+    raw = {m["instId"]: m for m in server.payloads[OKX]["data"]}
+    spot, swap, put = raw["BTC-USDT"], raw["BTC-USD-SWAP"], raw["BTC-USD-241227-60000-P"]
+    async with LiveInstrumentProvider(["okex", "okex-swap", "okex-options"], api_url=server.url) as p:
+        d = await p.get_instrument("okex", "BTC/USDT")
+        assert (d.tick_size, d.min_size, d.lot_step) == (
+            float(spot["tickSz"]),
+            float(spot["minSz"]),
+            float(spot["lotSz"]),
+        )
+        d = await p.get_instrument("okex-swap", "BTC-USD-SWAP")
+        assert (d.symbol, d.ccxt_symbol, d.inverse) == ("BTC-USD-PERP", "BTC/USD:BTC", True)
+        assert (d.tick_size, d.contract_size) == (float(swap["tickSz"]), float(swap["ctVal"]))
+        d = await p.get_instrument("okex-options", "BTC-USD-241227-60000-P")
+        assert (d.type, d.option_type, d.strike) == ("option", "put", float(put["stk"]))
+        assert d.expiry_us == int(put["expTime"]) * 1000
+        assert [len(p.instruments(x)) for x in p.exchanges] == [
+            sum(m["instType"] == kind for m in raw.values()) for kind in ("SPOT", "SWAP", "OPTION")
+        ]
 
 
 async def test_a_tick_size_changed_between_two_refreshes(server, redis_url):

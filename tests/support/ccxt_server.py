@@ -21,6 +21,7 @@ BINANCE_USDM = "/fapi.binance.com/fapi/v1/exchangeInfo"
 BINANCE_COINM = "/dapi.binance.com/dapi/v1/exchangeInfo"
 DERIBIT = "/www.deribit.com/api/v2/public/get_instruments"  # ?currency=BTC: those settled in BTC
 DERIBIT_CURRENCIES = "/www.deribit.com/api/v2/public/get_currencies"
+OKX = "/www.okx.com/api/v5/public/instruments"  # ?instType=SPOT|SWAP|FUTURES|OPTION[&uly=BTC-USD]
 
 
 def _fixture(name: str) -> dict[str, Any]:
@@ -50,12 +51,14 @@ def raw_payloads() -> dict[str, Any]:
             "symbols": symbols,
         }
 
+    okx = [m["info"] for m in _fixture("okx").values() if "info" in m]
     deribit = [m["info"] for m in _fixture("deribit").values() if "info" in m]  # BTC/USDT has none
     return {
         BINANCE_SPOT: info("spot"),
         BINANCE_USDM: info("linear"),
         BINANCE_COINM: info("inverse"),
         DERIBIT: {"jsonrpc": "2.0", "result": deribit, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": False},
+        OKX: {"code": "0", "msg": "", "data": okx},
         DERIBIT_CURRENCIES: {
             "jsonrpc": "2.0",
             "result": [{"currency": c} for c in sorted({m["settlement_currency"] for m in deribit})],
@@ -64,10 +67,16 @@ def raw_payloads() -> dict[str, Any]:
 
 
 def _answer(path: str, query: str, body: Any) -> Any:
-    """The body for this query: Deribit's instruments of one settlement currency."""
-    currency = parse_qs(query).get("currency")
-    if path == DERIBIT and currency:
-        return dict(body, result=[m for m in body["result"] if m["settlement_currency"] == currency[0]])
+    """The body for this query: Deribit's instruments of one settlement currency, OKX's of one type (and
+    underlying)."""
+    args = {key: values[0] for key, values in parse_qs(query).items()}
+    if path == DERIBIT and "currency" in args:
+        return dict(body, result=[m for m in body["result"] if m["settlement_currency"] == args["currency"]])
+    if path == OKX:
+        return dict(body, data=[
+            m for m in body["data"]
+            if m["instType"] == args.get("instType") and args.get("uly", m["uly"]) == m["uly"]
+        ])  # fmt: skip
     return body
 
 
