@@ -67,6 +67,14 @@ def _command(tmp_path: Path, redis_url: str, *more: str) -> list[str]:
     ]
 
 
+def _markets_copy(tmp_path: Path) -> Path:
+    markets = tmp_path / "markets"
+    (markets / "derived").mkdir(parents=True)
+    for name in ("binance.markets.ccxt-4.5.90.json", "deribit.markets.ccxt-4.5.90.json"):
+        (markets / "derived" / name).write_text((DERIVED / name).read_text())
+    return markets
+
+
 def _rows(tmp_path: Path, view: str) -> list[tuple]:
     con = connect(tmp_path / "warehouse")
     return con.sql(
@@ -205,10 +213,7 @@ def test_a_redis_that_cannot_be_reached_at_start_is_an_error_naming_it(tmp_path)
 def test_a_tick_size_changed_between_two_loads_reaches_the_hash_the_channel_and_the_table(
     tmp_path, redis_url
 ):
-    markets = tmp_path / "markets"
-    (markets / "derived").mkdir(parents=True)
-    for name in ("binance.markets.ccxt-4.5.90.json", "deribit.markets.ccxt-4.5.90.json"):
-        (markets / "derived" / name).write_text((DERIVED / name).read_text())
+    markets = _markets_copy(tmp_path)
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
     pubsub.subscribe("instruments:changes")
@@ -298,3 +303,43 @@ def test_the_instruments_table_in_bigquery_the_emulator_read_back_with_the_offic
     call = by_symbol["deribit", "BTC-USD-240126-39000-C"]
     assert (call["strike"], call["option_type"], call["type"]) == (39000.0, "call", "option")
     assert micros(call["expiry"]) == 1706256000 * 1_000_000  # 2024-01-26 08:00 UTC
+
+
+def test_a_change_redis_missed_while_down_lands_with_a_rewrite_of_the_hash(tmp_path, restartable_redis):
+    markets = _markets_copy(tmp_path)
+    client = redis.Redis.from_url(restartable_redis.url)
+    cmd = _command(tmp_path, restartable_redis.url)
+    cmd[cmd.index("--markets-dir") + 1] = str(markets)
+    cmd[cmd.index("--refresh-interval") + 1] = "1"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 40
+        while not client.exists("instruments:deribit") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        restartable_redis.kill()
+        file = markets / "derived" / "binance.markets.ccxt-4.5.90.json"
+        changed = json.loads(file.read_text())
+        changed["BTC/USDT"]["precision"]["price"] = 0.1
+        (markets / "new.json").write_text(json.dumps(changed))
+        os.replace(markets / "new.json", file)
+        time.sleep(2.5)  # a refresh or two find the change while Redis is down
+        restartable_redis.start()
+        client = redis.Redis.from_url(restartable_redis.url)
+        tick = None
+        while tick != 0.1 and time.monotonic() < deadline:
+            tick = json.loads(client.hget("instruments:binance", "BTC-USDT"))["tick_size"]
+            time.sleep(0.1)
+        assert tick == 0.1
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    assert "instruments: binance BTC-USDT changed not written to Redis" in err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    s = stats["instruments"]
+    assert s["changes"]["changed"] == 1 and s["changes_rewritten"] == 1 and s["changes_written"] == 0
+    assert s["redis_errors"] >= 1 and s["changes_waiting"] == 0
+    assert all(e["ok"] for e in stats["ledger"]), stats["ledger"]
