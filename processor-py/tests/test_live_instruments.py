@@ -21,7 +21,7 @@ from market_data_tick_handler.streaming_service import (
     InstrumentMapper,
     LiveInstrumentProvider,
 )
-from support.ccxt_server import BINANCE_SPOT, BINANCE_USDM, DERIBIT, MARKETS, OKX, CcxtServer
+from support.ccxt_server import BINANCE_SPOT, BINANCE_USDM, BYBIT, DERIBIT, MARKETS, OKX, CcxtServer
 
 
 def _filter(payload: dict, symbol: str, kind: str) -> dict:
@@ -81,6 +81,27 @@ async def test_okx_spot_swaps_and_options_from_the_local_server(server):
         assert [len(p.instruments(x)) for x in p.exchanges] == [
             sum(m["instType"] == kind for m in raw.values()) for kind in ("SPOT", "SWAP", "OPTION")
         ]
+
+
+async def test_bybit_one_native_id_spot_and_perpetual_from_the_local_server(server):
+    raw = server.payloads[BYBIT]
+    spot = next(m for m in raw["spot"] if m["symbol"] == "BTCUSDT")
+    perp = next(m for m in raw["linear"] if m["symbol"] == "BTCUSDT")
+    async with LiveInstrumentProvider(["bybit", "bybit-spot", "bybit-options"], api_url=server.url) as p:
+        s, f = await p.get_instrument("bybit-spot", "BTCUSDT"), await p.get_instrument("bybit", "BTCUSDT")
+        assert (s.symbol, s.type, s.tick_size, s.min_size) == (
+            "BTC-USDT",
+            "spot",
+            float(spot["priceFilter"]["tickSize"]),
+            float(spot["lotSizeFilter"]["minOrderQty"]),
+        )
+        assert (f.symbol, f.type, f.tick_size, f.min_size) == (
+            "BTC-USDT-PERP", "perpetual", float(perp["priceFilter"]["tickSize"]),
+            float(perp["lotSizeFilter"]["minOrderQty"]),
+        )  # fmt: skip
+        # the fixture has the raw payload of one option only (SOL's)
+        put = await p.get_instrument("bybit-options", "SOL-30MAY25-90-P-USDT")
+        assert (put.symbol, put.strike, put.option_type) == ("SOL-USDT-250530-90-P", 90.0, "put")
 
 
 async def test_a_tick_size_changed_between_two_refreshes(server, redis_url):

@@ -21,6 +21,7 @@ BINANCE_USDM = "/fapi.binance.com/fapi/v1/exchangeInfo"
 BINANCE_COINM = "/dapi.binance.com/dapi/v1/exchangeInfo"
 DERIBIT = "/www.deribit.com/api/v2/public/get_instruments"  # ?currency=BTC: those settled in BTC
 DERIBIT_CURRENCIES = "/www.deribit.com/api/v2/public/get_currencies"
+BYBIT = "/api.bybit.com/v5/market/instruments-info"  # ?category=spot|linear|inverse|option[&baseCoin=]
 OKX = "/www.okx.com/api/v5/public/instruments"  # ?instType=SPOT|SWAP|FUTURES|OPTION[&uly=BTC-USD]
 
 
@@ -51,6 +52,11 @@ def raw_payloads() -> dict[str, Any]:
             "symbols": symbols,
         }
 
+    bybit = {"spot": [], "linear": [], "inverse": [], "option": []}
+    for m in _fixture("bybit").values():
+        if m.get("info"):
+            kind = m["type"] if m["type"] in ("spot", "option") else "linear" if m["linear"] else "inverse"
+            bybit[kind].append(m["info"])
     okx = [m["info"] for m in _fixture("okx").values() if "info" in m]
     deribit = [m["info"] for m in _fixture("deribit").values() if "info" in m]  # BTC/USDT has none
     return {
@@ -59,6 +65,7 @@ def raw_payloads() -> dict[str, Any]:
         BINANCE_COINM: info("inverse"),
         DERIBIT: {"jsonrpc": "2.0", "result": deribit, "usIn": 0, "usOut": 0, "usDiff": 0, "testnet": False},
         OKX: {"code": "0", "msg": "", "data": okx},
+        BYBIT: bybit,  # by category: _answer wraps one
         DERIBIT_CURRENCIES: {
             "jsonrpc": "2.0",
             "result": [{"currency": c} for c in sorted({m["settlement_currency"] for m in deribit})],
@@ -68,10 +75,17 @@ def raw_payloads() -> dict[str, Any]:
 
 def _answer(path: str, query: str, body: Any) -> Any:
     """The body for this query: Deribit's instruments of one settlement currency, OKX's of one type (and
-    underlying)."""
+    underlying), Bybit's of one category (and base coin)."""
     args = {key: values[0] for key, values in parse_qs(query).items()}
     if path == DERIBIT and "currency" in args:
         return dict(body, result=[m for m in body["result"] if m["settlement_currency"] == args["currency"]])
+    if path == BYBIT:
+        category = args.get("category", "")
+        markets = [
+            m for m in body.get(category, []) if args.get("baseCoin", m.get("baseCoin")) == m.get("baseCoin")
+        ]
+        result = {"category": category, "list": markets, "nextPageCursor": ""}
+        return {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": 1700000000000}
     if path == OKX:
         return dict(body, data=[
             m for m in body["data"]
