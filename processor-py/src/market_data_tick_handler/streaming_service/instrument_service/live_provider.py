@@ -81,7 +81,9 @@ class LiveInstrumentProvider:
         self.retry_max = retry_max
         self.mapper = mapper or InstrumentMapper()
         self.history_store = InstrumentHistory()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[str, Any] = {}  # ccxt id -> its client (None: markets_dir without one)
+        # ccxt id -> the Tardis exchanges loaded from it (okex, okex-swap, okex-options: one load of okx)
+        self._groups: dict[str, list[str]] = {}
         self._current: dict[str, dict[str, InstrumentDefinition]] = {}  # exchange -> ours -> definition
         self._index: dict[str, dict[str, InstrumentDefinition]] = {}  # exchange -> any spelling -> definition
         self._loaded_at: dict[str, float] = {}  # exchange -> time.monotonic() of its last good load
@@ -122,14 +124,16 @@ class LiveInstrumentProvider:
             self._redis = aioredis.from_url(self.redis_url)
         for exchange in self.exchanges:
             ccxt_id = self.mapper.ccxt_exchange(exchange)
-            if has_client(ccxt_id):
-                self._clients[exchange] = new_client(ccxt_id, self.api_url)
-            elif self.markets_dir is not None:
-                self._clients[exchange] = None
-            else:
-                raise ValueError(
-                    f"{exchange}: this ccxt has no {ccxt_id!r}; give markets_dir with {ccxt_id}.json"
-                )
+            if ccxt_id not in self._clients:
+                if has_client(ccxt_id):
+                    self._clients[ccxt_id] = new_client(ccxt_id, self.api_url)
+                elif self.markets_dir is not None:
+                    self._clients[ccxt_id] = None
+                else:
+                    raise ValueError(
+                        f"{exchange}: this ccxt has no {ccxt_id!r}; give markets_dir with {ccxt_id}.json"
+                    )
+            self._groups.setdefault(ccxt_id, []).append(exchange)
             self.stats["exchanges"][exchange] = {
                 "ccxt_exchange": ccxt_id,
                 "instruments": 0,
@@ -137,8 +141,8 @@ class LiveInstrumentProvider:
                 "last_load_us": None,
                 "last_error": None,
             }
-        await asyncio.gather(*(self._try_load(exchange) for exchange in self.exchanges))
-        self._tasks = [asyncio.create_task(self._refresh_loop(exchange)) for exchange in self.exchanges]
+        await asyncio.gather(*(self._try_load(ccxt_id) for ccxt_id in self._groups))
+        self._tasks = [asyncio.create_task(self._refresh_loop(ccxt_id)) for ccxt_id in self._groups]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -149,6 +153,7 @@ class LiveInstrumentProvider:
             if client is not None:
                 await client.close()
         self._clients = {}
+        self._groups = {}
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -200,7 +205,7 @@ class LiveInstrumentProvider:
         return definition
 
     def _unknown(self, exchange: str, symbol: str) -> str:
-        if exchange not in self._clients:
+        if exchange not in self.stats["exchanges"]:
             return f"{exchange!r} is not one of this provider's exchanges {list(self.exchanges)}"
         if exchange not in self._index:
             error = self.stats["exchanges"][exchange]["last_error"]
@@ -222,42 +227,48 @@ class LiveInstrumentProvider:
     # -- loading --------------------------------------------------------------------------------------
 
     async def refresh(self, exchanges: Sequence[str] | None = None) -> list[InstrumentChange]:
-        """Load now (concurrent callers of one exchange share one load); the changes found. Raises what
-        the load raised (the last good definitions stay)."""
-        results = await asyncio.gather(*(self._load(exchange) for exchange in exchanges or self.exchanges))
-        return [change for changes in results for change in changes]
+        """Load now (the exchanges of one ccxt exchange share one load, and so do concurrent callers); the
+        changes found. Raises what the load raised (the last good definitions stay)."""
+        if not self._started:
+            await self.start()
+        sources = dict.fromkeys(self.mapper.ccxt_exchange(x) for x in exchanges or self.exchanges)
+        results = await asyncio.gather(*(self._load(ccxt_id) for ccxt_id in sources))
+        wanted = set(exchanges or self.exchanges)
+        return [change for changes in results for change in changes if change.exchange in wanted]
 
-    def _load(self, exchange: str) -> asyncio.Future[list[InstrumentChange]]:
-        future = self._loading.get(exchange)
+    def _load(self, ccxt_id: str) -> asyncio.Future[list[InstrumentChange]]:
+        future = self._loading.get(ccxt_id)
         if future is None:
-            future = self._loading[exchange] = asyncio.ensure_future(self._load_once(exchange))
-            future.add_done_callback(lambda _f: self._loading.pop(exchange, None))
+            future = self._loading[ccxt_id] = asyncio.ensure_future(self._load_once(ccxt_id))
+            future.add_done_callback(lambda _f: self._loading.pop(ccxt_id, None))
         return future
 
-    async def _load_once(self, exchange: str) -> list[InstrumentChange]:
-        client = self._clients[exchange]
+    async def _load_once(self, ccxt_id: str) -> list[InstrumentChange]:
+        group = self._groups[ccxt_id]
         started = time.perf_counter()
-        info = self.stats["exchanges"][exchange]
         try:
-            markets = await load_markets(self.mapper.ccxt_exchange(exchange), client, self.markets_dir)
+            markets = await load_markets(ccxt_id, self._clients[ccxt_id], self.markets_dir)
         except Exception as exc:
             self.stats["load_failures"] += 1
-            info["last_error"] = f"{type(exc).__name__}: {exc}"
+            for exchange in group:
+                self.stats["exchanges"][exchange]["last_error"] = f"{type(exc).__name__}: {exc}"
             raise
         read_at = _now_us()
-        kept = self.mapper.set_markets(exchange, markets)
-        new = {
-            ours: InstrumentDefinition.from_market(exchange, info["ccxt_exchange"], ours, market, read_at)
-            for ours, market in kept.items()
-        }
-        changes = self._apply(exchange, new, read_at)
+        changes: list[InstrumentChange] = []
+        for exchange in group:
+            kept = self.mapper.set_markets(exchange, markets)
+            new = {
+                ours: InstrumentDefinition.from_market(exchange, ccxt_id, ours, market, read_at)
+                for ours, market in kept.items()
+            }
+            changes += self._apply(exchange, new, read_at)
+            self.stats["exchanges"][exchange].update(
+                instruments=len(new),
+                load_seconds=time.perf_counter() - started,
+                last_load_us=read_at,
+                last_error=None,
+            )
         self.stats["loads"] += 1
-        info.update(
-            instruments=len(new),
-            load_seconds=time.perf_counter() - started,
-            last_load_us=read_at,
-            last_error=None,
-        )
         for change in changes:
             await self._announce(change)
         return changes
@@ -317,42 +328,47 @@ class LiveInstrumentProvider:
                     "instruments: a listener failed on a change of %s %s", change.exchange, change.symbol
                 )
 
-    async def _try_load(self, exchange: str) -> bool:
+    def _name(self, ccxt_id: str) -> str:
+        group = self._groups[ccxt_id]
+        return ", ".join(group) + ("" if group == [ccxt_id] else f" ({ccxt_id})")
+
+    async def _try_load(self, ccxt_id: str) -> bool:
         """One load; a failure is a WARNING with its cause (the last good definitions stay)."""
         try:
-            await self._load(exchange)
+            await self._load(ccxt_id)
         except Exception as exc:
-            failures = self._failures[exchange] = self._failures.get(exchange, 0) + 1
-            kept = len(self._current.get(exchange, {}))
+            failures = self._failures[ccxt_id] = self._failures.get(ccxt_id, 0) + 1
+            kept = sum(len(self._current.get(exchange, {})) for exchange in self._groups[ccxt_id])
             log.warning(
                 "instruments: %s unreachable (%s: %s); keeping its last good definitions (%d), "
                 "retry %d in %.2f s",
-                exchange,
+                self._name(ccxt_id),
                 type(exc).__name__,
                 exc,
                 kept,
                 failures,
-                self._retry_delay(exchange),
+                self._retry_delay(ccxt_id),
             )
             return False
-        self._failures[exchange] = 0
+        self._failures[ccxt_id] = 0
         return True
 
-    def _retry_delay(self, exchange: str) -> float:
-        failures = self._failures.get(exchange, 0)
+    def _retry_delay(self, ccxt_id: str) -> float:
+        failures = self._failures.get(ccxt_id, 0)
         if failures == 0:
             return self.refresh_interval
         return min(self.retry_max, self.retry_base * 2 ** (failures - 1), self.refresh_interval)
 
-    async def _refresh_loop(self, exchange: str) -> None:
+    async def _refresh_loop(self, ccxt_id: str) -> None:
         while True:
-            await asyncio.sleep(self._retry_delay(exchange))
-            if self._failures.get(exchange):
+            await asyncio.sleep(self._retry_delay(ccxt_id))
+            if self._failures.get(ccxt_id):
                 self.stats["retries"] += 1
-            await self._try_load(exchange)
+            await self._try_load(ccxt_id)
 
     async def _reload_stale(self, exchange: str) -> None:
         """The cache of ``exchange`` is older than ``cache_ttl``: load now, unless the refresh task is
         already retrying with back-off; meanwhile the last good definitions answer (``stale_reads``)."""
-        if self._failures.get(exchange) or not await self._try_load(exchange):
+        ccxt_id = self.mapper.ccxt_exchange(exchange)
+        if self._failures.get(ccxt_id) or not await self._try_load(ccxt_id):
             self.stats["stale_reads"] += 1
