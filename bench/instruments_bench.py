@@ -4,7 +4,8 @@ raw exchange payloads (ccxt's real ``load_markets(True)``: HTTP, JSON, ccxt's pa
 ``await get_instrument`` from the cache, for the same instrument in our spelling, ccxt's and the native id
 (the execution service's hot path; aim < 2 µs), and of a miss. Loads through the server include ccxt's
 rate limiter (``enableRateLimit``: Binance's exchangeInfo weighs 4 x 50 ms, Deribit asks twice), as they
-would against the exchange.
+would against the exchange. The Tardis exchanges of one ccxt exchange (okex, okex-swap, okex-options) share
+one load: their lines show the same load.
 
 Run: ``.venv/bin/python bench/instruments_bench.py`` (no network).
 """
@@ -29,7 +30,10 @@ FILE_EXCHANGES = (
     "binance", "binance-futures", "binance-delivery", "deribit", "coinbase", "okex", "okex-swap",
     "okex-options", "bybit", "bybit-spot", "bybit-options", "kraken", "bitmex", "cryptofacilities",
 )  # fmt: skip
-SERVER_EXCHANGES = ("binance", "binance-futures", "binance-delivery", "deribit")
+SERVER_EXCHANGES = (
+    "binance", "binance-futures", "binance-delivery", "deribit", "okex", "okex-swap", "okex-options", "bybit",
+    "bybit-spot", "bybit-options",
+)  # fmt: skip
 CALLS = 200_000
 
 
