@@ -9,7 +9,7 @@ import asyncio
 import json
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -135,8 +135,11 @@ async def test_a_tick_size_changed_between_two_refreshes(server, redis_url):
         assert t0 <= from1 <= t1 and t2 <= from2 <= t3 and until1 == from2 and until2 is None
         assert (await p.get_instrument("binance", "BTCUSDT", at=from2 - 1)).tick_size == 0.01
         assert (await p.get_instrument("binance", "BTCUSDT", at=from2)).tick_size == 0.05
-        at = datetime.fromtimestamp(from1 / 1e6, UTC)
-        assert (await p.get_instrument("binance", "BTCUSDT", at=at)).tick_size in (0.01, 0.05)
+        at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=from2)
+        assert (await p.get_instrument("binance", "BTCUSDT", at=at)).tick_size == 0.05
+        assert (
+            await p.get_instrument("binance", "BTCUSDT", at=at - timedelta(microseconds=1))
+        ).tick_size == 0.01
         with pytest.raises(KeyError, match="no definition in force"):
             await p.get_instrument("binance", "BTCUSDT", at=t0 - 1)
     message = None

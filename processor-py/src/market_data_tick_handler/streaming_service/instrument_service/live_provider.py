@@ -18,7 +18,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -32,6 +32,7 @@ from .markets import has_client, load_markets, new_client
 log = logging.getLogger(__name__)
 
 CHANGE_CHANNEL = "instruments:changes"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _now_us() -> int:
@@ -42,7 +43,7 @@ def _to_us(at: int | datetime) -> int:
     if isinstance(at, datetime):
         if at.tzinfo is None:
             raise ValueError("at: a datetime with a time zone (UTC), or µs since the epoch")
-        return int(at.timestamp() * 1_000_000)
+        return (at - _EPOCH) // timedelta(microseconds=1)  # exact, where timestamp() * 1e6 rounds
     return int(at)
 
 
