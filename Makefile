@@ -97,6 +97,7 @@ bench: setup
 	$(PY) bench/serve_bench.py
 	$(PY) bench/journal_bench.py
 	$(PY) bench/store_bench.py
+	$(PY) bench/instruments_bench.py
 
 ## make soak [MINUTES=30]: 20k trades/s over 100 symbols through the real processes into a private redis-server;
 ## the processor's and the ingester's RSS every 30 s, and their growth per minute after a 3-minute warm-up
