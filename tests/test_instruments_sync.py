@@ -99,6 +99,21 @@ def _check_redis(client: redis.Redis) -> tuple[dict, dict]:
     return binance, deribit
 
 
+def _refreshing_sync(tmp_path, url: str, client, timeout: float) -> tuple[Path, subprocess.Popen]:
+    """The sync as a process on a copy of the market files it reloads every second; returns once its
+    hashes are written (the copy, to change, and the process)."""
+    markets = _markets_copy(tmp_path)
+    cmd = _command(tmp_path, url)
+    cmd[cmd.index("--markets-dir") + 1] = str(markets)
+    cmd[cmd.index("--refresh-interval") + 1] = "1"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while not client.exists("instruments:deribit") and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    return markets, proc
+
+
 def test_alone_writes_the_hashes_and_the_table_then_stops_at_its_duration(tmp_path, redis_url):
     client = redis.Redis.from_url(redis_url)
     client.hset("instruments:binance", "GONE-USDT", "{}")  # an instrument an earlier run wrote
@@ -213,19 +228,12 @@ def test_a_redis_that_cannot_be_reached_at_start_is_an_error_naming_it(tmp_path)
 def test_a_tick_size_changed_between_two_loads_reaches_the_hash_the_channel_and_the_table(
     tmp_path, redis_url
 ):
-    markets = _markets_copy(tmp_path)
     client = redis.Redis.from_url(redis_url)
     pubsub = client.pubsub()
     pubsub.subscribe("instruments:changes")
-    cmd = _command(tmp_path, redis_url)
-    cmd[cmd.index("--markets-dir") + 1] = str(markets)
-    cmd[cmd.index("--refresh-interval") + 1] = "1"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    markets, proc = _refreshing_sync(tmp_path, redis_url, client, 30)
+    deadline = time.monotonic() + 30
     try:
-        deadline = time.monotonic() + 30
-        while not client.exists("instruments:deribit") and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            time.sleep(0.05)
         file = markets / "derived" / "binance.markets.ccxt-4.5.90.json"
         changed = json.loads(file.read_text())
         changed["BTC/USDT"]["precision"]["price"] = 0.1  # the exchange's new tick size
@@ -306,17 +314,10 @@ def test_the_instruments_table_in_bigquery_the_emulator_read_back_with_the_offic
 
 
 def test_a_change_redis_missed_while_down_lands_with_a_rewrite_of_the_hash(tmp_path, restartable_redis):
-    markets = _markets_copy(tmp_path)
     client = redis.Redis.from_url(restartable_redis.url)
-    cmd = _command(tmp_path, restartable_redis.url)
-    cmd[cmd.index("--markets-dir") + 1] = str(markets)
-    cmd[cmd.index("--refresh-interval") + 1] = "1"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    markets, proc = _refreshing_sync(tmp_path, restartable_redis.url, client, 40)
+    deadline = time.monotonic() + 40
     try:
-        deadline = time.monotonic() + 40
-        while not client.exists("instruments:deribit") and time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            time.sleep(0.05)
         restartable_redis.kill()
         file = markets / "derived" / "binance.markets.ccxt-4.5.90.json"
         changed = json.loads(file.read_text())
