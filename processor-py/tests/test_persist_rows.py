@@ -420,11 +420,10 @@ def test_the_repository_streaming_yaml_names_every_persist_key():
     assert np.isclose(raw["live_partitioning"]["ttl_days"], 30)
 
 
-def test_the_command_line_runs_the_modes_together_and_refuses_what_is_not_built(capsys):
+def test_the_command_line_checks_the_persist_flags(capsys):
     from market_data_tick_handler.main import apply_overrides, main, parse_args
 
-    assert main(["--mode", "live-instruments-sync"]) == 2  # streaming-ticks-bigquery is built (issue 16)
-    assert "live-instruments-sync are not available in this version" in capsys.readouterr().err
+    # (every mode is built now: live-instruments-sync in tests/test_instruments_sync.py)
     assert main(["--mode", "streaming-candles-bigquery", "--bigquery-emulator", "127.0.0.1:9050"]) == 2
     assert "REST_URL,GRPC_HOST:PORT" in capsys.readouterr().err
     args = parse_args(["--bigquery-project", "p", "--bigquery-target", "live",
