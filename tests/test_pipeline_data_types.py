@@ -213,13 +213,16 @@ def test_deribit_option_tickers_become_the_options_chain(redis_url, tmp_path):
     assert len(published) == 89
     for (channel, got), raw in zip(published, tickers, strict=True):
         name = raw["instrument_name"]  # e.g. BTC-24SEP21-8000-P: underlying, expiry day, strike, put/call
-        _, day, strike, kind = name.split("-")
-        expiry = f"20{day[-2:]}-{_MONTHS[day[-5:-2]]:02d}-{int(day[:-5]):02d}T08:00:00.000000Z"
-        assert channel == f"options_chain:deribit:{name}"
+        underlying, day, strike, kind = name.split("-")
+        yy, mm, dd = day[-2:], _MONTHS[day[-5:-2]], int(day[:-5])
+        expiry = f"20{yy}-{mm:02d}-{dd:02d}T08:00:00.000000Z"
+        # ours (docs "Instrument definitions"): BASE-QUOTE-YYMMDD-STRIKE-C|P; Deribit's options are on USD
+        ours = f"{underlying}-USD-{yy}{mm:02d}{dd:02d}-{strike}-{kind}"
+        assert channel == f"options_chain:deribit:{ours}"
         assert got == {
             "type": "option_summary",
             "exchange": "deribit",
-            "symbol": name,
+            "symbol": ours,
             "exchange_symbol": name,
             "timestamp": _iso_ms(raw["timestamp"]),
             "local_timestamp": got["local_timestamp"],
