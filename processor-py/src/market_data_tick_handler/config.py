@@ -312,6 +312,16 @@ class JournalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """``ingest.record``: the ingester writes every raw exchange message it receives (before
+    normalization) to ``dir``/<exchange>/<exchange>-<YYYY-MM-DDTHH>.gz, one gzip file per exchange and UTC
+    hour, lines ``<local ns> <json>``: the replay format (``make replay FILES=...``)."""
+
+    enabled: bool = False
+    dir: str = "data/recordings"
+
+
+@dataclass(frozen=True, slots=True)
 class IngestConfig:
     source: Literal["tardis-realtime", "replay", "synthetic"] = _one_of("a source", "tardis-realtime")
     exchange: str = "binance"
@@ -329,6 +339,7 @@ class IngestConfig:
     max_batch: int = _at_least(1, 1000)
     extra_args: tuple[str, ...] = ()
     journal: JournalConfig = field(default_factory=JournalConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
 
     def streams(self) -> tuple[IngestExchangeConfig, ...]:
         """What is streamed, per exchange: ``exchanges``, or the one exchange of ``exchange``,
@@ -356,6 +367,37 @@ class LiveInstrumentsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``metrics``: Prometheus metrics over HTTP, ``/metrics`` and ``/health`` (docs/OPERATIONS.md).
+    ``address`` is the processor's ``HOST:PORT``, ``ingester_address`` the ingester's (a spawned one is
+    given it); port 0 picks a free port (logged). Loopback unless set otherwise."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1:9464"
+    ingester_address: str = "127.0.0.1:9465"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthConfig:
+    """``health``: when ``/health`` answers 503 instead of 200 (docs/OPERATIONS.md "Health")."""
+
+    stale_after_s: float = _above(0, 60.0)  # a subscribed stream without a message for this long
+    backlog_limit_mb: float = _above(0, 64.0)  # a sink's backlog (memory and spill) above this
+    # an ingester that runs elsewhere (ingest.spawn: false) counts as down after this long without a
+    # frame (it sends a ledger frame every 10 s)
+    ingester_silent_s: float = _above(0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownConfig:
+    """``shutdown``: on SIGTERM or SIGINT the processor stops taking frames, closes the open candles as
+    partial, publishes and writes what it holds and exits within ``timeout_s``; what could not be written
+    by then is counted and logged (docs/OPERATIONS.md "Stopping")."""
+
+    timeout_s: float = _above(0, 60.0)
+
+
+@dataclass(frozen=True, slots=True)
 class StreamingConfig:
     modes: tuple[str, ...] = ("serve",)
     data_types: DataTypesConfig = field(default_factory=DataTypesConfig)
@@ -364,6 +406,9 @@ class StreamingConfig:
     candles: CandlesConfig = field(default_factory=CandlesConfig)
     live_instruments: LiveInstrumentsConfig = field(default_factory=LiveInstrumentsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
 
 
 _MODES = {"serve": "Redis", "persist": "BigQuery", "ticks": "BigQuery tick tables"}
@@ -505,6 +550,8 @@ def _ingest(raw: Any) -> IngestConfig:
     """``ingest``; its ``exchanges`` (``_exchanges``) instead of ``exchange``, ``symbols`` and ``files``."""
     if isinstance(raw, dict) and raw.get("journal") is not None:
         raw = {**raw, "journal": _build(JournalConfig, raw["journal"], "ingest.journal")}
+    if isinstance(raw, dict) and raw.get("record") is not None:
+        raw = {**raw, "record": _build(RecordConfig, raw["record"], "ingest.record")}
     if not isinstance(raw, dict) or "exchanges" not in raw:
         return _build(IngestConfig, raw, "ingest")
     rest = {k: v for k, v in raw.items() if k != "exchanges"}
@@ -609,6 +656,9 @@ def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
             candles=_build(CandlesConfig, raw.get("candles"), "candles"),
             live_instruments=_build(LiveInstrumentsConfig, raw.get("live_instruments"), "live_instruments"),
             ingest=_ingest(raw.get("ingest")),
+            metrics=_build(MetricsConfig, raw.get("metrics"), "metrics"),
+            health=_build(HealthConfig, raw.get("health"), "health"),
+            shutdown=_build(ShutdownConfig, raw.get("shutdown"), "shutdown"),
         )
     )
 
@@ -646,7 +696,17 @@ def validate(config: StreamingConfig) -> StreamingConfig:
         _check_redis_url(config.serve.redis_url, "serve.redis_url")
     _check_bigquery(config.persist.bigquery)
     _check_live_instruments(config.live_instruments)
+    if config.metrics.enabled:
+        _check_listen(config.metrics.address, "metrics.address")
+        _check_listen(config.metrics.ingester_address, "metrics.ingester_address")
     return config
+
+
+def _check_listen(address: str, path: str) -> None:
+    """``HOST:PORT`` to listen on (port 0: any free one)."""
+    host, port = _host_port(address)
+    if not host or port is None or not 0 <= port <= 65535:
+        raise ConfigError(f"{path}: {address!r} (use HOST:PORT, e.g. 127.0.0.1:9464; port 0 = any free port)")
 
 
 def _check_fields(obj: Any, where: str) -> None:

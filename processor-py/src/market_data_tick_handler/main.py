@@ -195,6 +195,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stop after this long, as SIGTERM does: the ingester ends its session, open candles close as"
         " partial, every sink is flushed and closed (default: until the replay ends or a signal)",
     )
+    p.add_argument(
+        "--record",
+        metavar="DIR",
+        help="the ingester also writes every raw exchange message it receives to gzip files under DIR, one"
+        " per exchange and UTC hour, in the replay format (turns ingest.record on, sets its dir)",
+    )
+    p.add_argument(
+        "--metrics-address",
+        metavar="HOST:PORT",
+        help="serve /metrics and /health here (overrides metrics.address; port 0: any free port)",
+    )
+    p.add_argument("--no-metrics", action="store_true", help="serve no metrics (metrics.enabled: false)")
+    p.add_argument(
+        "--stop-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, exit within this long; what is not written by then is counted and logged"
+        " (overrides shutdown.timeout_s)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines, or one JSON object per line (the ingester's too)",
+    )
     p.add_argument("--stats-json", type=Path, help="write the final counts and latencies here as JSON")
     p.add_argument("--ingest-arg", action="append", default=[], help="extra argument passed to the ingester")
     p.add_argument("--log-level", default="INFO")
@@ -369,6 +394,8 @@ def apply_overrides(
         changes["spawn"] = False
     if args.ingest_arg:
         changes["extra_args"] = ingest.extra_args + tuple(args.ingest_arg)
+    if args.record:
+        changes["record"] = dataclasses.replace(ingest.record, enabled=True, dir=args.record)
     serve = config.serve
     serve_changes: dict = {}
     if args.redis_url:
@@ -390,8 +417,18 @@ def apply_overrides(
         bq_changes["emulator"] = _emulator(args.bigquery_emulator, "--bigquery-emulator")
     elif bigquery.emulator is None and os.environ.get(BIGQUERY_EMULATOR_ENV):
         bq_changes["emulator"] = _emulator(os.environ[BIGQUERY_EMULATOR_ENV], f"${BIGQUERY_EMULATOR_ENV}")
+    metrics = config.metrics
+    if args.metrics_address:
+        metrics = dataclasses.replace(metrics, address=args.metrics_address)
+    if args.no_metrics:
+        metrics = dataclasses.replace(metrics, enabled=False)
+    shutdown = config.shutdown
+    if args.stop_timeout is not None:
+        shutdown = dataclasses.replace(shutdown, timeout_s=args.stop_timeout)
     return dataclasses.replace(
         config,
+        metrics=metrics,
+        shutdown=shutdown,
         ingest=dataclasses.replace(ingest, **changes),
         serve=dataclasses.replace(serve, **serve_changes),
         persist=dataclasses.replace(config.persist, bigquery=dataclasses.replace(bigquery, **bq_changes)),
