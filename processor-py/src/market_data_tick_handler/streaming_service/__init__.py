@@ -1,47 +1,34 @@
-"""The streaming service: the public imports (the names the seeds use; docs/ARCHITECTURE.md maps them)."""
+"""The streaming service: the public imports (the names the seeds use; docs/ARCHITECTURE.md maps them).
 
-from .candle_processor import (
-    Candle,
-    CandleBatch,
-    CandleEngine,
-    LiveCandleProcessor,
-    candles_from_trades,
-    candles_to_frame,
-)
-from .consumers import LiveFeatureStream
-from .data_types import DataTypeRouter
-from .hft_features import HFTFeatureCalculator, HFTFeatures, LiveFeatures
-from .instrument_service import (
-    CHANGE_CHANNEL,
-    InstrumentChange,
-    InstrumentDefinition,
-    InstrumentMapper,
-    LiveInstrumentProvider,
-)
-from .messages import candle_messages
-from .modes import PersistMode, ServeConfig, ServeMode
-from .tick_processor import TickHandler
+Each name is imported on first use from the submodule named beside it (PEP 562), so that a consumer
+service (``from market_data_tick_handler.streaming_service import LiveFeatureStream``) needs only the base
+install: none of the ``streaming``, ``bigquery`` or ``instruments`` extras (pyproject.toml).
+"""
 
-__all__ = [
-    "CHANGE_CHANNEL",
-    "Candle",
-    "CandleBatch",
-    "CandleEngine",
-    "DataTypeRouter",
-    "HFTFeatureCalculator",
-    "HFTFeatures",
-    "InstrumentChange",
-    "InstrumentDefinition",
-    "InstrumentMapper",
-    "LiveCandleProcessor",
-    "LiveFeatureStream",
-    "LiveFeatures",
-    "LiveInstrumentProvider",
-    "PersistMode",
-    "ServeConfig",
-    "ServeMode",
-    "TickHandler",
-    "candle_messages",
-    "candles_from_trades",
-    "candles_to_frame",
-]
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "CHANGE_CHANNEL": ".instrument_service",
+    "Candle": ".candle_processor",
+    "CandleBatch": ".candle_processor",
+    "CandleEngine": ".candle_processor",
+    "DataTypeRouter": ".data_types",
+    "HFTFeatureCalculator": ".hft_features",
+    "HFTFeatures": ".hft_features",
+    "InstrumentChange": ".instrument_service",
+    "InstrumentDefinition": ".instrument_service",
+    "InstrumentMapper": ".instrument_service",
+    "LiveCandleProcessor": ".candle_processor",
+    "LiveFeatureStream": ".consumers",
+    "LiveFeatures": ".hft_features",
+    "LiveInstrumentProvider": ".instrument_service",
+    "PersistMode": ".modes",
+    "ServeConfig": ".modes",
+    "ServeMode": ".modes",
+    "TickHandler": ".tick_processor",
+    "candle_messages": ".messages",
+    "candles_from_trades": ".candle_processor",
+    "candles_to_frame": ".candle_processor",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

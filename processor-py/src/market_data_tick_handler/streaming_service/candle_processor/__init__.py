@@ -1,24 +1,25 @@
-from .batch import candles_from_trades, candles_to_frame
-from .candle import Candle
-from .candle_batch import CandleBatch, CandleColumns
-from .candle_engine import DEFAULT_TIMEFRAMES, CandleEngine
-from .closed import ClosedCandles, Stamps
-from .feature_columns import FeatureColumns
-from .live_candle_processor import LiveCandleProcessor
-from .timeframes import Timeframe, parse_timeframes
+"""Candles from trades: the engine, the batch API, the live processor, timeframes.
 
-__all__ = [
-    "DEFAULT_TIMEFRAMES",
-    "Candle",
-    "CandleBatch",
-    "CandleColumns",
-    "CandleEngine",
-    "ClosedCandles",
-    "FeatureColumns",
-    "LiveCandleProcessor",
-    "Stamps",
-    "Timeframe",
-    "candles_from_trades",
-    "candles_to_frame",
-    "parse_timeframes",
-]
+Each name is imported on first use (PEP 562): ``timeframes`` (what a consumer's ``LiveFeatureStream``
+needs) does not bring numba and pandas with it.
+"""
+
+from ..._lazy import lazy_exports
+
+_EXPORTS = {
+    "DEFAULT_TIMEFRAMES": ".candle_engine",
+    "Candle": ".candle",
+    "CandleBatch": ".candle_batch",
+    "CandleColumns": ".candle_batch",
+    "CandleEngine": ".candle_engine",
+    "ClosedCandles": ".closed",
+    "FeatureColumns": ".feature_columns",
+    "LiveCandleProcessor": ".live_candle_processor",
+    "Stamps": ".closed",
+    "Timeframe": ".timeframes",
+    "candles_from_trades": ".batch",
+    "candles_to_frame": ".batch",
+    "parse_timeframes": ".timeframes",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
