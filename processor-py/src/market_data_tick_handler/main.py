@@ -89,16 +89,89 @@ log = logging.getLogger("market_data_tick_handler")
 BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+#: the streaming.yaml key each flag overrides: ``--help`` says "default: <key> = <value>", the value read
+#: from config.py's dataclass defaults (so the text cannot drift from them)
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "mode": ("modes",),
+    "symbols": ("ingest.symbols",),
+    "exchange": ("ingest.exchange",),
+    "exchanges": ("ingest.exchanges", "live_instruments.exchanges"),
+    "refresh_interval": ("live_instruments.refresh_interval",),
+    "markets_dir": ("live_instruments.markets_dir",),
+    "source": ("ingest.source",),
+    "files": ("ingest.files",),
+    "speed": ("ingest.speed",),
+    "redis_url": ("serve.redis_url",),
+    "transport": ("serve.transport",),
+    "bigquery_project": ("persist.bigquery.project_id",),
+    "bigquery_target": ("persist.bigquery.target",),
+    "bigquery_emulator": ("persist.bigquery.emulator",),
+    "endpoint": ("ingest.endpoint",),
+    "no_spawn": ("ingest.spawn",),
+    "warmup_candles": ("candles.hft_warmup_file",),
+    "warmup_bigquery": ("candles.hft_warmup_bigquery",),
+    "record": ("ingest.record.enabled", "ingest.record.dir"),
+    "metrics_address": ("metrics.address",),
+    "no_metrics": ("metrics.enabled",),
+    "stop_timeout": ("shutdown.timeout_s",),
+}
+
+
+def config_default(key: str) -> Any:
+    """The built-in default of a streaming.yaml key (``serve.redis_url``), from config.py's dataclasses."""
+    value: Any = StreamingConfig()
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def show_default(value: Any) -> str:
+    """A default as streaming.yaml would spell it: a,b for a list, null, true/false."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(getattr(v, "exchange", str(v)) for v in value) or "[]"
+    if dataclasses.is_dataclass(value):
+        return ",".join(str(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return redact_url(value) if isinstance(value, str) and "://" in value else str(value)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The module doc as written; each flag's help ends with its default: the streaming.yaml key it
+    overrides and that key's built-in value (``CONFIG_KEYS``), else argparse's default; a flag whose
+    help already says ``default:`` is left as it is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        keys = CONFIG_KEYS.get(action.dest)
+        if keys:
+            shown = "; ".join(f"{k} = {show_default(config_default(k))}" for k in keys)
+            return f"{text} (default: {shown})".replace("%", "%%")
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m market_data_tick_handler.main",
+        usage="%(prog)s [--mode MODE[,MODE...]] [--config FILE] [options]",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_modes_epilog(),
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
-        "--mode", help="comma-separated: " + ", ".join(MODES) + " (default: streaming.yaml's modes, or serve)"
+        "--mode",
+        metavar="MODE[,MODE...]",
+        help="comma-separated, any of: " + ", ".join(MODES) + " (without it: streaming.yaml's modes,"
+        " serve -> streaming-candles-serve, persist -> streaming-candles-bigquery, ticks ->"
+        " streaming-ticks-bigquery)",
     )
-    p.add_argument("--config", help="streaming.yaml (defaults are built in)")
+    p.add_argument("--config", metavar="FILE", help="streaming.yaml (default: none: the built-in defaults)")
     p.add_argument(
         "--symbol",
         "--symbols",
@@ -108,7 +181,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated; seeds' form (BTC-USDT) or native (btcusdt); with --exchanges, once per"
         " exchange: binance:btcusdt,ethusdt",
     )
-    p.add_argument("--exchange", help="Tardis exchange id (binance, binance-futures, ...)")
+    p.add_argument("--exchange", metavar="ID", help="Tardis exchange id (binance, binance-futures, ...)")
     p.add_argument(
         "--exchanges",
         metavar="A,B",
@@ -130,7 +203,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="live-instruments-sync: read <ccxt id>.json market files from PATH instead of the exchanges"
         " (no network; overrides live_instruments.markets_dir and $MDTH_MARKETS_DIR)",
     )
-    p.add_argument("--source", choices=("tardis-realtime", "replay", "synthetic"))
+    p.add_argument(
+        "--source", choices=("tardis-realtime", "replay", "synthetic"), help="where ticks come from"
+    )
     p.add_argument(
         "--files",
         nargs="+",
@@ -143,18 +218,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-types",
         action="append",
         metavar="EXCHANGE:TYPES",
-        help="what to stream, by data type name, some of those enabled under data_types in streaming.yaml"
-        " (default: all of them): trades,liquidations,book_snapshots; with --exchanges one exchange's"
-        " (deribit:trades,derivative_ticker)",
+        help="what to stream, by data type name, some of those enabled under data_types in streaming.yaml:"
+        " trades,liquidations,book_snapshots; with --exchanges one exchange's"
+        " (deribit:trades,derivative_ticker) (default: every type enabled under data_types)",
     )
-    p.add_argument("--speed", help="replay speed: 1 (real time), N (N times faster) or max")
+    p.add_argument("--speed", metavar="N|max", help="replay speed: 1 (real time), N (N times faster) or max")
     p.add_argument(
         "--redis-url",
+        metavar="URL",
         help="overrides serve.redis_url and $REDIS_URL (never logged, but an argument shows in the process"
         " list: pass a password in $REDIS_URL instead)",
     )
     p.add_argument("--transport", choices=("redis", "inmemory"), help="overrides serve.transport")
-    p.add_argument("--bigquery-project", help="overrides persist.bigquery.project_id")
+    p.add_argument("--bigquery-project", metavar="PROJECT", help="overrides persist.bigquery.project_id")
     p.add_argument(
         "--bigquery-target",
         choices=("auto", "live", "historical"),
@@ -166,7 +242,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="write to a local bqemulator (anonymous credentials) instead of BigQuery (overrides"
         f" persist.bigquery.emulator and ${BIGQUERY_EMULATOR_ENV})",
     )
-    p.add_argument("--endpoint", help="ZeroMQ endpoint to bind (overrides ingest.endpoint)")
+    p.add_argument("--endpoint", metavar="URL", help="ZeroMQ endpoint to bind (overrides ingest.endpoint)")
     p.add_argument(
         "--no-spawn", action="store_true", help="do not start the Node ingester (it runs elsewhere)"
     )
@@ -175,7 +251,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="?",
         const="all",
         metavar="TIMEFRAMES",
-        help="print closed candles as a table (optionally only these timeframes, e.g. 15s,1m)",
+        help="print closed candles as a table (optionally only these timeframes, e.g. 15s,1m) (default:"
+        " off; given alone: every timeframe)",
     )
     p.add_argument(
         "--warmup-candles",
@@ -193,7 +270,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_seconds,
         metavar="SECONDS",
         help="stop after this long, as SIGTERM does: the ingester ends its session, open candles close as"
-        " partial, every sink is flushed and closed (default: until the replay ends or a signal)",
+        " partial, every sink is flushed and closed (default: none: until the replay ends or a signal)",
     )
     p.add_argument(
         "--record",
@@ -218,12 +295,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--log-format",
         choices=("text", "json"),
         default="text",
-        help="text lines, or one JSON object per line (the ingester's too)",
+        help="text lines, or one JSON object per line {ts, level, logger, msg, exc} (the ingester's too,"
+        " through $MDTH_LOG_FORMAT); secrets are masked in both",
     )
-    p.add_argument("--stats-json", type=Path, help="write the final counts and latencies here as JSON")
-    p.add_argument("--ingest-arg", action="append", default=[], help="extra argument passed to the ingester")
-    p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--stats-json",
+        type=Path,
+        metavar="FILE",
+        help="write the final counts and latencies here as JSON (default: none)",
+    )
+    p.add_argument(
+        "--ingest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument passed to the ingester, repeatable (default: none)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        type=str.upper,
+        help="the least severe level logged",
+    )
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def _modes_epilog() -> str:
+    what = {
+        "streaming-candles-serve": "publish closed candles (with features) to Redis (serve.*)",
+        "streaming-candles-bigquery": "write candles to BigQuery, an emulator or the local store (persist.*)",
+        "streaming-ticks-bigquery": "write every tick to the tick tables (persist.*, data_types.*)",
+        "live-instruments-sync": "keep instrument definitions current in Redis (and the instruments table)",
+    }
+    lines = [f"  {mode:<28} {what[mode]}" for mode in MODES]
+    return (
+        "modes:\n"
+        + "\n".join(lines)
+        + (
+            "\n\nexit codes: 0 done (everything written); 1 a failure, or data lost (a ledger mismatch, or"
+            " what a stop could\nnot write by shutdown.timeout_s); 2 a bad flag or configuration; 130/143 a"
+            " second SIGINT/SIGTERM\nabandoned the stop"
+        )
+    )
 
 
 def _prefixed(value: str) -> tuple[str | None, str]:
@@ -454,6 +572,7 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
         sync = InstrumentsSync(config, persist=persist_configured(config, runs))
         sinks.insert(len(sinks) - (1 if args.print_candles else 0), sync)
     service = StreamingService(config, sinks)
+    metrics = _start_metrics(config, service)  # /metrics and /health (metrics helper's lines)
     if args.duration is not None:
         asyncio.get_running_loop().call_later(args.duration, _duration_reached, service, args.duration)
     try:
@@ -465,6 +584,8 @@ async def run(config: StreamingConfig, args: argparse.Namespace, runs: set[str])
         log.error("cannot publish to %s: %s", redact_url(config.serve.redis_url), exc)
         return 2
     stats = service.get_stats()
+    if metrics is not None:
+        stats["metrics"] = metrics.close()  # the exposition at close: its counters equal the ledger
     stats["latency_us"] = service.latencies.summary()
     lines = summary_lines(stats, service.sinks)
     if "warmup" in stats:
@@ -484,6 +605,7 @@ async def run_instruments(config: StreamingConfig, args: argparse.Namespace) -> 
     from .streaming_service.sinks.instruments_sync import InstrumentsSync
 
     sync = InstrumentsSync(config, persist=persist_configured(config, {"instruments"}))
+    metrics = _start_metrics(config, None, (sync,))  # instrument refreshes, the table's writes, /health
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -512,11 +634,23 @@ async def run_instruments(config: StreamingConfig, args: argparse.Namespace) -> 
     for e in bad:
         log.error("ledger: %s", e.describe())
     stats: dict[str, Any] = {"instruments": sync.get_stats(), "ledger": [ledger.as_dict(e) for e in entries]}
+    if metrics is not None:
+        stats["metrics"] = metrics.close()
     lines = [*sync.summary_lines(), *ledger.table(entries)]
     print("\n".join(["", "summary", *lines]), flush=True)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2, default=str))
     return 1 if bad else 0
+
+
+def _start_metrics(config: StreamingConfig, service: StreamingService | None, extra: tuple = ()) -> Any:
+    """``metrics.enabled``: serve /metrics and /health (``streaming_service/metrics``, docs/OPERATIONS.md);
+    None when off. prometheus_client loads only here."""
+    if not config.metrics.enabled:
+        return None
+    from .streaming_service.metrics import start_metrics
+
+    return start_metrics(config, service, extra)
 
 
 def _instruments_duration(stop: asyncio.Event, seconds: float) -> None:
@@ -542,7 +676,7 @@ def warn_password_in_argv(redis_url: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     warn_password_in_argv(args.redis_url)
     runs: set[str] | None = None
     if args.mode is not None:
@@ -553,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         runs = {RUNS[m] for m in modes}
     try:
+        if args.config is not None and not Path(args.config).is_file():
+            raise ConfigError(f"{args.config}: no such file (--config names a streaming.yaml)")
         loaded = load_config(args.config)
         runs = set(loaded.modes) if runs is None else runs
         config = validate(apply_overrides(loaded, args, runs))
@@ -562,13 +698,18 @@ def main(argv: list[str] | None = None) -> int:
                 " definitions)"
             )
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return config_error(exc)
     try:
         return asyncio.run(run(config, args, runs))
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return config_error(exc)
+
+
+def config_error(exc: ConfigError) -> int:
+    """A configuration that cannot run: one line on stderr (``error: <file>: <key>: ...``; a YAML
+    parser's message folded onto it), exit code 2."""
+    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
