@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // market-data-ingest: normalized market data -> binary columnar frames -> ZeroMQ PUSH.
-// Logs go to stderr as `ingest: ...` lines; the last one is `ingest: summary {json}`.
+// Logs go to stderr as `ingest: ...` lines (--log-format json: one JSON object a line, log.js); the
+// last one is `ingest: summary {json}` (json: msg "summary {json}").
 import { parseArgs } from 'node:util'
 import { BlockList, isIP } from 'node:net'
 import { curveKeyPair } from 'zeromq'
@@ -9,7 +10,9 @@ import { Batcher, newSessionId } from './batcher.js'
 import { Sender, isZ85Key } from './sender.js'
 import { Journal } from './journal.js'
 import { runPipeline, INGESTER_VERSION } from './pipeline.js'
-import { createLog, redact } from './log.js'
+import { createLog, redact, logFormatOf } from './log.js'
+import { Recorder } from './recorder.js'
+import { IngestMetrics, parseAddress, startMetricsServer } from './metrics.js'
 
 const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|tardis-machine [options]
   --exchange binance            tardis exchange id
@@ -47,6 +50,15 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
                                 full): wait (back-pressure, what a processor that started us needs),
                                 or journal: leave it in the journal only, counted, and go on (an
                                 ingester run on its own); default: journal with --journal-dir, else wait
+  --record-dir DIR              record every raw exchange message received (before normalization) to
+                                DIR/<exchange>/<exchange>-<YYYY-MM-DDTHH>.gz (UTC hour of the local
+                                receive time), lines "<ns> <json>": replayable with --source replay
+  --metrics-address HOST:PORT   Prometheus /metrics and /health there (port 0: a free port, logged);
+                                default: none (no metrics)
+  --health-down-s 30            /health answers 503 once an exchange connection is down, or no
+                                processor is connected, for longer than this
+  --log-format text|json        stderr lines "ingest: ..." (text) or JSON objects {ts, level, logger,
+                                msg}; default: $MDTH_LOG_FORMAT, else text
   --book-depth 10 --book-interval-ms 100   book_snapshot shape
   --timeout-interval-ms 10000   tardis-dev stale-connection timeout (replay default 0 = off)
   --symbols-count 100 --rate max --total N --event-speed 60 --event-step-us 1000 --seed 1   synthetic
@@ -94,6 +106,10 @@ const OPTIONS = {
   'journal-max-mb': { type: 'string', default: '4096' },
   'journal-max-age-h': { type: 'string', default: '72' },
   'when-busy': { type: 'string' },
+  'record-dir': { type: 'string' },
+  'metrics-address': { type: 'string' },
+  'health-down-s': { type: 'string', default: '30' },
+  'log-format': { type: 'string' },
   help: { type: 'boolean', default: false }
 }
 
@@ -241,6 +257,8 @@ export function parseCli (argv) {
   const whenBusy = a['when-busy'] ?? (journal === null ? 'wait' : 'journal')
   if (whenBusy !== 'wait' && whenBusy !== 'journal') throw new Error(`--when-busy must be wait or journal, got ${JSON.stringify(whenBusy)}`)
   if (whenBusy === 'journal' && journal === null) throw new Error('--when-busy journal needs --journal-dir: without a journal a frame ZeroMQ cannot take would be lost')
+  if (a['record-dir'] === '') throw new Error('--record-dir must name a directory')
+  if (a['metrics-address'] !== undefined) parseAddress(a['metrics-address'])
   return {
     help: false,
     source: a.source,
@@ -256,7 +274,29 @@ export function parseCli (argv) {
     maxBatch: number('max-batch', a['max-batch'], { min: 1 }),
     lingerMs: number('linger-ms', a['linger-ms']),
     journal,
-    whenBusy
+    whenBusy,
+    recordDir: a['record-dir'] ?? null,
+    metricsAddress: a['metrics-address'] ?? null,
+    healthDownS: number('health-down-s', a['health-down-s'], { min: Number.MIN_VALUE, integer: false }),
+    logFormat: logFormatOf(a['log-format'])
+  }
+}
+
+/**
+ * The value of `--log-format` in argv (either spelling), before the arguments are parsed: the first
+ * log line (a bad argument) is already in that format.
+ * @param {string[]} argv
+ */
+function logFormatArg (argv) {
+  let flag
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--log-format') flag = argv[i + 1]
+    else if (argv[i].startsWith('--log-format=')) flag = argv[i].slice('--log-format='.length)
+  }
+  try {
+    return logFormatOf(flag)
+  } catch {
+    return 'text' // parseCli reports it
   }
 }
 
@@ -374,7 +414,7 @@ export function startInfoOf (cfg, source) {
 }
 
 export async function main (argv = process.argv.slice(2)) {
-  const log = createLog()
+  const log = createLog(process.stderr, { format: logFormatArg(argv) })
   let cfg
   try {
     cfg = parseCli(argv)
@@ -398,6 +438,8 @@ export async function main (argv = process.argv.slice(2)) {
   let sender
   /** @type {Journal|null} */
   let journal = null
+  /** @type {Recorder|null} */
+  let recorder = null
   if (cfg.watchParent) {
     watchParent({
       onGone: (pid) => {
@@ -415,10 +457,19 @@ export async function main (argv = process.argv.slice(2)) {
   let source
   try {
     if (cfg.journal !== null) journal = new Journal({ ...cfg.journal, log }).open()
-    source = openSource({ source: cfg.source, ...cfg.sourceOptions, log })
+    if (cfg.recordDir !== null) {
+      if (cfg.source === 'synthetic' || cfg.source === 'tardis-machine') {
+        log(`--record-dir ${cfg.recordDir}: ${cfg.source} receives no raw exchange messages: nothing is recorded`)
+      } else {
+        recorder = new Recorder({ dir: cfg.recordDir, log })
+        log(`recording: raw messages to ${cfg.recordDir}/<exchange>/<exchange>-<YYYY-MM-DDTHH>.gz (UTC hour of the local receive time)`)
+      }
+    }
+    source = openSource({ source: cfg.source, ...cfg.sourceOptions, recorder, log })
     sender = new Sender({ endpoint: cfg.endpoint, sndhwm: cfg.sndhwm, sndbuf: cfg.sndbuf, lingerMs: cfg.lingerMs, curve, busy: cfg.whenBusy, journal, log })
   } catch (e) {
     journal?.close()
+    await recorder?.close()
     log(`cannot start: ${e.message}`)
     log(`summary ${JSON.stringify({ reason: 'error', error: e.message })}`)
     return 1
@@ -431,6 +482,15 @@ export async function main (argv = process.argv.slice(2)) {
     journal,
     log
   })
+  const exchanges = startInfoOf(cfg, source).exchanges
+  /** @type {IngestMetrics|null} */
+  let metrics = null
+  /** @type {import('./metrics.js').MetricsServer|null} */
+  let metricsServer = null
+  if (cfg.metricsAddress !== null) {
+    metrics = new IngestMetrics({ batcher, sender, source, exchanges, journal, recorder, downS: cfg.healthDownS, info: { session, source: cfg.source, version: INGESTER_VERSION } })
+    metricsServer = await startMetricsServer({ address: cfg.metricsAddress, metrics, log })
+  }
   const controller = new AbortController()
   let signals = 0
   const onSignal = (sig) => {
@@ -451,11 +511,14 @@ export async function main (argv = process.argv.slice(2)) {
     sender,
     signal: controller.signal,
     ledgerIntervalMs: cfg.ledgerIntervalMs,
+    recorder,
     log,
     startInfo: startInfoOf(cfg, source)
   })
   const seconds = (performance.now() - t0) / 1000
+  if (metrics !== null) metrics.ended = true
   journal?.close()
+  const recording = recorder === null ? undefined : await closeRecorder(recorder, cfg.lingerMs, log)
   if (!result.endDelivered && !sender.lastJournalOnly) log(`the processor at ${cfg.endpoint} did not confirm the end frame within ${cfg.lingerMs} ms (is it running?)`)
   const summary = {
     session,
@@ -464,10 +527,30 @@ export async function main (argv = process.argv.slice(2)) {
     seconds: Math.round(seconds * 1000) / 1000,
     counts: result.counts,
     sender: { ...sender.stats, blockedMs: Math.round(sender.stats.blockedMs) },
-    source: source.stats
+    source: source.stats,
+    ...(recording === undefined ? {} : { recording }),
+    ...(metricsServer === null ? {} : { metrics: { address: metricsServer.address, bind_errors: metricsServer.bindErrors } })
   }
   log(`summary ${JSON.stringify(summary)}`)
+  await metricsServer?.close()
   return result.reason === 'error' ? 1 : 0
+}
+
+/**
+ * Writes what the recorder holds and closes its files (complete gzip files), waiting at most
+ * max(timeoutMs, 10 s); its counts for the summary.
+ * @param {Recorder} recorder @param {number} timeoutMs @param {import('./log.js').Log} log
+ */
+async function closeRecorder (recorder, timeoutMs, log) {
+  const waitMs = Math.max(timeoutMs, 10_000)
+  let timer
+  const closed = await Promise.race([
+    recorder.close().then(() => true),
+    new Promise((resolve) => { timer = setTimeout(() => resolve(false), waitMs) })
+  ])
+  clearTimeout(timer)
+  if (!closed) log(`recording: not all written within ${waitMs} ms; the last block may be missing from its file`)
+  return { ...recorder.stats, by_exchange: recorder.countsByExchange() }
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('/src/cli.js')) {
@@ -477,7 +560,7 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
     // source left timers or sockets behind (tardis-dev back-off, its REST polling), exit anyway.
     setTimeout(() => process.exit(code), 2000).unref()
   }, (e) => {
-    process.stderr.write(`ingest: fatal: ${e?.stack ?? e}\n`)
+    createLog(process.stderr, { format: logFormatArg(process.argv.slice(2)) }).error(`fatal: ${e?.stack ?? e}`)
     process.exit(1)
   })
 }

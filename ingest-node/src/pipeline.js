@@ -60,10 +60,12 @@ export function ledgerCounts (batcher, source, log = silentLog) {
  * @param {AbortSignal} [p.signal] abort = stop now, end frame with reason source_closed
  * @param {number} [p.closeTimeoutMs] how long to wait for the end frame to reach ZeroMQ (default: the sender's linger)
  * @param {number} [p.ledgerIntervalMs] a `ledger` frame this often (default 0 = none)
+ * @param {{busy: boolean, whenDrained: () => Promise<void>}|null} [p.recorder] with a recording
+ *   (--record-dir): while too much of it waits to be written, pulling from the source waits too
  * @param {import('./log.js').Log} [p.log]
  * @returns {Promise<PipelineResult>}
  */
-export async function runPipeline ({ source, batcher, sender, startInfo, signal, closeTimeoutMs, ledgerIntervalMs = 0, log = silentLog }) {
+export async function runPipeline ({ source, batcher, sender, startInfo, signal, closeTimeoutMs, ledgerIntervalMs = 0, recorder = null, log = silentLog }) {
   batcher.start({ ingester_version: INGESTER_VERSION, ...startInfo }).catch(() => {})
   const counts = () => ledgerCounts(batcher, source, log)
   /** @type {PipelineResult['reason']} */
@@ -138,6 +140,10 @@ export async function runPipeline ({ source, batcher, sender, startInfo, signal,
           throw e
         }
         if (ledgerDue) sendLedger()
+        if (recorder !== null && recorder.busy) {
+          await recorder.whenDrained()
+          if (stopped) return
+        }
       }
     } catch (e) {
       if (stopped) return

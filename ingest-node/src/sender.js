@@ -79,6 +79,16 @@ export class Sender {
     let handshaken = curve === null
     this.sock.events.on('handshake', () => { handshaken = true })
     this.peerGone = new Promise((resolve) => { this.sock.events.on('disconnect', () => { if (handshaken) resolve(true) }) })
+    /** whether a processor is connected now (metrics, /health), and since when it is not (ms, wall time) */
+    this.peerConnected = false
+    this.peerDownSinceMs = Date.now()
+    this.sock.events.on('connect', () => { this.peerConnected = true })
+    this.sock.events.on('disconnect', () => {
+      if (this.peerConnected) this.peerDownSinceMs = Date.now()
+      this.peerConnected = false
+    })
+    /** @type {((type: string, bytes: number, rows: number, blockedMs: number) => void)|null} called for each frame ZeroMQ took (metrics) */
+    this.onSent = null
     let handshakeLogged = false
     const onHandshakeError = (/** @type {any} */ ev) => {
       this.stats.handshakeErrors++
@@ -122,6 +132,7 @@ export class Sender {
   /** @param {import('./batcher.js').PendingFrame | Buffer} frame */
   async _sendNow (frame) {
     const buf = Buffer.isBuffer(frame) ? frame : frame.build()
+    let blockedMs = 0
     if (this.sock.writable) {
       this._lastJournalOnly = false
       await this.sock.send(buf)
@@ -140,11 +151,17 @@ export class Sender {
       const t0 = process.hrtime.bigint()
       this.stats.blockedSends++
       await this.sock.send(buf)
-      this.stats.blockedMs += Number(process.hrtime.bigint() - t0) / 1e6
+      blockedMs = Number(process.hrtime.bigint() - t0) / 1e6
+      this.stats.blockedMs += blockedMs
     }
     this.stats.frames++
     this.stats.bytes += buf.length
     if (!Buffer.isBuffer(frame)) this.stats.rows[frame.type] = (this.stats.rows[frame.type] ?? 0) + frame.n
+    if (this.onSent !== null) {
+      try {
+        this.onSent(Buffer.isBuffer(frame) ? 'raw' : frame.type, buf.length, Buffer.isBuffer(frame) ? 0 : frame.n, blockedMs)
+      } catch {}
+    }
   }
 
   /** Whether the last frame (after close(): the end frame) went to the journal only. */

@@ -261,5 +261,7 @@ export function openCombined ({ open, streams, order, log = silentLog, highWater
       yield m
     }
   }
-  return { stats, dataTypes, unavailable, streams: info, ledgerCounts, [Symbol.asyncIterator]: () => run() }
+  /** each exchange's own ledger counts (what its source yielded into the merge), by exchange (metrics) */
+  const ledgerCountsByExchange = () => Object.fromEntries(parts.map((p) => [p.exchange, typeof p.source.ledgerCounts === 'function' ? p.source.ledgerCounts() : {}]))
+  return { stats, dataTypes, unavailable, streams: info, ledgerCounts, ledgerCountsByExchange, [Symbol.asyncIterator]: () => run() }
 }

@@ -8,6 +8,9 @@
 // - every raw exchange message the feed deserialized is counted (`onMessage`), so that a replay can
 //   compare what its server sent with what tardis-dev received.
 // - optionally (replays) the feed's REST base URL (`httpURL`) points elsewhere.
+// - optionally (`record`, --record-dir) every raw message the feed deserialized, and every manual
+//   snapshot it fetched over REST (Binance's `<sym>@depthSnapshot`, pushed to its manualSnapshotsBuffer),
+//   is handed to a recorder as it arrives, before normalization (recorder.js).
 // - once the stream is over (`counters.released`), tardis-dev's wait for the first two messages of a
 //   connection ends: `_onConnectionEstabilished` polls `_receivedMessagesCount` every 100 ms and never
 //   gives up, so a connection that got fewer (a replay with nothing for the symbols) kept the process alive.
@@ -21,20 +24,25 @@ import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
  * @property {number} snapshotFailures manual snapshot fetches that failed (each one closed its connection)
  * @property {string|null} lastSnapshotError
  * @property {boolean} released the stream is over: tardis-dev's connections stop waiting for messages
+ * @property {number} lastMessageMs wall time (ms) of the last raw message (0: none yet)
+ * @property {number} recordErrors raw messages the recorder threw on (not recorded; the feed goes on)
  */
 
 /** @returns {FeedCounters} */
-export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSnapshotError: null, released: false })
+export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSnapshotError: null, released: false, lastMessageMs: 0, recordErrors: 0 })
 
 /**
  * Wraps one WebSocket feed's `onMessage` and `provideManualSnapshots` (instance properties over
  * tardis-dev's methods, which are still called). Objects without them (REST pollers) are left alone.
+ * With `record`, each raw message (and each manual snapshot as tardis-dev will yield it) goes to it
+ * first; a record that throws is counted in `counters.recordErrors`, never breaks the feed.
  * @template T
  * @param {T} feed
  * @param {FeedCounters} counters
+ * @param {((msg: any) => void)|undefined} [record]
  * @returns {T}
  */
-export function patchConnection (feed, counters) {
+export function patchConnection (feed, counters, record) {
   const f = /** @type {any} */ (feed)
   if (typeof f.onMessage !== 'function' || typeof f.provideManualSnapshots !== 'function') return feed
   const onMessage = f.onMessage
@@ -46,9 +54,28 @@ export function patchConnection (feed, counters) {
     get: () => (counters.released ? Number.MAX_SAFE_INTEGER : count),
     set: (v) => { count = v }
   })
+  const keep = record === undefined
+    ? null
+    : (msg) => {
+        try {
+          record(msg)
+        } catch {
+          counters.recordErrors++
+        }
+      }
   f.onMessage = function (msg) {
     counters.received++
+    counters.lastMessageMs = Date.now()
+    if (keep !== null) keep(msg)
     return onMessage.call(this, msg)
+  }
+  if (keep !== null && Array.isArray(f.manualSnapshotsBuffer)) {
+    // tardis-dev pushes each REST snapshot here and yields it after the next WebSocket message
+    const buffer = f.manualSnapshotsBuffer
+    buffer.push = function (...items) {
+      for (const item of items) keep(item)
+      return Array.prototype.push.apply(this, items)
+    }
   }
   f.provideManualSnapshots = async function (...args) {
     try {
@@ -66,21 +93,22 @@ export function patchConnection (feed, counters) {
 /**
  * A subclass of tardis-dev's feed class with the patch applied.
  * @param {any} Feed tardis-dev's real-time feed class (getRealTimeFeedFactory)
- * @param {{counters: FeedCounters, restUrl?: string}} options restUrl: replaces the feed's REST base URL
+ * @param {{counters: FeedCounters, restUrl?: string, record?: (msg: any) => void}} options restUrl: replaces
+ *   the feed's REST base URL; record: gets every raw message and manual snapshot
  * @returns {any}
  */
-export function patchedFeedClass (Feed, { counters, restUrl }) {
+export function patchedFeedClass (Feed, { counters, restUrl, record }) {
   const multi = typeof Feed.prototype._getRealTimeFeeds === 'function'
   class PatchedFeed extends Feed {
     constructor (...args) {
       super(...args)
       if (restUrl !== undefined && 'httpURL' in this) this.httpURL = restUrl
-      if (!multi) patchConnection(this, counters)
+      if (!multi) patchConnection(this, counters, record)
     }
   }
   if (multi) {
     PatchedFeed.prototype._getRealTimeFeeds = function * (...args) {
-      for (const feed of Feed.prototype._getRealTimeFeeds.apply(this, args)) yield patchConnection(feed, counters)
+      for (const feed of Feed.prototype._getRealTimeFeeds.apply(this, args)) yield patchConnection(feed, counters, record)
     }
   }
   return PatchedFeed
@@ -89,7 +117,7 @@ export function patchedFeedClass (Feed, { counters, restUrl }) {
 /**
  * Installs the patched class as tardis-dev's feed factory of `exchange`.
  * @param {string} exchange
- * @param {{counters: FeedCounters, restUrl?: string}} options
+ * @param {{counters: FeedCounters, restUrl?: string, record?: (msg: any) => void}} options
  * @returns {() => void} undo: puts the previous factory back (unless another patch replaced ours since)
  */
 export function installFeedPatch (exchange, options) {

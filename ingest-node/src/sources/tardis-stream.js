@@ -45,6 +45,8 @@ export function wssUrlOf (exchange) {
  * @property {() => boolean} [ignoreErrors] errors are expected now (e.g. replay over): count, do not act
  * @property {string} [restUrl] replaces the REST base URL of tardis-dev's feed (replays: the replay server)
  * @property {string} [label] name used in log and error text
+ * @property {{write: (exchange: string, msg: any) => void}|null} [recorder] gets every raw message
+ *   tardis-dev's feed receives (and its REST manual snapshots), before normalization (--record-dir)
  * @property {import('../log.js').Log} [log]
  */
 
@@ -99,7 +101,7 @@ export function describeError (err) {
  */
 export function tardisStream ({
   exchange, symbols, dataTypes = ['trade'], bookDepth = 10, bookIntervalMs = 100, timeoutIntervalMS = 10000,
-  maxEmptyConnections = 5, ignoreErrors = () => false, restUrl, label = 'tardis-realtime', log = silentLog
+  maxEmptyConnections = 5, ignoreErrors = () => false, restUrl, label = 'tardis-realtime', recorder = null, log = silentLog
 }) {
   if (typeof exchange !== 'string' || exchange === '') throw new Error(`${label}: an exchange is required`)
   if (!Array.isArray(symbols) || symbols.length === 0) throw new Error(`${label}: at least one symbol is required for ${exchange}`)
@@ -128,7 +130,10 @@ export function tardisStream ({
     /** @type {Record<string, number>} messages yielded per type (disconnects included) */
     normalized: {},
     /** the patched feed's counters: raw messages received, failed manual snapshots */
-    feed
+    feed,
+    /** wall time (ms) of the last disconnect yielded (0: none); the connection is down while no raw
+     * message came after it (feed.lastMessageMs) */
+    lastDisconnectMs: 0
   }
   /** @param {string} type */
   const yielded = (type) => { stats.normalized[type] = (stats.normalized[type] ?? 0) + 1 }
@@ -153,7 +158,8 @@ export function tardisStream ({
   }
 
   async function * run () {
-    const undoPatch = installFeedPatch(exchange, { counters: feed, restUrl })
+    const record = recorder === null ? undefined : (/** @type {any} */ msg) => recorder.write(exchange, msg)
+    const undoPatch = installFeedPatch(exchange, { counters: feed, restUrl, record })
     try {
       yield * messagesOf(streamNormalized({ exchange, symbols, withDisconnectMessages: true, timeoutIntervalMS, onError }, ...normalizers))
     } finally {
@@ -172,6 +178,7 @@ export function tardisStream ({
           return
         }
         stats.disconnects++
+        stats.lastDisconnectMs = Date.now()
         if (!dataSeen && ++emptyConnections >= maxEmptyConnections && !ignoreErrors()) {
           yield {
             type: 'end',

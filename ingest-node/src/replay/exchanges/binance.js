@@ -33,6 +33,7 @@ export const createRecordingState = (inventory = null) => ({ lastDepthSymbol: nu
 export const scannedTypes = ['book_snapshot']
 
 const STREAM_KEY = '{"stream":"'
+const SNAPSHOT_SUFFIX = '@depthSnapshot'
 
 /**
  * Which symbols the recording has a depth snapshot for (string checks on the lines, no JSON.parse), the
@@ -110,6 +111,16 @@ export function createSession (shared) {
     },
     route (rec) {
       const data = rec.data
+      if (typeof data.stream === 'string' && data.stream.endsWith(SNAPSHOT_SUFFIX) && data.data?.lastUpdateId !== undefined) {
+        // a manual snapshot as tardis-dev yielded it (our own recordings, --record-dir): its symbol
+        // is in the stream name; served like an unwrapped REST snapshot line of that symbol
+        const symbol = data.stream.slice(0, -SNAPSHOT_SUFFIX.length)
+        const body = JSON.stringify(data.data)
+        const payload = data.data.T === undefined ? `{"T":${Math.round(rec.tsUs)},${body.slice(1)}` : body
+        shared.snapshots.set(symbol, payload)
+        const wanted = [...subscriptions].some((s) => s.startsWith(`${symbol}@depth`))
+        return wanted ? `{"stream":"${symbol}@depthSnapshot","generated":true,"data":${payload}}` : null
+      }
       if (typeof data.stream === 'string') {
         const at = data.stream.indexOf('@depth')
         if (at > 0) shared.lastDepthSymbol = data.stream.slice(0, at)
