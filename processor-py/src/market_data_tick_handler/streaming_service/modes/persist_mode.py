@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...config import BigQueryConfig, ConfigError, PersistConfig, StreamingConfig
 from ..bigquery_client import (
@@ -41,8 +41,12 @@ from ..bigquery_client import (
 )
 from ..candle_processor import CandleBatch, ClosedCandles, Stamps
 from ..ledger import Entry, sink_entry
+from ..metrics.recorders import closes_of
 from ..sinks import Backlog, FrameOutput
 from ..sinks.spill import Spill, folder_name
+
+if TYPE_CHECKING:
+    from ..metrics.recorders import CloseLag, WriteTimer
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 10.0
@@ -151,6 +155,10 @@ class PersistMode:
         }
         self._position: int | None = None  # the journal position of the output being added
         self._skip_through: int | None = None  # recovering: outputs up to here are written already
+        #: metrics (``metrics/``; None when off): each append's duration; the candle close lag when no
+        #: serve sink publishes (then taken when the rows are queued)
+        self.write_timer: WriteTimer | None = None
+        self.close_lag: CloseLag | None = None
 
     @classmethod
     def from_config(cls, config: StreamingConfig, option: str | None = None) -> PersistMode:
@@ -199,6 +207,8 @@ class PersistMode:
             return
         self._position = output.position
         self._add(output.blocks())
+        if self.close_lag is not None:
+            self.close_lag.observe(closes_of(output.batches))
 
     def _rows_of(self, output: FrameOutput) -> int:
         """How many rows ``output`` makes in this sink's tables."""
@@ -328,7 +338,17 @@ class PersistMode:
 
     # -- the backlog's delivery (sinks/backlog.py) ----------------------------------------------------
     async def send(self, batch: RowBatch) -> bool:
-        return await asyncio.to_thread(self.sink.append, batch)
+        started, outcome = time.perf_counter(), "refused"
+        try:
+            written = await asyncio.to_thread(self.sink.append, batch)
+            outcome = "ok"
+            return written
+        except (WriteFailed, asyncio.CancelledError):
+            outcome = "failed"
+            raise
+        finally:
+            if self.write_timer is not None:
+                self.write_timer.observe(time.perf_counter() - started, outcome)
 
     def sent(self, batch: RowBatch, written: bool) -> None:
         self.stats["rows_written"] += len(batch.rows)

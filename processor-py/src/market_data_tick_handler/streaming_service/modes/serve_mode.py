@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +34,7 @@ from ..keys import candle_channels, candle_latest_key, candle_stream_key, record
 from ..ledger import Entry as LedgerEntry
 from ..ledger import sink_entry
 from ..messages import candle_payloads, record_message
+from ..metrics.recorders import closes_of
 from ..sinks import Backlog, FrameOutput
 from ..transport import (
     Entry,
@@ -44,6 +46,9 @@ from ..transport import (
     Transport,
     parse_entry_id,
 )
+
+if TYPE_CHECKING:
+    from ..metrics.recorders import CloseLag, WriteTimer
 
 log = logging.getLogger(__name__)
 CHUNK = 50  # candles per write: Redis takes one chunk while the next is serialised
@@ -82,7 +87,7 @@ class _Frame:
     """One frame's output for Redis: its entries in chunks, serialised as they are first sent (Redis
     takes one chunk while the next is written) and kept, so that a retry sends the very same entries."""
 
-    __slots__ = ("_made", "_nbytes", "_rest", "candles", "position", "records")
+    __slots__ = ("_made", "_nbytes", "_rest", "candles", "closes", "position", "records")
 
     def __init__(
         self, chunks: Iterable[Sequence[Entry]], candles: int, records: int, position: int | None = None
@@ -93,6 +98,7 @@ class _Frame:
         self.candles = candles
         self.records = records
         self.position = position  # the journal position of the frame it came from
+        self.closes: list[tuple[str, str, int, int]] = []  # for the close lag metric (metrics on)
 
     def __iter__(self) -> Iterator[Sequence[Entry]]:
         yield from list(self._made)
@@ -182,6 +188,9 @@ class ServeMode:
         }
         self._skip_through: int | None = None  # recovering: outputs up to here were published
         self._tops: dict[str, tuple[int, int] | None] | None = None  # recovering: each stream's newest id
+        #: metrics (``metrics/``; None when off): each round trip's duration, and candle close lag
+        self.write_timer: WriteTimer | None = None
+        self.close_lag: CloseLag | None = None
 
     @classmethod
     def from_config(cls, config: StreamingConfig, option: str | None = None) -> ServeMode:
@@ -228,7 +237,10 @@ class ServeMode:
             await self._accept_recovering(output)
             return
         chunks = itertools.chain(self._candle_entries(output), self._record_entries(records))
-        await self.backlog.deliver(_Frame(chunks, candles, len(records), output.position))
+        frame = _Frame(chunks, candles, len(records), output.position)
+        if self.close_lag is not None:
+            frame.closes = closes_of(output.batches)
+        await self.backlog.deliver(frame)
 
     async def _accept_recovering(self, output: FrameOutput) -> None:
         """``accept`` while the journal is replayed after a crash: an output the last checkpoint says was
@@ -302,8 +314,18 @@ class ServeMode:
         """One round trip, with a deadline: a Redis that accepts the connection but does not answer (frozen,
         or swapping) must not stall the processor. Past ``reply_timeout_ms`` the transport drops the
         connection (a fresh one is made for the next try) and the frame goes to the backlog."""
-        async with asyncio.timeout(self.config.reply_timeout_ms / 1000):
-            return await self.transport.publish_many(frame)
+        started, outcome = time.perf_counter(), "refused"
+        try:
+            async with asyncio.timeout(self.config.reply_timeout_ms / 1000):
+                result = await self.transport.publish_many(frame)
+            outcome = "ok"
+            return result
+        except (ConnectionError, TimeoutError, OSError, asyncio.CancelledError):
+            outcome = "failed"
+            raise
+        finally:
+            if self.write_timer is not None:
+                self.write_timer.observe(time.perf_counter() - started, outcome)
 
     def sent(self, frame: _Frame, result: PublishResult) -> None:
         s = self.stats
@@ -311,6 +333,8 @@ class ServeMode:
         s["records_published"] += frame.records
         s["messages_published"] += sum(len(e.channels) for chunk in frame.chunks for e in chunk)
         s["round_trips"] += 1
+        if self.close_lag is not None and frame.closes:
+            self.close_lag.observe(frame.closes)
         if result.duplicates:
             if not s["stream_duplicates"]:
                 log.warning(

@@ -1,0 +1,137 @@
+"""``/health`` (``streaming_service/metrics/health.py``): 200 while the pipeline works, 503 naming each of
+the three reasons: a subscribed stream stale on the wall clock, a sink's backlog (memory and spill) over
+``health.backlog_limit_mb``, the ingester down (spawned: exited without ending its session; standalone:
+silent for ``health.ingester_silent_s``). Fakes stand in for the service and the sinks; the clock is the
+test's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from types import SimpleNamespace
+
+from market_data_tick_handler.config import config_from_dict
+from market_data_tick_handler.streaming_service.metrics.health import Health
+from market_data_tick_handler.streaming_service.metrics.server import MetricsServer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _config(spawn: bool = True):
+    return config_from_dict(
+        {
+            "ingest": {"source": "tardis-realtime", "exchange": "binance", "symbols": ["btcusdt", "ethusdt"],
+                       "spawn": spawn},
+            "health": {"stale_after_s": 60, "backlog_limit_mb": 1, "ingester_silent_s": 30},
+        }
+    )  # fmt: skip
+
+
+def _service(config, ingester=None):
+    handler = SimpleNamespace(ticks_by_symbol={}, counts=Counter())
+    streams = config.ingest.streams()
+    return SimpleNamespace(handler=handler, streams=streams, ingester=ingester, end_header=None, sinks=[])
+
+
+def _tick(service, key: str, n: int = 1) -> None:
+    service.handler.ticks_by_symbol.setdefault(key, Counter())["trade"] += n
+    service.handler.counts["frames_received"] += 1
+
+
+def test_a_stream_without_a_message_for_stale_after_s_of_wall_time_is_unhealthy_naming_it():
+    config, clock = _config(), Clock()
+    service = _service(config)
+    health = Health(config, service, lambda: [], clock)
+    assert health.report().ok
+    clock.t += 45
+    _tick(service, "binance:BTCUSDT")  # btcusdt heard from at 45 s; ethusdt never
+    health.sample()
+    clock.t += 16  # 61 s after the start: ethusdt stale, btcusdt silent for 16 s only
+    report = health.report()
+    assert not report.ok
+    assert report.reasons == ["stale_stream: binance ethusdt: no message for 61 s (health.stale_after_s 60)"]
+    assert report.silence == {("binance", "btcusdt"): 16.0, ("binance", "ethusdt"): 61.0}
+    _tick(service, "binance:ETHUSDT")
+    assert health.report().ok  # heard from again
+
+
+def test_a_sink_holding_more_than_backlog_limit_mb_in_memory_and_spill_is_unhealthy():
+    config, clock = _config(), Clock()
+    spill = SimpleNamespace(stats={"spilled_bytes": 0})
+    sink = SimpleNamespace(name="persist", backlog=SimpleNamespace(nbytes=600_000), spill=spill)
+    health = Health(config, _service(config), lambda: [sink], clock)
+    assert health.report().ok  # 0.6 MB of a 1 MB limit
+    sink.spill.stats["spilled_bytes"] = 400_001  # 1,000,001 bytes in all
+    report = health.report()
+    assert report.reasons == [
+        "backlog: persist holds 1000001 bytes waiting (memory 600000, disk 400001), over"
+        " health.backlog_limit_mb 1"
+    ]
+
+
+def test_a_spawned_ingester_that_exited_without_ending_its_session_is_down_one_that_ended_it_is_not():
+    config, clock = _config(), Clock()
+    ingester = SimpleNamespace(returncode=None)
+    service = _service(config, ingester)
+    health = Health(config, service, lambda: [], clock)
+    assert health.report().ok
+    ingester.returncode = 1
+    assert health.report().reasons == [
+        "ingester_down: the ingester exited with code 1 without ending its session"
+    ]
+    service.end_header = {"reason": "replay_finished"}
+    assert health.report().ok
+
+
+def test_a_standalone_ingester_silent_for_ingester_silent_s_is_down():
+    config, clock = _config(spawn=False), Clock()
+    service = _service(config)
+    health = Health(config, service, lambda: [], clock)
+    clock.t += 20
+    service.handler.counts["frames_received"] += 1  # a ledger frame: no ticks, but the ingester is up
+    health.sample()
+    clock.t += 30
+    assert health.report().ok  # 30 s since its last frame: not over 30
+    clock.t += 1
+    (reason,) = [r for r in health.report().reasons if r.startswith("ingester_down")]
+    assert reason == (
+        "ingester_down: no frame from the ingester (ingest.spawn: false) for 31 s"
+        " (health.ingester_silent_s 30)"
+    )
+
+
+def test_health_over_http_is_503_with_the_reasons_as_json():
+    config = config_from_dict({"health": {"backlog_limit_mb": 1}, "metrics": {"address": "127.0.0.1:0"}})
+    sink = SimpleNamespace(name="instruments", backlog=SimpleNamespace(nbytes=2_000_000), spill=None,
+                           get_stats=lambda: {})  # fmt: skip
+
+    async def main():
+        server = MetricsServer(config, None, [sink])
+        server.start()
+        host, _, port = server.address.rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await reader.read()
+        writer.close()
+        closed = server.close()
+        return raw, closed
+
+    raw, closed = asyncio.run(main())
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"Content-Type: application/json" in head
+    got = json.loads(body)
+    assert got["status"] == "unhealthy"
+    assert got["reasons"] == [
+        "backlog: instruments holds 2000000 bytes waiting (memory 2000000, disk 0), over"
+        " health.backlog_limit_mb 1"
+    ]
+    assert "mdth_healthy 0.0" in closed["exposition"]
+    assert 'mdth_unhealthy{kind="backlog"} 1.0' in closed["exposition"]
