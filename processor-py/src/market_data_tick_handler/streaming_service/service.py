@@ -9,7 +9,9 @@ queueing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import os
 import signal
 import tempfile
@@ -52,7 +54,9 @@ INGESTER_DRAIN_S = 3.0  # after the ingester exits, how long frames may still tr
 RESTART_FIRST_S, RESTART_MAX_S = 1.0, 30.0  # a live ingester that died starts again after this back-off
 RESTART_RESET_S = 60.0  # an ingester that ran this long starts the back-off afresh
 LIVE_SOURCES = ("tardis-realtime", "tardis-machine")
-STOP_DRAIN_S = 10.0  # on a stop, how long to wait for the ingester's end frame
+STOP_DRAIN_S = 10.0  # on a stop, how long to wait for the ingester's end frame (at most half the time left)
+INGESTER_EXIT_S = 10.0  # after its end frame, how long the ingester may take to exit
+CLOSE_GRACE_S = 1.0  # a sink's close past its bounded timeout (a write in flight) before it is abandoned
 
 
 def mono_us() -> int:
@@ -129,6 +133,13 @@ class StreamingService:
         #: the journal and checkpoints (``recovery.py``), when ``ingest.journal.enabled``
         self.recovery = Recovery(config) if config.ingest.journal.enabled else None
         self._journal_looked = 0.0  # when the processor last looked in the journal for what ZeroMQ lacks
+        #: on a stop (signal or --duration): the monotonic time by which the run must be over
+        #: (``shutdown.timeout_s`` after the stop); every wait of the stop is bounded by it
+        self.stop_deadline: float | None = None
+        self.signals = 0  # SIGINT/SIGTERM received
+        self._drain_s = 0.0  # how long the stop waits for the ingester's end frame
+        #: what each sink could not write by the stop deadline (``_unwritten``), set at the end
+        self.unwritten: dict[str, dict[str, int]] = {}
 
     def _recent_candles_reader(self) -> tuple[Callable[[int], RecentCandles], str]:
         """Where a warm-up reads persist mode's tables (the store persist mode would write to: BigQuery,
@@ -192,7 +203,7 @@ class StreamingService:
         log.info("processor listening on %s (clock: %s)", endpoint, self.handler.settings.clock)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(sig, self.on_signal, sig)
         try:
             for sink in self.sinks:
                 await sink.start()
@@ -204,9 +215,9 @@ class StreamingService:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             if self.ingester is not None:
-                await self.ingester.stop()
+                await self.ingester.stop(timeout=self.time_left(5.0))
             for sink in self.sinks:
-                await sink.close()
+                await self._close_sink(sink)
             if self.recovery is not None:
                 self._close_journal()
             sock.close()
@@ -214,7 +225,8 @@ class StreamingService:
             ctx.term()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
-        return self._close_ledger(code)
+        code = self._close_ledger(code)
+        return self._stop_outcome(code)
 
     async def _start_and_loop(self, sock: zmq.asyncio.Socket, endpoint: str) -> int:
         if self._read_recent is not None and not self._warm_at_first_tick:
@@ -257,7 +269,13 @@ class StreamingService:
             if self._stop.is_set() and stop_by is None:
                 stop_by = self._request_stop()
             if stop_by is not None and time.monotonic() > stop_by:
-                log.warning("the ingester did not end its session within %.0f s of the stop", STOP_DRAIN_S)
+                if self.ingester is not None:  # ours, and it sent no end frame: close its session here
+                    log.warning(
+                        "the ingester did not end its session within %.1f s of the stop: closing the open"
+                        " candles here",
+                        self._drain_s,
+                    )
+                    await self._finish_here()
                 break
             deadline = self.handler.next_deadline_us()
             wait_ms = 1000 if deadline is None else max(0, min(1000, (deadline - now_us()) // 1000 + 1))
@@ -283,6 +301,7 @@ class StreamingService:
                     exited_at = None
                     if stop_by is not None:
                         log.warning("the ingester exited on the stop without ending its session")
+                        await self._finish_here()
                         break
                     if not await self._ingester_died():
                         return 1
@@ -505,8 +524,108 @@ class StreamingService:
 
     def stop(self) -> None:
         """End the run as SIGINT/SIGTERM do: the ingester is asked to end its session, open candles close
-        as partial, every sink is closed and the ledger is drawn up."""
+        as partial, every sink is closed and the ledger is drawn up, all within ``shutdown.timeout_s``
+        (``stop_deadline``)."""
+        if self.stop_deadline is None:
+            self.stop_deadline = time.monotonic() + self.config.shutdown.timeout_s
         self._stop.set()
+
+    def on_signal(self, sig: int) -> None:
+        """SIGINT/SIGTERM: the first one stops the run (``stop``); a second one during the stop abandons
+        it: what is still unwritten is logged and the process exits at once with 128 + the signal
+        (130 SIGINT, 143 SIGTERM), the ingester killed."""
+        self.signals += 1
+        name = signal.Signals(sig).name
+        if self.signals == 1:
+            log.info(
+                "%s: stopping within %g s (shutdown.timeout_s); a second signal abandons the stop",
+                name,
+                self.config.shutdown.timeout_s,
+            )
+            self.stop()
+            return
+        log.error("%s again during the stop: exiting now; abandoned: %s", name, self._abandoned())
+        if self.ingester is not None:
+            self.ingester.request_stop()  # it also exits when its parent is gone (--watch-parent)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(128 + int(sig))
+
+    def _abandoned(self) -> str:
+        """What a stop abandoned now leaves unwritten: per sink, what it was handed and where that is
+        (its ledger lines that are not all written), and the trades of candles not closed yet."""
+        parts = []
+        for sink in self.sinks:
+            for e in sink.ledger_entries(self.handed):
+                done = e.accounted - e.parts.get("waiting", 0)
+                if done != e.expected:
+                    where = _counts({k: v for k, v in e.parts.items() if v})
+                    parts.append(
+                        f"{sink.name}: {e.what} {e.expected - done} of {e.expected} not written ({where})"
+                    )
+        still_open = sum(e.open_trades for e in self.handler.engines.values())
+        if still_open:
+            parts.append(f"{still_open} trades in candles not closed")
+        return "; ".join(parts) or "nothing unwritten"
+
+    def time_left(self, cap: float) -> float:
+        """``cap`` seconds, or less when the stop deadline comes sooner (never below 0)."""
+        if self.stop_deadline is None:
+            return cap
+        return max(0.0, min(cap, self.stop_deadline - time.monotonic()))
+
+    async def _finish_here(self) -> None:
+        """A stop without the end frame of the ingester this processor started: the open candles close
+        as partial here (as its end frame would have closed them) and go to the sinks. (An ingester that
+        runs on its own, ``ingest.spawn: false``, goes on with its session: its open candles stay open,
+        in the ledger's "in open candles", for a processor started again from the journal.)"""
+        local = now_us()
+        await self._publish(self.handler.finish(), [], local)
+
+    async def _close_sink(self, sink: Sink) -> None:
+        """``sink.close()``; on a stop its own close timeout is cut to the time left before the deadline
+        (a sink with ``config.close_timeout_s``), and a close still running past it (plus a grace for a
+        write in flight) is abandoned with an ERROR."""
+        if self.stop_deadline is None:
+            await sink.close()
+            return
+        left = self.time_left(math.inf)
+        cfg = getattr(sink, "config", None)
+        if dataclasses.is_dataclass(cfg) and hasattr(cfg, "close_timeout_s"):
+            changes: dict[str, float] = {"close_timeout_s": min(cfg.close_timeout_s, left)}
+            if hasattr(cfg, "request_timeout_s"):
+                changes["request_timeout_s"] = max(0.1, min(cfg.request_timeout_s, left))
+            sink.config = dataclasses.replace(cfg, **changes)  # type: ignore[attr-defined]
+        try:
+            await asyncio.wait_for(sink.close(), left + CLOSE_GRACE_S)
+        except TimeoutError:
+            log.error(
+                "%s: not closed by the stop deadline (%g s after the stop): abandoned with %s",
+                sink.name,
+                self.config.shutdown.timeout_s,
+                _counts(_waiting(sink.get_stats())) or "nothing counted as waiting",
+            )
+            self.unwritten.setdefault(sink.name, {})["abandoned"] = 1
+
+    def _stop_outcome(self, code: int) -> int:
+        """After a stop: each sink that could not write everything by the deadline is one ERROR line
+        naming the counts (the ledger has them too), and the exit code is 1 (0 when all was written)."""
+        if self.stop_deadline is None:
+            return code
+        for entry in self.ledger:
+            if entry.stage != "sinks":
+                continue
+            lost = {k: v for k, v in entry.parts.items() if k in ("lost", "waiting") and v}
+            if lost:
+                sink = entry.what.rpartition(" to ")[2]
+                self.unwritten.setdefault(sink, {}).update(
+                    {f"{entry.what.partition(' ')[0]}_{k}": v for k, v in lost.items()}
+                )
+        for sink, counts in self.unwritten.items():
+            log.error("stop: %s could not write everything by the deadline: %s", sink, _counts(counts))
+        took = self.config.shutdown.timeout_s - (self.stop_deadline - time.monotonic())
+        log.info("stopped in %.1f s (shutdown.timeout_s %g)", took, self.config.shutdown.timeout_s)
+        return 1 if self.unwritten and code == 0 else code
 
     def _request_stop(self) -> float:
         """A stop signal: the ingester is asked to end its session (its ``end`` frame closes the open
@@ -516,7 +635,9 @@ class StreamingService:
             return time.monotonic()  # nothing to wait for
         log.info("stop requested: asking the ingester to end its session")
         self.ingester.request_stop()
-        return time.monotonic() + STOP_DRAIN_S
+        # half the time left at most: the sinks need the rest to write what the end frame closes
+        self._drain_s = self.time_left(STOP_DRAIN_S) / (2 if self.stop_deadline is not None else 1)
+        return time.monotonic() + self._drain_s
 
     async def _ingester_died(self) -> bool:
         """The ingester exited without ending its session. Live: the data of every subscribed symbol is
@@ -694,7 +815,7 @@ class StreamingService:
         header = self.end_header or {}
         reason = header.get("reason")
         if self.ingester is not None:
-            code = await self.ingester.wait(timeout=10)
+            code = await self.ingester.wait(timeout=self.time_left(INGESTER_EXIT_S))
             if code not in (0, None):
                 log.error("ingester exited with code %s", code)
         self._log_progress()
@@ -776,3 +897,19 @@ class StreamingService:
             stats["elapsed_s"] = (self._end_mono - self._first_frame_mono) / 1e6
         stats["pid"] = os.getpid()
         return stats
+
+
+def _waiting(stats: dict[str, Any]) -> dict[str, int]:
+    """A sink's counts of what it holds unwritten: ``backlog_<what>`` (not the ``_max`` high-water
+    marks) and ``buffered_rows``."""
+    return {
+        k: v
+        for k, v in stats.items()
+        if isinstance(v, int)
+        and v
+        and (k == "buffered_rows" or (k.startswith("backlog_") and "max" not in k))
+    }
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
