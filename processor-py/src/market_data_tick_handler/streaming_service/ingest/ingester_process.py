@@ -80,6 +80,7 @@ def ingester_args(
     book_interval_ms: int = 100,
     session: str | None = None,
     streams: Sequence[IngestStream] = (),
+    metrics_address: str | None = None,
 ) -> list[str]:
     """The ingester's command line; ``data_types`` (wire frame types) and the book shape come from
     ``data_types`` in streaming.yaml through ``DataTypeRouter.ingester_data_types``. What it streams is
@@ -89,7 +90,10 @@ def ingester_args(
     ``ingest.journal.enabled`` it journals every frame (proto/README.md "Journal"); one the processor
     starts (``session``) still waits when ZeroMQ cannot take a frame (``--when-busy wait``: the
     back-pressure that keeps a replay from outrunning its processor), where one run on its own would
-    leave the frame in the journal and go on."""
+    leave the frame in the journal and go on. With ``metrics_address`` (``metrics.ingester_address`` when
+    ``metrics.enabled``) it serves ``/metrics`` and ``/health`` there; with ``ingest.record.enabled`` it
+    records every raw exchange message it receives under ``ingest.record.dir`` (ingest-node/README.md
+    "Recording")."""
     what = streams or (
         IngestStream(ingest.exchange, tuple(ingest.symbols), tuple(data_types), tuple(ingest.files)),
     )
@@ -126,7 +130,44 @@ def ingester_args(
         ]
         if session is not None:
             args += ["--when-busy", "wait"]
+    if ingest.record.enabled:
+        args += ["--record-dir", str(Path(ingest.record.dir).resolve())]
+    if metrics_address is not None:
+        args += ["--metrics-address", metrics_address]
     return args + list(ingest.extra_args)
+
+
+@dataclass(frozen=True, slots=True)
+class IngesterLine:
+    """One stderr line of the ingester: ``ingest: <msg>`` (text) or a JSON object ``{ts, level, logger,
+    msg}`` (``--log-format json`` / ``$MDTH_LOG_FORMAT=json``)."""
+
+    msg: str
+    level: int = logging.INFO
+
+
+def parse_ingester_line(line: str) -> IngesterLine:
+    """The message and level of an ingester stderr line in either format; anything else (a Node crash
+    trace) as it is, at INFO."""
+    if line.startswith("{"):
+        with contextlib.suppress(ValueError):
+            obj = json.loads(line)
+            if isinstance(obj, dict) and obj.get("logger") == "ingest" and isinstance(obj.get("msg"), str):
+                level = logging.getLevelName(str(obj.get("level", "INFO")).upper())
+                return IngesterLine(obj["msg"], level if isinstance(level, int) else logging.INFO)
+    return IngesterLine(line.removeprefix("ingest: "))
+
+
+def ingester_summary(line: str) -> dict[str, Any] | None:
+    """The ``summary {json}`` of an ingester stderr line (either format), or None."""
+    msg = parse_ingester_line(line).msg
+    if not msg.startswith("summary "):
+        return None
+    try:
+        summary = json.loads(msg.removeprefix("summary "))
+    except json.JSONDecodeError:
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 class IngesterProcess:
@@ -139,8 +180,10 @@ class IngesterProcess:
         book_interval_ms: int = 100,
         session: str | None = None,
         streams: Sequence[IngestStream] = (),
+        metrics_address: str | None = None,
     ) -> None:
         self.ingest = ingest
+        self.metrics_address = metrics_address
         self.session = session
         self.streams = tuple(streams)
         self.endpoint = endpoint
@@ -164,7 +207,13 @@ class IngesterProcess:
             node,
             str(script),
             *ingester_args(
-                self.ingest, self.endpoint, self.data_types, *self.book, self.session, self.streams
+                self.ingest,
+                self.endpoint,
+                self.data_types,
+                *self.book,
+                self.session,
+                self.streams,
+                self.metrics_address,
             ),
         ]
         log.info("starting ingester: %s %s", Path(node).name, " ".join(cmd[1:]))
@@ -184,10 +233,11 @@ class IngesterProcess:
             if not line:
                 continue
             self.last_lines = [*self.last_lines[-19:], line]
-            if line.startswith("ingest: summary "):
-                with contextlib.suppress(json.JSONDecodeError):
-                    self.summary = json.loads(line.removeprefix("ingest: summary "))
-            log.info("%s", line.removeprefix("ingest: "))
+            parsed = parse_ingester_line(line)
+            summary = ingester_summary(line)
+            if summary is not None:
+                self.summary = summary
+            log.log(parsed.level, "%s", parsed.msg)
 
     @property
     def returncode(self) -> int | None:
