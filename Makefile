@@ -9,18 +9,20 @@ STAMPS := .stamps
 
 FILES ?= data/sample/binance-spot-btcusdt-trades.gz
 EXCHANGE ?= binance
-SYMBOLS ?= btcusdt
+# SYMBOL (the seeds' run-serve SYMBOL=BTC-USDT) and SYMBOLS (several: SYMBOLS=BTC-USDT,ETH-USDT) are one
+# setting, main's --symbols, which takes our form (BTC-USDT) and the exchange's (btcusdt) alike
 SYMBOL ?= BTC-USDT
+SYMBOLS ?= $(SYMBOL)
 SPEED ?= max
-# replay and run-serve hand REDIS_URL to the processor in its environment, never as an argument, so a
-# password in it stays out of the process list; give it as `REDIS_URL=... make replay` (an argument of make
-# would show in make's own)
+# replay, run-serve and run-persist hand REDIS_URL to the processor in its environment, never as an
+# argument, so a password in it stays out of the process list; give it as `REDIS_URL=... make replay` (an
+# argument of make would show in make's own)
 REDIS_URL ?= redis://localhost:6379/0
-replay run-serve: export REDIS_URL := $(REDIS_URL)
+replay run-serve run-persist: export REDIS_URL := $(REDIS_URL)
 
 BQ_PROJECT ?= local-project
 
-.PHONY: setup demo replay bq-emulator run-serve test lint bench soak vectors clean
+.PHONY: setup demo replay bq-emulator run-serve run-persist test lint bench soak vectors clean
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bqemu
 
@@ -55,8 +57,8 @@ demo: setup
 	$(PY) -m market_data_tick_handler.demo data/sample/binance-spot-btcusdt-trades.gz --speed 20 --transport $(TRANSPORT)
 
 ## REDIS_URL=redis://HOST:PORT/DB make replay FILES="a.gz b.gz" EXCHANGE=binance SYMBOLS=btcusdt SPEED=max
-## MODES: streaming.yaml's names, comma-separated: serve (Redis), persist (BigQuery candle tables), ticks
-## (BigQuery tick tables);
+## MODES: streaming.yaml's names, comma-separated: serve (Redis), persist (candle tables), ticks (tick
+## tables), or main's own mode names (streaming-candles-serve, ...);
 ## ARGS: more of main's options, e.g. ARGS="--bigquery-emulator http://127.0.0.1:9050,127.0.0.1:9060"
 MODES ?= serve
 ARGS ?=
@@ -79,7 +81,16 @@ bq-emulator: setup
 ## [REDIS_URL=...] make run-serve SYMBOL=BTC-USDT: live from the exchange (needs network and a Redis at REDIS_URL)
 run-serve: setup
 	$(PY) -m market_data_tick_handler.main --mode streaming-candles-serve --config streaming.yaml \
-	  --symbol $(SYMBOL) --exchange $(EXCHANGE) --print-candles
+	  --symbols $(SYMBOLS) --exchange $(EXCHANGE) --print-candles $(ARGS)
+
+## make run-persist SYMBOLS=BTC-USDT,ETH-USDT: live from the exchange into the candle tables (persist mode):
+## the local store (data/warehouse) by default, BigQuery when GCP_PROJECT_ID is set (credentials from the
+## environment: GOOGLE_APPLICATION_CREDENTIALS or ADC); MODES=persist,ticks adds the tick tables,
+## MODES=serve,persist Redis too (at REDIS_URL)
+run-persist: MODES = persist
+run-persist: setup
+	$(PY) -m market_data_tick_handler.main --mode $(MODE_FLAGS) --config streaming.yaml \
+	  --symbols $(SYMBOLS) --exchange $(EXCHANGE) $(ARGS)
 
 ## make test: lint, the Node tests, the Python tests and the cross-process tests
 test: setup lint
