@@ -8,9 +8,11 @@ Unhealthy when
   matters to an operator is that messages stop coming, not the exchange time they carry. A stream never
   heard from counts from the start.
 - ``backlog``: a sink holds more than ``health.backlog_limit_mb`` waiting for its store (memory and spill).
-- ``ingester_down``: the ingester this processor started has exited without ending its session (until a
-  new one starts), or, one run on its own (``ingest.spawn: false``), no frame came for
-  ``health.ingester_silent_s`` (it sends a ledger frame every 10 s even when the market is quiet).
+- ``ingester_down``: the ingester this processor started has exited without ending its session (for
+  ``EXIT_GRACE_S``: as the service, which reads on that long for the frames it sent before exiting, its
+  ``end`` frame among them; until a new one starts), or, one run on its own (``ingest.spawn: false``),
+  no frame came for ``health.ingester_silent_s`` (it sends a ledger frame every 10 s even when the market
+  is quiet).
 
 A message is seen through the service's counters (``ticks_by_symbol``, ``frames_received``), sampled once a
 second by :meth:`Health.sample` (no work per message): a stream's silence is known to a second.
@@ -28,6 +30,8 @@ from .collectors import backlog_bytes, sink_targets
 if TYPE_CHECKING:
     from ...config import StreamingConfig
     from ..service import StreamingService
+
+EXIT_GRACE_S = 3.0  # the service's INGESTER_DRAIN_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class Health:
             self.streams = [(s.exchange, sym.lower()) for s in service.streams for sym in s.symbols]
         self._seen: dict[tuple[str, str], tuple[int, float]] = {k: (0, start) for k in self.streams}
         self._frames = (0, start)
+        self._exited: tuple[Any, float] | None = None  # (the ingester, when it was first seen exited)
 
     def sample(self) -> None:
         """Note which streams and frames moved since the last sample (once a second, on the loop)."""
@@ -81,6 +86,7 @@ class Health:
         frames = service.handler.counts.get("frames_received", 0)
         if frames != self._frames[0]:
             self._frames = (frames, now)
+        self._ingester_down(now)  # notes when an ingester is first seen exited
 
     def report(self) -> Report:
         self.sample()
@@ -118,6 +124,10 @@ class Health:
                 return None
             if service.end_header is not None or getattr(service, "stop_deadline", None) is not None:
                 return None  # its session ended, or the run is stopping: not a failure
+            if self._exited is None or self._exited[0] is not ingester:
+                self._exited = (ingester, now)
+            if now - self._exited[1] <= EXIT_GRACE_S:
+                return None  # its last frames (the end frame) may still be on their way
             return f"the ingester exited with code {ingester.returncode} without ending its session"
         silent = now - self._frames[1]
         if silent > self.config.health.ingester_silent_s:
