@@ -1,9 +1,11 @@
 """Candles of one instrument on every configured timeframe (the seeds' ``LiveCandleProcessor``).
 
-The state lives in a :class:`~.candle_engine.CandleEngine`, which holds every instrument of an exchange
-as arrays and closes them together; this class is the view of one instrument. Made on its own, it
-owns a private engine on the event-time clock, so ``add_trade`` both builds and closes candles; made by
-an engine (``engine.processor(symbol)``), it reads that engine's state.
+The state lives in a :class:`~.multi_timeframe_processor.MultiTimeframeProcessor` (its
+:class:`~.candle_engine.CandleEngine` holds every instrument of an exchange as arrays and closes them
+together); this class is the view of one instrument. Made on its own, it owns a private
+``MultiTimeframeProcessor`` on the event-time clock (``multi``), so ``add_trade`` both builds and closes
+candles; made by one (``multi.processor(symbol)``, ``engine.processor(exchange_symbol)``), it reads that
+one's state.
 """
 
 from __future__ import annotations
@@ -31,16 +33,18 @@ class LiveCandleProcessor:
         revise_window: int = 4,
         grace_us: int = 0,
     ) -> None:
-        engine = CandleEngine(
+        from .multi_timeframe_processor import MultiTimeframeProcessor
+
+        self.multi = MultiTimeframeProcessor(
             exchange,
             timeframes=timeframes,
-            clock="event",
-            grace_us=grace_us,
             late_policy=late_policy,
             revise_window=revise_window,
+            grace_us=grace_us,
+            clock="event",
             symbol_of=lambda _exchange, _symbol: symbol,
         )
-        self._bind(engine, exchange_symbol or symbol.replace("-", "").upper())
+        self._bind(self.multi.engine, exchange_symbol or symbol.replace("-", "").upper())
 
     @classmethod
     def of(cls, engine: CandleEngine, exchange_symbol: str) -> LiveCandleProcessor:
