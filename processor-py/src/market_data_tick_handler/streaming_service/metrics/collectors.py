@@ -68,6 +68,10 @@ SINK_GAUGES: dict[str, tuple[str, str]] = {
     "backlog_rows": ("mdth_sink_backlog", "rows"),
     "spilled_rows": ("mdth_sink_backlog_spilled", "rows"),
 }
+GAUGE_HELP = {
+    "mdth_sink_backlog": "What waits in a sink's backlog now, in memory and spilled (candles, frames, rows)",
+    "mdth_sink_backlog_spilled": "Of that, what waits spilled to disk now",
+}
 
 
 def _counter(name: str, doc: str, labels: Sequence[str] = ()) -> CounterMetricFamily:
@@ -314,9 +318,7 @@ class SinkCollector(Collector):
                 if key in stats:
                     family = gauges.get(name) or gauges.setdefault(
                         name,
-                        _gauge(
-                            name, "What waits in a sink's backlog now (spilled: on disk)", ["sink", "what"]
-                        ),
+                        _gauge(name, GAUGE_HELP[name], ["sink", "what"]),
                     )
                     family.add_metric([sink.name, what], stats[key])
             if hasattr(sink, "backlog"):
