@@ -115,3 +115,19 @@ def test_ingester_lines_in_both_log_formats():
     assert parse_ingester_line("ingest: session ab: replay").msg == "session ab: replay"
     assert parse_ingester_line("TypeError: x").msg == "TypeError: x"
     assert ingester_summary("ingest: session ab") is None
+
+
+def test_json_logs_the_ingester_summary_still_reaches_the_stats(tmp_path):
+    """``--log-format json`` (which the spawned ingester gets as $MDTH_LOG_FORMAT; its own JSON lines are
+    tested in ingest-node/test/metrics.test.js): the ingester's lines come out as the ``ingest`` logger's
+    messages (no ``ingest:`` prefix, no JSON inside JSON), and its summary is still read (stats.json
+    ``ingester``)."""
+    args = ("--no-metrics", "--transport", "inmemory", "--log-format", "json")
+    run, stats = replay([SAMPLE], "binance", "btcusdt", None, tmp_path, extra_args=args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    ingest = [line for line in lines if line["logger"] == "ingest"]
+    assert any(line["msg"].startswith("summary {") for line in ingest), ingest[-3:]
+    assert not any(line["msg"].startswith(("ingest:", "{")) for line in ingest)
+    assert stats["ingester"]["counts"]["rows"]["trade"] == 8020
+    assert stats["ingester"]["reason"] == "replay_finished"
