@@ -30,7 +30,6 @@ from importlib.metadata import PackageNotFoundError, distribution, packages_dist
 from pathlib import Path
 
 import orjson
-import pytest
 import redis
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -256,8 +255,6 @@ def test_the_processor_serves_with_the_streaming_extra_only(tmp_path, redis_url)
     assert_candles_match(stream_candles(redis_url, "1m"), expected, "1m from Redis")
 
 
-@pytest.mark.xfail(strict=True, reason="PersistMode.start imports google.protobuf for the local store too"
-                   " (/tmp/i18/requests-packaging.md): remove this mark once it passes")  # fmt: skip
 def test_persist_to_the_local_store_with_the_streaming_extra_only(tmp_path, redis_url):
     modes = "streaming-candles-bigquery,streaming-ticks-bigquery"
     run, imports = _replay_with_streaming_only(tmp_path, redis_url, modes)

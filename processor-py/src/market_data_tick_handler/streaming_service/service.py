@@ -133,6 +133,8 @@ class StreamingService:
         #: the journal and checkpoints (``recovery.py``), when ``ingest.journal.enabled``
         self.recovery = Recovery(config) if config.ingest.journal.enabled else None
         self._journal_looked = 0.0  # when the processor last looked in the journal for what ZeroMQ lacks
+        #: metrics (``metrics/``; None when off): called with each ZeroMQ frame's size in bytes
+        self.on_frame_bytes: Callable[[int], None] | None = None
         #: on a stop (signal or --duration): the monotonic time by which the run must be over
         #: (``shutdown.timeout_s`` after the stop); every wait of the stop is bounded by it
         self.stop_deadline: float | None = None
@@ -281,6 +283,8 @@ class StreamingService:
             wait_ms = 1000 if deadline is None else max(0, min(1000, (deadline - now_us()) // 1000 + 1))
             if await sock.poll(wait_ms, zmq.POLLIN):
                 data = await sock.recv(copy=False)
+                if self.on_frame_bytes is not None:
+                    self.on_frame_bytes(len(data.buffer))
                 if self._first_frame_mono is None:
                     self._first_frame_mono = mono_us()
                 frame = self.handler.decode(data.buffer)
@@ -695,6 +699,7 @@ class StreamingService:
                 IngestStream(s.exchange, s.symbols, self.asked[s.exchange].frames, s.files)
                 for s in self.streams
             ],
+            metrics_address=self.config.metrics.ingester_address if self.config.metrics.enabled else None,
         )
 
     def _check_ledger_frame(self, frame: Frame) -> None:

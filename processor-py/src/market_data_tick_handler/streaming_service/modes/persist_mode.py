@@ -178,11 +178,13 @@ class PersistMode:
         """Check or create the tables; when BigQuery cannot be reached yet this is done before the first
         write instead, and rows wait meanwhile. A refusal (no permission, a bad project) is raised. The
         row writer is compiled now, before the service freezes the heap (``hot_path.py``), so that the
-        first boundary does not wait for it."""
-        from ..bigquery_client.proto_rows import compile_row_writer  # loads the protobuf runtime
-
+        first boundary does not wait for it. The local store has a row form of its own: it needs no
+        protobuf (nor the ``bigquery`` extra)."""
         await self._ensure_tables()
-        compile_row_writer()
+        if self.sink.kind != "local store":
+            from ..bigquery_client.proto_rows import compile_row_writer  # loads the protobuf runtime
+
+            compile_row_writer()
         await self._start_backlog()
 
     async def _start_backlog(self) -> None:
