@@ -22,6 +22,8 @@ _EXPORTS = {
     "LiveFeatureStream": ".consumers",
     "LiveFeatures": ".hft_features",
     "LiveInstrumentProvider": ".instrument_service",
+    "LiveTickStreamer": ".live_tick_streamer",
+    "MultiTimeframeProcessor": ".candle_processor.multi_timeframe_processor",
     "PersistMode": ".modes",
     "ServeConfig": ".modes",
     "ServeMode": ".modes",
