@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from .collectors import (
@@ -91,6 +91,7 @@ class MetricsServer:
             if getattr(sink, "name", "") == "instruments" and hasattr(sink, "provider"):
                 self.registry.register(InstrumentsCollector(sink))
         self.registry.register(HealthCollector(self.health))
+        ProcessCollector(namespace="mdth", registry=self.registry)  # CPU, memory, open files (Linux)
 
     def sinks(self) -> list[Any]:
         return (list(self.service.sinks) if self.service is not None else []) + self.extra
