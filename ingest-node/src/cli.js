@@ -419,7 +419,7 @@ export async function main (argv = process.argv.slice(2)) {
   try {
     cfg = parseCli(argv)
   } catch (e) {
-    log(`bad arguments: ${e.message}`)
+    log.error(`bad arguments: ${e.message}`)
     process.stderr.write(USAGE + '\n')
     return 2
   }
@@ -431,7 +431,7 @@ export async function main (argv = process.argv.slice(2)) {
   try {
     curve = curveFromEnv(cfg.endpoint)
   } catch (e) {
-    log(`bad environment: ${e.message}`)
+    log.error(`bad environment: ${e.message}`)
     return 2
   }
   /** @type {Sender|undefined} */
@@ -470,7 +470,7 @@ export async function main (argv = process.argv.slice(2)) {
   } catch (e) {
     journal?.close()
     await recorder?.close()
-    log(`cannot start: ${e.message}`)
+    log.error(`cannot start: ${e.message}`)
     log(`summary ${JSON.stringify({ reason: 'error', error: e.message })}`)
     return 1
   }

@@ -214,6 +214,7 @@ describe('metrics', () => {
     assert.equal(await bad.exited, 2)
     const first = JSON.parse(bad.stderr().split('\n')[0])
     assert.match(first.msg, /^bad arguments: --speed must be a number/)
+    assert.equal(first.level, 'ERROR')
     const failing = start(['--source', 'replay', '--files', '/nonexistent/a.gz?token=hunter2', '--endpoint', 'tcp://127.0.0.1:1', '--linger-ms', '100'], { MDTH_LOG_FORMAT: 'json' })
     assert.equal(await failing.exited, 1)
     const all = failing.stderr().trim().split('\n').map((l) => JSON.parse(l))
