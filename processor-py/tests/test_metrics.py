@@ -171,6 +171,9 @@ async def test_scraped_mid_run_and_at_close_the_counters_are_the_frames_and_the_
     assert code == 0
     closed = metrics.close()
     assert closed["address"] == metrics.address and closed["bind_errors"] == 0 and closed["scrapes"] == 1
+    host, _, port = metrics.address.rpartition(":")
+    with pytest.raises(ConnectionRefusedError):  # closed: the port is free again
+        await asyncio.open_connection(host, int(port))
     end = samples(closed["exposition"])
     assert value(end, "mdth_frames_received_total") == 5
     assert value(end, "mdth_frames_total", outcome="applied") == 5

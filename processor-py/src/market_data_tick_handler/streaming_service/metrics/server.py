@@ -77,6 +77,7 @@ class MetricsServer:
         self.bind_errors = 0
         self.scrapes = 0
         self._server: asyncio.base_events.Server | None = None
+        self._sock: socket.socket | None = None
         self._server_task: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._final: str | None = None
@@ -137,12 +138,19 @@ class MetricsServer:
         bound = sock.getsockname()
         self.address = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
         loop = asyncio.get_running_loop()
+        self._sock = sock
         self._server_task = loop.create_task(self._serve(sock))
         self._sampler = loop.create_task(self._sample())
         log.info("metrics on http://%s/metrics (health: /health)", self.address)
 
     async def _serve(self, sock: socket.socket) -> None:
+        """Serve until cancelled: by ``close``, or by ``asyncio.run`` ending (a run that returned early
+        without ``close``): either way the listening socket closes with it."""
         self._server = await asyncio.start_server(self._client, sock=sock, limit=MAX_REQUEST)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._server.close()
 
     async def _sample(self) -> None:
         """Once a second: the health sampler, and how late the loop ran this timer (the loop lag)."""
@@ -205,6 +213,10 @@ class MetricsServer:
             self._sampler.cancel()
         if self._server is not None:
             self._server.close()
+        elif self._sock is not None:
+            self._sock.close()  # the server never started: its socket is ours to close
+        if self._server_task is not None:
+            self._server_task.cancel()
         return {
             "address": self.address,
             "bind_errors": self.bind_errors,
