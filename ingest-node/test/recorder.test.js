@@ -12,6 +12,9 @@ import { openReplay } from '../src/sources/replay.js'
 import { spawn } from 'node:child_process'
 import { Pull } from 'zeromq'
 import { decodeFrame } from '../src/wire/index.js'
+import { Batcher } from '../src/batcher.js'
+import { runPipeline } from '../src/pipeline.js'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { tmpDir, headLines, writeGz, collect, SPOT_0808, INGEST_DIR, REPO_ROOT } from './helpers.js'
 
 // 2024-08-08T23:59:59.000 UTC and the next hour, in ns (worked out by hand: 1723161599 s)
@@ -171,5 +174,31 @@ describe('recorder', () => {
     const sampleTrades = (await headLines(sample, trades.length)).map((l) => JSON.parse(l.slice(l.indexOf(' ') + 1)))
     assert.ok(trades.length >= 1 && trades.length < 8020, `${trades.length} trades recorded`)
     assert.deepEqual(trades, sampleTrades)
+  })
+
+  test('the pipeline stops pulling from the source while the recorder is busy, and goes on once it drained', { timeout: 10000 }, async () => {
+    let pulled = 0
+    const source = {
+      async * [Symbol.asyncIterator] () {
+        for (let i = 0; i < 3; i++) {
+          pulled++
+          yield { type: 'trade', exchange: 'binance', symbol: 'BTCUSDT', id: String(i), price: 1, amount: 1, side: 'buy', timestampUs: 1, localTimestampUs: 2 }
+        }
+        yield { type: 'end', reason: 'replay_finished' }
+      }
+    }
+    let release
+    const drained = new Promise((resolve) => { release = resolve })
+    const recorder = { busy: true, whenDrained: () => drained.then(() => { recorder.busy = false }) }
+    const sender = { send: async () => {}, close: async () => true }
+    const batcher = new Batcher({ send: (f) => { f.build(); return sender.send(f) }, subscribed: { binance: ['BTCUSDT'] } })
+    const run = runPipeline({ source, batcher, sender, recorder, startInfo: { source: 'test', exchanges: ['binance'], data_types: ['trade'], speed: 'max' } })
+    await sleep(100)
+    assert.equal(pulled, 1, 'one value taken, then the pipeline waits for the recorder')
+    release()
+    const result = await run
+    assert.equal(pulled, 3)
+    assert.equal(result.reason, 'replay_finished')
+    assert.equal(result.counts.rows.trade, 3)
   })
 })
