@@ -106,7 +106,7 @@ export class IngestMetrics {
     // per exchange
     counter('messages_total', 'Normalized messages the source yielded, per exchange and tardis type (disconnect included)', ['exchange', 'type'], () => this._perExchange((ex, c) => entries(c.normalized, 'type').map(([l, v]) => [{ exchange: ex, ...l }, v])))
     counter('raw_messages_total', 'Raw exchange messages tardis-dev\'s feed received (before normalization), per exchange', ['exchange'], () => this._perExchange((ex, c) => (c.raw?.received === undefined ? [] : [[{ exchange: ex }, c.raw.received]])))
-    counter('disconnects_total', 'Connection drops (disconnect messages), per exchange', ['exchange'], () => this._tardis((ex, t) => [[{ exchange: ex }, t.disconnects ?? 0]]))
+    counter('disconnects_total', 'Connection drops the source yielded as disconnect messages (each one a disconnect frame), per exchange', ['exchange'], () => this._perExchange((ex, c) => [[{ exchange: ex }, c.normalized?.disconnect ?? 0]]))
     counter('reconnects_total', 'Drops after data had flowed (tardis-dev reconnects), per exchange', ['exchange'], () => this._tardis((ex, t) => [[{ exchange: ex }, t.reconnects ?? 0]]))
     counter('connection_errors_total', 'Connection errors tardis-dev reported, per exchange', ['exchange'], () => this._tardis((ex, t) => [[{ exchange: ex }, t.connectionErrors ?? 0]]))
     counter('snapshot_failures_total', 'REST manual snapshots that failed (each closed its connection), per exchange', ['exchange'], () => this._tardis((ex, t) => [[{ exchange: ex }, t.feed?.snapshotFailures ?? 0]]))

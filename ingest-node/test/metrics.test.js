@@ -222,6 +222,28 @@ describe('metrics', () => {
     assert.ok(!failing.stderr().includes('hunter2'), failing.stderr())
   })
 
+  test('a replay whose connection is dropped once (--cut-after): one disconnect, one reconnect, per exchange', { timeout: 30000 }, async () => {
+    const pull = new Pull()
+    await pull.bind('tcp://127.0.0.1:*')
+    const run = start(['--source', 'replay', '--files', SAMPLE, '--cut-after', '3000', '--endpoint', pull.lastEndpoint, '--metrics-address', '127.0.0.1:0'])
+    const types = []
+    for await (const [msg] of pull) {
+      const f = decodeFrame(msg)
+      types.push(f.header.type)
+      if (f.header.type === 'end') break
+    }
+    const address = await metricsAddress(run.stderr)
+    const m = parseMetrics(await (await fetch(`http://${address}/metrics`)).text())
+    pull.close()
+    assert.equal(await run.exited, 0, run.stderr())
+    assert.equal(types.filter((t) => t === 'disconnect').length, 1)
+    assert.equal(value(m, 'mdth_ingest_disconnects_total{exchange="binance"}'), 1)
+    assert.equal(value(m, 'mdth_ingest_reconnects_total{exchange="binance"}'), 1)
+    assert.equal(value(m, 'mdth_ingest_messages_total{exchange="binance",type="disconnect"}'), 1)
+    assert.equal(value(m, 'mdth_ingest_messages_total{exchange="binance",type="trade"}'), 8020)
+    assert.equal(value(m, 'mdth_ingest_frames_sent_total{type="disconnect"}'), 1)
+  })
+
   test('parseAddress: HOST:PORT, IPv6 in brackets, port 0; anything else is an error', () => {
     assert.deepEqual(parseAddress('127.0.0.1:9465'), { host: '127.0.0.1', port: 9465 })
     assert.deepEqual(parseAddress('[::1]:0'), { host: '::1', port: 0 })
