@@ -5,8 +5,11 @@ Figures worked out from what the fake store was made to do."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from market_data_tick_handler.config import BigQueryConfig, config_from_dict
@@ -14,8 +17,10 @@ from market_data_tick_handler.streaming_service import CandleBatch, PersistMode
 from market_data_tick_handler.streaming_service.bigquery_client import WriteFailed, WriteRefused
 from market_data_tick_handler.streaming_service.bigquery_client.sink import MemorySink
 from market_data_tick_handler.streaming_service.candle_processor import Candle
+from market_data_tick_handler.streaming_service.instrument_service import LiveInstrumentProvider
 from market_data_tick_handler.streaming_service.metrics.server import MetricsServer
 
+MARKETS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ccxt-markets"
 T_IN = 1_723_161_600_000_000
 MINUTE = 60_000_000
 
@@ -109,3 +114,31 @@ def test_instrument_refreshes_changes_and_loads_are_read_from_the_sync_and_its_p
     assert value(got, "mdth_instrument_load_seconds", exchange="binance") == 0.25
     assert value(got, "mdth_instrument_last_load_timestamp_seconds", exchange="binance") == 1_700_000_000.5
     assert ("mdth_instrument_load_seconds", (("exchange", "deribit"),)) not in got  # never loaded
+
+
+@pytest.mark.skipif(not (MARKETS / "binance.json").is_file(), reason="shared/data/ccxt-markets absent")
+def test_each_load_of_the_markets_is_timed_by_ccxt_exchange_and_outcome(tmp_path):
+    """binance's market file is there, coinbase's is not: one load each at start, one ok, one failed."""
+    shutil.copy(MARKETS / "binance.json", tmp_path / "binance.json")
+
+    async def main() -> str:
+        provider = LiveInstrumentProvider(["binance", "coinbase"], 300, markets_dir=str(tmp_path))
+        sync = SimpleNamespace(name="instruments", provider=None, stats={}, load_timer=None)
+        server = MetricsServer(config_from_dict({}), None, [sync])
+        sync.provider = provider  # as InstrumentsSync.start does: made after the metrics, given the timer
+        provider.load_timer = sync.load_timer
+        await provider.start()
+        await provider.stop()
+        return server.close()["exposition"]
+
+    got = samples(asyncio.run(main()))
+    ok = {"ccxt_exchange": "binance", "outcome": "ok"}
+    failed = {"ccxt_exchange": "coinbaseexchange", "outcome": "failed"}
+    assert value(got, "mdth_instrument_refresh_seconds_count", **ok) == 1
+    assert value(got, "mdth_instrument_refresh_seconds_count", **failed) == 1
+    assert (
+        "mdth_instrument_refresh_seconds_count",
+        tuple(sorted({**ok, "outcome": "failed"}.items())),
+    ) not in got
+    assert value(got, "mdth_instrument_refreshes_total", outcome="ok") == 1
+    assert value(got, "mdth_instrument_refreshes_total", outcome="failed") == 1

@@ -94,6 +94,8 @@ class LiveInstrumentProvider:
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: Any = None
         self._started = False
+        #: metrics (``metrics/``; None when off): called with each load's ccxt id, seconds and outcome
+        self.load_timer: Callable[[str, float, str], None] | None = None
         self._starting = asyncio.Lock()
         self.stats: dict[str, Any] = {
             "loads": 0,
@@ -251,6 +253,8 @@ class LiveInstrumentProvider:
             markets = await load_markets(ccxt_id, self._clients[ccxt_id], self.markets_dir)
         except Exception as exc:
             self.stats["load_failures"] += 1
+            if self.load_timer is not None:
+                self.load_timer(ccxt_id, time.perf_counter() - started, "failed")
             for exchange in group:
                 self.stats["exchanges"][exchange]["last_error"] = f"{type(exc).__name__}: {exc}"
             raise
@@ -270,6 +274,8 @@ class LiveInstrumentProvider:
                 last_error=None,
             )
         self.stats["loads"] += 1
+        if self.load_timer is not None:
+            self.load_timer(ccxt_id, time.perf_counter() - started, "ok")
         for change in changes:
             await self._announce(change)
         return changes

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from .. import ledger as ledger_lines
 from ..ledger import Entry
 from ..tick_processor.counters import FRAME_COUNTS
-from .recorders import LATENCY_BUCKETS, CloseLag, Histo, WriteTimer
+from .recorders import LATENCY_BUCKETS, CloseLag, Histo, LoadTimer, WriteTimer
 
 if TYPE_CHECKING:
     from ..service import StreamingService
@@ -412,8 +412,9 @@ class RecorderCollector(Collector):
 class InstrumentsCollector(Collector):
     """The instrument definitions' sync (``sinks/instruments_sync.py``) and its provider's refreshes."""
 
-    def __init__(self, sync: Any) -> None:
+    def __init__(self, sync: Any, loads: LoadTimer) -> None:
         self.sync = sync
+        self.loads = loads
 
     def collect(self) -> Iterator[Metric]:
         stats = dict(self.sync.stats)
@@ -452,6 +453,12 @@ class InstrumentsCollector(Collector):
             if e.get("last_load_us") is not None:
                 last.add_metric([exchange], e["last_load_us"] / 1e6)
         yield from (count, took, last)
+        yield histogram(
+            "mdth_instrument_refresh_seconds",
+            "Each load of an exchange's markets (ccxt, or the market files), by ccxt exchange and outcome",
+            ["ccxt_exchange", "outcome"],
+            sorted(self.loads.series.items()),
+        )
 
 
 class HealthCollector(Collector):

@@ -124,3 +124,22 @@ def closes_of(batches: Iterable[CandleBatch]) -> list[tuple[str, str, int, int]]
 @lru_cache(maxsize=64)
 def _micros(timeframe: str) -> int:
     return Timeframe.parse(timeframe).micros
+
+
+#: seconds a load of an exchange's markets takes (the network: up to tens of seconds)
+LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class LoadTimer:
+    """The instrument provider's loads of the markets (``LiveInstrumentProvider.load_timer``): seconds
+    per load, by ccxt exchange and outcome (``ok``, ``failed``)."""
+
+    def __init__(self, bounds: Sequence[float] = LOAD_BUCKETS) -> None:
+        self._bounds = bounds
+        self.series: dict[tuple[str, str], Histo] = {}
+
+    def __call__(self, ccxt_exchange: str, seconds: float, outcome: str) -> None:
+        histo = self.series.get((ccxt_exchange, outcome))
+        if histo is None:
+            histo = self.series[(ccxt_exchange, outcome)] = Histo(self._bounds)
+        histo.observe(seconds)

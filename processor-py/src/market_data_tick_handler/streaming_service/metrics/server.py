@@ -36,7 +36,7 @@ from .collectors import (
     store_of,
 )
 from .health import Health
-from .recorders import LATENCY_BUCKETS, SIZE_BUCKETS, CloseLag, Histo, WriteTimer
+from .recorders import LATENCY_BUCKETS, SIZE_BUCKETS, CloseLag, Histo, LoadTimer, WriteTimer
 
 if TYPE_CHECKING:
     from ...config import StreamingConfig
@@ -72,6 +72,7 @@ class MetricsServer:
         self.loop_lag = Histo(LATENCY_BUCKETS)
         self.frame_sizes = Histo(SIZE_BUCKETS)
         self.timers: list[WriteTimer] = []
+        self.loads = LoadTimer()
         self.health = Health(config, service, self.sinks)
         self.address: str | None = None
         self.bind_errors = 0
@@ -90,7 +91,7 @@ class MetricsServer:
         )
         for sink in self.sinks():
             if getattr(sink, "name", "") == "instruments" and hasattr(sink, "provider"):
-                self.registry.register(InstrumentsCollector(sink))
+                self.registry.register(InstrumentsCollector(sink, self.loads))
         self.registry.register(HealthCollector(self.health))
         ProcessCollector(namespace="mdth", registry=self.registry)  # CPU, memory, open files (Linux)
 
@@ -117,6 +118,11 @@ class MetricsServer:
         lagging = lagging or [s for s in sinks if s.name == "persist" and hasattr(s, "close_lag")]
         if lagging:
             lagging[0].close_lag = self.close_lag
+        for sink in sinks:  # the instruments sync hands it to its provider, made at its start
+            if hasattr(sink, "load_timer"):
+                sink.load_timer = self.loads
+                if getattr(sink, "provider", None) is not None:
+                    sink.provider.load_timer = self.loads
         if self.service is not None:
             self.service.on_frame_bytes = self.frame_sizes.observe  # type: ignore[attr-defined]
 

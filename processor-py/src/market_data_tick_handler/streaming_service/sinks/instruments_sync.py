@@ -29,7 +29,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +197,8 @@ class InstrumentsSync:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dirty: dict[str, int] = {}  # exchange -> changes waiting for its hash to be written whole
         self._unloaded: set[str] = set()  # exchanges the provider could not load yet
+        #: metrics (``metrics/``; None when off): handed to the provider, which times each load with it
+        self.load_timer: Callable[[str, float, str], None] | None = None
         self.stats: dict[str, Any] = {
             "instruments": {},  # exchange -> definitions written at start
             "changes": {"listed": 0, "changed": 0, "delisted": 0},
@@ -235,6 +237,8 @@ class InstrumentsSync:
                 redis_url=self.redis_url,
                 config=s,
             )
+        if self.load_timer is not None:
+            self.provider.load_timer = self.load_timer
         await self.provider.start()
         self.provider.add_listener(self._on_change)
         for exchange in self.exchanges:
