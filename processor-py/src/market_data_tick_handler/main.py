@@ -609,7 +609,7 @@ async def run_instruments(config: StreamingConfig, args: argparse.Namespace) -> 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _instruments_signal, stop, sig)
     if args.duration is not None:
         loop.call_later(args.duration, _instruments_duration, stop, args.duration)
     try:
@@ -624,8 +624,15 @@ async def run_instruments(config: StreamingConfig, args: argparse.Namespace) -> 
             await sync.close()
             return 2
         await stop.wait()
-        log.info("stopping: the instruments sync ends")
-        await sync.close()
+        timeout = config.shutdown.timeout_s
+        log.info("stopping: the instruments sync ends (within %g s, shutdown.timeout_s)", timeout)
+        try:
+            await asyncio.wait_for(sync.close(), timeout)
+        except TimeoutError:
+            log.error(
+                "stop: the instruments sync did not close within %g s: what it held is not written", timeout
+            )
+            return 1
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -651,6 +658,17 @@ def _start_metrics(config: StreamingConfig, service: StreamingService | None, ex
     from .streaming_service.metrics import start_metrics
 
     return start_metrics(config, service, extra)
+
+
+def _instruments_signal(stop: asyncio.Event, sig: int) -> None:
+    """SIGINT/SIGTERM: the first stops the sync; a second during the stop exits at once (130/143)."""
+    if not stop.is_set():
+        stop.set()
+        return
+    log.error("%s again during the stop: exiting now", signal.Signals(sig).name)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(128 + int(sig))
 
 
 def _instruments_duration(stop: asyncio.Event, seconds: float) -> None:
