@@ -15,6 +15,7 @@ _EXPORTS = {
     "ClosedCandles": ".closed",
     "FeatureColumns": ".feature_columns",
     "LiveCandleProcessor": ".live_candle_processor",
+    "MultiTimeframeProcessor": ".multi_timeframe_processor",
     "Stamps": ".closed",
     "Timeframe": ".timeframes",
     "candles_from_trades": ".batch",
