@@ -30,7 +30,10 @@ def stderr(monkeypatch, capsys):
     buffer = _Err(capsys)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    monkeypatch.delenv(logging_setup.LOG_FORMAT_ENV, raising=False)
+    # set, then removed: monkeypatch puts back the value from before the test (none) whatever
+    # configure_logging("...", "json") sets, so MDTH_LOG_FORMAT does not leak into later tests
+    monkeypatch.setenv(logging_setup.LOG_FORMAT_ENV, "text")
+    monkeypatch.delenv(logging_setup.LOG_FORMAT_ENV)
     yield buffer
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -107,3 +110,8 @@ def test_the_command_line_logs_json_and_masks_the_password_it_was_given(tmp_path
     warning = json.loads(lines[0])
     assert warning["level"] == "WARNING" and "process list" in warning["msg"]
     assert "topsecret9" not in run.stderr
+
+
+def test_the_log_format_does_not_leak_out_of_these_tests():
+    """Runs after the JSON tests above (file order): the environment is as before them."""
+    assert os.environ.get(logging_setup.LOG_FORMAT_ENV) != "json"
