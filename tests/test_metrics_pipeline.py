@@ -158,6 +158,11 @@ def test_metrics_scraped_during_a_paced_replay_grow_and_equal_the_ledger_at_the_
         assert value(final, "mdth_candle_close_lag_seconds_count", timeframe=timeframe) == n
     assert value(final, "mdth_sink_published_total", sink="serve", what="candles") == sum(buckets.values())
     assert value(final, "mdth_handed_to_sinks_total", what="candles") == sum(buckets.values())
+    # the frames as the ingester counted what ZeroMQ took of them (its summary), every one received
+    sender = stats["ingester"]["sender"]
+    assert value(final, "mdth_frames_received_total") == sender["frames"]
+    assert value(final, "mdth_frame_size_bytes_count") == sender["frames"]
+    assert value(final, "mdth_frame_size_bytes_sum") == sender["bytes"]
     # ... in Redis too: each series' stream holds its candles
     client = redis.Redis.from_url(redis_url)
     try:

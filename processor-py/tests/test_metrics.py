@@ -206,6 +206,11 @@ async def test_scraped_mid_run_and_at_close_the_counters_are_the_frames_and_the_
     assert value(end, "mdth_sink_round_trips_total", sink="serve") == 3
     # every frame carried recv_mono_us (1): each is a latency sample, the five of them
     assert value(end, "mdth_frame_latency_seconds_count", stage="handled") == 5
+    # each frame's size as the test encoded it
+    sizes = [len(f) for f in [*FRAMES, _end(4, "s1", trades=6)]]
+    assert value(end, "mdth_frame_size_bytes_count") == 5
+    assert value(end, "mdth_frame_size_bytes_sum") == sum(sizes)
+    assert value(end, "mdth_frame_size_bytes_bucket", le="1024.0") == sum(1 for n in sizes if n <= 1024)
 
 
 def test_a_port_in_use_is_a_warning_naming_it_counted_and_the_run_goes_on(endpoint, caplog):

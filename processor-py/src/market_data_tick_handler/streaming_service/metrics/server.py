@@ -124,7 +124,7 @@ class MetricsServer:
                 if getattr(sink, "provider", None) is not None:
                     sink.provider.load_timer = self.loads
         if self.service is not None:
-            self.service.on_frame_bytes = self.frame_sizes.observe  # type: ignore[attr-defined]
+            self.service.on_frame_bytes = self.frame_sizes.observe
 
     # -- serving ---------------------------------------------------------------------------------------
     def start(self) -> None:
