@@ -139,3 +139,69 @@ def test_health_over_http_is_503_with_the_reasons_as_json():
     ]
     assert "mdth_healthy 0.0" in closed["exposition"]
     assert 'mdth_unhealthy{kind="backlog"} 1.0' in closed["exposition"]
+
+
+def test_with_the_real_service_a_symbol_is_seen_by_its_frames_and_stale_once_they_stop(tmp_path):
+    """The service's own counters (its keys as the frames name the instrument, BTCUSDT, against the
+    configured btcusdt), a standalone ingester's frames, on the test's clock."""
+    from helpers import T0, S, control_frame, trade_frame
+
+    from market_data_tick_handler.streaming_service import ServeMode
+    from market_data_tick_handler.streaming_service.service import StreamingService
+    from market_data_tick_handler.streaming_service.transport.inmemory import InMemoryBus, InMemoryTransport
+
+    endpoint = f"ipc://{tmp_path}/f.sock"
+    config = config_from_dict(
+        {
+            "serve": {"transport": "inmemory"},
+            "ingest": {"source": "replay", "exchange": "binance", "symbols": ["btcusdt"], "spawn": False,
+                       "endpoint": endpoint},
+            "candles": {"timeframes": ["15s", "1m"], "enable_hft_features": False},
+            "health": {"stale_after_s": 60, "ingester_silent_s": 30},
+        }
+    )  # fmt: skip
+    start = {"source": "replay", "exchanges": ["binance"], "data_types": ["trade"], "speed": "max"}
+    clock = Clock()
+
+    async def main() -> list:
+        import zmq
+        import zmq.asyncio
+
+        service = StreamingService(config, [ServeMode(config.serve, InMemoryTransport(InMemoryBus()))])
+        health = Health(config, service, lambda: service.sinks, clock)
+        run = asyncio.create_task(service.run())
+        push = zmq.asyncio.Context.instance().socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(endpoint)
+        reports = []
+
+        async def send(data: bytes, frames: int) -> None:
+            await push.send(data)
+            async with asyncio.timeout(30):
+                while service.handler.counts.get("frames_received", 0) < frames:
+                    await asyncio.sleep(0.01)
+
+        try:
+            await send(control_frame("start", 0, session="s", **start), 1)
+            await send(trade_frame([(0, T0 + S, 100.0, 1.0, "buy")], seq=1, session="s"), 2)
+            health.sample()
+            clock.t += 25
+            reports.append(health.report())  # 25 s: fine
+            clock.t += 45
+            reports.append(health.report())  # 70 s without a frame: stale, and the ingester silent
+            await send(trade_frame([(0, T0 + 2 * S, 100.0, 1.0, "buy")], seq=2, session="s"), 3)
+            reports.append(health.report())  # heard from again
+        finally:
+            service.stop()
+            push.close()
+            await asyncio.wait_for(run, 30)
+        return reports
+
+    fine, silent, again = asyncio.run(main())
+    assert fine.ok and fine.silence == {("binance", "btcusdt"): 25.0}
+    assert silent.reasons == [
+        "stale_stream: binance btcusdt: no message for 70 s (health.stale_after_s 60)",
+        "ingester_down: no frame from the ingester (ingest.spawn: false) for 70 s"
+        " (health.ingester_silent_s 30)",
+    ]
+    assert again.ok and again.silence == {("binance", "btcusdt"): 0.0}
