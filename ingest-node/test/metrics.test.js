@@ -13,7 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Pull } from 'zeromq'
 import { decodeFrame } from '../src/wire/index.js'
 import { parseAddress } from '../src/metrics.js'
-import { INGEST_DIR, REPO_ROOT, tmpDir, headLines, expectedTrades, closedPort } from './helpers.js'
+import { startReplayServer } from '../src/replay/server.js'
+import { readRecording } from '../src/replay/recording.js'
+import { INGEST_DIR, REPO_ROOT, tmpDir, headLines, writeGz, expectedTrades, closedPort } from './helpers.js'
 
 const SAMPLE = join(REPO_ROOT, 'data/sample/binance-spot-btcusdt-trades.gz')
 
@@ -163,6 +165,58 @@ describe('metrics', () => {
     assert.equal(value(m, 'mdth_ingest_processor_connected'), 0)
     run.child.kill('SIGTERM')
     assert.equal(await run.exited, 0, run.stderr())
+  })
+
+  test('tardis-realtime whose exchange goes away: /health 503 naming the exchange; the recording holds the live frames', { timeout: 30000 }, async () => {
+    const lines = await headLines(SAMPLE, 500)
+    // a stand-in exchange: the replay server plays the lines, closes the socket after the last one, and
+    // is then shut, so tardis-dev's reconnects are refused
+    const server = await startReplayServer({ exchange: 'binance', recording: readRecording([writeGz(tmpDir(), 'slice.gz', lines)]), speed: 'max' })
+    const dir = tmpDir()
+    const pull = new Pull()
+    await pull.bind('tcp://127.0.0.1:*')
+    const run = start(['--source', 'tardis-realtime', '--symbols', 'btcusdt', '--endpoint', pull.lastEndpoint, '--metrics-address', '127.0.0.1:0',
+      '--health-down-s', '0.5', '--record-dir', dir], { WSS_URL_BINANCE: server.url })
+    const frames = pull[Symbol.asyncIterator]()
+    let trades = 0
+    let disconnects = 0
+    while (disconnects === 0) {
+      const f = decodeFrame((await frames.next()).value[0])
+      if (f.header.type === 'trade') trades += f.header.n
+      if (f.header.type === 'disconnect') disconnects++
+    }
+    await server.close()
+    assert.equal(trades, 500)
+    const address = await metricsAddress(run.stderr)
+    let res
+    for (let i = 0; i < 100; i++) {
+      res = await fetch(`http://${address}/health`)
+      if (res.status === 503) break
+      await res.body?.cancel()
+      await sleep(50)
+    }
+    assert.equal(res?.status, 503)
+    const body = await res.json()
+    assert.match(body.reasons.join('\n'), /^binance: connection down for [\d.]+ s \(limit 0\.5 s\)$/)
+    assert.equal(body.exchanges.binance.connected, false)
+    assert.equal(body.processor_connected, true)
+    const m = parseMetrics(await (await fetch(`http://${address}/metrics`)).text())
+    assert.equal(value(m, 'mdth_ingest_exchange_connected{exchange="binance"}'), 0)
+    // the drop, then one per refused reconnect (tardis-dev yields a disconnect for each)
+    const dropped = value(m, 'mdth_ingest_disconnects_total{exchange="binance"}')
+    assert.ok(dropped >= 1, `${dropped} disconnects`)
+    run.child.kill('SIGTERM')
+    for (;;) {
+      const f = decodeFrame((await frames.next()).value[0])
+      if (f.header.type === 'end') break
+    }
+    pull.close()
+    assert.equal(await run.exited, 0, run.stderr())
+    // what the exchange sent, as recorded: the slice's trade payloads, in order
+    const recDir = join(dir, 'binance')
+    const recorded = readdirSync(recDir).flatMap((f) => gunzipSync(readFileSync(join(recDir, f))).toString('utf8').trim().split('\n'))
+    const payload = (/** @type {string} */ l) => JSON.parse(l.slice(l.indexOf(' ') + 1))
+    assert.deepEqual(recorded.map(payload).filter((p) => p.stream === 'btcusdt@trade'), lines.map(payload))
   })
 
   test('a metrics port that cannot be bound: one line naming it and the cause, counted, and the replay goes on', { timeout: 30000 }, async () => {
