@@ -15,7 +15,8 @@ import { decodeFrame } from '../src/wire/index.js'
 import { Batcher } from '../src/batcher.js'
 import { runPipeline } from '../src/pipeline.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { tmpDir, headLines, writeGz, collect, SPOT_0808, INGEST_DIR, REPO_ROOT } from './helpers.js'
+import { openSource } from '../src/sources/index.js'
+import { tmpDir, headLines, writeGz, collect, SPOT_0808, DERIBIT_WS, INGEST_DIR, REPO_ROOT } from './helpers.js'
 
 // 2024-08-08T23:59:59.000 UTC and the next hour, in ns (worked out by hand: 1723161599 s)
 const T_2359 = 1_723_161_599_000_000_000n
@@ -200,5 +201,29 @@ describe('recorder', () => {
     assert.equal(pulled, 3)
     assert.equal(result.reason, 'replay_finished')
     assert.equal(result.counts.rows.trade, 3)
+  })
+
+  test('several exchanges in one session: one file per exchange, each replays to that exchange\'s messages', { timeout: 60000 }, async () => {
+    const binance = writeGz(tmpDir(), 'slice.gz', await headLines(join(REPO_ROOT, 'data/sample/binance-spot-btcusdt-trades.gz'), 800))
+    const dir = tmpDir()
+    const recorder = new Recorder({ dir })
+    const streams = [
+      { exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], files: [binance] },
+      { exchange: 'deribit', symbols: ['ETH-30JUL21-2800-C', 'BTC-24SEP21-8000-P'], dataTypes: ['option_summary'], files: [DERIBIT_WS] }
+    ]
+    const merged = await collect(openSource({ source: 'replay', streams, speed: 'max', recorder }))
+    await recorder.close()
+    assert.deepEqual(merged.at(-1), { type: 'end', reason: 'replay_finished', error: null })
+    assert.deepEqual(readdirSync(dir).sort(), ['binance', 'deribit'])
+    const data = (ms) => ms.filter((m) => m.type !== 'end' && m.type !== 'disconnect').map(({ localTimestamp, ...m }) => m)
+    for (const s of streams) {
+      const files = readdirSync(join(dir, s.exchange)).map((f) => join(dir, s.exchange, f))
+      assert.equal(files.length, 1, s.exchange)
+      const again = await collect(openReplay({ ...s, files, speed: 'max' }))
+      assert.deepEqual(again.at(-1), { type: 'end', reason: 'replay_finished', error: null }, s.exchange)
+      const expected = data(merged.filter((m) => m.exchange === s.exchange))
+      assert.ok(expected.length > 0, s.exchange)
+      assert.deepEqual(data(again), expected, s.exchange)
+    }
   })
 })
