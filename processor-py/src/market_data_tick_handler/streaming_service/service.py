@@ -612,21 +612,24 @@ class StreamingService:
             self.unwritten.setdefault(sink.name, {})["abandoned"] = 1
 
     def _stop_outcome(self, code: int) -> int:
-        """After a stop: each sink that could not write everything by the deadline is one ERROR line
-        naming the counts (the ledger has them too), and the exit code is 1 (0 when all was written)."""
+        """After a stop: each sink that lost something by the deadline (the ledger's ``lost``, or a close
+        abandoned) is one ERROR line naming the counts, and the exit code is 1 (0 when all was written).
+        What waits on disk (persist's spill: written first by the next start) is a WARNING, not a loss."""
         if self.stop_deadline is None:
             return code
+        waiting: dict[str, dict[str, int]] = {}
         for entry in self.ledger:
             if entry.stage != "sinks":
                 continue
-            lost = {k: v for k, v in entry.parts.items() if k in ("lost", "waiting") and v}
-            if lost:
-                sink = entry.what.rpartition(" to ")[2]
-                self.unwritten.setdefault(sink, {}).update(
-                    {f"{entry.what.partition(' ')[0]}_{k}": v for k, v in lost.items()}
-                )
+            sink, what = entry.what.rpartition(" to ")[2], entry.what.partition(" ")[0]
+            if entry.parts.get("lost"):
+                self.unwritten.setdefault(sink, {})[f"{what}_lost"] = entry.parts["lost"]
+            if entry.parts.get("waiting"):
+                waiting.setdefault(sink, {})[f"{what}_waiting"] = entry.parts["waiting"]
         for sink, counts in self.unwritten.items():
             log.error("stop: %s could not write everything by the deadline: %s", sink, _counts(counts))
+        for sink, counts in waiting.items():
+            log.warning("stop: %s kept what it could not write by the deadline: %s", sink, _counts(counts))
         took = self.config.shutdown.timeout_s - (self.stop_deadline - time.monotonic())
         log.info("stopped in %.1f s (shutdown.timeout_s %g)", took, self.config.shutdown.timeout_s)
         return 1 if self.unwritten and code == 0 else code
