@@ -337,9 +337,9 @@ def _modes_epilog() -> str:
         "modes:\n"
         + "\n".join(lines)
         + (
-            "\n\nexit codes: 0 done (everything written); 1 a failure, or data lost (a ledger mismatch, or"
-            " what a stop could\nnot write by shutdown.timeout_s); 2 a bad flag or configuration; 130/143 a"
-            " second SIGINT/SIGTERM\nabandoned the stop"
+            "\n\nexit codes: 0 done (everything written, or spilled for the next start); 1 a failure, or"
+            " data lost (a\nledger mismatch, or what a stop lost at shutdown.timeout_s); 2 a bad flag or"
+            " configuration;\n130/143 a second SIGINT/SIGTERM abandoned the stop"
         )
     )
 
