@@ -205,3 +205,33 @@ def test_with_the_real_service_a_symbol_is_seen_by_its_frames_and_stale_once_the
         " (health.ingester_silent_s 30)",
     ]
     assert again.ok and again.silence == {("binance", "btcusdt"): 0.0}
+
+
+def test_a_collector_that_fails_is_a_500_and_an_empty_exposition_at_close_never_an_exception(caplog):
+    config = config_from_dict({"metrics": {"address": "127.0.0.1:0"}})
+
+    class Broken:
+        name = "broken"
+        backlog = SimpleNamespace(nbytes=0)
+        spill = None
+
+        def get_stats(self):
+            raise RuntimeError("a bug")
+
+    async def main():
+        server = MetricsServer(config, None, [Broken()])
+        server.start()
+        host, _, port = server.address.rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+        raw = await reader.read()
+        writer.close()
+        return raw, server.close()
+
+    raw, closed = asyncio.run(main())
+    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert closed["exposition"] == ""
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "metrics: GET /metrics failed",
+        "metrics: the final exposition failed",
+    ]

@@ -174,7 +174,11 @@ class MetricsServer:
             async with asyncio.timeout(READ_TIMEOUT_S):
                 head = await reader.readuntil(b"\r\n\r\n")
             method, path = _request_line(head)
-            status, ctype, body = self.respond(method, path)
+            try:
+                status, ctype, body = self.respond(method, path)
+            except Exception:  # a bug of ours: a 500 and its traceback, never the pipeline's end
+                log.exception("metrics: %s %s failed", method, path)
+                status, ctype, body = "500 Internal Server Error", "text/plain; charset=utf-8", b"error\n"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n".encode()
@@ -214,7 +218,11 @@ class MetricsServer:
         """Stop serving; returns what ``--stats-json`` keeps under ``metrics``: the address, the bind
         errors, the scrapes served and the exposition at close (its counters equal the ledger)."""
         if self._final is None:
-            self._final = generate_latest(self.registry).decode()
+            try:
+                self._final = generate_latest(self.registry).decode()
+            except Exception:  # a bug of ours must not cost the run its stats
+                log.exception("metrics: the final exposition failed")
+                self._final = ""
         if self._sampler is not None:
             self._sampler.cancel()
         if self._server is not None:
