@@ -12,7 +12,12 @@ import { gunzipSync } from 'node:zlib'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pull } from 'zeromq'
 import { decodeFrame } from '../src/wire/index.js'
-import { parseAddress } from '../src/metrics.js'
+import { parseAddress, IngestMetrics } from '../src/metrics.js'
+import { Sender } from '../src/sender.js'
+import { Batcher } from '../src/batcher.js'
+import { Journal, journalFiles, scanFile } from '../src/journal.js'
+import { runPipeline } from '../src/pipeline.js'
+import { openSynthetic } from '../src/sources/synthetic.js'
 import { startReplayServer } from '../src/replay/server.js'
 import { readRecording } from '../src/replay/recording.js'
 import { INGEST_DIR, REPO_ROOT, tmpDir, headLines, writeGz, expectedTrades, closedPort } from './helpers.js'
@@ -296,6 +301,33 @@ describe('metrics', () => {
     assert.equal(value(m, 'mdth_ingest_messages_total{exchange="binance",type="disconnect"}'), 1)
     assert.equal(value(m, 'mdth_ingest_messages_total{exchange="binance",type="trade"}'), 8020)
     assert.equal(value(m, 'mdth_ingest_frames_sent_total{type="disconnect"}'), 1)
+  })
+
+  test('--when-busy journal without a processor: the frames ZeroMQ could not queue are journaled only, and counted so', { timeout: 20000 }, async () => {
+    const dir = join(tmpDir(), 'journal')
+    const journal = new Journal({ dir }).open()
+    const sender = new Sender({ endpoint: `tcp://127.0.0.1:${await closedPort()}`, sndhwm: 1, busy: 'journal', journal, lingerMs: 100 })
+    const source = openSynthetic({ symbolsCount: 3, rate: 'max', total: 1000, startUs: 1_700_000_000_000_000 })
+    const batcher = new Batcher({ send: (f) => sender.send(f), maxBatch: 100, subscribed: { synthetic: source.symbols }, journal })
+    const metrics = new IngestMetrics({ batcher, sender, source, exchanges: ['synthetic'], journal, info: { session: batcher.session, source: 'synthetic', version: 'test' } })
+    const result = await runPipeline({ source, batcher, sender, startInfo: { source: 'synthetic', exchanges: ['synthetic'], data_types: ['trade'], speed: 'max' } })
+    journal.close()
+    const m = parseMetrics(await metrics.registry.metrics())
+    // every frame (start, the trade frames, end) is in the journal: its records, counted by the file itself
+    const frames = 1 + result.counts.frames_by_type.trade + 1
+    const [file] = journalFiles(dir)
+    assert.equal(scanFile(file.path, file.first).records, frames)
+    assert.equal(result.counts.rows.trade, 1000)
+    assert.ok(result.counts.frames_by_type.trade >= 10)
+    // ZeroMQ queues a few frames for the connection it keeps trying (high-water mark 1); the rest waited in the journal only
+    const sent = [...m].filter(([k]) => k.startsWith('mdth_ingest_frames_sent_total')).reduce((a, [, v]) => a + v, 0)
+    const journalOnly = value(m, 'mdth_ingest_frames_journal_only_total')
+    assert.ok(journalOnly >= frames - 4, `${journalOnly} of ${frames} frames journaled only`)
+    assert.equal(sent + journalOnly, frames)
+    assert.equal(journalOnly, sender.stats.journalOnly)
+    assert.equal(value(m, 'mdth_ingest_journal_records_total'), frames)
+    assert.equal(value(m, 'mdth_ingest_journal_files_total'), 1)
+    assert.equal(value(m, 'mdth_ingest_processor_connected'), 0)
   })
 
   test('parseAddress: HOST:PORT, IPv6 in brackets, port 0; anything else is an error', () => {
