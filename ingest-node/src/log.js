@@ -69,7 +69,7 @@ export function formatLine (line, format, level = 'INFO') {
  * @param {{format?: LogFormat}} [options] default: $MDTH_LOG_FORMAT, else text
  * @returns {Log & {format: LogFormat, error: Log}}
  */
-export function createLog (stream = process.stderr, { format = logFormatOf(undefined, { [LOG_FORMAT_ENV]: envFormat() }) } = {}) {
+export function createLog (stream = process.stderr, { format = envFormat() } = {}) {
   const log = /** @type {Log & {format: LogFormat, error: Log}} */ ((line) => { stream.write(formatLine(redact(String(line)), format)) })
   log.format = format
   log.error = (line) => { stream.write(formatLine(redact(String(line)), format, 'ERROR')) }
