@@ -30,6 +30,7 @@ from importlib.metadata import PackageNotFoundError, distribution, packages_dist
 from pathlib import Path
 
 import orjson
+import pytest
 import redis
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -225,6 +226,34 @@ def test_a_consumer_reads_candles_from_redis_with_the_base_install_only(tmp_path
     }
     assert out["last_ids"] == {"candles:stream:binance:BTC-USDT:1m": "1723161840000-0"}
     assert "hole in candles:stream:binance:BTC-USDT:1m: 1 candle(s) missing" in run.stderr
+
+
+# --- an execution service: the base install and the instruments extra -----------------------------------
+
+MARKETS = REPO.parent / "shared" / "data" / "ccxt-markets"
+
+PROVIDER = """
+import asyncio, json, sys
+from market_data_tick_handler.streaming_service import LiveInstrumentProvider
+
+async def main():
+    async with LiveInstrumentProvider(exchanges=["binance"], markets_dir=sys.argv[1]) as provider:
+        btc = await provider.get_instrument("binance", "BTC/USDT")
+        print(json.dumps([btc.symbol, btc.exchange_symbol, btc.tick_size, btc.min_size]))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(not (MARKETS / "binance.json").is_file(), reason="shared/data/ccxt-markets is not here")
+def test_the_instrument_provider_runs_with_the_instruments_extra_only(tmp_path):
+    derived = MARKETS / "derived" / "binance.markets.ccxt-4.5.90.json"  # ccxt's markets, as ccxt wrote them
+    market = json.loads(derived.read_text())["BTC/USDT"]
+    assert (market["precision"]["price"], market["limits"]["amount"]["min"]) == (0.01, 1e-05)
+    run, imports = _run_blocked(blocked_modules({"instruments"}), tmp_path, "-c", PROVIDER, str(MARKETS))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert imports["loaded"] == [], imports
+    assert json.loads(run.stdout) == ["BTC-USDT", "BTCUSDT", 0.01, 1e-05]
 
 
 # --- the processor with the streaming extra only --------------------------------------------------------
