@@ -25,9 +25,8 @@ MAIN = [".venv/bin/python", "-m", "market_data_tick_handler.main"]
 
 def planned(*args: str) -> list[str]:
     """The one command `make -n -o setup ARGS` prints, as argv."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MODES", "SYMBOL", "SYMBOLS", "ARGS", "MAKEFLAGS")
-    }
+    overrides = ("MODES", "SYMBOL", "SYMBOLS", "ARGS", "FILES", "EXCHANGE", "SPEED", "MAKEFLAGS", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if k not in overrides}  # make takes its variables from them
     out = subprocess.run(
         ["make", "--no-print-directory", "-n", "-o", "setup", *args],
         cwd=REPO, capture_output=True, text=True, check=True, env=env,
