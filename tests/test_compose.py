@@ -256,14 +256,10 @@ def _argv(name: str, env: dict[str, str], metrics_port: int | None = None) -> li
 
 
 def _env(**more: str) -> dict[str, str]:
-    """This environment without the persistence switches, plus ``more`` (also the compose variables)."""
-    drop = (
-        "GCP_PROJECT_ID",
-        "BIGQUERY_EMULATOR",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "REDIS_URL",
-        "PERSIST_MODES",
-    )
+    """This environment without the compose file's variables and the persistence switches (so that the
+    file's defaults are what runs), plus ``more``."""
+    variables = set(re.findall(r"\$\{(\w+)", COMPOSE_TEXT))
+    drop = variables | {"GCP_PROJECT_ID", "BIGQUERY_EMULATOR", "GOOGLE_APPLICATION_CREDENTIALS", "REDIS_URL"}
     return {**{k: v for k, v in os.environ.items() if k not in drop}, **more}
 
 
