@@ -936,3 +936,20 @@ UNDOCUMENTED: set[str] = set()
 
 def test_every_key_of_config_py_is_in_the_docs_configuration_table():
     assert set(_leaves(StreamingConfig())) - set(_documented_defaults()) == UNDOCUMENTED
+
+
+def test_the_shipped_streaming_yaml_leaves_the_markets_dir_and_the_ingesters_metrics_to_the_environment(
+    monkeypatch,
+):
+    """streaming.yaml states ``markets_dir: null`` (not set: ``$MDTH_MARKETS_DIR`` applies) and reads the
+    ingester's metrics address from ``$MDTH_INGESTER_METRICS_ADDRESS`` (a container listens on 0.0.0.0)."""
+    monkeypatch.delenv("MDTH_MARKETS_DIR", raising=False)
+    monkeypatch.delenv("MDTH_INGESTER_METRICS_ADDRESS", raising=False)
+    config = load_config(REPO / "streaming.yaml")
+    assert config.live_instruments.markets_dir is None
+    assert config.metrics.ingester_address == "127.0.0.1:9465"
+    monkeypatch.setenv("MDTH_MARKETS_DIR", "/srv/markets")
+    monkeypatch.setenv("MDTH_INGESTER_METRICS_ADDRESS", "0.0.0.0:9465")
+    config = load_config(REPO / "streaming.yaml")
+    assert config.live_instruments.markets_dir == "/srv/markets"
+    assert config.metrics.ingester_address == "0.0.0.0:9465"

@@ -617,6 +617,14 @@ def _persist(raw: Any) -> PersistConfig:
     )
 
 
+def _live_instruments(raw: Any) -> LiveInstrumentsConfig:
+    """``live_instruments``; a ``markets_dir`` of null is not set: ``$MDTH_MARKETS_DIR`` applies, as when
+    the key is left out (streaming.yaml states it as null)."""
+    if isinstance(raw, dict) and "markets_dir" in raw and raw["markets_dir"] is None:
+        raw = {k: v for k, v in raw.items() if k != "markets_dir"}
+    return _build(LiveInstrumentsConfig, raw, "live_instruments")
+
+
 def _modes(raw: Any) -> tuple[str, ...]:
     if raw is None or raw == []:
         return ("serve",)
@@ -654,7 +662,7 @@ def config_from_dict(raw: dict[str, Any]) -> StreamingConfig:
             serve=_serve(raw.get("serve")),
             persist=_persist(raw.get("persist")),
             candles=_build(CandlesConfig, raw.get("candles"), "candles"),
-            live_instruments=_build(LiveInstrumentsConfig, raw.get("live_instruments"), "live_instruments"),
+            live_instruments=_live_instruments(raw.get("live_instruments")),
             ingest=_ingest(raw.get("ingest")),
             metrics=_build(MetricsConfig, raw.get("metrics"), "metrics"),
             health=_build(HealthConfig, raw.get("health"), "health"),
