@@ -43,9 +43,9 @@ def raw():
 
 
 def test_serve_with_the_seeds_symbol_publishes_every_candle(redis_url, tmp_path, raw):
-    """``--mode streaming-candles-serve --symbol BTC-USDT --config streaming.yaml``."""
+    """``--mode streaming-candles-serve --symbol BTC-USDT --config streaming.yaml`` (the repository's)."""
     run = _main(tmp_path, "--mode", "streaming-candles-serve", "--symbol", "BTC-USDT", *REPLAY,
-                "--redis-url", redis_url)  # fmt: skip
+                "--redis-url", redis_url, config=(REPO / "streaming.yaml").read_text())  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     for tf in ("15s", "1m"):
         published = stream_candles(redis_url, tf)
