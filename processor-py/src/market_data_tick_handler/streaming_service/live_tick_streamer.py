@@ -175,13 +175,15 @@ class LiveTickStreamer:
         await self.ingester.start()
 
     async def close(self) -> None:
-        """Ask the ingester to end its session and wait for it to exit (killed after
-        ``stop_timeout_s``); close the socket."""
+        """Ask the ingester to end its session (unless it has ended), hang up and wait for it to exit
+        (terminated, then killed, after ``stop_timeout_s``); close the socket."""
         if self.ingester is not None and self.ingester.returncode is None:
-            self.ingester.request_stop()
-            await self._drain(time.monotonic() + self.stop_timeout_s)
+            if not self._ended:  # left early: its session goes on until asked to end
+                self.ingester.request_stop()
+                await self._drain(time.monotonic() + self.stop_timeout_s)
             self._hang_up()
-            await self.ingester.stop(timeout=self.stop_timeout_s)
+            if await self.ingester.wait(self.stop_timeout_s) is None:  # it exits once it sees the hang-up
+                await self.ingester.stop(timeout=1.0)
         self._hang_up()
         if self._ctx is not None:
             self._ctx.term()
