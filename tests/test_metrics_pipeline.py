@@ -23,8 +23,8 @@ import urllib.request
 from pathlib import Path
 
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
+from support.metrics_text import samples, value
 from support.pipeline import read_stats, replay_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,18 +39,6 @@ def raw_trades() -> list[int]:
     with gzip.open(SAMPLE, "rt") as fh:
         messages = [json.loads(line.split(" ", 1)[1]) for line in fh if line.strip()]
     return [m["data"]["T"] for m in messages if m["stream"] == "btcusdt@trade"]
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(got: dict, name: str, **labels: str) -> float:
-    return got[(name, tuple(sorted(labels.items())))]
 
 
 class Stderr:

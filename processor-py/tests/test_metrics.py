@@ -18,7 +18,6 @@ import pytest
 import zmq
 import zmq.asyncio
 from helpers import T0, S, control_frame, trade_frame
-from prometheus_client.parser import text_string_to_metric_families
 
 from market_data_tick_handler.config import StreamingConfig, config_from_dict
 from market_data_tick_handler.streaming_service import ServeMode
@@ -28,6 +27,7 @@ from market_data_tick_handler.streaming_service.metrics.collectors import Record
 from market_data_tick_handler.streaming_service.metrics.recorders import CloseLag, Histo
 from market_data_tick_handler.streaming_service.service import StreamingService
 from market_data_tick_handler.streaming_service.transport.inmemory import InMemoryBus, InMemoryTransport
+from support.metrics_text import samples, value
 
 START = {"source": "replay", "exchanges": ["binance"], "data_types": ["trade"], "speed": "max"}
 TIMEOUT_S = 30
@@ -93,19 +93,6 @@ FRAMES = [
     # 61 s: [30, 45), the empty [45, 60) and the minute [0, 60) close
     trade_frame([(0, T0 + 61 * S, 100.0, 2.0, "buy")], seq=3, session="s1"),
 ]
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of an exposition: (name, sorted labels) -> value."""
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(got: dict, name: str, **labels: str) -> float:
-    return got[(name, tuple(sorted(labels.items())))]
 
 
 async def _push(endpoint: str, frames: Iterable[bytes]) -> zmq.asyncio.Socket:

@@ -10,7 +10,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from market_data_tick_handler.config import BigQueryConfig, config_from_dict
 from market_data_tick_handler.streaming_service import CandleBatch, PersistMode
@@ -19,22 +18,11 @@ from market_data_tick_handler.streaming_service.bigquery_client.sink import Memo
 from market_data_tick_handler.streaming_service.candle_processor import Candle
 from market_data_tick_handler.streaming_service.instrument_service import LiveInstrumentProvider
 from market_data_tick_handler.streaming_service.metrics.server import MetricsServer
+from support.metrics_text import samples, value
 
 MARKETS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ccxt-markets"
 T_IN = 1_723_161_600_000_000
 MINUTE = 60_000_000
-
-
-def samples(text: str) -> dict:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def value(got: dict, name: str, **labels: str) -> float:
-    return got[(name, tuple(sorted(labels.items())))]
 
 
 def _minute(k: int) -> CandleBatch:
