@@ -1,11 +1,17 @@
 """Fixtures shared by the processor's unit tests and the cross-process tests."""
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))  # tests/support
+
+# every process a test starts serves its metrics on a free port, not on the fixed defaults (9464, 9465)
+# that a running pipeline or another test may hold; a test that checks an address sets its own
+os.environ.setdefault("MDTH_METRICS_ADDRESS", "127.0.0.1:0")
+os.environ.setdefault("MDTH_INGESTER_METRICS_ADDRESS", "127.0.0.1:0")
 
 from market_data_tick_handler.devtools.bq_emulator import BigQueryEmulator
 from market_data_tick_handler.devtools.bq_emulator import bigquery_emulator as bq_emulator

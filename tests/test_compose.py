@@ -264,8 +264,12 @@ def _env(**more: str) -> dict[str, str]:
 
 
 def _service_env(name: str, env: dict[str, str]) -> dict[str, str]:
-    """The process environment: ``env`` and the service's `environment`, as the container gets them."""
-    return {**env, **{k: str(v) for k, v in (service(name, env).get("environment") or {}).items()}}
+    """The process environment: ``env`` and the service's `environment`, as the container gets them, but
+    the ingester's metrics on a free loopback port instead of the container's ``0.0.0.0:9465``."""
+    given = {k: str(v) for k, v in (service(name, env).get("environment") or {}).items()}
+    if given.get("MDTH_INGESTER_METRICS_ADDRESS") == "0.0.0.0:9465":
+        given["MDTH_INGESTER_METRICS_ADDRESS"] = "127.0.0.1:0"
+    return {**env, **given}
 
 
 def _reference_1m() -> list[dict]:

@@ -57,7 +57,8 @@ def nested(path: str, value) -> dict:
 @pytest.fixture(autouse=True)
 def _no_stray_env(monkeypatch):
     """The variables these tests are about, unset unless a test sets them."""
-    for name in ("REDIS_URL", CURVE_SECRET_ENV, CURVE_CLIENT_KEYS_ENV, curve.CLIENT_SECRET_ENV):
+    names = ("REDIS_URL", CURVE_SECRET_ENV, CURVE_CLIENT_KEYS_ENV, curve.CLIENT_SECRET_ENV)
+    for name in (*names, "MDTH_METRICS_ADDRESS", "MDTH_INGESTER_METRICS_ADDRESS"):  # conftest sets them
         monkeypatch.delenv(name, raising=False)
 
 

@@ -50,6 +50,9 @@ CURVE_SECRET_ENV = "MDTH_CURVE_SECRET_KEY"
 CURVE_CLIENT_KEYS_ENV = "MDTH_CURVE_CLIENT_KEYS"
 #: ``live_instruments.markets_dir`` when the file does not give one: offline instrument definitions
 MARKETS_DIR_ENV = "MDTH_MARKETS_DIR"
+#: the processor's and the spawned ingester's metrics addresses, when streaming.yaml does not give them
+METRICS_ADDRESS_ENV = "MDTH_METRICS_ADDRESS"
+INGESTER_METRICS_ADDRESS_ENV = "MDTH_INGESTER_METRICS_ADDRESS"
 _Z85_KEY = re.compile(r"[0-9a-zA-Z.:+=^!/*?&<>()\[\]{}@%$#-]{40}")
 
 # the timeframe grammar of candle_processor/timeframes.py (Timeframe.parse), which config must not import
@@ -370,11 +373,14 @@ class LiveInstrumentsConfig:
 class MetricsConfig:
     """``metrics``: Prometheus metrics over HTTP, ``/metrics`` and ``/health`` (docs/OPERATIONS.md).
     ``address`` is the processor's ``HOST:PORT``, ``ingester_address`` the ingester's (a spawned one is
-    given it); port 0 picks a free port (logged). Loopback unless set otherwise."""
+    given it); port 0 picks a free port (logged). Loopback unless set otherwise. When the file does not
+    say, ``$MDTH_METRICS_ADDRESS`` and ``$MDTH_INGESTER_METRICS_ADDRESS`` before the defaults."""
 
     enabled: bool = True
-    address: str = "127.0.0.1:9464"
-    ingester_address: str = "127.0.0.1:9465"
+    address: str = field(default_factory=lambda: os.environ.get(METRICS_ADDRESS_ENV) or "127.0.0.1:9464")
+    ingester_address: str = field(
+        default_factory=lambda: os.environ.get(INGESTER_METRICS_ADDRESS_ENV) or "127.0.0.1:9465"
+    )
 
 
 @dataclass(frozen=True, slots=True)
