@@ -11,18 +11,21 @@ DataFrame, a file of candles) are turned into columns once, here: ``warmup_colum
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
 from ...timeutil import to_us_array
 from ..candle_processor.schema import FEATURE_INPUTS
 from .inputs import CONTEXT, CandleInputs, candle_fields, inputs_from_frame
+
+if TYPE_CHECKING:
+    import pandas as pd  # loaded only by a warm-up (about 100 MiB a processor without one never holds)
 
 WarmupColumns = Mapping[str, Any]  # name -> array-like, one value per candle
 #: what identifies a candle's series and its place in it
@@ -55,7 +58,8 @@ class WarmupSeries:
 def warmup_columns(candles: WarmupColumns | pd.DataFrame | Iterable[Any]) -> dict[str, np.ndarray]:
     """Candles as columns: columns (a mapping, a DataFrame) as they are; a sequence of candles (``Candle``
     objects, published messages, flat dicts; a field left out is unknown) turned into columns."""
-    if isinstance(candles, pd.DataFrame):
+    pd = sys.modules.get("pandas")  # not loaded: candles cannot be a DataFrame
+    if pd is not None and isinstance(candles, pd.DataFrame):
         return {str(name): candles[name].to_numpy() for name in candles.columns}
     if isinstance(candles, Mapping):
         return {str(name): np.asarray(values) for name, values in candles.items()}
@@ -82,6 +86,8 @@ def warmup_series(
     candle comes in ``columns``."""
     if not columns or not len(next(iter(columns.values()))):
         return []
+    import pandas as pd
+
     missing = [name for name in SERIES_KEYS[1:] if name not in columns]
     if missing:
         raise ValueError(f"warm-up candles need {', '.join(missing)} (and close); got {', '.join(columns)}")
@@ -120,6 +126,8 @@ def read_candles(path: str | Path) -> dict[str, np.ndarray]:
     (``candles_to_frame`` columns)."""
     path = Path(path)
     if path.suffix == ".csv":
+        import pandas as pd
+
         return warmup_columns(pd.read_csv(path))
     candles = []
     with path.open("rb") as f:
