@@ -62,6 +62,8 @@ export async function startReplayServer ({
   for (const [name, v] of Object.entries({ stallTimeoutMs, pingIntervalMs })) {
     if (!(typeof v === 'number' && v > 0)) throw new Error(`replay: ${name} must be a positive number of ms, got ${JSON.stringify(v)}`)
   }
+  /** how often a connection is looked at for its next ping */
+  const heartbeatMs = Math.max(10, Math.min(pingIntervalMs, stallTimeoutMs / 4))
   const protocol = protocolFor(exchange)
   const shared = protocol.createRecordingState(inventory)
   const stats = {
@@ -99,11 +101,12 @@ export async function startReplayServer ({
    * @property {boolean} ready subscribed and settled: frames may go out
    * @property {any} timer settle timer
    * @property {any} heartbeat ping timer
+   * @property {any} pongTimer the unanswered ping's deadline (stallTimeoutMs after it went out)
    * @property {number} sent recorded frames sent on this connection
    * @property {number|null} pingAt when the unanswered ping went out (performance.now()), null if none
    * @property {number} sentAtPing `sent` when that ping went out
    * @property {number} acked recorded frames acknowledged by a pong (sent before its ping)
-   * @property {number} lastPongAt
+   * @property {number} lastPingAt when the last ping went out (at connect: the connection's start)
    */
   /** @type {Client | null} */
   let client = null
@@ -165,8 +168,8 @@ export async function startReplayServer ({
     }
     /** @type {Client} */
     const c = {
-      ws, session: protocol.createSession(shared), ready: false, timer: null, heartbeat: null,
-      sent: 0, pingAt: null, sentAtPing: 0, acked: 0, lastPongAt: performance.now()
+      ws, session: protocol.createSession(shared), ready: false, timer: null, heartbeat: null, pongTimer: null,
+      sent: 0, pingAt: null, sentAtPing: 0, acked: 0, lastPingAt: performance.now()
     }
     client = c
     /** @param {string} r */
@@ -187,35 +190,37 @@ export async function startReplayServer ({
       if (c.pingAt === null) return
       c.acked = c.sentAtPing
       c.pingAt = null
-      c.lastPongAt = performance.now()
+      clearTimeout(c.pongTimer)
     })
-    c.heartbeat = setInterval(() => checkAlive(c), Math.max(10, Math.min(pingIntervalMs, stallTimeoutMs / 4)))
+    c.heartbeat = setInterval(() => checkAlive(c), heartbeatMs)
     c.heartbeat.unref?.()
     ws.on('error', () => { stats.clientErrors++ })
     ws.on('close', () => {
       if (c.timer !== null) clearTimeout(c.timer)
       clearInterval(c.heartbeat)
+      clearTimeout(c.pongTimer)
       if (client === c) client = null
       wake()
     })
   })
 
   /**
-   * Pings the client every pingIntervalMs; one that has not answered within stallTimeoutMs stopped reading.
+   * Pings the client every pingIntervalMs (measured from the last ping, so that the pings keep their
+   * cadence however fast the pongs come); one that has not answered within stallTimeoutMs stopped
+   * reading, judged by a timer of its own at that deadline. A client that stops reading is therefore
+   * terminated within pingIntervalMs + stallTimeoutMs of its last pong (plus timer latency).
    * @param {Client} c
    */
   function checkAlive (c) {
-    if (c.ws.readyState !== WebSocket.OPEN) return
+    if (c.ws.readyState !== WebSocket.OPEN || c.pingAt !== null) return
     const now = performance.now()
-    if (c.pingAt !== null) {
-      if (now - c.pingAt >= stallTimeoutMs) stalled(c, `no pong to a ping within ${stallTimeoutMs} ms`)
-      return
-    }
-    if (now - c.lastPongAt >= pingIntervalMs) {
-      c.pingAt = now
-      c.sentAtPing = c.sent
-      c.ws.ping()
-    }
+    // half a heartbeat of tolerance: a tick that fires a little early still sends the ping it is for
+    if (now - c.lastPingAt < pingIntervalMs - heartbeatMs / 2) return
+    c.pingAt = c.lastPingAt = now
+    c.sentAtPing = c.sent
+    c.pongTimer = setTimeout(() => stalled(c, `no pong to a ping within ${stallTimeoutMs} ms`), stallTimeoutMs)
+    c.pongTimer.unref?.()
+    c.ws.ping()
   }
 
   /**
