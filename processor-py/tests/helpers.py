@@ -1,5 +1,8 @@
-"""Build wire frames for tests."""
+"""Build wire frames for tests, and the configuration of a service fed by them."""
 
+from typing import Any
+
+from market_data_tick_handler.config import StreamingConfig, config_from_dict
 from market_data_tick_handler.wire import INT64_MISSING, encode_frame
 
 SIDES = {"unknown": 0, "buy": 1, "sell": 2}
@@ -142,3 +145,45 @@ def option_frame(rows, seq=0, symbols=(("deribit", "BTC-27SEP24-60000-C"),)):
     for name in OPTION:
         cols[name] = [r[2].get(name, OPTION[name]) for r in rows]
     return encode_frame(typed_header("option_summary", seq, symbols), cols)
+
+
+def replay_config(endpoint: str, **more: Any) -> StreamingConfig:
+    """A replay (event clock) of binance BTCUSDT from an ingester that runs elsewhere (the test pushes
+    the frames to ``endpoint``): 15 s and 1 m candles closing with no grace, no features, trades only,
+    served on the in-memory bus; ``more``: other top-level sections."""
+    return config_from_dict(
+        {
+            "modes": ["serve"],
+            "serve": {"transport": "inmemory"},
+            "ingest": {
+                "source": "replay",
+                "exchange": "binance",
+                "symbols": ["btcusdt"],
+                "spawn": False,
+                "endpoint": endpoint,
+            },
+            "candles": {"timeframes": ["15s", "1m"], "grace_ms": 0, "enable_hft_features": False},
+            "data_types": {
+                "book_snapshots": {"enabled": False},
+                "derivative_ticker": {"enabled": False},
+                "options_chain": {"enabled": False},
+                "funding_rates": {"enabled": False},
+            },
+            **more,
+        }
+    )
+
+
+def end_frame(seq: int, session: str, trades: int) -> bytes:
+    """The ingester's end frame of a replay: ``seq`` frames before it (the start and trade frames),
+    ``trades`` trade rows in them."""
+    counts = {
+        "rows": {"trade": trades},
+        "frames": seq,
+        "frames_by_type": {"start": 1, "trade": seq - 1},
+        "normalized": {"trade": trades},
+        "dropped": {},
+        "raw": {},
+        "internal": {},
+    }
+    return control_frame("end", seq, session=session, reason="replay_finished", counts=counts)

@@ -7,19 +7,16 @@ seven candles)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 import tempfile
 from collections.abc import Iterable
-from typing import Any
 
 import pytest
 import zmq
 import zmq.asyncio
-from helpers import T0, S, control_frame, trade_frame
+from helpers import T0, S, control_frame, end_frame, replay_config, trade_frame
 
-from market_data_tick_handler.config import StreamingConfig, config_from_dict
 from market_data_tick_handler.streaming_service import ServeMode
 from market_data_tick_handler.streaming_service.latency import Latencies
 from market_data_tick_handler.streaming_service.metrics import start_metrics
@@ -37,44 +34,6 @@ TIMEOUT_S = 30
 def endpoint():
     with tempfile.TemporaryDirectory(prefix="i18m-", dir="/tmp") as tmp:
         yield f"ipc://{tmp}/frames.sock"
-
-
-def _config(endpoint: str, **more: Any) -> StreamingConfig:
-    return config_from_dict(
-        {
-            "modes": ["serve"],
-            "serve": {"transport": "inmemory"},
-            "ingest": {
-                "source": "replay",
-                "exchange": "binance",
-                "symbols": ["btcusdt"],
-                "spawn": False,
-                "endpoint": endpoint,
-            },
-            "candles": {"timeframes": ["15s", "1m"], "grace_ms": 0, "enable_hft_features": False},
-            "data_types": {
-                "book_snapshots": {"enabled": False},
-                "derivative_ticker": {"enabled": False},
-                "options_chain": {"enabled": False},
-                "funding_rates": {"enabled": False},
-            },
-            "metrics": {"enabled": True, "address": "127.0.0.1:0"},
-            **more,
-        }
-    )
-
-
-def _end(seq: int, session: str, trades: int) -> bytes:
-    counts = {
-        "rows": {"trade": trades},
-        "frames": seq,
-        "frames_by_type": {"start": 1, "trade": seq - 1},
-        "normalized": {"trade": trades},
-        "dropped": {},
-        "raw": {},
-        "internal": {},
-    }
-    return control_frame("end", seq, session=session, reason="replay_finished", counts=counts)
 
 
 FRAMES = [
@@ -123,7 +82,7 @@ async def _until(condition, timeout: float = TIMEOUT_S) -> None:
 
 
 async def test_scraped_mid_run_and_at_close_the_counters_are_the_frames_and_the_ledger(endpoint):
-    config = _config(endpoint)
+    config = replay_config(endpoint, metrics={"enabled": True, "address": "127.0.0.1:0"})
     service = StreamingService(config, [ServeMode(config.serve, InMemoryTransport(InMemoryBus()))])
     metrics = start_metrics(config, service)
     assert metrics.address is not None and metrics.address.startswith("127.0.0.1:")
@@ -151,7 +110,7 @@ async def test_scraped_mid_run_and_at_close_the_counters_are_the_frames_and_the_
         assert status == 200 and '"status": "ok"' in body
         status, _, _ = await http_get(metrics.address, "/nothing")
         assert status == 404
-        await push.send(_end(4, "s1", trades=6))  # closes [60, 75) and [60, 120) as partial
+        await push.send(end_frame(4, "s1", trades=6))  # closes [60, 75) and [60, 120) as partial
         code = await asyncio.wait_for(run, TIMEOUT_S)
     finally:
         push.close()
@@ -194,7 +153,7 @@ async def test_scraped_mid_run_and_at_close_the_counters_are_the_frames_and_the_
     # every frame carried recv_mono_us (1): each is a latency sample, the five of them
     assert value(end, "mdth_frame_latency_seconds_count", stage="handled") == 5
     # each frame's size as the test encoded it
-    sizes = [len(f) for f in [*FRAMES, _end(4, "s1", trades=6)]]
+    sizes = [len(f) for f in [*FRAMES, end_frame(4, "s1", trades=6)]]
     assert value(end, "mdth_frame_size_bytes_count") == 5
     assert value(end, "mdth_frame_size_bytes_sum") == sum(sizes)
     assert value(end, "mdth_frame_size_bytes_bucket", le="1024.0") == sum(1 for n in sizes if n <= 1024)
@@ -205,9 +164,7 @@ def test_a_port_in_use_is_a_warning_naming_it_counted_and_the_run_goes_on(endpoi
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     address = f"127.0.0.1:{taken.getsockname()[1]}"
-    config = dataclasses.replace(
-        _config(endpoint), metrics=dataclasses.replace(_config(endpoint).metrics, address=address)
-    )
+    config = replay_config(endpoint, metrics={"enabled": True, "address": address})
 
     async def main() -> dict:
         service = StreamingService(config, [ServeMode(config.serve, InMemoryTransport(InMemoryBus()))])
@@ -215,7 +172,7 @@ def test_a_port_in_use_is_a_warning_naming_it_counted_and_the_run_goes_on(endpoi
             metrics = start_metrics(config, service)
         assert metrics.address is None
         run = asyncio.create_task(service.run())
-        push = await _push(endpoint, [*FRAMES, _end(4, "s1", trades=6)])
+        push = await _push(endpoint, [*FRAMES, end_frame(4, "s1", trades=6)])
         try:
             assert await asyncio.wait_for(run, TIMEOUT_S) == 0
         finally:

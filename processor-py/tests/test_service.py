@@ -15,7 +15,7 @@ import orjson
 import pytest
 import zmq
 import zmq.asyncio
-from helpers import T0, S, control_frame, trade_frame
+from helpers import T0, S, control_frame, end_frame, replay_config, trade_frame
 
 from market_data_tick_handler.config import ConfigError, StreamingConfig, config_from_dict
 from market_data_tick_handler.streaming_service import ServeMode
@@ -34,48 +34,9 @@ def endpoint():
         yield f"ipc://{tmp}/frames.sock"
 
 
-def _config(endpoint: str) -> StreamingConfig:
-    """A replay (event clock) of binance BTCUSDT, 15 s and 1 m candles closing with no grace, no features."""
-    return config_from_dict(
-        {
-            "modes": ["serve"],
-            "serve": {"transport": "inmemory"},
-            "ingest": {
-                "source": "replay",
-                "exchange": "binance",
-                "symbols": ["btcusdt"],
-                "spawn": False,
-                "endpoint": endpoint,
-            },
-            "candles": {"timeframes": ["15s", "1m"], "grace_ms": 0, "enable_hft_features": False},
-            "data_types": {
-                "book_snapshots": {"enabled": False},
-                "derivative_ticker": {"enabled": False},
-                "options_chain": {"enabled": False},
-                "funding_rates": {"enabled": False},
-            },
-        }
-    )
-
-
 def _service(config: StreamingConfig, bus: InMemoryBus) -> StreamingService:
     """The service with serve mode publishing on ``bus`` (the one place that wires a sink by hand)."""
     return StreamingService(config, [ServeMode(config.serve, InMemoryTransport(bus))])
-
-
-def _end(seq: int, session: str, trades: int) -> bytes:
-    """The ingester's end frame: ``seq`` frames before it, ``trades`` trade rows in them."""
-    frames_by_type = {"start": 1, "trade": seq - 1}
-    counts = {
-        "rows": {"trade": trades},
-        "frames": seq,
-        "frames_by_type": frames_by_type,
-        "normalized": {"trade": trades},
-        "dropped": {},
-        "raw": {},
-        "internal": {},
-    }
-    return control_frame("end", seq, session=session, reason="replay_finished", counts=counts)
 
 
 async def _push(endpoint: str, frames: Iterable[bytes]) -> zmq.asyncio.Socket:
@@ -124,7 +85,7 @@ async def test_a_session_start_trades_end_gives_the_candles_worked_out_by_hand_a
 ):
     bus = InMemoryBus()
     candles = bus.subscribe("candles:binance:*")  # the per-exchange channel: one message per candle
-    service = _service(_config(endpoint), bus)
+    service = _service(replay_config(endpoint), bus)
     run = asyncio.create_task(service.run())
     frames = [
         control_frame("start", 0, session="s1", **START),
@@ -141,7 +102,7 @@ async def test_a_session_start_trades_end_gives_the_candles_worked_out_by_hand_a
         trade_frame([(0, T0 + 16 * S, 103.0, 0.5, "buy"), (0, T0 + 44 * S, 99.0, 1.0, "sell")], 2, "s1"),
         # 61 s: [30, 45), the empty [45, 60) and the minute [0, 60) close
         trade_frame([(0, T0 + 61 * S, 100.0, 2.0, "buy")], seq=3, session="s1"),
-        _end(4, "s1", trades=6),  # closes what is open, as partial: [60, 75) and [60, 120)
+        end_frame(4, "s1", trades=6),  # closes what is open, as partial: [60, 75) and [60, 120)
     ]
     push = await _push(endpoint, frames)
     try:
@@ -196,7 +157,7 @@ async def test_a_session_start_trades_end_gives_the_candles_worked_out_by_hand_a
 async def test_frames_of_a_foreign_session_are_refused_counted_and_never_reach_the_candles(endpoint):
     bus = InMemoryBus()
     candles = bus.subscribe("candles:binance:*:15s")
-    service = _service(_config(endpoint), bus)
+    service = _service(replay_config(endpoint), bus)
     run = asyncio.create_task(service.run())
     frames = [
         trade_frame([(0, T0 + 2 * S, 500.0, 9.0, "buy")], seq=41, session="orphan"),  # before any start
@@ -205,7 +166,7 @@ async def test_frames_of_a_foreign_session_are_refused_counted_and_never_reach_t
         control_frame("start", 0, session="orphan", **START),  # a second ingester on the endpoint
         trade_frame([(0, T0 + 3 * S, 500.0, 9.0, "sell")], seq=1, session="orphan"),
         trade_frame([(0, T0 + 16 * S, 101.0, 2.0, "sell")], seq=2, session="s1"),
-        _end(3, "s1", trades=2),
+        end_frame(3, "s1", trades=2),
     ]
     push = await _push(endpoint, frames)
     try:
@@ -232,7 +193,7 @@ async def test_frames_of_a_foreign_session_are_refused_counted_and_never_reach_t
 async def test_the_stop_event_ends_the_run_with_exit_0_and_the_open_candle_in_the_ledger(endpoint):
     bus = InMemoryBus()
     candles = bus.subscribe("candles:binance:*")
-    service = _service(_config(endpoint), bus)
+    service = _service(replay_config(endpoint), bus)
     run = asyncio.create_task(service.run())
     frames = [
         control_frame("start", 0, session="s1", **START),
