@@ -129,3 +129,12 @@ def test_the_ingester_reads_the_journal_flags_back():
     assert spawned["whenBusy"] == "wait"
     assert _parsed(ingester_args(ingest, "ipc:///x"))["whenBusy"] == "journal"
     assert _parsed(ingester_args(IngestConfig(), "ipc:///x"))["journal"] is None
+
+
+@pytest.mark.parametrize("path", ["direct", "websocket"])
+def test_replay_path_passed_only_when_chosen(path):
+    replay = IngestConfig(source="replay", files=("a.gz",), replay_path=path)
+    assert ingester_args(replay, "ipc:///x")[-2:] == ["--replay-path", path]
+    assert "--replay-path" not in ingester_args(IngestConfig(source="replay", files=("a.gz",)), "ipc:///x")
+    # a live source has nothing to replay: the key is ignored there
+    assert "--replay-path" not in ingester_args(IngestConfig(replay_path=path), "ipc:///x")

@@ -333,6 +333,9 @@ class IngestConfig:
     # several exchanges in one session, instead of exchange/symbols/files (``streams()``)
     exchanges: tuple[IngestExchangeConfig, ...] = ()
     speed: str = "1"
+    # how a replay reaches tardis-dev: auto = straight into its mappers at speed max, through its real-time
+    # WebSocket client otherwise; direct / websocket force one path (ingest-node/README.md "Replay paths")
+    replay_path: Literal["auto", "direct", "websocket"] = _one_of("a replay path", "auto")
     # auto: a private ipc:// socket; tcp://127.0.0.1:port to bind a TCP port (another host: CURVE)
     endpoint: str = "auto"
     spawn: bool = True  # start the Node ingester as a child process

@@ -130,6 +130,8 @@ def ingester_args(
         ]
         if session is not None:
             args += ["--when-busy", "wait"]
+    if ingest.source == "replay" and ingest.replay_path != "auto":
+        args += ["--replay-path", ingest.replay_path]
     if ingest.record.enabled:
         args += ["--record-dir", str(Path(ingest.record.dir).resolve())]
     if metrics_address is not None:
