@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { BlockList, isIP } from 'node:net'
 import { curveKeyPair } from 'zeromq'
 import { openSource } from './sources/index.js'
+import { REPLAY_PATHS } from './sources/replay.js'
 import { Batcher, newSessionId } from './batcher.js'
 import { Sender, isZ85Key } from './sender.js'
 import { Journal } from './journal.js'
@@ -30,6 +31,9 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
                                 (--data-types default: trade; --symbols and --files: per exchange)
   --speed max                   replay: max | 1 (real time) | N (N times faster)
   --cut-after 0                 replay: drop the connection once after K frames
+  --replay-path auto            replay: auto | direct (frames straight into tardis-dev's mappers,
+                                local times = recorded) | websocket (through a local server);
+                                auto = direct at --speed max without --cut-after, else websocket
   --endpoint tcp://127.0.0.1:5555  processor endpoint (it binds, we connect); a tcp host that is not
                                 loopback (127.0.0.0/8, ::1, localhost) needs CURVE (see environment)
   --session <hex>               session id of the frames (1-64 hex digits; default: random per run);
@@ -83,6 +87,7 @@ const OPTIONS = {
   files: { type: 'string', multiple: true },
   speed: { type: 'string', default: 'max' },
   'cut-after': { type: 'string', default: '0' },
+  'replay-path': { type: 'string', default: 'auto' },
   endpoint: { type: 'string', default: 'tcp://127.0.0.1:5555' },
   sndhwm: { type: 'string', default: '4' },
   sndbuf: { type: 'string', default: '65536' },
@@ -209,11 +214,15 @@ export function parseCli (argv) {
     case 'replay': {
       speed = maxOr('speed', a.speed)
       const cutAfter = number('cut-after', a['cut-after'])
+      const replayPath = a['replay-path']
+      if (!REPLAY_PATHS.includes(replayPath)) throw new Error(`--replay-path must be ${REPLAY_PATHS.join(', ')}, got ${JSON.stringify(replayPath)}`)
+      // auto (openReplay's default) is left out, so the options stay as they were without the flag
+      const path = replayPath === 'auto' ? {} : { replayPath }
       const without = streams.find((s) => (s.files ?? []).length === 0)
       if (without !== undefined) throw new Error(several ? `--files is required with --source replay: --files ${without.exchange}:<recording>,...` : '--files is required with --source replay')
       sourceOptions = several
-        ? { ...common, streams: streams.map((s) => ({ ...s })), speed, cutAfter }
-        : { ...common, files: streams[0].files, speed, cutAfter }
+        ? { ...common, streams: streams.map((s) => ({ ...s })), speed, cutAfter, ...path }
+        : { ...common, files: streams[0].files, speed, cutAfter, ...path }
       break
     }
     case 'tardis-realtime':

@@ -13,7 +13,23 @@ import { needsScan, scanRecordingSync } from '../replay/inventory.js'
 import { tardisStream, wssUrlEnvName } from './tardis-stream.js'
 import { selectDataTypes } from './availability.js'
 import { newFeedCounters } from './feed-patch.js'
+import { directMessages } from './replay-direct.js'
 import { silentLog } from '../log.js'
+
+/** How a replay feeds tardis-dev: `direct` into its mappers, `websocket` through a local server and its real-time client. */
+export const REPLAY_PATHS = ['auto', 'direct', 'websocket']
+
+/**
+ * The path a replay takes: `auto` is direct at speed max without cutAfter (nothing to pace, no
+ * connection to drop), websocket otherwise.
+ * @param {{replayPath?: string, speed?: number|'max', cutAfter?: number}} o
+ * @returns {'direct'|'websocket'}
+ */
+export function replayPathOf ({ replayPath = 'auto', speed = 'max', cutAfter = 0 }) {
+  if (!REPLAY_PATHS.includes(replayPath)) throw new Error(`replay: replayPath must be one of ${REPLAY_PATHS.join(', ')}, got ${JSON.stringify(replayPath)}`)
+  if (replayPath !== 'auto') return /** @type {'direct'|'websocket'} */ (replayPath)
+  return speed === 'max' && cutAfter === 0 ? 'direct' : 'websocket'
+}
 
 /**
  * @typedef {import('./tardis-stream.js').TardisStreamOptions & {
@@ -24,7 +40,8 @@ import { silentLog } from '../log.js'
  *   maxBufferedBytes?: number,
  *   stallTimeoutMs?: number,
  *   pingIntervalMs?: number,
- *   restWaitMs?: number
+ *   restWaitMs?: number,
+ *   replayPath?: 'auto'|'direct'|'websocket'
  * }} ReplayOptions
  */
 
@@ -33,7 +50,8 @@ import { silentLog } from '../log.js'
  * @property {{read: number, sent: number, received: number, skipped: number}} raw read: recording
  *   messages read; sent: recorded frames the replay server sent; received: recorded frames tardis-dev's
  *   feed deserialized (its raw messages less the server's own answers to its requests); skipped:
- *   recording messages not for a subscribed stream
+ *   recording messages not for a subscribed stream. Direct path: sent = received = recorded frames fed
+ *   to the mappers
  * @property {Record<string, number>} normalized messages the source yielded, per tardis type (disconnect included, end not)
  * @property {Record<string, number>} internal normalized messages that only feed a computable (book_change)
  */
@@ -93,6 +111,23 @@ function checkRecordingInventory (selection, { exchange, symbols, files, log }) 
 const failed = (error) => ({ type: 'end', reason: 'error', error })
 
 /**
+ * The end of a replay that read every message and sent `sent` of them, when it failed for want of
+ * data (the same on both paths); null when it did not.
+ * @param {{recordingStats: import('../replay/recording.js').RecordingStats, files: string[], symbols: string[], dataTypes: string[], sent: number}} o
+ */
+function emptyReplayEnd ({ recordingStats: r, files, symbols, dataTypes, sent }) {
+  const where = files.join(', ')
+  if (r.messages === 0) {
+    const reasons = Object.entries(r.badReasons).map(([k, n]) => `${k} ${n}`).join(', ')
+    return failed(`replay: nothing usable in ${where}: ${r.lines} line(s), ${r.empty} empty, ${r.bad} malformed${reasons === '' ? '' : ` (${reasons})`}`)
+  }
+  if (sent === 0) {
+    return failed(`replay: no message for ${symbols.join(', ')} (${dataTypes.join(', ')}) in ${where}: ${r.messages} message(s) read, none of a subscribed stream`)
+  }
+  return null
+}
+
+/**
  * Normalized messages of the recording. Ends with one `{type: 'end', reason: 'replay_finished'}` (or
  * reason 'error') in place of the disconnect that the final close of the socket produces; a drop in the
  * middle (cutAfter, a stalled connection, a failed REST snapshot) comes through as a normal disconnect
@@ -104,9 +139,14 @@ const failed = (error) => ({ type: 'end', reason: 'error', error })
  */
 export function openReplay ({
   files, speed = 'max', cutAfter = 0, settleMs, maxBufferedBytes, stallTimeoutMs, pingIntervalMs, restWaitMs,
-  log = silentLog, timeoutIntervalMS = 0, ...rest
+  log = silentLog, timeoutIntervalMS = 0, replayPath = 'auto', ...rest
 }) {
   if (!Array.isArray(files) || files.length === 0) throw new Error('replay: --files is required (one or more recordings)')
+  const path = replayPathOf({ replayPath, speed, cutAfter })
+  log(path === 'direct'
+    ? `replay path: direct (recorded frames straight into tardis-dev's mappers, local timestamps = recorded receive times${replayPath === 'auto' ? '; auto: speed max, no cut-after' : ''})`
+    : `replay path: websocket (a local replay server and tardis-dev's real-time client${replayPath === 'auto' ? `; auto: ${speed === 'max' ? `cut-after ${cutAfter}` : `speed ${speed}`}` : ''})`)
+  if (path === 'direct') return openDirectReplay({ files, log, ...rest })
   const recordingStats = newRecordingStats()
   const stats = {
     recording: recordingStats,
@@ -143,15 +183,9 @@ export function openReplay ({
   const finalEnd = (server) => {
     if (server.error !== null) return failed(server.error.message)
     const r = recordingStats
-    const where = files.join(', ')
-    if (r.messages === 0) {
-      const reasons = Object.entries(r.badReasons).map(([k, n]) => `${k} ${n}`).join(', ')
-      return failed(`replay: nothing usable in ${where}: ${r.lines} line(s), ${r.empty} empty, ${r.bad} malformed${reasons === '' ? '' : ` (${reasons})`}`)
-    }
     const { sent, skipped, stalls, sentUnacknowledged } = server.stats
-    if (sent === 0) {
-      return failed(`replay: no message for ${rest.symbols.join(', ')} (${selection.available.join(', ')}) in ${where}: ${r.messages} message(s) read, none of a subscribed stream`)
-    }
+    const empty = emptyReplayEnd({ recordingStats: r, files, symbols: rest.symbols, dataTypes: selection.available, sent })
+    if (empty !== null) return empty
     const { received } = ledgerCounts().raw
     const what = []
     if (stalls > 0) what.push(`${stalls} connection(s) whose client stopped reading terminated (up to ${sentUnacknowledged} frame(s) unacknowledged)`)
@@ -221,6 +255,104 @@ export function openReplay ({
   const hold = (on) => {
     held = on
     replayServer?.hold(on)
+  }
+  return { stats, dataTypes: selection.available, unavailable: selection.unavailable, ledgerCounts, hold, [Symbol.asyncIterator]: () => run() }
+}
+
+/**
+ * openReplay's direct path (replay-direct.js): the same checks before the start (data types, the
+ * recording's inventory), the same stats / ledgerCounts / hold / end, no server.
+ * @param {import('./tardis-stream.js').TardisStreamOptions & {files: string[]}} options
+ */
+function openDirectReplay ({ files, log = silentLog, ...rest }) {
+  const recordingStats = newRecordingStats()
+  const selection = replayDataTypes(rest, log)
+  const inventory = checkRecordingInventory(selection, { exchange: rest.exchange, symbols: rest.symbols, files, log })
+  /** @type {Record<string, number>} */
+  const normalized = {}
+  let counts = { sent: 0, skipped: 0, mapperErrors: 0 }
+  /** what metrics.js reads of a tardis-dev stream (tardis-stream.js's stats), kept by the direct path */
+  const tardis = {
+    messages: 0,
+    disconnects: 0,
+    reconnects: 0,
+    connectionErrors: 0,
+    ignoredErrors: 0,
+    /** @type {Record<string, number>} */
+    internal: {},
+    normalized,
+    feed: newFeedCounters(),
+    lastDisconnectMs: 0
+  }
+  const stats = { recording: recordingStats, server: null, tardis, direct: counts }
+  let held = false
+  /** @type {((on: boolean) => void)|null} */
+  let holdDirect = null
+
+  /** @returns {ReplayLedgerCounts} */
+  const ledgerCounts = () => ({
+    raw: { read: recordingStats.messages, sent: counts.sent, received: counts.sent, skipped: counts.skipped },
+    normalized: { ...normalized },
+    internal: { ...tardis.internal }
+  })
+
+  async function * run () {
+    if (selection.error !== null) {
+      yield failed(selection.error)
+      return
+    }
+    if (typeof rest.exchange !== 'string' || rest.exchange === '') throw new Error('replay: an exchange is required')
+    if (!Array.isArray(rest.symbols) || rest.symbols.length === 0) throw new Error(`replay: at least one symbol is required for ${rest.exchange}`)
+    try {
+      await checkRecordings(files)
+    } catch (e) {
+      yield failed(`replay: ${e.message}`)
+      return
+    }
+    const direct = directMessages({
+      exchange: rest.exchange,
+      symbols: rest.symbols,
+      dataTypes: selection.available,
+      files,
+      bookDepth: rest.bookDepth,
+      bookIntervalMs: rest.bookIntervalMs,
+      inventory,
+      recordingStats,
+      log
+    })
+    stats.direct = counts = direct.counts
+    tardis.internal = direct.internal
+    holdDirect = direct.hold
+    if (held) direct.hold(true)
+    log(`replay: ${files.length} file(s) at speed max straight into tardis-dev's ${rest.exchange} mappers`)
+    try {
+      for await (const m of direct.messages) {
+        tardis.feed.received = counts.sent
+        tardis.feed.lastMessageMs = Date.now()
+        normalized[m.type] = (normalized[m.type] ?? 0) + 1
+        if (m.type === 'disconnect') {
+          tardis.disconnects++
+          tardis.reconnects++
+          tardis.lastDisconnectMs = Date.now()
+        } else {
+          tardis.messages++
+        }
+        yield m
+      }
+    } catch (e) {
+      log(`replay: failed: ${e.message}`)
+      yield failed(e.message)
+      return
+    }
+    tardis.feed.received = counts.sent
+    yield emptyReplayEnd({ recordingStats, files, symbols: rest.symbols, dataTypes: selection.available, sent: counts.sent }) ??
+      { type: 'end', reason: 'replay_finished', error: null }
+  }
+
+  /** @param {boolean} on true: no recorded frame is read until hold(false) (mergeSources) */
+  const hold = (on) => {
+    held = on
+    holdDirect?.(on)
   }
   return { stats, dataTypes: selection.available, unavailable: selection.unavailable, ledgerCounts, hold, [Symbol.asyncIterator]: () => run() }
 }
