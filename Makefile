@@ -101,14 +101,28 @@ lint: setup
 	$(VENV)/bin/ruff check processor-py tests bench
 	$(VENV)/bin/ruff format --check processor-py tests bench
 
+## make bench-env: the peers make bench compares with (cryptofeed, pandas; bench/requirements-peers.txt) in
+## their own virtualenv .venv-bench, never in the project's .venv
+BENCH_VENV := .venv-bench
+.PHONY: bench-env
+bench-env: $(STAMPS)/bench-env
+$(STAMPS)/bench-env: bench/requirements-peers.txt
+	@mkdir -p $(STAMPS)
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/requirements-peers.txt
+	@touch $@
+
 ## make bench: throughput and latency through the real processes; figures go to the README
-bench: setup
+bench: setup bench-env
 	$(PY) bench/pipeline_bench.py
 	$(PY) bench/feature_bench.py
 	$(PY) bench/serve_bench.py
 	$(PY) bench/journal_bench.py
 	$(PY) bench/store_bench.py
 	$(PY) bench/instruments_bench.py
+	$(PY) bench/history_bench.py
 
 ## make soak [MINUTES=30]: 20k trades/s over 100 symbols through the real processes into a private redis-server;
 ## the processor's and the ingester's RSS every 30 s, and their growth per minute after a 3-minute warm-up
