@@ -18,6 +18,15 @@ from market_data_tick_handler.devtools.bq_emulator import bigquery_emulator as b
 from market_data_tick_handler.devtools.local_redis import RedisServer, redis_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_candle_path():
+    """The candle engine's compiled path loaded (or compiled, seconds on a fresh clone) once, before any
+    test, as the service does at start (``hot_path.py``): not inside a test that bounds its time."""
+    from market_data_tick_handler.streaming_service.candle_processor.batch_kernel import compile_kernel
+
+    compile_kernel()
+
+
 @pytest.fixture
 def redis_url():
     """A private, real redis-server on a free port."""

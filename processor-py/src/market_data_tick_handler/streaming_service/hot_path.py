@@ -1,7 +1,8 @@
 """What the service does once at start, so that the first candle boundary and the long run after it do not
 pay for it (``make bench`` measures both, bench/feature_bench.py):
 
-- the compiled kernels of the hot path (feature step, candle JSON writer) are loaded from numba's cache,
+- the compiled kernels of the hot path (feature step, candle JSON writer, the candle engine's compiled
+  path for one instrument) are loaded from numba's cache,
   or compiled, now: done at the first boundary, the JSON writer alone delayed its candles by ~0.14 s
   (persist mode's row writer is compiled by ``PersistMode.start``, which runs before this);
 - every object made so far (modules, compiled code, clients, warm-up) is moved out of the garbage
@@ -14,6 +15,7 @@ from __future__ import annotations
 import gc
 
 from .candle_json import compile_writer
+from .candle_processor.batch_kernel import compile_kernel
 from .hft_features.feature_engine import compile_step
 
 
@@ -22,5 +24,6 @@ def prepare(features: bool) -> None:
     if features:
         compile_step()
     compile_writer()
+    compile_kernel()
     gc.collect()
     gc.freeze()

@@ -13,16 +13,43 @@ from ...timeutil import to_us_array
 from ..instrument_service import InstrumentMapper
 from .candle import Candle
 from .candle_engine import DEFAULT_TIMEFRAMES, LatePolicy
+from .candle_table import CandleTable
 from .live_candle_processor import LiveCandleProcessor
 from .schema import TIMES
 from .trade_groups import SIDE_CODES
 
 
 def _sides(values: Any) -> np.ndarray:
+    """Side codes (``trade_groups.SIDE_CODES``) of a column of names or codes, encoded once per distinct
+    name (categories, Arrow's dictionary, or by hashing), not per row; an unknown name is an error
+    naming its first row."""
+    if isinstance(values, pd.Series | pd.Index):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            return _by_name(values.cat.codes.to_numpy(), list(values.cat.categories))
+        if hasattr(values.array, "__arrow_array__"):  # Arrow-backed strings
+            import pyarrow as pa
+
+            encoded = pa.chunked_array(values.array.__arrow_array__()).combine_chunks().dictionary_encode()
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            return _by_name(codes, encoded.dictionary.to_pylist())
+        values = values.to_numpy()
     array = np.asarray(values)
-    if array.dtype.kind in "US" or array.dtype == object:
-        return np.fromiter((SIDE_CODES[str(v)] for v in array), dtype=np.uint8, count=len(array))
-    return array.astype(np.uint8)
+    if array.dtype.kind not in "USO":
+        return array.astype(np.uint8)
+    codes, names = pd.factorize(array)
+    return _by_name(codes, list(names))
+
+
+def _by_name(codes: np.ndarray, names: list) -> np.ndarray:
+    """Rows given as ``codes`` into ``names`` (-1: missing) as side codes."""
+    lookup = np.zeros(len(names) + 1, dtype=np.uint8)
+    for k, name in [*enumerate(names), (-1, None)]:
+        if name in SIDE_CODES:
+            lookup[k] = SIDE_CODES[name]
+        elif np.any(codes == k):
+            row = int(np.argmax(codes == k))
+            raise ValueError(f"trade row {row}: side {name!r} is not one of {', '.join(SIDE_CODES)}")
+    return lookup[codes]
 
 
 def candles_from_trades(
@@ -34,12 +61,30 @@ def candles_from_trades(
     timeframes: Iterable[str] = DEFAULT_TIMEFRAMES,
     grace_us: int = 0,
     late_policy: LatePolicy = "drop",
-    chunk_size: int = 100_000,
 ) -> list[Candle]:
     """Candles of one instrument from its trades (columns ``timestamp`` [µs ints, datetimes or ISO
-    strings], ``price``, ``amount``, ``side`` [buy/sell/unknown]), in arrival order, on the event-time
-    clock, ending with the end of the data. Identical to what the live pipeline publishes for the
-    same trades."""
+    strings], ``price``, ``amount``, ``side`` [buy/sell/unknown, or their codes]), in arrival order, on
+    the event-time clock, ending with the end of the data. The live engine makes them, over the whole
+    arrays at once (its compiled path, ``batch_kernel.py``): identical to what the live pipeline
+    publishes for the same trades."""
+    return candle_table_from_trades(
+        trades, exchange=exchange, exchange_symbol=exchange_symbol, symbol=symbol, timeframes=timeframes,
+        grace_us=grace_us, late_policy=late_policy,
+    ).candles()  # fmt: skip
+
+
+def candle_table_from_trades(
+    trades: pd.DataFrame | Mapping[str, Any],
+    *,
+    exchange: str = "binance",
+    exchange_symbol: str = "BTCUSDT",
+    symbol: str | None = None,
+    timeframes: Iterable[str] = DEFAULT_TIMEFRAMES,
+    grace_us: int = 0,
+    late_policy: LatePolicy = "drop",
+) -> CandleTable:
+    """``candles_from_trades`` as one table (``CandleTable``: ``columns()``, ``candles()``), without an
+    object per candle."""
     ts = to_us_array(trades["timestamp"])
     price = np.asarray(trades["price"], dtype=np.float64)
     amount = np.asarray(trades["amount"], dtype=np.float64)
@@ -52,12 +97,9 @@ def candles_from_trades(
         late_policy=late_policy,
         grace_us=grace_us,
     )
-    out: list[Candle] = []
-    for i in range(0, len(ts), chunk_size):
-        part = slice(i, i + chunk_size)
-        out.extend(processor.add_trades(ts[part], price[part], amount[part], side[part]))
-    out.extend(processor.finish())
-    return out
+    table = processor.engine.run_table(ts, price, amount, side)
+    table.add_parts(processor.engine.finish().parts)
+    return table
 
 
 def candles_to_frame(candles: Iterable[Candle]) -> pd.DataFrame:

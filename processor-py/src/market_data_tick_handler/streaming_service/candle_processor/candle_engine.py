@@ -69,6 +69,7 @@ from ..clock import Clock, EventClock, make_clock
 from ..instrument_service import InstrumentTable
 from .buckets import Buckets
 from .candle_batch import CandleBatch, CandleColumns
+from .candle_table import CandleTable, kernel_columns
 from .timeframes import parse_timeframes
 from .trade_groups import TradeGroups, group_trades
 
@@ -98,6 +99,9 @@ SLOT_STATS = (
 #: candle), or dropped as late, late_too_old (revise policy: no candle left to revise), ahead (wall
 #: clock, beyond the ring) or jump; ``held`` trades wait for a jump's confirmation
 LEDGER = ("applied", "late", "late_too_old", "ahead", "jump")
+_ARRAY_WINDOW = 256  # trades the array path takes at a time where the compiled one stopped (``_run``)
+_KERNEL_ROWS = 4096  # candles the compiled path writes before handing them over
+_ROW = ("open", "high", "low", "close", "count", "first_ts", "last_ts")  # a roll-up's accumulators, but sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,38 @@ class _Published:
     slots: np.ndarray  # sorted
     revision: np.ndarray
     is_partial: bool
+
+
+def candle_values(
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    count: np.ndarray,
+    first_ts: np.ndarray,
+    last_ts: np.ndarray,
+    sums: np.ndarray,
+    previous_close: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The candle fields (but ``has_gap``, ``is_partial`` and ``revision``) of buckets given as their
+    accumulators (``buckets.py``): an empty one carries the previous close. Every candle the engine emits
+    is made here, by the array path and the compiled one (``batch_kernel.py``)."""
+    empty = count == 0
+    volume = sums[:, 0]
+    return {
+        "open": np.where(empty, previous_close, open_),
+        "high": np.where(empty, previous_close, high),
+        "low": np.where(empty, previous_close, low),
+        "close": np.where(empty, previous_close, close),
+        "volume": volume,
+        "buy_volume": sums[:, 1],
+        "sell_volume": sums[:, 2],
+        "vwap": np.divide(sums[:, 3], volume, out=np.full(len(count), np.nan), where=volume > 0),
+        "trade_count": count,
+        "first_trade_time": np.where(empty, 0, first_ts),
+        "last_trade_time": np.where(empty, 0, last_ts),
+        "is_empty": empty,
+    }
 
 
 class CandleEngine:
@@ -164,6 +200,8 @@ class CandleEngine:
         self._merge_at = 16  # merge the ended gaps when there are more (``_merge_gaps``)
         self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
         self._processors: dict[str, LiveCandleProcessor] = {}
+        self._kernel_out: tuple[np.ndarray, np.ndarray] | None = None  # the compiled path's output rows
+        self._parent = self._micros = np.empty(0, dtype=np.int64)
         #: exchange symbol -> ticks per wire type (all data types), kept by the frame router that owns it
         self.tick_counts: Mapping[str, Mapping[str, int]] = {}
         self.closed_through: int | None = None  # every base bucket ending at or before this is closed
@@ -247,11 +285,110 @@ class CandleEngine:
     ) -> CandleBatch:
         """``on_trades`` with each row's instrument given as its slot in the instrument table."""
         out = self._batch()
-        if len(ts) == 0:
-            return out
+        self._run(slot, ts, price, amount, side, out, _parts_of(self, out))
+        return out
+
+    def run_table(self, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray) -> CandleTable:
+        """The trades of the engine's one instrument (historical batches: ``batch.py``): the candles they
+        closed, as one table rather than a part per candle."""
+        if len(self.symbols) != 1:
+            raise ValueError(f"run_table is for an engine of one instrument, not {len(self.symbols)}")
+        table = CandleTable(self.exchange, self.symbols[0], self.exchange_symbols[0])
+        batch = self._batch()
+        slot = np.zeros(len(ts), dtype=np.int64)
+        self._run(slot, ts, price, amount, side, batch, table.add_run, table)
+        return table
+
+    def _run(self, slot, ts, price, amount, side, out: CandleBatch, emit, table=None) -> None:
+        """The compiled path (``batch_kernel.py``) wherever it applies, the array path elsewhere: the
+        array path takes a window at a time in an engine the compiled path can serve, so that the compiled
+        one resumes after a jump; the whole batch otherwise (as before)."""
+        n = len(ts)
+        if n == 0:
+            return
         if not self.clock.trades_move_time:  # wall clock: the timer closes the buckets (``advance``)
             self._apply(slot, ts, price, amount, side, out)
-            return out
+            return
+        capable = self._compiled_capable()
+        i = 0
+        while i < n:
+            if capable and self._compiled_ready():
+                i = self._compiled(ts, price, amount, side, i, emit)
+                if i >= n:
+                    break
+            stop = min(n, i + _ARRAY_WINDOW) if capable else n
+            before = len(out.parts)
+            self._on_slots_array(slot[i:stop], ts[i:stop], price[i:stop], amount[i:stop], side[i:stop], out)
+            if table is not None:
+                table.add_parts(out.parts[before:])
+                del out.parts[before:]
+            i = stop
+
+    def _compiled_capable(self) -> bool:
+        return self.late_policy == "drop" and len(self.symbols) == 1
+
+    def _compiled_ready(self) -> bool:
+        return self._held is None and not self._provisional and self.closed_through is not None and not self._gaps
+
+    def _compiled(self, ts, price, amount, side, begin: int, emit) -> int:
+        """Trades ``begin:`` through the compiled path until it stops (module doc of ``batch_kernel``);
+        returns where it stopped. The engine's state of slot 0 goes in and comes back."""
+        from . import batch_kernel as kernel
+
+        if self._kernel_out is None:
+            self._kernel_out = (
+                np.empty((_KERNEL_ROWS, kernel.INT_COLUMNS), dtype=np.int64),
+                np.empty((_KERNEL_ROWS, kernel.FLOAT_COLUMNS)),
+            )
+            self._parent = np.array([-1, *(self._parent_of(i) for i in range(1, len(self.timeframes)))])
+            self._micros = np.array([tf.micros for tf in self.timeframes], dtype=np.int64)
+        out_i, out_f = self._kernel_out
+        ts, price, amount, side = kernel.inputs(ts, price, amount, side)
+        state = np.array([self.clock_us, self.closed_through, self.observed_from], dtype=np.int64)
+        b = self._base
+        rolls = self._rollups
+        r = [np.array([getattr(acc, name)[0] for acc in rolls], dtype=getattr(b, name).dtype) for name in _ROW]
+        r_sums = np.array([acc.sums[0] for acc in rolls]).reshape(len(rolls), 4)
+        last_close = self._last_close[:1].copy()
+        stats = np.zeros(5, dtype=np.int64)
+        candles = np.zeros(len(self.timeframes), dtype=np.int64)
+        i = begin
+        while True:
+            stop, k = kernel.run_one(
+                ts, price, amount, side, i, self.base_us, self.grace_us, self.max_jump_us, self.jump_confirm,
+                self.max_walk, self._micros, self._parent, RING, state, last_close,
+                b.open, b.high, b.low, b.close, b.count, b.first_ts, b.last_ts, b.sums,
+                *r, r_sums, stats, candles, out_i, out_f,
+            )  # fmt: skip
+            if k:
+                emit(self.timeframe_names, out_i[:k], out_f[:k])
+            if stop >= len(ts) or (stop == i and k == 0):
+                break
+            i = stop
+        self.clock_us, self.closed_through = int(state[kernel.CLOCK]), int(state[kernel.CLOSED_THROUGH])
+        for j, acc in enumerate(rolls):
+            for name, values in zip(_ROW, r, strict=True):
+                getattr(acc, name)[0] = values[j]
+            acc.sums[0] = r_sums[j]
+        self._last_close[0] = last_close[0]
+        st = self._stats
+        st["trades"][0] += stats[kernel.TRADES]
+        st["late_ticks"][0] += stats[kernel.LATE_TICKS]
+        st["late_dropped"][0] += stats[kernel.LATE_DROPPED]
+        st["empty_candles"][0] += stats[kernel.EMPTY_CANDLES]
+        self._candles[0] += candles
+        self.ledger["applied"] += int(stats[kernel.APPLIED])
+        self.ledger["late"] += int(stats[kernel.LATE_DROPPED])
+        return stop
+
+    def _parent_of(self, tf_index: int) -> int:
+        return next(p for p, children in enumerate(self._children) if tf_index in children)
+
+    def _on_slots_array(
+        self, slot: np.ndarray, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray,
+        out: CandleBatch,
+    ) -> None:  # fmt: skip
+        """The array path of the event clock: the jump rule, then whole-array merges between boundaries."""
         cols = (slot, ts, price, amount, side)
         if self._held is not None:
             cols = tuple(np.concatenate([h, c]) for h, c in zip(self._held, cols, strict=True))
@@ -267,7 +404,7 @@ class CandleEngine:
         slot, ts, price, amount, side = cols
         n = len(ts)
         if n == 0:
-            return out
+            return
         if self.clock_us is None:
             assert self._anchor is not None
             self.clock_us = self.observed_from = self._anchor
@@ -287,7 +424,6 @@ class CandleEngine:
             self._provisional = False  # a candle closed: the anchor stands
             i = j
         self.clock_us = int(running[-1])
-        return out
 
     def _screen(self, ts: np.ndarray) -> tuple[np.ndarray | None, int]:
         """The event clock's jump rule (module doc) over a batch in arrival order: returns the mask of
@@ -668,24 +804,15 @@ class CandleEngine:
             is_partial = (self.observed_from is not None and start < self.observed_from) or (
                 self.observed_until is not None and end > self.observed_until
             )
-        sums = buckets.sums[rows]
-        volume = sums[:, 0]
+        b = buckets
         return CandleColumns(
             timeframe=self.timeframes[tf_index].name,
             timestamp_in=start,
             slots=slots,
-            open=np.where(empty, previous_close, buckets.open[rows]),
-            high=np.where(empty, previous_close, buckets.high[rows]),
-            low=np.where(empty, previous_close, buckets.low[rows]),
-            close=np.where(empty, previous_close, buckets.close[rows]),
-            volume=volume,
-            buy_volume=sums[:, 1],
-            sell_volume=sums[:, 2],
-            vwap=np.divide(sums[:, 3], volume, out=np.full(len(rows), np.nan), where=volume > 0),
-            trade_count=count,
-            first_trade_time=np.where(empty, 0, buckets.first_ts[rows]),
-            last_trade_time=np.where(empty, 0, buckets.last_ts[rows]),
-            is_empty=empty,
+            **candle_values(
+                b.open[rows], b.high[rows], b.low[rows], b.close[rows], count, b.first_ts[rows],
+                b.last_ts[rows], b.sums[rows], previous_close,
+            ),  # fmt: skip
             has_gap=self._gap_mask(slots, start, end),
             is_partial=is_partial,
             revision=np.zeros(len(rows), dtype=np.int64) if revision is None else revision,
@@ -746,3 +873,23 @@ class CandleEngine:
                 zip(self.timeframe_names, self._candles[:n].sum(axis=0).tolist(), strict=True)
             ),
         }
+
+
+def _parts_of(engine: CandleEngine, out: CandleBatch):
+    """What the compiled path's candles become in ``on_slots``: a part each, as the array path emits."""
+    slots = np.zeros(1, dtype=np.int64)
+    gap = np.zeros(1, dtype=bool)
+    revision = np.zeros(1, dtype=np.int64)
+
+    def emit(names: tuple[str, ...], rows_i: np.ndarray, rows_f: np.ndarray) -> None:
+        tf, start, partial, values = kernel_columns(rows_i, rows_f)
+        for j, (t, s, p) in enumerate(zip(tf.tolist(), start.tolist(), partial.tolist(), strict=True)):
+            one = {name: column[j : j + 1] for name, column in values.items()}
+            out.add(
+                CandleColumns(
+                    timeframe=names[t], timestamp_in=s, slots=slots, **one, has_gap=gap, is_partial=p,
+                    revision=revision,
+                )
+            )  # fmt: skip
+
+    return emit
