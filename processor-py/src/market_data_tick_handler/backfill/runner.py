@@ -1,0 +1,306 @@
+"""The backfill's driver: day arrays through the processor's own objects into its own sinks.
+
+Per (exchange, symbol), one :class:`~..streaming_service.service.StreamingService` is made from the run's
+configuration (source ``replay``: the event clock and the historical dataset; the one exchange streaming
+the one symbol's ``trades``), but never run: its frame router (``TickHandler``: row checks, gap
+detection, the candle engine, the feature stage) is handed each day's trades as ``trade`` frames built
+straight from the arrays (no encoding, no ZeroMQ), and what a frame closes goes through the service's
+hand-off (one ``FrameOutput`` stamped once) to the same sinks a ``--mode streaming-candles-bigquery``
+(and ``streaming-ticks-bigquery`` with ``--ticks``) run writes through: ``PersistMode`` and
+``TicksMode``, into BigQuery or the local store as ``modes/persist_mode.make_sink`` decides.
+
+A day is cut into frames only where the event clock needs it: each frame ends before the first trade more
+than ``candles.max_clock_jump_ms`` past the clock (the gap tracker does not let a trade beyond that
+horizon move its clock, as it would be a stray; a whole day in one frame would look like a silence of a
+day). A liquid symbol's day is a few thousand frames; the candle engine's cost per frame is what it is
+for a live frame.
+
+After each day the sinks are flushed (every row of the day acknowledged by the store) and then the day is
+recorded with the frame router's checkpoint (``state.py``); a run started again starts at the first day
+not recorded, from that checkpoint, so its rows are those of a run never interrupted. At the end of the
+range the open candles are closed as partial, as at the end of a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import IngestExchangeConfig, StreamingConfig
+from ..streaming_service.checkpoints import fingerprint
+from ..streaming_service.service import StreamingService
+from ..timeutil import now_us
+from ..wire import Frame
+from .progress import Progress
+from .sources import DayTrades, SourceError
+from .state import SymbolState
+
+log = logging.getLogger(__name__)
+
+#: a frame holds at most this many trades (bounds the engine's temporary arrays)
+MAX_FRAME_ROWS = 4_000_000
+#: tests: after this many days are recorded the process exits at once, as if killed
+EXIT_AFTER_DAYS_ENV = "MDTH_BACKFILL_EXIT_AFTER_DAYS"
+#: tests: a pause after each recorded day (seconds), so that a signal can be sent between two days
+DAY_PAUSE_ENV = "MDTH_BACKFILL_DAY_PAUSE_S"
+#: the data types a backfill of trades enables: trades, and gaps (silences of a symbol, as in a replay)
+DATA_TYPES = ("trades", "gaps")
+
+
+def backfill_config(config: StreamingConfig, exchange: str, exchange_symbol: str) -> StreamingConfig:
+    """The configuration a backfill of one symbol runs with: a replay (event clock, the historical
+    dataset unless ``persist.bigquery.target`` says otherwise) of the one symbol's trades, no spill
+    (each day is flushed before the next), features warmed up from the store's earlier candles."""
+    data_types = config.data_types
+    changes = {n: dataclasses.replace(data_types[n], enabled=n in DATA_TYPES) for n in data_types.names()}
+    return dataclasses.replace(
+        config,
+        data_types=dataclasses.replace(data_types, **changes),
+        ingest=dataclasses.replace(
+            config.ingest,
+            source="replay",
+            exchange=exchange,
+            symbols=(exchange_symbol,),
+            exchanges=(IngestExchangeConfig(exchange, (exchange_symbol,), (), ("trades",)),),
+            journal=dataclasses.replace(config.ingest.journal, enabled=False),
+        ),
+        candles=dataclasses.replace(
+            config.candles,
+            clock="event",
+            hft_warmup_file=None,
+            hft_warmup_bigquery=config.candles.enable_hft_features and bool(config.candles.hft_timeframes),
+        ),
+        persist=dataclasses.replace(config.persist, spill_dir=""),
+    )
+
+
+def frame_bounds(ts: np.ndarray, horizon: int | None, max_jump_us: int) -> list[tuple[int, int]]:
+    """Where to cut a day's trades into frames: each frame's trades up to ``max_jump_us`` past the highest
+    exchange time before it (``horizon`` for the first: the clock's, None when it has none yet), at most
+    ``MAX_FRAME_ROWS``. After a hole in the data the next frame starts at the trade after it."""
+    n = len(ts)
+    if not n:
+        return []
+    top = np.maximum.accumulate(ts)
+    bounds, start = [], 0
+    limit = horizon
+    while start < n:
+        if limit is None or top[start] > limit:
+            limit = int(top[start]) + max_jump_us
+        end = int(np.searchsorted(top, limit, side="right"))
+        end = min(max(end, start + 1), start + MAX_FRAME_ROWS)
+        bounds.append((start, end))
+        limit = int(top[end - 1]) + max_jump_us
+        start = end
+    return bounds
+
+
+@dataclass(slots=True)
+class SymbolJob:
+    """One (exchange, symbol) over a range of days; ``read(day)`` gives its trades of a day."""
+
+    exchange: str
+    symbol: str  # ours: BTC-USDT
+    exchange_symbol: str  # the exchange's: BTCUSDT
+    days: Sequence[date]
+    read: Callable[[date], DayTrades]
+    sizes: dict[date, int] = field(default_factory=dict)  # input bytes per day, for the progress
+
+
+@dataclass(slots=True)
+class Outcome:
+    trades: int = 0
+    candles: int = 0
+    bad_rows: Counter[str] = field(default_factory=Counter)
+    days_done: int = 0
+    days_skipped: int = 0
+    stopped: bool = False
+
+
+class Backfill:
+    def __init__(
+        self,
+        config: StreamingConfig,
+        sinks: list[Any],
+        state_dir: Path,
+        progress: Progress,
+        force: bool = False,
+        warmup: bool = True,
+    ) -> None:
+        self.config = config
+        self.sinks = sinks
+        self.state_dir = state_dir
+        self.progress = progress
+        self.force = force
+        self.warmup = warmup
+        self.stop_requested = False
+        self.outcome = Outcome()
+        exit_after = os.environ.get(EXIT_AFTER_DAYS_ENV)
+        self._exit_after = int(exit_after) if exit_after else None
+        self._pause_s = float(os.environ.get(DAY_PAUSE_ENV) or 0)
+
+    def stop(self) -> None:
+        self.stop_requested = True
+
+    async def _flush(self) -> None:
+        """Every row handed to the sinks written (acknowledged by the store); a store that stays
+        unreachable keeps this waiting (the backlog retries), and a stop then ends the run unrecorded."""
+        for sink in self.sinks:
+            flush = getattr(sink, "flush", None)
+            if flush is None:
+                continue
+            while not await flush(5.0):
+                if self.stop_requested:
+                    raise asyncio.CancelledError
+                log.warning("%s: rows of the day still waiting for the store; waiting", sink.name)
+
+    async def run(self, job: SymbolJob) -> bool:
+        """Backfill ``job``; True when every day of it is done (now or before), False when stopped."""
+        config = backfill_config(self.config, job.exchange, job.exchange_symbol)
+        state = SymbolState.load(self.state_dir, job.exchange, job.exchange_symbol)
+        days = list(job.days)
+        name = f"{job.exchange} {job.symbol}"
+        if self.force:
+            state.forget_from(days[0])
+        todo = next((i for i, d in enumerate(days) if not state.done(d)), None)
+        done_before = len(days) if todo is None else todo
+        self.outcome.days_skipped += done_before
+        self.progress.days += done_before
+        self.progress.bytes_done += sum(job.sizes.get(d, 0) for d in days[:done_before])
+        if todo is None and state.finished == days[-1].isoformat():
+            log.info("%s: every day from %s to %s is done already: nothing to do", name, days[0], days[-1])
+            return True
+        if done_before:
+            log.info("%s: %d day(s) done already, resuming at %s", name, done_before,
+                     days[todo] if todo is not None else "the end of the range")  # fmt: skip
+        fp = fingerprint(config)
+        service = StreamingService(config, self.sinks)
+        first = days[todo] if todo is not None else days[-1] + timedelta(days=1)
+        restored = state.load_checkpoint(first - timedelta(days=1)) if state.fingerprint == fp else None
+        if restored is not None:
+            service.handler = restored
+            log.info(
+                "%s: carrying on from the state after %s (open candles, features)", name, state.checkpoint_day
+            )
+        elif todo is None:  # recorded, but its checkpoint is unusable: the range is done again
+            state.forget_from(days[0])
+            todo, first = 0, days[0]
+        else:
+            state.seq = 0
+        state.fingerprint = fp
+        session = f"backfill-{job.exchange}-{job.exchange_symbol}-{uuid.uuid4().hex[:8]}"
+        if restored is not None and restored._sessions:
+            session = next(reversed(restored._sessions))  # the same session: seq goes on from the last
+        warm = restored is None and self.warmup and service._read_recent is not None
+        reader = asyncio.create_task(asyncio.to_thread(job.read, days[todo])) if todo is not None else None
+        for i in range(todo if todo is not None else len(days), len(days)):
+            day = days[i]
+            assert reader is not None
+            trades = await reader
+            reader = (
+                asyncio.create_task(asyncio.to_thread(job.read, days[i + 1])) if i + 1 < len(days) else None
+            )
+            if warm and len(trades):
+                await service._warm_up_from_tables(int(trades.timestamp.min()))
+                warm = False
+            try:
+                candles = await self._day(service, trades, state, session, name)
+            except asyncio.CancelledError:
+                candles = None
+            if candles is None:
+                if reader is not None:
+                    reader.cancel()
+                self.outcome.stopped = True
+                return False
+            bad = sum(trades.bad_rows.values())
+            state.mark_day(day, {"trades": len(trades), "bad_rows": bad, "candles": candles,
+                                 "source": trades.source}, service.handler)  # fmt: skip
+            self.outcome.days_done += 1
+            self.progress.days += 1
+            self.progress.update(name, force=True)
+            if self._exit_after is not None and self.outcome.days_done >= self._exit_after:
+                log.warning("%s=%d: exiting now, as if killed", EXIT_AFTER_DAYS_ENV, self._exit_after)
+                os._exit(75)
+            if self._pause_s:
+                await asyncio.sleep(self._pause_s)
+        # the end of the range: the open candles close as partial, as at the end of a replay
+        local = now_us()
+        batches = service.handler.finish()
+        await service._publish(batches, [], local)
+        self.outcome.candles += sum(len(b) for b in batches)
+        try:
+            await self._flush()
+        except asyncio.CancelledError:
+            self.outcome.stopped = True
+            return False
+        state.finished = days[-1].isoformat()
+        state.save()
+        return True
+
+    async def _day(
+        self, service: StreamingService, trades: DayTrades, state: SymbolState, session: str, name: str
+    ) -> int | None:
+        """One day's trades through the frame router and into the sinks, flushed; returns the candles it
+        closed, or None when a stop came first (nothing of the day recorded)."""
+        handler = service.handler
+        exchange = service.streams[0].exchange
+        symbols = [[exchange, service.streams[0].symbols[0]]]
+        self.outcome.bad_rows.update(trades.bad_rows)
+        self.progress.bad_rows += sum(trades.bad_rows.values())
+        candles = 0
+        horizon = handler.clock.horizon_us(exchange)
+        for start, end in frame_bounds(trades.timestamp, horizon, handler.clock.max_jump_us):
+            if self.stop_requested:
+                return None
+            n = end - start
+            ids = trades.ids
+            frame = Frame(
+                "trade",
+                {"type": "trade", "n": n, "seq": state.seq, "session": session, "symbols": symbols},
+                {
+                    "sym": np.zeros(n, dtype=np.uint16),
+                    "timestamp": trades.timestamp[start:end],
+                    "local_timestamp": trades.local_timestamp[start:end],
+                    "price": trades.price[start:end],
+                    "amount": trades.amount[start:end],
+                    "side": trades.side[start:end],
+                    "id": ids[start:end] if isinstance(ids, list) else _slice_ids(ids, start, end),
+                },
+            )
+            state.seq += 1
+            local = now_us()
+            result = handler.handle_frame(frame)
+            await service._publish(result.batches, result.records, local, result.trade_rows)
+            candles += result.candle_count
+            self.outcome.trades += n
+            self.progress.trades += n
+            self.progress.update(name)
+        self.outcome.candles += candles
+        await self._flush()
+        self.progress.bytes_done += trades.nbytes
+        return candles
+
+
+def _slice_ids(ids: Any, start: int, end: int) -> Any:
+    """Rows ``start:end`` of a wire ``str`` column, without copying its blob."""
+    from ..wire import StrColumn
+
+    if start == 0 and end == len(ids):
+        return ids
+    offsets = ids._offsets[start : end + 1]
+    first = int(offsets[0])
+    return StrColumn(offsets - np.uint32(first), ids._blob[first : int(offsets[-1])])
+
+
+__all__ = ["Backfill", "Outcome", "SourceError", "SymbolJob", "backfill_config", "frame_bounds"]

@@ -1,0 +1,396 @@
+"""The backfill's inputs, read into one day's arrays (:class:`DayTrades`): Tardis' downloadable trade CSV
+datasets (:func:`read_tardis_trades`) and the project's ``<ns> <json>`` recordings of raw Binance
+``/stream`` frames (:func:`read_recordings`).
+
+Bad input never stops a file: a row that cannot be read (a wrong number of cells, a number that is not
+one, a missing or impossible timestamp, price or amount, an unknown side, another exchange or symbol) is
+named by file and line in the log (the first ``LOGGED_PER_FILE`` of a file), counted by reason, and the
+good rows around it are kept. What cannot be used at all is a :class:`SourceError` naming the file: a
+file that is not a Tardis trades file (its header), one that cannot be read, a file of another symbol.
+
+The checks are those the processor applies to a wire frame (``data_types/base.py``,
+``data_types/trades.py``: timestamps in 2000..2100, price and amount finite and positive, a known side),
+done here so that the error can name the line; the frame router checks the rows again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..streaming_service.data_types.base import TS_MAX_US, TS_MIN_US
+from ..wire import StrColumn
+
+log = logging.getLogger(__name__)
+
+TRADE_COLUMNS = ("exchange", "symbol", "timestamp", "local_timestamp", "id", "side", "price", "amount")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_TYPES = {
+    "exchange": _DICT,
+    "symbol": _DICT,
+    "timestamp": pa.int64(),
+    "local_timestamp": pa.int64(),
+    "id": pa.string(),
+    "side": _DICT,
+    "price": pa.float64(),
+    "amount": pa.float64(),
+}
+SIDE_CODES = {"unknown": 0, "buy": 1, "sell": 2}
+BAD_SIDE = 255
+LOGGED_PER_FILE = 10  # bad rows named in the log per file; all of them are counted
+US_PER_DAY = 86_400_000_000
+_INT = r"^-?[0-9]+$"
+_FLOAT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+class SourceError(Exception):
+    """An input that cannot be used at all (named in the message)."""
+
+
+@dataclass(slots=True)
+class DayTrades:
+    """One day's valid trades of one instrument, in file order (local time order): exchange time and local
+    receive time in µs, price, amount, side code (0 unknown, 1 buy, 2 sell), ids as a wire ``str``
+    column. ``bad_rows``: the rows left out, by reason; ``lines``: the lines the file had (header
+    aside), for the progress; ``source``: the file(s) it came from."""
+
+    day: date
+    timestamp: np.ndarray
+    local_timestamp: np.ndarray
+    price: np.ndarray
+    amount: np.ndarray
+    side: np.ndarray
+    ids: Any  # StrColumn or a list of str
+    source: str
+    bad_rows: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)  # recordings: lines that are not trades
+    nbytes: int = 0  # size of the input read (compressed), for the progress
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+
+def day_of_us(t: int) -> date:
+    return datetime.fromtimestamp(t // US_PER_DAY * 86_400, UTC).date()
+
+
+def day_start_us(day: date) -> int:
+    return (day - date(1970, 1, 1)).days * US_PER_DAY
+
+
+class _BadRows:
+    """Counts a file's bad rows by reason and logs the first few, named by file and line."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        self.counts: Counter[str] = Counter()
+        self.logged = 0
+
+    def add(self, reason: str, line: int | None, detail: str) -> None:
+        self.counts[reason] += 1
+        if self.logged < LOGGED_PER_FILE:
+            self.logged += 1
+            where = f"{self.path}:{line}" if line is not None else f"{self.path}"
+            log.error("%s: bad row (%s): %s; skipped, counted", where, reason, detail)
+        elif self.logged == LOGGED_PER_FILE:
+            self.logged += 1
+            log.error("%s: more bad rows; the rest are counted, not named", self.path)
+
+
+# -- Tardis CSV --------------------------------------------------------------------------------------
+def tardis_path(data_dir: Path, exchange: str, day: date, exchange_symbol: str) -> Path:
+    """Where Tardis' dataset file of a day is: ``<dir>/<exchange>_trades_<YYYY-MM-DD>_<SYMBOL>.csv.gz``."""
+    return data_dir / f"{exchange}_trades_{day.isoformat()}_{exchange_symbol}.csv.gz"
+
+
+def _open(path: Path) -> Any:
+    """The file to hand pyarrow: a gzip file is decompressed by zlib-ng in a thread of its own when it is
+    installed (about 3x zlib's speed, and beside the parsing), else by pyarrow (zlib, before parsing)."""
+    if path.suffix == ".gz":
+        try:
+            from zlib_ng import gzip_ng_threaded
+        except ImportError:
+            return path
+        return gzip_ng_threaded.open(path, "rb")
+    return path
+
+
+def _read_csv(path: Path, types: dict[str, pa.DataType], threads: bool) -> tuple[pa.Table, list]:
+    """The file as a table (columns named by its header); rows with a wrong number of cells are skipped
+    and returned as (line number or None, cells, text)."""
+    invalid: list[tuple[int | None, int, str]] = []
+
+    def handler(row: Any) -> str:
+        invalid.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    source = _open(path)
+    try:
+        table = pacsv.read_csv(
+            source,
+            read_options=pacsv.ReadOptions(use_threads=threads, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+        )
+    finally:
+        if not isinstance(source, Path):
+            source.close()
+    return table, invalid
+
+
+def _numbers(column: pa.ChunkedArray, dtype: type, fill: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(values, missing mask) of a numeric column."""
+    missing = column.is_null().to_numpy(zero_copy_only=False)
+    return column.fill_null(fill).to_numpy().astype(dtype, copy=False), missing
+
+
+def _codes(column: pa.ChunkedArray, codes: dict[str, int], other: int) -> np.ndarray:
+    """A dictionary (or string) column as small integer codes; values not in ``codes`` are ``other``."""
+    parts = []
+    for chunk in column.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            lookup = np.array([codes.get(v, other) for v in chunk.dictionary.to_pylist()] + [other])
+            idx = chunk.indices.fill_null(len(lookup) - 1).to_numpy(zero_copy_only=False)
+            parts.append(lookup[idx].astype(np.uint8))
+        else:
+            parts.append(np.array([codes.get(v, other) for v in chunk.to_pylist()], dtype=np.uint8))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+
+
+def _parse_strings(column: pa.ChunkedArray, pattern: str, to: pa.DataType) -> pa.ChunkedArray:
+    """A string column as numbers; values that are not numbers become null (``_numbers`` finds them)."""
+    import pyarrow.compute as pc
+
+    ok = pc.match_substring_regex(column, pattern)
+    return pc.cast(pc.if_else(ok, column, pa.scalar(None, pa.string())), to)
+
+
+def _str_column(column: pa.ChunkedArray) -> StrColumn:
+    """A string column as the wire's ``str`` column (offsets and one UTF-8 blob), without a copy per row."""
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_large_string(array.type):
+        array = array.cast(pa.string())
+    if len(array) == 0:
+        return StrColumn(np.zeros(1, dtype=np.uint32), memoryview(b""))
+    _, offsets, data = array.buffers()
+    off = np.frombuffer(offsets, dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
+    return StrColumn(off.view(np.uint32), memoryview(data) if data is not None else memoryview(b""))
+
+
+def read_tardis_trades(path: Path, exchange: str, exchange_symbol: str, day: date) -> DayTrades:
+    """One Tardis trades file: its valid rows (file order) and its bad rows counted by reason, the first
+    named by line. Raises :class:`SourceError` for a file that cannot be used (missing, unreadable, not a
+    trades file, a file of another symbol)."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file (the {day} file of {exchange} {exchange_symbol})")
+    bad = _BadRows(path)
+    try:
+        table, invalid = _read_csv(path, _TYPES, threads=True)
+        exact = not invalid
+    except pa.ArrowInvalid as exc:
+        if "CSV conversion error" not in str(exc) and "In CSV column" not in str(exc):
+            raise SourceError(f"{path}: cannot be read as CSV: {exc}") from None
+        exact = False
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise SourceError(f"{path}: cannot be read: {exc}") from None
+    as_text = None  # the cells as text, to name a bad value as the file has it
+    if not exact:  # a bad row: again, as text, one thread, so that every row's line is known
+        try:
+            table, invalid = _read_csv(path, {c: pa.string() for c in TRADE_COLUMNS}, threads=False)
+        except Exception as exc:
+            raise SourceError(f"{path}: cannot be read as CSV: {type(exc).__name__}: {exc}") from None
+        as_text = table
+        for name, pattern, to in (
+            ("timestamp", _INT, pa.int64()),
+            ("local_timestamp", _INT, pa.int64()),
+            ("price", _FLOAT, pa.float64()),
+            ("amount", _FLOAT, pa.float64()),
+        ):
+            if name in table.column_names:
+                table = table.set_column(
+                    table.column_names.index(name), name, _parse_strings(table[name], pattern, to)
+                )
+    if tuple(table.column_names) != TRADE_COLUMNS:
+        raise SourceError(
+            f"{path}: not a Tardis trades file: its header is {','.join(table.column_names)!r}, expected"
+            f" {','.join(TRADE_COLUMNS)!r}"
+        )
+    n = table.num_rows
+    # the line of each row: the header is line 1; rows skipped for their cell count are lines too
+    skipped_lines = sorted(number for number, _, _ in invalid if number is not None)
+    for number, cells, text in invalid:
+        bad.add("cells", number, f"{cells} cells, expected {len(TRADE_COLUMNS)}: {text[:120]!r}")
+    if skipped_lines:
+        all_lines = np.arange(2, 2 + n + len(skipped_lines))
+        lines = np.setdiff1d(all_lines, np.array(skipped_lines), assume_unique=True)
+    else:
+        lines = np.arange(2, 2 + n)
+
+    ts, ts_missing = _numbers(table["timestamp"], np.int64, 0)
+    local, local_missing = _numbers(table["local_timestamp"], np.int64, 0)
+    price, price_missing = _numbers(table["price"], np.float64, np.nan)
+    amount, amount_missing = _numbers(table["amount"], np.float64, np.nan)
+    side = _codes(table["side"], SIDE_CODES, BAD_SIDE)
+    exchange_ok = _codes(table["exchange"], {exchange: 1}, 0).astype(bool)
+    symbol_ok = _codes(table["symbol"], {exchange_symbol: 1}, 0).astype(bool)
+    if n and not symbol_ok.any():
+        found = sorted(set(table["symbol"].cast(pa.string()).unique().to_pylist()) - {""})[:5]
+        raise SourceError(
+            f"{path}: a file of {', '.join(map(str, found)) or 'no symbol'}, not {exchange_symbol}: not read"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        checks = {
+            "exchange": ~exchange_ok,
+            "symbol": ~symbol_ok,
+            "timestamp": ts_missing | (ts < TS_MIN_US) | (ts >= TS_MAX_US),
+            "local_timestamp": local_missing | (local < TS_MIN_US) | (local >= TS_MAX_US),
+            "price": price_missing | ~(np.isfinite(price) & (price > 0)),
+            "amount": amount_missing | ~(np.isfinite(amount) & (amount > 0) & np.isfinite(price * amount)),
+            "side": side == BAD_SIDE,
+        }
+    keep = np.ones(n, dtype=bool)
+    for reason, mask in checks.items():
+        if mask.any():
+            for i in np.flatnonzero(mask & keep).tolist():
+                value = (as_text if as_text is not None else table)[reason][i].as_py()
+                bad.add(reason, int(lines[i]), f"{reason}={value!r}")
+            keep &= ~mask
+    ids = table["id"]
+    if not keep.all():
+        index = np.flatnonzero(keep)
+        ts, local, price, amount, side = ts[index], local[index], price[index], amount[index], side[index]
+        ids = ids.take(pa.array(index))
+    return DayTrades(
+        day,
+        ts,
+        local,
+        price,
+        amount,
+        side,
+        _str_column(ids),
+        str(path),
+        bad.counts,
+        nbytes=path.stat().st_size,
+    )
+
+
+# -- recordings --------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Columns:
+    timestamp: list[int] = field(default_factory=list)
+    local: list[int] = field(default_factory=list)
+    price: list[float] = field(default_factory=list)
+    amount: list[float] = field(default_factory=list)
+    side: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def read_recordings(paths: list[Path], exchange_symbol: str) -> dict[date, DayTrades]:
+    """The trades of ``exchange_symbol`` in ``<ns> <json>`` recordings of raw Binance ``/stream`` frames
+    (read in the order given), by UTC day of the local receive time, as a Tardis file would hold them:
+    ``timestamp`` = T (ms) * 1000, ``local_timestamp`` = ns // 1000, side ``sell`` when ``m`` (the buyer
+    was the maker) else ``buy``, id = t. Other frames are skipped and counted by stream; a line that is
+    not ``<ns> <json>`` or a trade frame without its fields is a bad row, named by file and line. Raises
+    :class:`SourceError` for a file that is missing or unreadable, or whose trades are all of other
+    symbols."""
+    stream = f"{exchange_symbol.lower()}@trade"
+    marker = b'@trade"'
+    days: dict[date, _Columns] = {}
+    bad_of: dict[date, Counter[str]] = {}
+    skipped: Counter[str] = Counter()
+    for path in paths:
+        if not path.is_file():
+            raise SourceError(f"{path}: no such recording")
+        bad = _BadRows(path)
+        mine = 0
+        others: Counter[str] = Counter()
+        try:
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as f:
+                for number, line in enumerate(f, 1):
+                    ns_text, _, payload = line.partition(b" ")
+                    if marker not in payload:
+                        if not payload.strip() or not ns_text.isdigit():
+                            if line.strip():
+                                bad.add("line", number, f"not '<ns> <json>': {line[:80]!r}")
+                            continue
+                        skipped["other"] += 1
+                        continue
+                    try:
+                        message = orjson.loads(payload)
+                        name = message.get("stream")
+                        if name != stream:
+                            others[str(name)] += 1
+                            skipped[str(name)] += 1
+                            continue
+                        d = message["data"]
+                        local = int(ns_text) // 1000
+                        row = (int(d["T"]) * 1000, local, float(d["p"]), float(d["q"]),
+                               2 if d["m"] else 1, str(d["t"]))  # fmt: skip
+                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                        bad.add("frame", number, f"{type(exc).__name__}: {exc}: {line[:80]!r}")
+                        continue
+                    ok = (
+                        TS_MIN_US <= row[0] < TS_MAX_US
+                        and TS_MIN_US <= local < TS_MAX_US
+                        and 0 < row[2] < np.inf
+                        and 0 < row[3] < np.inf
+                    )
+                    day = day_of_us(local) if TS_MIN_US <= local < TS_MAX_US else None
+                    if not ok or day is None:
+                        bad.add("value", number, f"timestamp, price or amount out of range: {line[:120]!r}")
+                        continue
+                    mine += 1
+                    cols = days.get(day)
+                    if cols is None:
+                        cols = days[day] = _Columns()
+                    cols.timestamp.append(row[0])
+                    cols.local.append(local)
+                    cols.price.append(row[2])
+                    cols.amount.append(row[3])
+                    cols.side.append(row[4])
+                    cols.ids.append(row[5])
+                    if not cols.sources or cols.sources[-1] != str(path):
+                        cols.sources.append(str(path))
+        except (OSError, EOFError) as exc:
+            raise SourceError(f"{path}: cannot be read: {exc}") from None
+        if not mine and others:
+            raise SourceError(
+                f"{path}: a recording of {', '.join(sorted(others)[:5])}, not {stream}: no trade of"
+                f" {exchange_symbol} in it"
+            )
+        for day in days:
+            bad_of.setdefault(day, Counter())
+        if bad.counts:  # a file's bad rows are counted on the first day it holds
+            first = min(days) if days else None
+            if first is not None:
+                bad_of[first].update(bad.counts)
+    out = {}
+    size = sum(p.stat().st_size for p in paths)
+    total = sum(len(c.timestamp) for c in days.values()) or 1
+    for day, c in sorted(days.items()):
+        out[day] = DayTrades(
+            day,
+            np.array(c.timestamp, dtype=np.int64),
+            np.array(c.local, dtype=np.int64),
+            np.array(c.price, dtype=np.float64),
+            np.array(c.amount, dtype=np.float64),
+            np.array(c.side, dtype=np.uint8),
+            c.ids,
+            ", ".join(c.sources),
+            bad_of.get(day, Counter()),
+            skipped if day == min(days) else Counter(),
+            nbytes=size * len(c.timestamp) // total,
+        )
+    return out
