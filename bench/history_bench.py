@@ -7,8 +7,9 @@ shifted by k x 100,000,000; as a ``<ns> <json>`` gzip recording, as a DataFrame 
 amount, side) and as its Tardis CSV twin (``devtools.tardis_csv``).
 
 Each tool runs in its own process; trades/s is the tool's own timing of its work (interpreter start-up
-and imports excluded), peak RSS is the process's (``wait4``; for our pipeline the processor's and the
-ingester's peaks, added). Peers (bench/peers/, installed in ``.venv-bench`` by ``make bench-env``, never in
+and imports excluded), peak RSS is the process's (GNU time's ``%M``; for our pipeline the processor's and
+the ingester's peak VmHWM, sampled every 50 ms, added). ``--runs N``: N rounds of every tool, each figure
+the median. Peers (bench/peers/, installed in ``.venv-bench`` by ``make bench-env``, never in
 the project's ``.venv``):
 
 - tardis-dev direct (``tardis-bars.mjs``): the recording's frames through tardis-dev's ``normalizeTrades``
@@ -33,13 +34,15 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -186,12 +189,22 @@ class _Peaks:
                     self.hwm_kib[pid] = max(self.hwm_kib.get(pid, 0), int(line.split()[1]))
 
 
+TIME = Path("/usr/bin/time")
+
+
 def run_tool(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = None,
              timeout: float = 1800) -> tuple[str, str, float, dict[str, float]]:  # fmt: skip
-    """Run ``cmd``; its stdout, stderr, peak RSS (MiB, wait4's ru_maxrss) and per process name the
-    sampled peaks (MiB) of it and its children."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+    """Run ``cmd``; its stdout, stderr, peak RSS (MiB) and per process name the sampled peaks (MiB,
+    VmHWM) of it and its children. The peak RSS is GNU time's ``%M`` (the command's own ru_maxrss, from a
+    small parent: a child forked from this process would count this process's pages in its maxrss), or
+    without /usr/bin/time the sampled VmHWM of the command's process."""
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file,
+    ):
+        timed = [str(TIME), "-f", "%M", "-o", rss_file.name, *cmd] if TIME.exists() else list(cmd)
+        proc = subprocess.Popen(timed, cwd=cwd, env=env, stdout=out, stderr=err)
         peaks = _Peaks(proc.pid)
         stop = threading.Event()
 
@@ -201,27 +214,41 @@ def run_tool(cmd: Sequence[str], *, cwd: Path | None = None, env: dict | None = 
 
         thread = threading.Thread(target=sampler, daemon=True)
         thread.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-            time.sleep(0.02)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         stop.set()
         thread.join()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
+        reported = rss_file.read().strip().splitlines()
     by_name: dict[str, float] = {}
     for pid, kib in peaks.hwm_kib.items():
         name = peaks.names.get(pid, str(pid))
-        by_name[name] = by_name.get(name, 0) + kib / 1024
+        if pid != proc.pid or not TIME.exists():  # not GNU time itself
+            by_name[name] = by_name.get(name, 0) + kib / 1024
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} ... exited {proc.returncode}: {stderr.strip()[-1500:]}")
-    return stdout, stderr, usage.ru_maxrss / 1024, by_name
+    if TIME.exists() and reported and reported[-1].isdigit():
+        rss = int(reported[-1]) / 1024
+    else:
+        rss = peaks.hwm_kib.get(proc.pid, 0) / 1024
+    return stdout, stderr, rss, by_name
+
+
+def median_of(runs: Sequence[Run]) -> Run:
+    """Of several runs of one tool: the run with the median trades/s, with the highest peak RSS."""
+    good = [r for r in runs if not r.error]
+    if not good:
+        return runs[-1]
+    mid = sorted(good, key=lambda r: r.rate)[len(good) // 2]
+    rates = ", ".join(fmt_rate(r.rate) for r in good)
+    note = f"{mid.note}; " if mid.note else ""
+    note += f"median of {len(good)} runs ({rates})" if len(good) > 1 else ""
+    return replace(mid, rss_mib=max(r.rss_mib for r in good), note=note.rstrip("; "))
 
 
 def last_json(stdout: str) -> dict:
@@ -295,6 +322,7 @@ def ours_backfill(csv_files: list[Path], tmp: Path, trades: int) -> Run:
     startup = time.perf_counter() - t0
     days = sorted(re.search(r"_(\d{4}-\d\d-\d\d)_", p.name).group(1) for p in csv_files)
     store = tmp / "store"
+    shutil.rmtree(store, ignore_errors=True)  # a fresh store each run (a second run would skip done days)
     cmd = [sys.executable, *module, "--exchange", "binance", "--symbols", "BTC-USDT", "--from", days[0],
            "--to", days[-1], "--data-dir", str(csv_files[0].parent)]  # fmt: skip
     for flag in ("--store", "--local-path", "--warehouse", "--out"):
@@ -476,6 +504,9 @@ def main() -> None:
         "--repeats", type=int, default=100, help="repetitions of the 19,904 trades (default 100)"
     )
     parser.add_argument(
+        "--runs", type=int, default=1, help="rounds of every tool; each figure is the median (default 1)"
+    )
+    parser.add_argument(
         "--keep", type=Path, help="build the inputs and write the bars in this directory, and keep it"
     )
     args = parser.parse_args()
@@ -506,14 +537,12 @@ def main() -> None:
         )
 
         raw, frame, csv = "raw frames (.gz)", "DataFrame", "Tardis CSV (.csv.gz)"
-        runs: list[Run] = []
+        jobs: list[Callable[[], Run]] = []
         paths = ("direct", "websocket") if node_accepts_replay_path() else ("auto",)
-        pipeline = {p: ours_pipeline(recording, tmp, p) for p in paths}
-        runs += pipeline.values()
-        runs.append(peer("tardis-dev direct (computeTradeBars)", raw,
-                         ["node", str(PEERS / "tardis-bars.mjs"), str(recording), str(tmp / "tardis.json")],
-                         tmp / "tardis.json"))  # fmt: skip
-        missing_env = "not available: .venv-bench missing (make bench-env)"
+        for path in paths:
+            jobs.append(partial(ours_pipeline, recording, tmp, path))
+        tardis = ["node", str(PEERS / "tardis-bars.mjs"), str(recording), str(tmp / "tardis.json")]
+        jobs.append(partial(peer, "tardis-dev direct (computeTradeBars)", raw, tardis, tmp / "tardis.json"))
         for tool, inp, script, kind, src, out in (
             (
                 "cryptofeed handler + plain OHLCV",
@@ -527,18 +556,27 @@ def main() -> None:
             ("pandas: resample alone", frame, "pandas_bars.py", "frame", arrays, "pandas-frame.json"),
         ):
             if not bench_py.exists():
-                runs.append(Run(tool, inp, error=missing_env))
+                missing = Run(tool, inp, error="not available: .venv-bench missing (make bench-env)")
+                jobs.append(partial(lambda r: r, missing))
                 continue
             cmd = [str(bench_py), str(PEERS / script), *([kind] if kind else []), str(src), str(tmp / out)]
-            runs.append(peer(tool, inp, cmd, tmp / out))
-        batch = peer("ours: candles_from_trades", frame,
-                     [sys.executable, str(PEERS / "ours_batch.py"), str(arrays), str(tmp / "ours.json")],
-                     tmp / "ours.json")  # fmt: skip
-        runs.append(batch)
+            jobs.append(partial(peer, tool, inp, cmd, tmp / out))
+        ours_cmd = [sys.executable, str(PEERS / "ours_batch.py"), str(arrays), str(tmp / "ours.json")]
+        jobs.append(partial(peer, "ours: candles_from_trades", frame, ours_cmd, tmp / "ours.json"))
         if isinstance(csv_files, str):
-            runs.append(Run("ours: CSV backfill -> local store", csv, error=csv_files))
+            jobs.append(partial(lambda r: r, Run("ours: CSV backfill -> local store", csv, error=csv_files)))
         else:
-            runs.append(ours_backfill(csv_files, tmp, trades))
+            jobs.append(partial(ours_backfill, csv_files, tmp, trades))
+        # in rounds, each tool once a round, so a change in the machine's load falls on every tool alike
+        results: list[list[Run]] = [[] for _ in jobs]
+        for round_no in range(args.runs):
+            if args.runs > 1:
+                print(f"round {round_no + 1} of {args.runs}", flush=True)
+            for i, job in enumerate(jobs):
+                results[i].append(job())
+        runs = [median_of(r) for r in results]
+        pipeline = {r.tool.split(", ")[1].split()[0]: r for r in runs if r.tool.startswith("ours: main")}
+        batch = next(r for r in runs if r.tool == "ours: candles_from_trades")
 
         direct = pipeline.get("direct") or pipeline.get("auto")
         reference = {raw: direct, frame: batch}

@@ -31,9 +31,9 @@ if (!file || !barsOut) {
 function parse(gz, lineNo, line) {
   const space = line.indexOf(' ')
   if (space < 0) throw new Error(`${gz}:${lineNo}: not "<ns> <json>"`)
-  const ns = BigInt(line.slice(0, space))
-  const localTimestamp = new Date(Number(ns / 1_000_000n))
-  localTimestamp.μs = Number((ns / 1000n) % 1000n)
+  // <ns>: ms = all but the last 6 digits, μs = the 3 before the last 3 (no BigInt on the hot path)
+  const localTimestamp = new Date(Number(line.slice(0, space - 6)))
+  localTimestamp.μs = Number(line.slice(space - 6, space - 3))
   return { localTimestamp, message: JSON.parse(line.slice(space + 1)) }
 }
 
