@@ -184,6 +184,22 @@ def test_the_recordings_give_the_candles_of_the_csv_files(uninterrupted, tmp_pat
     assert candles(store) == candles(uninterrupted)
 
 
+def test_with_ticks_every_trade_is_once_in_the_tick_table(csv_dir, tmp_path):
+    store = tmp_path / "warehouse"
+    done = backfill(*RANGE, "--data-dir", csv_dir, "--store", store, "--ticks")
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw = read_trades(*RECORDINGS)
+    expected = sorted(
+        (t.ts_us, t.price, t.qty, "sell" if t.taker_sells else "buy", str(t.trade_id)) for t in raw
+    )
+    con = connect(store)
+    rows = con.execute(
+        f"SELECT timestamp, price, amount, side, id, exchange, symbol FROM {DATASET}.ticks_trades"
+    ).fetchall()
+    assert sorted((_us(r[0]), r[1], r[2], r[3], r[4]) for r in rows) == expected
+    assert {(r[5], r[6]) for r in rows} == {("binance", "BTC-USDT")}
+
+
 def test_a_missing_day_file_is_named_and_nothing_is_written(csv_dir, tmp_path):
     store = tmp_path / "warehouse"
     args = ["--exchange", "binance", "--symbols", "BTC-USDT", "--from", "2024-08-08", "--to", "2024-08-10"]

@@ -4,6 +4,7 @@ tests/test_backfill_cli.py."""
 
 from __future__ import annotations
 
+import collections
 import gzip
 import io
 import logging
@@ -191,3 +192,19 @@ def test_the_progress_line_says_days_trades_rate_and_time_left():
     assert line.startswith("backfill binance BTC-USDT: days 1/4, trades 2,000,000, ")
     assert "trades/s" in line and "ETA 00:30" in line  # 3/4 of the bytes left at 25 per second
     assert line.endswith("\n") and "\r" not in line  # not a terminal: plain lines
+
+
+def test_a_bad_row_met_while_streaming_goes_on_from_the_first_row_not_handed_on(tmp_path, caplog):
+    from market_data_tick_handler.backfill.sources import iter_tardis_trades
+
+    lines = [HEADER, *(_row(k) for k in range(10))]
+    lines[8] = _row(7, price="oops")  # line 9, in the third piece of three rows
+    path = _csv(tmp_path, lines)
+    with caplog.at_level(logging.ERROR):
+        # blocks of ~2 rows: the first pieces are read typed and handed on before the bad row is met
+        pieces = list(iter_tardis_trades(path, "binance", "BTCUSDT", DAY, piece_rows=3, block_size=200))
+    assert len(pieces) >= 2 and len(pieces[0]) >= 3
+    got = [i for p in pieces for i in p.ids]
+    assert got == [str(100 + k) for k in range(10) if k != 7]  # each good row once, in order
+    assert sum((p.bad_rows for p in pieces), start=collections.Counter()) == {"price": 1}
+    assert f"{path}:9: bad row (price): price='oops'" in caplog.text

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import signal
 import sys
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ..logging_setup import configure_logging
 from ..streaming_service.instrument_service import InstrumentMapper
 from .progress import Progress
 from .runner import Backfill, SymbolJob
-from .sources import DayTrades, SourceError, day_of_us, read_recordings, read_tardis_trades, tardis_path
+from .sources import DayTrades, SourceError, day_of_us, iter_tardis_trades, read_recordings, tardis_path
 
 log = logging.getLogger("market_data_tick_handler.backfill")
 EPILOG = """\
@@ -164,15 +165,15 @@ def _jobs(args: argparse.Namespace) -> list[SymbolJob]:
             if missing:
                 log.warning("the recordings hold no trade of %s on %s", native, ", ".join(map(str, missing)))
 
-            def read(day: date, by_day: dict[date, DayTrades] = by_day) -> DayTrades:
+            def read(day: date, by_day: dict[date, DayTrades] = by_day) -> Iterator[DayTrades]:
                 import numpy as np
 
                 got = by_day.get(day)
                 if got is None:
                     empty = np.zeros(0, dtype=np.int64)
-                    return DayTrades(day, empty, empty, empty.astype(float), empty.astype(float),
+                    got = DayTrades(day, empty, empty, empty.astype(float), empty.astype(float),
                                      empty.astype(np.uint8), [], "(none)")  # fmt: skip
-                return got
+                yield got
 
             sizes = {d: by_day[d].nbytes for d in days if d in by_day}
             jobs.append(SymbolJob(args.exchange, ours, native, days, read, sizes))
@@ -189,8 +190,8 @@ def _jobs(args: argparse.Namespace) -> list[SymbolJob]:
         if missing:
             raise SourceError(f"missing day file(s) of {args.exchange} {native}: {', '.join(missing)}")
 
-        def read(day: date, paths: dict[date, Path] = paths, native: str = native) -> DayTrades:
-            return read_tardis_trades(paths[day], args.exchange, native, day)
+        def read(day: date, paths: dict[date, Path] = paths, native: str = native) -> Iterator[DayTrades]:
+            return iter_tardis_trades(paths[day], args.exchange, native, day)
 
         jobs.append(
             SymbolJob(

@@ -29,7 +29,7 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -108,13 +108,13 @@ def frame_bounds(ts: np.ndarray, horizon: int | None, max_jump_us: int) -> list[
 
 @dataclass(slots=True)
 class SymbolJob:
-    """One (exchange, symbol) over a range of days; ``read(day)`` gives its trades of a day."""
+    """One (exchange, symbol) over a range of days; ``read(day)`` gives its trades of a day, in pieces."""
 
     exchange: str
     symbol: str  # ours: BTC-USDT
     exchange_symbol: str  # the exchange's: BTCUSDT
     days: Sequence[date]
-    read: Callable[[date], DayTrades]
+    read: Callable[[date], Iterator[DayTrades]]
     sizes: dict[date, int] = field(default_factory=dict)  # input bytes per day, for the progress
 
 
@@ -190,42 +190,68 @@ class Backfill:
         restored = state.load_checkpoint(first - timedelta(days=1)) if state.fingerprint == fp else None
         if restored is not None:
             service.handler = restored
+            if state.finished == state.checkpoint_day:
+                log.warning(
+                    "%s: the run that ended with %s closed the candles still open then as partial and wrote"
+                    " them; this run writes their whole versions with the same keys (the _dedup views keep"
+                    " the first written: query the tables for the latest timestamp_out, or backfill the"
+                    " whole range again with --force)",
+                    name,
+                    state.finished,
+                )
             log.info(
                 "%s: carrying on from the state after %s (open candles, features)", name, state.checkpoint_day
             )
-        elif todo is None:  # recorded, but its checkpoint is unusable: the range is done again
-            state.forget_from(days[0])
-            todo, first = 0, days[0]
         else:
+            if done_before:  # recorded, but no checkpoint to carry on from (another configuration, damaged)
+                log.warning(
+                    "%s: no usable state after %s: the range is done again from %s", name, first, days[0]
+                )
+                state.forget_from(days[0])
+                todo = 0
             state.seq = 0
         state.fingerprint = fp
         session = f"backfill-{job.exchange}-{job.exchange_symbol}-{uuid.uuid4().hex[:8]}"
         if restored is not None and restored._sessions:
             session = next(reversed(restored._sessions))  # the same session: seq goes on from the last
         warm = restored is None and self.warmup and service._read_recent is not None
-        reader = asyncio.create_task(asyncio.to_thread(job.read, days[todo])) if todo is not None else None
-        for i in range(todo if todo is not None else len(days), len(days)):
-            day = days[i]
-            assert reader is not None
-            trades = await reader
-            reader = (
-                asyncio.create_task(asyncio.to_thread(job.read, days[i + 1])) if i + 1 < len(days) else None
-            )
-            if warm and len(trades):
-                await service._warm_up_from_tables(int(trades.timestamp.min()))
-                warm = False
+        pieces = _pieces(job, days[todo:] if todo is not None else [])
+        reader = asyncio.create_task(asyncio.to_thread(next, pieces, None))
+        day_counts: Counter[str] = Counter()
+        sources = ""
+        while True:
             try:
-                candles = await self._day(service, trades, state, session, name)
+                item = await reader
             except asyncio.CancelledError:
-                candles = None
-            if candles is None:
-                if reader is not None:
+                item = None
+            if item is None:
+                break
+            # the next piece (of this day or the next) is read while this one goes through
+            reader = asyncio.create_task(asyncio.to_thread(next, pieces, None))
+            day, trades = item
+            if trades is not None:
+                if warm and len(trades):
+                    await service._warm_up_from_tables(int(trades.timestamp.min()))
+                    warm = False
+                candles = await self._piece(service, trades, state, session, name)
+                if candles is None:  # stopped: nothing of this day is recorded
                     reader.cancel()
+                    self.outcome.stopped = True
+                    return False
+                day_counts.update(trades=len(trades), bad_rows=sum(trades.bad_rows.values()), candles=candles)
+                sources = trades.source
+                continue
+            # the day is read and handed over: recorded once every row of it is written
+            try:
+                await self._flush()
+            except asyncio.CancelledError:
+                reader.cancel()
                 self.outcome.stopped = True
                 return False
-            bad = sum(trades.bad_rows.values())
-            state.mark_day(day, {"trades": len(trades), "bad_rows": bad, "candles": candles,
-                                 "source": trades.source}, service.handler)  # fmt: skip
+            counts = {k: day_counts[k] for k in ("trades", "bad_rows", "candles")}
+            state.mark_day(day, {**counts, "source": sources}, service.handler)
+            day_counts = Counter()
+            self.progress.bytes_done += job.sizes.get(day, 0)
             self.outcome.days_done += 1
             self.progress.days += 1
             self.progress.update(name, force=True)
@@ -248,11 +274,11 @@ class Backfill:
         state.save()
         return True
 
-    async def _day(
+    async def _piece(
         self, service: StreamingService, trades: DayTrades, state: SymbolState, session: str, name: str
     ) -> int | None:
-        """One day's trades through the frame router and into the sinks, flushed; returns the candles it
-        closed, or None when a stop came first (nothing of the day recorded)."""
+        """A piece of a day's trades through the frame router and into the sinks; returns the candles it
+        closed, or None when a stop came first."""
         handler = service.handler
         exchange = service.streams[0].exchange
         symbols = [[exchange, service.streams[0].symbols[0]]]
@@ -287,9 +313,15 @@ class Backfill:
             self.progress.trades += n
             self.progress.update(name)
         self.outcome.candles += candles
-        await self._flush()
-        self.progress.bytes_done += trades.nbytes
         return candles
+
+
+def _pieces(job: SymbolJob, days: Sequence[date]) -> Iterator[tuple[date, DayTrades | None]]:
+    """Every day's pieces in order, each day followed by ``(day, None)``: its end."""
+    for day in days:
+        for piece in job.read(day):
+            yield day, piece
+        yield day, None
 
 
 def _slice_ids(ids: Any, start: int, end: int) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -187,99 +188,229 @@ def _str_column(column: pa.ChunkedArray) -> StrColumn:
     return StrColumn(off.view(np.uint32), memoryview(data) if data is not None else memoryview(b""))
 
 
-def read_tardis_trades(path: Path, exchange: str, exchange_symbol: str, day: date) -> DayTrades:
-    """One Tardis trades file: its valid rows (file order) and its bad rows counted by reason, the first
-    named by line. Raises :class:`SourceError` for a file that cannot be used (missing, unreadable, not a
-    trades file, a file of another symbol)."""
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file (the {day} file of {exchange} {exchange_symbol})")
-    bad = _BadRows(path)
-    try:
-        table, invalid = _read_csv(path, _TYPES, threads=True)
-        exact = not invalid
-    except pa.ArrowInvalid as exc:
-        if "CSV conversion error" not in str(exc) and "In CSV column" not in str(exc):
-            raise SourceError(f"{path}: cannot be read as CSV: {exc}") from None
-        exact = False
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise SourceError(f"{path}: cannot be read: {exc}") from None
-    as_text = None  # the cells as text, to name a bad value as the file has it
-    if not exact:  # a bad row: again, as text, one thread, so that every row's line is known
-        try:
-            table, invalid = _read_csv(path, {c: pa.string() for c in TRADE_COLUMNS}, threads=False)
-        except Exception as exc:
-            raise SourceError(f"{path}: cannot be read as CSV: {type(exc).__name__}: {exc}") from None
-        as_text = table
-        for name, pattern, to in (
-            ("timestamp", _INT, pa.int64()),
-            ("local_timestamp", _INT, pa.int64()),
-            ("price", _FLOAT, pa.float64()),
-            ("amount", _FLOAT, pa.float64()),
-        ):
-            if name in table.column_names:
-                table = table.set_column(
-                    table.column_names.index(name), name, _parse_strings(table[name], pattern, to)
-                )
-    if tuple(table.column_names) != TRADE_COLUMNS:
+PIECE_ROWS = 500_000  # rows of a file handed on at a time: the next piece is read while this one is used
+
+
+def _text_to_numbers(table: pa.Table) -> pa.Table:
+    """A table read as text with its number columns parsed; cells that are not numbers become null."""
+    for name, pattern, to in (
+        ("timestamp", _INT, pa.int64()),
+        ("local_timestamp", _INT, pa.int64()),
+        ("price", _FLOAT, pa.float64()),
+        ("amount", _FLOAT, pa.float64()),
+    ):
+        if name in table.column_names:
+            table = table.set_column(
+                table.column_names.index(name), name, _parse_strings(table[name], pattern, to)
+            )
+    return table
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    if tuple(names) != TRADE_COLUMNS:
         raise SourceError(
-            f"{path}: not a Tardis trades file: its header is {','.join(table.column_names)!r}, expected"
+            f"{path}: not a Tardis trades file: its header is {','.join(names)!r}, expected"
             f" {','.join(TRADE_COLUMNS)!r}"
         )
-    n = table.num_rows
-    # the line of each row: the header is line 1; rows skipped for their cell count are lines too
-    skipped_lines = sorted(number for number, _, _ in invalid if number is not None)
-    for number, cells, text in invalid:
-        bad.add("cells", number, f"{cells} cells, expected {len(TRADE_COLUMNS)}: {text[:120]!r}")
-    if skipped_lines:
-        all_lines = np.arange(2, 2 + n + len(skipped_lines))
-        lines = np.setdiff1d(all_lines, np.array(skipped_lines), assume_unique=True)
-    else:
-        lines = np.arange(2, 2 + n)
 
-    ts, ts_missing = _numbers(table["timestamp"], np.int64, 0)
-    local, local_missing = _numbers(table["local_timestamp"], np.int64, 0)
-    price, price_missing = _numbers(table["price"], np.float64, np.nan)
-    amount, amount_missing = _numbers(table["amount"], np.float64, np.nan)
-    side = _codes(table["side"], SIDE_CODES, BAD_SIDE)
-    exchange_ok = _codes(table["exchange"], {exchange: 1}, 0).astype(bool)
-    symbol_ok = _codes(table["symbol"], {exchange_symbol: 1}, 0).astype(bool)
-    if n and not symbol_ok.any():
-        found = sorted(set(table["symbol"].cast(pa.string()).unique().to_pylist()) - {""})[:5]
-        raise SourceError(
-            f"{path}: a file of {', '.join(map(str, found)) or 'no symbol'}, not {exchange_symbol}: not read"
-        )
-    with np.errstate(over="ignore", invalid="ignore"):
-        checks = {
-            "exchange": ~exchange_ok,
-            "symbol": ~symbol_ok,
-            "timestamp": ts_missing | (ts < TS_MIN_US) | (ts >= TS_MAX_US),
-            "local_timestamp": local_missing | (local < TS_MIN_US) | (local >= TS_MAX_US),
-            "price": price_missing | ~(np.isfinite(price) & (price > 0)),
-            "amount": amount_missing | ~(np.isfinite(amount) & (amount > 0) & np.isfinite(price * amount)),
-            "side": side == BAD_SIDE,
-        }
-    keep = np.ones(n, dtype=bool)
-    for reason, mask in checks.items():
-        if mask.any():
-            for i in np.flatnonzero(mask & keep).tolist():
-                value = (as_text if as_text is not None else table)[reason][i].as_py()
-                bad.add(reason, int(lines[i]), f"{reason}={value!r}")
-            keep &= ~mask
-    ids = table["id"]
-    if not keep.all():
-        index = np.flatnonzero(keep)
-        ts, local, price, amount, side = ts[index], local[index], price[index], amount[index], side[index]
-        ids = ids.take(pa.array(index))
+
+class _Reader:
+    """One Tardis trades file, read in pieces (:meth:`pieces`). Fast: a streaming reader of typed columns,
+    the file decompressed beside it. At the first row it cannot take (a number that is not one, a wrong
+    number of cells) it reads the file again as text in one thread, so that every row's line is known,
+    and goes on from the first row it had not handed on: the rows before were all good and are not handed
+    on twice."""
+
+    def __init__(
+        self, path: Path, exchange: str, exchange_symbol: str, day: date, piece_rows: int, block_size: int
+    ) -> None:
+        self.path, self.exchange, self.symbol, self.day = path, exchange, exchange_symbol, day
+        self.piece_rows, self.block_size = piece_rows, block_size
+        self.bad = _BadRows(path)
+        self.delivered = 0  # rows handed on, all good, lines 2 .. delivered + 1
+        self.first = True
+
+    def pieces(self) -> Iterator[DayTrades]:
+        if not self.path.is_file():
+            raise SourceError(
+                f"{self.path}: no such file (the {self.day} file of {self.exchange} {self.symbol})"
+            )
+        try:
+            yield from self._typed()
+            return
+        except _Fallback:
+            pass
+        try:
+            table, invalid = _read_csv(self.path, {c: pa.string() for c in TRADE_COLUMNS}, threads=False)
+        except Exception as exc:
+            raise SourceError(f"{self.path}: cannot be read as CSV: {type(exc).__name__}: {exc}") from None
+        _check_header(self.path, table.column_names)
+        n = table.num_rows
+        skipped = sorted(number for number, _, _ in invalid if number is not None)
+        before = Counter(self.bad.counts)
+        for number, cells, text in invalid:
+            self.bad.add("cells", number, f"{cells} cells, expected {len(TRADE_COLUMNS)}: {text[:120]!r}")
+        lines = np.arange(2, 2 + n + len(skipped))
+        if skipped:
+            lines = np.setdiff1d(lines, np.array(skipped), assume_unique=True)
+        rest = table.slice(self.delivered)
+        yield self._piece(_text_to_numbers(rest), lines[self.delivered :], as_text=rest, before=before)
+
+    def _typed(self) -> Iterator[DayTrades]:
+        invalid: list[tuple[int | None, int, str]] = []
+
+        def handler(row: Any) -> str:
+            invalid.append((row.number, row.actual_columns, row.text))
+            return "skip"
+
+        source = _open(self.path)
+        try:
+            try:
+                reader = pacsv.open_csv(
+                    source,
+                    read_options=pacsv.ReadOptions(use_threads=True, block_size=self.block_size),
+                    parse_options=pacsv.ParseOptions(invalid_row_handler=handler, ignore_empty_lines=False),
+                    convert_options=pacsv.ConvertOptions(column_types=_TYPES, strings_can_be_null=False),
+                )
+            except pa.ArrowInvalid as exc:
+                if "conversion error" in str(exc) or invalid:
+                    raise _Fallback from None
+                raise SourceError(f"{self.path}: cannot be read as CSV: {exc}") from None
+            _check_header(self.path, reader.schema.names)
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as exc:
+                    if "conversion error" in str(exc) or invalid:
+                        raise _Fallback from None
+                    raise SourceError(f"{self.path}: cannot be read as CSV: {exc}") from None
+                if invalid:
+                    raise _Fallback
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= self.piece_rows:
+                    yield self._typed_piece(batches)
+                    batches, rows = [], 0
+            if invalid:
+                raise _Fallback
+            if batches or self.first:
+                yield self._typed_piece(batches)
+        except (SourceError, _Fallback):
+            raise
+        except pa.ArrowException as exc:
+            raise SourceError(f"{self.path}: cannot be read: {exc}") from None
+        except Exception as exc:  # the decompressor's own (a damaged gzip file), OSError
+            raise SourceError(f"{self.path}: cannot be read: {type(exc).__name__}: {exc}") from None
+        finally:
+            if not isinstance(source, Path):
+                source.close()
+
+    def _typed_piece(self, batches: list[pa.RecordBatch]) -> DayTrades:
+        table = pa.Table.from_batches(batches, schema=None) if batches else _empty()
+        lines = np.arange(2 + self.delivered, 2 + self.delivered + table.num_rows)
+        piece = self._piece(table, lines)
+        self.delivered += table.num_rows
+        return piece
+
+    def _piece(
+        self,
+        table: pa.Table,
+        lines: np.ndarray,
+        as_text: pa.Table | None = None,
+        before: Counter | None = None,
+    ) -> DayTrades:
+        """Rows of the file (``lines``: their line numbers) checked, the good ones as arrays; the bad ones
+        named (``as_text``: the cells as the file has them) and counted."""
+        n, bad, path = table.num_rows, self.bad, self.path
+        before = Counter(bad.counts) if before is None else before
+        ts, ts_missing = _numbers(table["timestamp"], np.int64, 0)
+        local, local_missing = _numbers(table["local_timestamp"], np.int64, 0)
+        price, price_missing = _numbers(table["price"], np.float64, np.nan)
+        amount, amount_missing = _numbers(table["amount"], np.float64, np.nan)
+        side = _codes(table["side"], SIDE_CODES, BAD_SIDE)
+        exchange_ok = _codes(table["exchange"], {self.exchange: 1}, 0).astype(bool)
+        symbol_ok = _codes(table["symbol"], {self.symbol: 1}, 0).astype(bool)
+        if self.first and n and not symbol_ok.any():
+            found = sorted(set(table["symbol"].cast(pa.string()).unique().to_pylist()) - {""})[:5]
+            raise SourceError(
+                f"{path}: a file of {', '.join(map(str, found)) or 'no symbol'}, not {self.symbol}: not read"
+            )
+        self.first = False
+        with np.errstate(over="ignore", invalid="ignore"):
+            checks = {
+                "exchange": ~exchange_ok,
+                "symbol": ~symbol_ok,
+                "timestamp": ts_missing | (ts < TS_MIN_US) | (ts >= TS_MAX_US),
+                "local_timestamp": local_missing | (local < TS_MIN_US) | (local >= TS_MAX_US),
+                "price": price_missing | ~(np.isfinite(price) & (price > 0)),
+                "amount": amount_missing
+                | ~(np.isfinite(amount) & (amount > 0) & np.isfinite(price * amount)),
+                "side": side == BAD_SIDE,
+            }
+        keep = np.ones(n, dtype=bool)
+        for reason, mask in checks.items():
+            if mask.any():
+                for i in np.flatnonzero(mask & keep).tolist():
+                    value = (as_text if as_text is not None else table)[reason][i].as_py()
+                    bad.add(reason, int(lines[i]), f"{reason}={value!r}")
+                keep &= ~mask
+        ids = table["id"]
+        if not keep.all():
+            index = np.flatnonzero(keep)
+            ts, local, price, amount, side = ts[index], local[index], price[index], amount[index], side[index]
+            ids = ids.take(pa.array(index))
+        counts = Counter(bad.counts)
+        counts.subtract(before)
+        return DayTrades(self.day, ts, local, price, amount, side, _str_column(ids), str(path), +counts)
+
+
+class _Fallback(Exception):
+    """The typed reader met a row it cannot take: read the rest as text."""
+
+
+def _empty() -> pa.Table:
+    return pa.table({c: pa.array([], type=t) for c, t in _TYPES.items()})
+
+
+def iter_tardis_trades(
+    path: Path,
+    exchange: str,
+    exchange_symbol: str,
+    day: date,
+    piece_rows: int = PIECE_ROWS,
+    block_size: int = 1 << 22,
+) -> Iterator[DayTrades]:
+    """One Tardis trades file in pieces of about ``piece_rows`` rows, in file order: each piece's valid
+    rows, its bad rows counted by reason (the first of the file named by line in the log). At least one
+    piece (empty for an empty file). Raises :class:`SourceError` for a file that cannot be used (missing,
+    unreadable, not a trades file, a file of another symbol): before its first piece, except for damage
+    found further on (a truncated gzip file)."""
+    return _Reader(path, exchange, exchange_symbol, day, piece_rows, block_size).pieces()
+
+
+def read_tardis_trades(path: Path, exchange: str, exchange_symbol: str, day: date) -> DayTrades:
+    """:func:`iter_tardis_trades` in one piece."""
+    pieces = list(iter_tardis_trades(path, exchange, exchange_symbol, day, piece_rows=2**62))
+    if len(pieces) == 1:
+        one = pieces[0]
+        one.nbytes = path.stat().st_size
+        return one
+    bad: Counter[str] = Counter()
+    for p in pieces:
+        bad.update(p.bad_rows)
     return DayTrades(
         day,
-        ts,
-        local,
-        price,
-        amount,
-        side,
-        _str_column(ids),
+        *(
+            np.concatenate([getattr(p, f) for p in pieces])
+            for f in ("timestamp", "local_timestamp", "price", "amount", "side")
+        ),
+        [i for p in pieces for i in p.ids],
         str(path),
-        bad.counts,
+        bad,
         nbytes=path.stat().st_size,
     )
 
