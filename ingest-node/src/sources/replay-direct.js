@@ -74,13 +74,13 @@ export function subscribeMessagesOf (exchange, filters) {
  * WebSocket path would); returns when the recording is read. A recording that cannot be read throws
  * (after the messages before the failure were yielded).
  * @param {DirectReplayOptions} options
- * @returns {{messages: AsyncGenerator<any>, counts: {sent: number, skipped: number, mapperErrors: number}, internal: Record<string, number>,
+ * @returns {{messages: AsyncGenerator<any>, counts: {sent: number, skipped: number, mapperErrors: number, clientProblems: number}, internal: Record<string, number>,
  *   hold: (on: boolean) => void}}
  */
 export function directMessages ({ exchange, symbols, dataTypes, files, bookDepth = 10, bookIntervalMs = 100, inventory = null, recordingStats, log = silentLog }) {
   const protocol = protocolFor(exchange)
   const { normalizers, computables, internalTypes } = normalizersFor(dataTypes, { bookDepth, bookIntervalMs })
-  const counts = { sent: 0, skipped: 0, mapperErrors: 0 }
+  const counts = { sent: 0, skipped: 0, mapperErrors: 0, clientProblems: 0 }
   /** @type {Record<string, number>} */
   const internal = {}
   const upper = symbols.map((s) => s.toUpperCase())
@@ -101,7 +101,14 @@ export function directMessages ({ exchange, symbols, dataTypes, files, bookDepth
   const connect = (shared) => {
     const session = protocol.createSession(shared)
     const replies = [...(session.onOpen?.() ?? [])]
-    for (const m of subscribeMessages) replies.push(...session.onClientMessage(m).replies)
+    for (const m of subscribeMessages) {
+      const { replies: answers, problem } = session.onClientMessage(m)
+      if (problem !== undefined) {
+        counts.clientProblems++
+        log(`replay (direct): tardis-dev's subscribe message not understood by the ${exchange} replay protocol: ${problem}`)
+      }
+      replies.push(...answers)
+    }
     return { session, replies }
   }
 

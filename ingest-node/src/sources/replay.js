@@ -270,7 +270,7 @@ function openDirectReplay ({ files, log = silentLog, ...rest }) {
   const inventory = checkRecordingInventory(selection, { exchange: rest.exchange, symbols: rest.symbols, files, log })
   /** @type {Record<string, number>} */
   const normalized = {}
-  let counts = { sent: 0, skipped: 0, mapperErrors: 0 }
+  let counts = { sent: 0, skipped: 0, mapperErrors: 0, clientProblems: 0 }
   /** what metrics.js reads of a tardis-dev stream (tardis-stream.js's stats), kept by the direct path */
   const tardis = {
     messages: 0,
