@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+
+from ..backfill.sources import TRADE_FIELDS
 
 HEADER = b"exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
 US_PER_DAY = 86_400_000_000
@@ -53,6 +56,7 @@ def write_tardis_trades_csv(
     out.mkdir(parents=True, exist_ok=True)
     stream = f'"{symbol.lower()}@trade"'.encode()
     prefix = f"{exchange},{symbol},".encode()
+    head = b'{"stream":' + stream + b',"data":{'  # a frame as Binance writes it
     files: dict[int, tuple[Path, IO[bytes]]] = {}
     try:
         for recording in recording_paths:
@@ -61,28 +65,36 @@ def write_tardis_trades_csv(
                     if stream not in line:
                         continue
                     ns, _, payload = line.partition(b" ")
-                    message = orjson.loads(payload)
-                    if message.get("stream") != stream[1:-1].decode():
-                        continue
-                    d = message["data"]
+                    fields = TRADE_FIELDS.search(payload) if payload.startswith(head) else None
+                    if fields is not None:
+                        trade_id, price, qty, t_ms, maker = fields.groups()
+                        t_ms, trade_id, maker = int(t_ms), int(trade_id), maker == b"true"
+                    else:
+                        message = orjson.loads(payload)
+                        if message.get("stream") != stream[1:-1].decode():
+                            continue
+                        d = message["data"]
+                        t_ms, trade_id, maker = d["T"], d["t"], d["m"]
+                        price, qty = d["p"].encode(), d["q"].encode()
                     local_us = int(ns) // 1000
                     day = local_us // US_PER_DAY
                     entry = files.get(day)
                     if entry is None:
                         path = out / tardis_file_name(exchange, "trades", _day(local_us), symbol)
-                        handle = gzip.open(path, "wb", compresslevel=compresslevel)  # noqa: SIM115 (closed below)
+                        raw = gzip.open(path, "wb", compresslevel=compresslevel)  # noqa: SIM115 (closed below)
+                        handle = io.BufferedWriter(raw, 1 << 20)  # type: ignore[arg-type]
                         handle.write(HEADER)
                         entry = files[day] = (path, handle)
                     entry[1].write(
                         b"%s%d,%d,%d,%s,%s,%s\n"
                         % (
                             prefix,
-                            d["T"] * 1000,
+                            t_ms * 1000,
                             local_us,
-                            d["t"],
-                            b"sell" if d["m"] else b"buy",
-                            d["p"].encode(),
-                            d["q"].encode(),
+                            trade_id,
+                            b"sell" if maker else b"buy",
+                            price,
+                            qty,
                         )
                     )
     finally:
