@@ -299,6 +299,30 @@ def ours_pipeline(recording: Path, tmp: Path, replay_path: str) -> Run:
                note=f"peak RSS: processor {py:.0f} MiB + ingester {node:.0f} MiB", counts=counts)  # fmt: skip
 
 
+def pipeline_candles(recording: Path, tmp: Path) -> Path | str:
+    """Not timed: the same replay (direct path when the ingester has it) in persist mode, into a fresh
+    local store, and its candles as bars rows in a file; or why not."""
+    store = tmp / "pipeline-store"
+    shutil.rmtree(store, ignore_errors=True)
+    config = tmp / "replay-persist.yaml"
+    config.write_text(json.dumps({"persist": {"local": {"path": str(store)}}}))
+    cmd = [sys.executable, "-m", "market_data_tick_handler.main", "--config", str(config),
+           "--mode", "streaming-candles-bigquery", "--source", "replay", "--files", str(recording),
+           "--exchange", "binance", "--symbols", "btcusdt", "--speed", "max", "--no-metrics",
+           "--log-level", "WARNING"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("GCP_PROJECT_ID", "BIGQUERY_EMULATOR")}
+    print(
+        "  reading the pipeline's candles back (persist mode into a local store, not timed) ...", flush=True
+    )
+    try:
+        run_tool(cmd, cwd=tmp, env=env)
+        bars = tmp / "pipeline.json"
+        bars.write_text(json.dumps(store_bars(store)))
+    except (RuntimeError, OSError, ValueError, ImportError) as exc:
+        return f"its candles not read back: {exc}"
+    return bars
+
+
 def write_csv_twin(recording: Path, out: Path) -> list[Path] | str:
     try:
         from market_data_tick_handler.devtools.tardis_csv import write_tardis_trades_csv
@@ -575,6 +599,16 @@ def main() -> None:
             for i, job in enumerate(jobs):
                 results[i].append(job())
         runs = [median_of(r) for r in results]
+        for i, run in enumerate(runs):
+            if run.tool.startswith("ours: main") and not run.error and run.counts is not None:
+                got = pipeline_candles(recording, tmp)
+                if isinstance(got, Path):
+                    runs[i] = replace(
+                        run, bars=got, note=f"{run.note}; candles: from a persist-mode run of it"
+                    )
+                else:
+                    runs[i] = replace(run, note=f"{run.note}; {got}")
+                break
         pipeline = {r.tool.split(", ")[1].split()[0]: r for r in runs if r.tool.startswith("ours: main")}
         batch = next(r for r in runs if r.tool == "ours: candles_from_trades")
 
