@@ -1,7 +1,7 @@
 """``make bench``, history: us against the peers, on one ~2 M-trade input, in one run.
 
 The input (``build_bench_recording``): the trade frames of the two contiguous spot BTCUSDT recordings in
-/work/shared/data/binance-ws (19,904 trades) repeated ``--repeats`` times (100: 1,990,400 trades, 25 h),
+../shared/data/binance-ws (19,904 trades) repeated ``--repeats`` times (100: 1,990,400 trades, 25 h),
 repetition k shifted by k x 15 min (exchange ``E``/``T`` and the recorded ``<ns>``) with trade ids
 shifted by k x 100,000,000; as a ``<ns> <json>`` gzip recording, as a DataFrame (timestamp µs, price,
 amount, side) and as its Tardis CSV twin (``devtools.tardis_csv``).
@@ -21,9 +21,12 @@ the project's ``.venv``):
   left closed, left labels) to OHLCV + trade count; and ``resample`` alone on the ready DataFrame.
 
 Ours: (1) ``main --source replay --speed max`` (serve mode on the in-memory transport: candles on six
-timeframes with features on 15s and 1m, no Redis), trades/s from the first frame to the end as the
-processor reports it; (2) ``candles_from_trades`` on the ready DataFrame; (3) the CSV backfill into the
-local store. Candles are compared with (2)'s per timeframe on OHLCV and trade count.
+timeframes with features on 15s and 1m, no Redis), with ``ingest.replay_path`` direct and websocket when
+the ingester has ``--replay-path``; trades/s from the first frame to the end as the processor reports it
+(``--stats-json``'s ``elapsed_s``); its candles are read back from one more, untimed, run in persist mode
+into a local store; (2) ``candles_from_trades`` on the ready DataFrame; (3) the CSV backfill into a fresh
+local store (trades/s from its own progress line). Every tool's candles are compared with (2)'s, per
+timeframe, on OHLCV and trade count; buckets only one side has count as differing.
 """
 
 from __future__ import annotations
@@ -565,8 +568,10 @@ def main() -> None:
         paths = ("direct", "websocket") if node_accepts_replay_path() else ("auto",)
         for path in paths:
             jobs.append(partial(ours_pipeline, recording, tmp, path))
-        tardis = ["node", str(PEERS / "tardis-bars.mjs"), str(recording), str(tmp / "tardis.json")]
-        jobs.append(partial(peer, "tardis-dev direct (computeTradeBars)", raw, tardis, tmp / "tardis.json"))
+        tardis_cmd = ["node", str(PEERS / "tardis-bars.mjs"), str(recording), str(tmp / "tardis.json")]
+        jobs.append(
+            partial(peer, "tardis-dev direct (computeTradeBars)", raw, tardis_cmd, tmp / "tardis.json")
+        )
         for tool, inp, script, kind, src, out in (
             (
                 "cryptofeed handler + plain OHLCV",
