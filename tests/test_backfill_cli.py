@@ -148,11 +148,13 @@ def test_killed_after_the_first_day_then_run_again_equals_one_run(csv_dir, unint
     assert killed.returncode == 75, killed.stderr[-3000:]
     state = json.loads((store / "_backfill" / "binance-BTCUSDT.json").read_text())
     assert list(state["days"]) == ["2024-08-08"] and state["finished"] is None
-    again = backfill(*RANGE, "--data-dir", csv_dir, "--store", store)
+    # run again, now with the tick table too: the second day's trades go there
+    again = backfill(*RANGE, "--data-dir", csv_dir, "--store", store, "--ticks")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming at 2024-08-09" in again.stderr
     assert "1 done now, 1 done before" in again.stdout
     assert candles(store, view="") == candles(uninterrupted)  # features and open candles carried over
+    assert count(store, "ticks_trades") == 10_147
 
 
 def test_sigterm_between_days_then_run_again_equals_one_run(csv_dir, uninterrupted, tmp_path):

@@ -189,6 +189,7 @@ class Backfill:
         first = days[todo] if todo is not None else days[-1] + timedelta(days=1)
         restored = state.load_checkpoint(first - timedelta(days=1)) if state.fingerprint == fp else None
         if restored is not None:
+            restored.keep_trades = service.handler.keep_trades  # this run's sinks: --ticks or not
             service.handler = restored
             if state.finished == state.checkpoint_day:
                 log.warning(
