@@ -602,7 +602,14 @@ def main() -> None:
             if args.runs > 1:
                 print(f"round {round_no + 1} of {args.runs}", flush=True)
             for i, job in enumerate(jobs):
-                results[i].append(job())
+                run = job()
+                results[i].append(run)
+                said = (
+                    run.error.splitlines()[0][:200]
+                    if run.error
+                    else f"{fmt_rate(run.rate)}, {run.rss_mib:.0f} MiB"
+                )
+                print(f"    {run.tool}: {said}", flush=True)
         runs = [median_of(r) for r in results]
         for i, run in enumerate(runs):
             if run.tool.startswith("ours: main") and not run.error and run.counts is not None:
