@@ -202,6 +202,23 @@ def test_with_ticks_every_trade_is_once_in_the_tick_table(csv_dir, tmp_path):
     assert {(r[5], r[6]) for r in rows} == {("binance", "BTC-USDT")}
 
 
+def test_a_fresh_start_warms_the_features_up_from_the_candles_in_the_store(csv_dir, tmp_path):
+    """Day 2 backfilled with no state to carry on from (another state folder) into a store that holds day
+    1's candles: its first candles have full feature windows, from the stored ones."""
+    store = tmp_path / "warehouse"
+    day1 = ["--exchange", "binance", "--symbols", "BTC-USDT", "--from", "2024-08-08"]
+    first = backfill(*day1, "--data-dir", csv_dir, "--store", store, "--state-dir", tmp_path / "a")
+    assert first.returncode == 0, first.stderr[-3000:]
+    stored = len(candles(store)["15s"])
+    day2 = ["--exchange", "binance", "--symbols", "BTC-USDT", "--from", "2024-08-09"]
+    second = backfill(*day2, "--data-dir", csv_dir, "--store", store, "--state-dir", tmp_path / "b")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "features warmed up from persist mode's tables" in second.stderr
+    assert "with 15s: 0," not in second.stderr
+    later = [r for r in candles(store)["15s"][stored:]]
+    assert later and all(r["sma_5"] is not None for r in later)  # no cold start: the windows were full
+
+
 def test_a_missing_day_file_is_named_and_nothing_is_written(csv_dir, tmp_path):
     store = tmp_path / "warehouse"
     args = ["--exchange", "binance", "--symbols", "BTC-USDT", "--from", "2024-08-08", "--to", "2024-08-10"]

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..config import IngestExchangeConfig, StreamingConfig
+from ..streaming_service.bigquery_client.tables import candle_table_name, target_dataset
 from ..streaming_service.checkpoints import fingerprint
 from ..streaming_service.service import StreamingService
 from ..timeutil import now_us
@@ -58,10 +59,18 @@ DAY_PAUSE_ENV = "MDTH_BACKFILL_DAY_PAUSE_S"
 DATA_TYPES = ("trades", "gaps")
 
 
-def backfill_config(config: StreamingConfig, exchange: str, exchange_symbol: str) -> StreamingConfig:
+def backfill_config(
+    config: StreamingConfig, exchange: str, exchange_symbol: str, warmup: bool = True
+) -> StreamingConfig:
     """The configuration a backfill of one symbol runs with: a replay (event clock, the historical
     dataset unless ``persist.bigquery.target`` says otherwise) of the one symbol's trades, no spill
-    (each day is flushed before the next), features warmed up from the store's earlier candles."""
+    (each day is flushed before the next), features warmed up from the store's earlier candles
+    (``warmup``; not from a local store that has no candle table of a feature timeframe yet)."""
+    warmup = warmup and config.candles.enable_hft_features and bool(config.candles.hft_timeframes)
+    if warmup and not config.persist.bigquery.configured():
+        dataset, _ = target_dataset(config.persist.bigquery, "replay")
+        root = Path(config.persist.local.path) / dataset
+        warmup = any((root / candle_table_name(tf)).is_dir() for tf in config.candles.hft_timeframes)
     data_types = config.data_types
     changes = {n: dataclasses.replace(data_types[n], enabled=n in DATA_TYPES) for n in data_types.names()}
     return dataclasses.replace(
@@ -79,7 +88,7 @@ def backfill_config(config: StreamingConfig, exchange: str, exchange_symbol: str
             config.candles,
             clock="event",
             hft_warmup_file=None,
-            hft_warmup_bigquery=config.candles.enable_hft_features and bool(config.candles.hft_timeframes),
+            hft_warmup_bigquery=warmup,
         ),
         persist=dataclasses.replace(config.persist, spill_dir=""),
     )
@@ -167,7 +176,7 @@ class Backfill:
 
     async def run(self, job: SymbolJob) -> bool:
         """Backfill ``job``; True when every day of it is done (now or before), False when stopped."""
-        config = backfill_config(self.config, job.exchange, job.exchange_symbol)
+        config = backfill_config(self.config, job.exchange, job.exchange_symbol, self.warmup)
         state = SymbolState.load(self.state_dir, job.exchange, job.exchange_symbol)
         days = list(job.days)
         name = f"{job.exchange} {job.symbol}"
@@ -184,7 +193,12 @@ class Backfill:
         if done_before:
             log.info("%s: %d day(s) done already, resuming at %s", name, done_before,
                      days[todo] if todo is not None else "the end of the range")  # fmt: skip
-        fp = fingerprint(config)
+        # what the state depends on (the warm-up aside: whether there is history to warm from changes)
+        fp = fingerprint(
+            dataclasses.replace(
+                config, candles=dataclasses.replace(config.candles, hft_warmup_bigquery=False)
+            )
+        )
         service = StreamingService(config, self.sinks)
         first = days[todo] if todo is not None else days[-1] + timedelta(days=1)
         restored = state.load_checkpoint(first - timedelta(days=1)) if state.fingerprint == fp else None
