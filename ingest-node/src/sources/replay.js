@@ -14,10 +14,10 @@ import { tardisStream, wssUrlEnvName } from './tardis-stream.js'
 import { selectDataTypes } from './availability.js'
 import { newFeedCounters } from './feed-patch.js'
 import { directMessages } from './replay-direct.js'
+import { REPLAY_PATHS } from './replay-paths.js'
 import { silentLog } from '../log.js'
 
-/** How a replay feeds tardis-dev: `direct` into its mappers, `websocket` through a local server and its real-time client. */
-export const REPLAY_PATHS = ['auto', 'direct', 'websocket']
+export { REPLAY_PATHS }
 
 /**
  * The path a replay takes: `auto` is direct at speed max without cutAfter (nothing to pace, no
