@@ -1,6 +1,11 @@
-"""Issue 14: what the processor keeps while it runs is bounded (the latency record: test_latency.py)."""
+"""Issue 14: what the processor keeps while it runs is bounded (the latency record: test_latency.py);
+issue 19: what it holds at start (no pandas, pyarrow, DuckDB, Google clients or ccxt in serve mode)."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -58,3 +63,30 @@ def test_serve_backlog_counts_what_an_entry_costs_besides_its_payload() -> None:
     per_frame = 300 * (1_000 + ENTRY_OVERHEAD)
     assert serve.backlog.nbytes == 2 * per_frame <= 1_000_000  # the third went over: the oldest dropped
     assert serve.stats["candles_lost"] == 300
+
+
+# what a processor in serve mode does not need, and so must not hold (issue 19, memory; docs/ARCHITECTURE.md
+# "Bounds"): pandas and pyarrow (~100 MiB together) only for a features warm-up or the local store,
+# DuckDB for the local store, the Google clients (~139 MiB) for BigQuery, ccxt (~76 MiB) for the
+# instrument sync
+NOT_AT_START = ("pandas", "pyarrow", "duckdb", "google.cloud", "grpc", "ccxt")
+
+_IMPORTS_AT_START = """
+import json, sys
+import market_data_tick_handler.main
+from market_data_tick_handler.streaming_service import hot_path
+from market_data_tick_handler.streaming_service.modes.serve_mode import ServeMode
+from market_data_tick_handler.streaming_service.transport.redis_transport import RedisTransport
+hot_path.prepare(True)  # the compiled kernels, loaded as the service does before the first frame
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {"pandas", "pyarrow", "duckdb",
+    "google", "grpc", "ccxt"})))
+"""
+
+
+def test_importing_main_and_starting_serve_mode_loads_no_pandas_pyarrow_duckdb_google_or_ccxt() -> None:
+    # a child process: this one has imported whatever other tests needed
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_AT_START], capture_output=True, text=True, timeout=120, check=True
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [m for m in loaded if m.startswith(NOT_AT_START)] == []
