@@ -1,12 +1,18 @@
 """``make soak``: does the pipeline's memory stay flat over a long run (issue 14)?
 
 The real processes as a user runs them (``python -m market_data_tick_handler.main``, serve mode, candles on
-six timeframes with features) on the Node ingester's synthetic source, paced at 20,000 trades/s over 100
-symbols (event time 60x faster than the wall clock, as in ``make bench``: a 15 s boundary four times a
-second, and a 24 h candle every 24 minutes), into a private redis-server, for ``--minutes`` (default 30).
-Every 30 s it samples the resident memory (``VmRSS``) of the processor, the ingester and redis-server,
-and the trades the processor has counted. At the end: the series, and the growth per minute after the
-warm-up (the first 3 minutes): the least-squares slope, and last minus first.
+six timeframes with features on two: the built-in defaults) on the Node ingester's synthetic source, paced
+at 20,000 trades/s over 100 symbols (event time 60x faster than the wall clock, as in ``make bench``: a 15 s
+boundary four times a second, and a 24 h candle every 24 minutes), into a private redis-server, for
+``--minutes`` (default 30). Every 30 s (``--interval``) it samples the resident memory (``VmRSS``) of the
+processor, the ingester and redis-server, and the trades the processor has counted. At the end: the
+series, and the growth per minute after the warm-up (the first 3 minutes): the least-squares slope, and
+last minus first, for each process and for the processor and the ingester together.
+
+Issue 19's case (``soak-1000``): ``--symbols 1000 --interval 10 --rate 5000`` (both processes together
+under 200 MiB, flat). ``--stream-maxlen`` caps each Redis stream (serve.stream_maxlen, default 1000): with
+1,000 symbols x 6 timeframes the default lets redis-server grow to several GB, which says nothing about
+our processes.
 
 Not part of ``make test`` or ``make bench``: it takes as long as it is told to.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -80,20 +87,47 @@ def ingester_pid(processor: int) -> int | None:
     return None
 
 
-def last_trades(log_path: Path) -> int | None:
-    """Trades in the processor's last progress line (logged every 10 s)."""
-    with log_path.open("rb") as f:
-        f.seek(max(0, log_path.stat().st_size - 65_536))
-        found = TRADES.findall(f.read())
-    return int(found[-1]) if found else None
+class ProgressReader:
+    """The trades in the processor's last progress line (logged every 10 s), reading the log on from
+    where it stopped (with 1,000 symbols the gap warnings between two progress lines run to megabytes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.tail = b""
+        self.trades: int | None = None
+
+    def __call__(self) -> int | None:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        lines = (self.tail + data).split(b"\n")
+        self.tail = lines.pop()
+        for line in lines:
+            found = TRADES.search(line)
+            if found:
+                self.trades = int(found.group(1))
+        return self.trades
 
 
 def mb(kb: int | None) -> str:
     return "     -" if kb is None else f"{kb / 1024:6.1f}"
 
 
+def both_kb(sample: Sample) -> int | None:
+    """The processor and the ingester together (None until both are seen)."""
+    if sample.processor_kb is None or sample.ingester_kb is None:
+        return None
+    return sample.processor_kb + sample.ingester_kb
+
+
+def kb_of(sample: Sample, attr: str) -> int | None:
+    return both_kb(sample) if attr == "both" else getattr(sample, attr)
+
+
 def growth(samples: list[Sample], attr: str, warmup: float) -> str:
-    points = [(s.minutes, getattr(s, attr)) for s in samples if s.minutes >= warmup and getattr(s, attr)]
+    points = [(s.minutes, kb_of(s, attr)) for s in samples if s.minutes >= warmup and kb_of(s, attr)]
     if len(points) < 2:
         return "not enough samples after the warm-up"
     t = np.array([p[0] for p in points])
@@ -102,7 +136,8 @@ def growth(samples: list[Sample], attr: str, warmup: float) -> str:
     span = (kb[-1] - kb[0]) / 1024 / (t[-1] - t[0])
     return (
         f"{slope:+.3f} MB/min (least squares), {span:+.3f} MB/min (last - first);"
-        f" {kb.min() / 1024:.1f}..{kb.max() / 1024:.1f} MB over minutes {t[0]:.1f}..{t[-1]:.1f}"
+        f" first {kb[0] / 1024:.1f}, last {kb[-1] / 1024:.1f}, min {kb.min() / 1024:.1f},"
+        f" max {kb.max() / 1024:.1f} MB over minutes {t[0]:.1f}..{t[-1]:.1f}"
     )
 
 
@@ -112,15 +147,24 @@ def main() -> int:
     )
     parser.add_argument("--minutes", type=float, default=30.0, help="length of the run")
     parser.add_argument("--rate", type=int, default=20_000, help="trades per second")
-    parser.add_argument("--symbols-count", type=int, default=100)
+    parser.add_argument("--symbols", "--symbols-count", dest="symbols_count", type=int, default=100)
     parser.add_argument("--event-speed", type=float, default=60.0, help="event time / wall time")
-    parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
+    parser.add_argument(
+        "--interval", "--every", dest="every", type=float, default=30.0, help="seconds between samples"
+    )
     parser.add_argument("--warmup-minutes", type=float, default=3.0, help="left out of the growth")
+    parser.add_argument(
+        "--stream-maxlen",
+        type=int,
+        default=None,
+        help="serve.stream_maxlen: candles kept per Redis stream (default: the config's, 1000)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     print(
         f"soak: {args.rate:,} trades/s over {args.symbols_count} symbols, event time x{args.event_speed:g},"
-        f" serve mode to a private redis-server, {args.minutes:g} minutes, a sample every {args.every:g} s",
+        f" serve mode to a private redis-server, {args.minutes:g} minutes, a sample every {args.every:g} s"
+        + ("" if args.stream_maxlen is None else f", {args.stream_maxlen} candles kept per stream"),
         flush=True,
     )
     redis = RedisServer().start()
@@ -138,6 +182,10 @@ def soak(args: argparse.Namespace, redis: RedisServer, tmp: Path) -> int:
         "--source", "synthetic", "--exchange", "synthetic", "--symbols", "syn", "--redis-url", redis.url,
         "--stats-json", str(stats_path), "--log-level", "INFO",
     ]  # fmt: skip
+    if args.stream_maxlen is not None:
+        config = tmp / "streaming.yaml"
+        config.write_text(f"serve:\n  stream_maxlen: {args.stream_maxlen}\n")
+        cmd += ["--config", str(config)]
     for arg in (
         "--symbols-count",
         args.symbols_count,
@@ -147,13 +195,19 @@ def soak(args: argparse.Namespace, redis: RedisServer, tmp: Path) -> int:
         args.event_speed,
     ):
         cmd.append(f"--ingest-arg={arg}")
+    # metrics on, as a user runs it, on free ports (not the fixed ones a running pipeline may hold)
+    env = os.environ | {
+        "MDTH_METRICS_ADDRESS": "127.0.0.1:0",
+        "MDTH_INGESTER_METRICS_ADDRESS": "127.0.0.1:0",
+    }
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    progress = ProgressReader(log_path)
     started = time.monotonic()
     samples: list[Sample] = []
     node: int | None = None
     print(
-        "  minutes  processor MB  ingester MB  redis MB  trades (M)  trades/s since the last sample",
+        "  minutes  processor MB  ingester MB  both MB  redis MB  trades (M)  trades/s since the last sample",
         flush=True,
     )
     try:
@@ -167,9 +221,7 @@ def soak(args: argparse.Namespace, redis: RedisServer, tmp: Path) -> int:
             if rss_kb(node) is None:  # not found yet, or restarted
                 node = ingester_pid(proc.pid)
             redis_kb = rss_kb(redis.proc.pid if redis.proc else None)
-            sample = Sample(
-                k * args.every / 60, rss_kb(proc.pid), rss_kb(node), redis_kb, last_trades(log_path)
-            )
+            sample = Sample(k * args.every / 60, rss_kb(proc.pid), rss_kb(node), redis_kb, progress())
             samples.append(sample)
             before = samples[-2] if len(samples) > 1 else Sample(0, None, None, None, 0)
             rate = "-"
@@ -178,7 +230,7 @@ def soak(args: argparse.Namespace, redis: RedisServer, tmp: Path) -> int:
             trades = "-" if sample.trades is None else f"{sample.trades / 1e6:.2f}"
             print(
                 f"  {sample.minutes:7.1f}  {mb(sample.processor_kb):>12}  {mb(sample.ingester_kb):>11}"
-                f"  {mb(sample.redis_kb):>8}  {trades:>10}  {rate:>10}",
+                f"  {mb(both_kb(sample)):>7}  {mb(sample.redis_kb):>8}  {trades:>10}  {rate:>10}",
                 flush=True,
             )
             k += 1
@@ -191,7 +243,12 @@ def soak(args: argparse.Namespace, redis: RedisServer, tmp: Path) -> int:
                 proc.kill()
                 proc.wait()
     print(f"growth after the first {args.warmup_minutes:g} minutes:", flush=True)
-    for name, attr in (("processor", "processor_kb"), ("ingester", "ingester_kb"), ("redis", "redis_kb")):
+    for name, attr in (
+        ("processor", "processor_kb"),
+        ("ingester", "ingester_kb"),
+        ("both", "both"),
+        ("redis", "redis_kb"),
+    ):
         print(f"  {name:<10} {growth(samples, attr, args.warmup_minutes)}", flush=True)
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
