@@ -218,6 +218,21 @@ describe('direct replay: path choice, hold, merge', () => {
     assert.deepEqual(rest.at(-1), { type: 'end', reason: 'replay_finished', error: null })
   })
 
+  test('the event loop turns during a direct replay (timers, metrics and signals are served)', { timeout: 60000 }, async () => {
+    let ticks = 0
+    let during = 0
+    const timer = setInterval(() => { ticks++ }, 1)
+    const source = openReplay({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], files: [SPOT_0808, SPOT_0809], speed: 'max', log: memoryLog() })
+    let first = null
+    for await (const m of source) {
+      if (first === null) first = ticks
+      if (m.type === 'end') during = ticks - first
+    }
+    clearInterval(timer)
+    assert.equal(source.ledgerCounts().raw.read, [SPOT_0808, SPOT_0809].flatMap(rawLines).length)
+    assert.ok(during >= 2, `a 1 ms timer fired ${during} time(s) while 99,574 lines were replayed`)
+  })
+
   test('Binance and Deribit merged by exchange time: the same merged messages on both paths', { timeout: 120000 }, async (t) => {
     // (not BitMEX: its book snapshots take their exchange time from the local time, which differs by
     // definition between the paths, and so does their place in an exchange-time merge)
