@@ -125,7 +125,7 @@ def test_a_recording_reads_as_tardis_rows_by_day_of_local_time(tmp_path, caplog)
     assert first.local_timestamp.tolist() == [(midnight_ns - 10**9) // 1000]
     assert first.side.tolist() == [2] and second.side.tolist() == [1]  # m: the taker sold
     assert first.price.tolist() == [61000.5] and second.amount.tolist() == [0.2]
-    assert first.ids == ["7"] and second.ids == ["8"]
+    assert list(first.ids) == ["7"] and list(second.ids) == ["8"]
     assert first.skipped == {"other": 1, "ethusdt@trade": 1}
     assert first.bad_rows == {"line": 1, "frame": 1}
     assert f"{path}:3: bad row (line)" in caplog.text and f"{path}:5: bad row (frame)" in caplog.text

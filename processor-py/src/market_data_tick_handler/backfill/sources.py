@@ -421,15 +421,50 @@ def read_tardis_trades(path: Path, exchange: str, exchange_symbol: str, day: dat
 
 
 # -- recordings --------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Columns:
-    timestamp: list[int] = field(default_factory=list)
-    local: list[int] = field(default_factory=list)
-    price: list[float] = field(default_factory=list)
-    amount: list[float] = field(default_factory=list)
-    side: list[int] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
+CHUNK_BYTES = 1 << 24  # a recording is decompressed and scanned this much at a time
+
+
+def _open_binary(path: Path) -> Any:
+    if path.suffix != ".gz":
+        return open(path, "rb")
+    try:
+        from zlib_ng import gzip_ng_threaded
+    except ImportError:
+        return gzip.open(path, "rb")
+    return gzip_ng_threaded.open(path, "rb")
+
+
+def _chunks(f: Any) -> Iterator[bytes]:
+    """The file's bytes in pieces that end at a line's end."""
+    rest = b""
+    while True:
+        data = f.read(CHUNK_BYTES)
+        if not data:
+            if rest:
+                yield rest
+            return
+        data = rest + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            rest = data
+            continue
+        rest = data[cut:]
+        yield data[:cut]
+
+
+_RECORDING_COLUMNS = ("ns", "id", "price", "amount", "T", "maker")
+_RECORDING_TYPES = {"ns": pa.int64(), "id": pa.string(), "price": pa.float64(), "amount": pa.float64(),
+                    "T": pa.int64(), "maker": pa.bool_()}  # fmt: skip
+
+
+def _rows_table(rows: list[tuple[bytes, ...]]) -> pa.Table:
+    """Trade rows (the fields as bytes, in ``_RECORDING_COLUMNS`` order) as a table, parsed by pyarrow."""
+    text = b"\n".join(b",".join(row) for row in rows)
+    return pacsv.read_csv(
+        pa.py_buffer(text),
+        read_options=pacsv.ReadOptions(column_names=list(_RECORDING_COLUMNS), use_threads=True),
+        convert_options=pacsv.ConvertOptions(column_types=_RECORDING_TYPES),
+    )
 
 
 def read_recordings(paths: list[Path], exchange_symbol: str) -> dict[date, DayTrades]:
@@ -439,12 +474,20 @@ def read_recordings(paths: list[Path], exchange_symbol: str) -> dict[date, DayTr
     was the maker) else ``buy``, id = t. Other frames are skipped and counted by stream; a line that is
     not ``<ns> <json>`` or a trade frame without its fields is a bad row, named by file and line. Raises
     :class:`SourceError` for a file that is missing or unreadable, or whose trades are all of other
-    symbols."""
+    symbols.
+
+    A piece of a file whose trade frames are all as Binance writes them is read by one regular expression
+    over the piece and pyarrow; any other piece line by line, each frame parsed as JSON."""
     stream = f"{exchange_symbol.lower()}@trade"
     marker = b'@trade"'
     head = b'{"stream":"' + stream.encode() + b'","data":{'  # a frame as Binance writes it
-    days: dict[date, _Columns] = {}
-    bad_of: dict[date, Counter[str]] = {}
+    line_re = re.compile(
+        rb"^(\d+) " + re.escape(head) + rb'[^\n]*?"t":(\d+),"p":"([0-9.eE+-]+)","q":"([0-9.eE+-]+)",'
+        rb'"T":(\d+),"m":(true|false)[,}][^\n]*$',
+        re.M,
+    )
+    tables: list[tuple[str, pa.Table]] = []
+    bad_total: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     for path in paths:
         if not path.is_file():
@@ -452,89 +495,113 @@ def read_recordings(paths: list[Path], exchange_symbol: str) -> dict[date, DayTr
         bad = _BadRows(path)
         mine = 0
         others: Counter[str] = Counter()
+        lines_before = 0
         try:
-            opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rb") as f:
-                for number, line in enumerate(f, 1):
-                    ns_text, _, payload = line.partition(b" ")
-                    if marker not in payload:
-                        if not payload.strip() or not ns_text.isdigit():
-                            if line.strip():
-                                bad.add("line", number, f"not '<ns> <json>': {line[:80]!r}")
-                            continue
-                        skipped["other"] += 1
-                        continue
-                    fields = TRADE_FIELDS.search(payload) if payload.startswith(head) else None
-                    try:
-                        if fields is not None:
-                            trade_id, p, q, t_ms, maker = fields.groups()
-                            local = int(ns_text) // 1000
-                            row = (int(t_ms) * 1000, local, float(p), float(q),
-                                   2 if maker == b"true" else 1, trade_id.decode())  # fmt: skip
-                        else:
-                            message = orjson.loads(payload)
-                            name = message.get("stream")
-                            if name != stream:
-                                others[str(name)] += 1
-                                skipped[str(name)] += 1
-                                continue
-                            d = message["data"]
-                            local = int(ns_text) // 1000
-                            row = (int(d["T"]) * 1000, local, float(d["p"]), float(d["q"]),
-                                   2 if d["m"] else 1, str(d["t"]))  # fmt: skip
-                    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-                        bad.add("frame", number, f"{type(exc).__name__}: {exc}: {line[:80]!r}")
-                        continue
-                    ok = (
-                        TS_MIN_US <= row[0] < TS_MAX_US
-                        and TS_MIN_US <= local < TS_MAX_US
-                        and 0 < row[2] < np.inf
-                        and 0 < row[3] < np.inf
-                    )
-                    day = day_of_us(local) if TS_MIN_US <= local < TS_MAX_US else None
-                    if not ok or day is None:
-                        bad.add("value", number, f"timestamp, price or amount out of range: {line[:120]!r}")
-                        continue
-                    mine += 1
-                    cols = days.get(day)
-                    if cols is None:
-                        cols = days[day] = _Columns()
-                    cols.timestamp.append(row[0])
-                    cols.local.append(local)
-                    cols.price.append(row[2])
-                    cols.amount.append(row[3])
-                    cols.side.append(row[4])
-                    cols.ids.append(row[5])
-                    if not cols.sources or cols.sources[-1] != str(path):
-                        cols.sources.append(str(path))
+            with _open_binary(path) as f:
+                for chunk in _chunks(f):
+                    lines = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+                    trades = chunk.count(marker)
+                    found = line_re.findall(chunk)
+                    # every line of the piece "<ns> {...}" and every trade frame ours, as Binance writes it
+                    if len(found) == trades and chunk.count(b" {") == lines:
+                        skipped["other"] += lines - trades
+                        rows: list[tuple[bytes, ...]] = found
+                    else:
+                        rows = []
+                        for k, line in enumerate(chunk.splitlines(), lines_before + 1):
+                            row = _recording_line(line, k, stream, marker, bad, others, skipped)
+                            if row is not None:
+                                rows.append(row)
+                    lines_before += lines
+                    if rows:
+                        mine += len(rows)
+                        tables.append((str(path), _rows_table(rows)))
         except (OSError, EOFError) as exc:
             raise SourceError(f"{path}: cannot be read: {exc}") from None
+        except Exception as exc:  # the decompressor's own (a damaged gzip file)
+            raise SourceError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from None
         if not mine and others:
             raise SourceError(
                 f"{path}: a recording of {', '.join(sorted(others)[:5])}, not {stream}: no trade of"
                 f" {exchange_symbol} in it"
             )
-        for day in days:
-            bad_of.setdefault(day, Counter())
-        if bad.counts:  # a file's bad rows are counted on the first day it holds
-            first = min(days) if days else None
-            if first is not None:
-                bad_of[first].update(bad.counts)
+        bad_total.update(bad.counts)
+    if not tables:
+        return {}
+    table = pa.concat_tables([t for _, t in tables])
+    ns = table["ns"].to_numpy()
+    timestamp = table["T"].to_numpy() * 1000
+    local = ns // 1000
+    price = table["price"].to_numpy()
+    amount = table["amount"].to_numpy()
+    side = np.where(table["maker"].to_numpy(zero_copy_only=False), 2, 1).astype(np.uint8)
+    with np.errstate(invalid="ignore"):
+        ok = (
+            (timestamp >= TS_MIN_US) & (timestamp < TS_MAX_US) & (local >= TS_MIN_US) & (local < TS_MAX_US)
+            & (price > 0) & (price < np.inf) & (amount > 0) & (amount < np.inf)
+        )  # fmt: skip
+    if not ok.all():
+        bad_total["value"] += int(np.count_nonzero(~ok))
+        log.error("%d trade frames with a time, price or amount out of range: skipped, counted", (~ok).sum())
+    owner = np.repeat(np.arange(len(tables)), [t.num_rows for _, t in tables])
+    day_of = local // US_PER_DAY
     out = {}
     size = sum(p.stat().st_size for p in paths)
-    total = sum(len(c.timestamp) for c in days.values()) or 1
-    for day, c in sorted(days.items()):
-        out[day] = DayTrades(
-            day,
-            np.array(c.timestamp, dtype=np.int64),
-            np.array(c.local, dtype=np.int64),
-            np.array(c.price, dtype=np.float64),
-            np.array(c.amount, dtype=np.float64),
-            np.array(c.side, dtype=np.uint8),
-            c.ids,
-            ", ".join(c.sources),
-            bad_of.get(day, Counter()),
-            skipped if day == min(days) else Counter(),
-            nbytes=size * len(c.timestamp) // total,
+    total = int(ok.sum()) or 1
+    days = np.unique(day_of[ok])
+    for day in days.tolist():
+        index = np.flatnonzero(ok & (day_of == day))
+        when = day_of_us(day * US_PER_DAY)
+        files = dict.fromkeys(tables[i][0] for i in np.unique(owner[index]).tolist())
+        out[when] = DayTrades(
+            when,
+            timestamp[index],
+            local[index],
+            price[index],
+            amount[index],
+            side[index],
+            _str_column(table["id"].take(pa.array(index))),
+            ", ".join(files),
+            bad_total if day == days[0] else Counter(),
+            skipped if day == days[0] else Counter(),
+            nbytes=size * len(index) // total,
         )
     return out
+
+
+def _recording_line(
+    line: bytes,
+    number: int,
+    stream: str,
+    marker: bytes,
+    bad: _BadRows,
+    others: Counter[str],
+    skipped: Counter[str],
+) -> tuple[bytes, ...] | None:
+    """One line of a recording read on its own: the trade's fields (as ``_RECORDING_COLUMNS``), or None
+    (another frame, counted; a bad line, named and counted)."""
+    ns_text, _, payload = line.partition(b" ")
+    if not payload.strip() or not ns_text.isdigit():
+        if line.strip():
+            bad.add("line", number, f"not '<ns> <json>': {line[:80]!r}")
+        return None
+    if marker not in payload:
+        skipped["other"] += 1
+        return None
+    try:
+        message = orjson.loads(payload)
+        name = message.get("stream")
+        if name != stream:
+            others[str(name)] += 1
+            skipped[str(name)] += 1
+            return None
+        d = message["data"]
+        row = (ns_text, str(d["t"]).encode(), str(float(d["p"])).encode(), str(float(d["q"])).encode(),
+               str(int(d["T"])).encode(), b"true" if d["m"] else b"false")  # fmt: skip
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        bad.add("frame", number, f"{type(exc).__name__}: {exc}: {line[:80]!r}")
+        return None
+    if b"," in row[1]:
+        bad.add("frame", number, f"an id with a comma: {line[:80]!r}")
+        return None
+    return row
