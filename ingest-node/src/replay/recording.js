@@ -87,7 +87,7 @@ async function isGzip (path) {
 export async function * readLines (path, { maxLineChars = MAX_LINE_CHARS } = {}) {
   const gz = await isGzip(path)
   const raw = createReadStream(path, { highWaterMark: 256 * 1024 })
-  const input = gz ? raw.pipe(createGunzip()) : raw
+  const input = gz ? raw.pipe(createGunzip({ chunkSize: 256 * 1024 })) : raw
   if (gz) raw.on('error', (e) => input.destroy(e))
   const decoder = new StringDecoder('utf8')
   let rest = ''
