@@ -200,6 +200,9 @@ class CandleEngine:
         self._merge_at = 16  # merge the ended gaps when there are more (``_merge_gaps``)
         self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
         self._processors: dict[str, LiveCandleProcessor] = {}
+        #: whether an engine of one instrument on the event clock runs its compiled path
+        #: (``batch_kernel.py``); False: the array path only (tests compare the two)
+        self.compiled = True
         self._kernel_out: tuple[np.ndarray, np.ndarray] | None = None  # the compiled path's output rows
         self._parent = self._micros = np.empty(0, dtype=np.int64)
         #: exchange symbol -> ticks per wire type (all data types), kept by the frame router that owns it
@@ -288,7 +291,9 @@ class CandleEngine:
         self._run(slot, ts, price, amount, side, out, _parts_of(self, out))
         return out
 
-    def run_table(self, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray) -> CandleTable:
+    def run_table(
+        self, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray
+    ) -> CandleTable:
         """The trades of the engine's one instrument (historical batches: ``batch.py``): the candles they
         closed, as one table rather than a part per candle."""
         if len(self.symbols) != 1:
@@ -325,10 +330,15 @@ class CandleEngine:
             i = stop
 
     def _compiled_capable(self) -> bool:
-        return self.late_policy == "drop" and len(self.symbols) == 1
+        return self.compiled and self.late_policy == "drop" and len(self.symbols) == 1
 
     def _compiled_ready(self) -> bool:
-        return self._held is None and not self._provisional and self.closed_through is not None and not self._gaps
+        return (
+            self._held is None
+            and not self._provisional
+            and self.closed_through is not None
+            and not self._gaps
+        )
 
     def _compiled(self, ts, price, amount, side, begin: int, emit) -> int:
         """Trades ``begin:`` through the compiled path until it stops (module doc of ``batch_kernel``);
@@ -347,7 +357,9 @@ class CandleEngine:
         state = np.array([self.clock_us, self.closed_through, self.observed_from], dtype=np.int64)
         b = self._base
         rolls = self._rollups
-        r = [np.array([getattr(acc, name)[0] for acc in rolls], dtype=getattr(b, name).dtype) for name in _ROW]
+        r = [
+            np.array([getattr(acc, name)[0] for acc in rolls], dtype=getattr(b, name).dtype) for name in _ROW
+        ]
         r_sums = np.array([acc.sums[0] for acc in rolls]).reshape(len(rolls), 4)
         last_close = self._last_close[:1].copy()
         stats = np.zeros(5, dtype=np.int64)
@@ -810,9 +822,16 @@ class CandleEngine:
             timestamp_in=start,
             slots=slots,
             **candle_values(
-                b.open[rows], b.high[rows], b.low[rows], b.close[rows], count, b.first_ts[rows],
-                b.last_ts[rows], b.sums[rows], previous_close,
-            ),  # fmt: skip
+                b.open[rows],
+                b.high[rows],
+                b.low[rows],
+                b.close[rows],
+                count,
+                b.first_ts[rows],
+                b.last_ts[rows],
+                b.sums[rows],
+                previous_close,
+            ),
             has_gap=self._gap_mask(slots, start, end),
             is_partial=is_partial,
             revision=np.zeros(len(rows), dtype=np.int64) if revision is None else revision,
