@@ -144,7 +144,7 @@ export function openReplay ({
   if (!Array.isArray(files) || files.length === 0) throw new Error('replay: --files is required (one or more recordings)')
   const path = replayPathOf({ replayPath, speed, cutAfter })
   log(path === 'direct'
-    ? `replay path: direct (recorded frames straight into tardis-dev's mappers, local timestamps = recorded receive times${replayPath === 'auto' ? '; auto: speed max, no cut-after' : ''})`
+    ? `replay path: direct (recorded frames straight into tardis-dev's mappers, local timestamps = recorded receive times${replayPath === 'auto' ? '; auto: speed max, no cut-after' : ''}${speed !== 'max' || cutAfter > 0 ? `; it neither paces nor drops connections: speed ${speed} and cut-after ${cutAfter} are not applied` : ''})`
     : `replay path: websocket (a local replay server and tardis-dev's real-time client${replayPath === 'auto' ? `; auto: ${speed === 'max' ? `cut-after ${cutAfter}` : `speed ${speed}`}` : ''})`)
   if (path === 'direct') return openDirectReplay({ files, log, ...rest })
   const recordingStats = newRecordingStats()
