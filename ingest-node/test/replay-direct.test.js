@@ -13,7 +13,7 @@ import { openReplay, replayPathOf } from '../src/sources/replay.js'
 import { openSource } from '../src/sources/index.js'
 import { toUs } from '../src/convert.js'
 import { memoryLog } from '../src/log.js'
-import { SHARED_DATA, BITMEX_WS, COINBASE_WS, DERIBIT_WS, collect, throughWire, cryptofeedReceived, expectedTrades, assertTrade } from './helpers.js'
+import { SHARED_DATA, BITMEX_WS, COINBASE_WS, DERIBIT_WS, collect, throughWire, cryptofeedReceived, expectedTrades, assertTrade, tmpDir, writeGz } from './helpers.js'
 
 const BWS = `${SHARED_DATA}/binance-ws`
 const SPOT_0808 = `${BWS}/spot_btcusdt_20240808.gz`
@@ -153,6 +153,24 @@ describe('direct replay = WebSocket replay, binance-ws recordings', () => {
     const cm = await assertSame({ exchange: 'binance-delivery', symbols: ['btcusd_perp'], dataTypes: BOOK_TRADE, files: [CM] }, t)
     assert.equal(countTypes(cm.msgs).trade, linesWith([CM], '"stream":"btcusd_perp@trade"'))
     assert.equal(countTypes(cm.msgs).trade, 2286)
+  })
+})
+
+describe('direct replay = WebSocket replay, malformed lines', () => {
+  test('bad lines are counted (by reason) and skipped the same way; the good lines around them come out', { timeout: 60000 }, async (t) => {
+    const good = rawLines(SPOT_0809).slice(0, 3000)
+    const bad = ['no-separator-at-all', '1723161600000000000 {"stream":', '1723161600000000000 [1,2]', 'xyz {"a":1}']
+    const lines = [...good.slice(0, 1000), bad[0], ...good.slice(1000, 2000), bad[1], bad[2], '', ...good.slice(2000), bad[3]]
+    const file = writeGz(tmpDir(), 'with-bad-lines.gz', lines)
+    const { websocket: ws, direct } = await bothPaths({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], files: [file] })
+    assert.deepEqual(direct.source.stats.recording, ws.source.stats.recording)
+    assert.equal(direct.source.stats.recording.bad, 4)
+    assert.deepEqual(direct.source.stats.recording.badReasons, { no_separator: 1, invalid_json: 1, not_an_object: 1, bad_timestamp: 1 })
+    assert.deepEqual(direct.counts, ws.counts)
+    assert.equal(direct.counts.raw.read, good.length)
+    assert.equal(countTypes(direct.msgs).trade, good.filter((l) => l.includes('"stream":"btcusdt@trade"')).length)
+    assert.ok(direct.log.lines.some((l) => l.includes('with-bad-lines.gz:1001: malformed line skipped')), direct.log.lines.join('\n'))
+    t.diagnostic(JSON.stringify(direct.source.stats.recording))
   })
 })
 
