@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from ...timeutil import to_us_array
 from ..instrument_service import InstrumentMapper
@@ -36,8 +37,40 @@ def _sides(values: Any) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind not in "USO":
         return array.astype(np.uint8)
+    if array.dtype.kind in "US":  # fixed-width text: compared character by character, compiled
+        unit = np.uint32 if array.dtype.kind == "U" else np.uint8
+        width = array.dtype.itemsize // np.dtype(unit).itemsize
+        names = list(SIDE_CODES)
+        table = np.zeros((len(names), max(width, 1)), dtype=unit)
+        for k, name in enumerate(names):
+            chars = [ord(ch) for ch in name] if len(name) <= width else [np.iinfo(unit).max] * width
+            table[k, : len(chars)] = chars
+        matrix = np.ascontiguousarray(array).view(unit).reshape(len(array), width)
+        codes = _match_rows(matrix, table)
+        if codes.min(initial=0) < 0:
+            row = int(np.argmax(codes < 0))
+            names.append(array[row].item() if array.dtype.kind == "U" else array[row].decode())
+            codes[codes < 0] = len(names) - 1  # names the first row that is none of them
+        return _by_name(codes, names)
     codes, names = pd.factorize(array)
     return _by_name(codes, list(names))
+
+
+@njit(cache=True)
+def _match_rows(matrix: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """For each row of ``matrix``, the index of the equal row of ``table`` (-1: none)."""
+    out = np.full(matrix.shape[0], -1, dtype=np.int64)
+    for i in range(matrix.shape[0]):
+        for k in range(table.shape[0]):
+            equal = True
+            for j in range(matrix.shape[1]):
+                if matrix[i, j] != table[k, j]:
+                    equal = False
+                    break
+            if equal:
+                out[i] = k
+                break
+    return out
 
 
 def _by_name(codes: np.ndarray, names: list) -> np.ndarray:

@@ -69,6 +69,16 @@ class CandleTable:
             out[f.name] = np.concatenate([c[3][f.name] for c in self._chunks]).astype(f.kind.dtype)
         return out
 
+    def frame(self):
+        """The candles as a pandas DataFrame: ``exchange``, ``symbol``, ``exchange_symbol``, then
+        ``columns()`` (times as µs integers, nulls as NaN / 0 with ``is_empty`` saying which)."""
+        import pandas as pd
+
+        columns = self.columns()
+        n = len(columns["timestamp_in"])
+        names = {"exchange": self.exchange, "symbol": self.symbol, "exchange_symbol": self.exchange_symbol}
+        return pd.DataFrame({k: np.full(n, v, dtype=object) for k, v in names.items()} | columns)
+
     def candles(self) -> list[Candle]:
         return list(self)
 
