@@ -219,6 +219,37 @@ def test_a_fresh_start_warms_the_features_up_from_the_candles_in_the_store(csv_d
     assert later and all(r["sma_5"] is not None for r in later)  # no cold start: the windows were full
 
 
+def test_two_symbols_each_get_their_candles_and_their_own_progress(csv_dir, uninterrupted, tmp_path):
+    """--symbols BTC-USDT,ETH-USDT: the ETHUSDT files are the BTCUSDT ones under the other symbol, so both
+    symbols' candles are the one-symbol run's, each (exchange, symbol) with its own state file."""
+    import gzip
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in csv_dir.iterdir():
+        (data / path.name).write_bytes(path.read_bytes())
+        text = gzip.decompress(path.read_bytes()).decode().replace(",BTCUSDT,", ",ETHUSDT,")
+        (data / path.name.replace("BTCUSDT", "ETHUSDT")).write_bytes(gzip.compress(text.encode()))
+    store = tmp_path / "warehouse"
+    args = ["--symbols", "BTC-USDT,ETH-USDT", "--from", "2024-08-08", "--to", "2024-08-09"]
+    done = backfill(*args, "--data-dir", data, "--store", store)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in (store / "_backfill").glob("*.json")) == [
+        "binance-BTCUSDT.json",
+        "binance-ETHUSDT.json",
+    ]
+    one = candles(uninterrupted)
+    both = candles(store)
+    for tf in TIMEFRAMES:
+        btc = [r for r in both[tf] if r["symbol"] == "BTC-USDT"]
+        eth = [
+            {**r, "symbol": "BTC-USDT", "exchange_symbol": "BTCUSDT"}
+            for r in both[tf]
+            if r["symbol"] == "ETH-USDT"
+        ]
+        assert btc == one[tf] and eth == one[tf], tf
+
+
 def test_a_missing_day_file_is_named_and_nothing_is_written(csv_dir, tmp_path):
     store = tmp_path / "warehouse"
     args = ["--exchange", "binance", "--symbols", "BTC-USDT", "--from", "2024-08-08", "--to", "2024-08-10"]
