@@ -10,6 +10,8 @@ project's code): bucket starts, OHLC, volumes, vwap and the trade count of every
 differ only in ``local_timestamp``: the recorded receive time on the direct path, the arrival time on
 the WebSocket path."""
 
+import gzip
+import json
 import os
 import subprocess
 from datetime import UTC, datetime
@@ -116,9 +118,6 @@ def test_direct_and_websocket_replays_store_the_same_candles_of_the_raw_frames(t
 
 def _recorded_local_us(files: list[Path]) -> dict[str, int]:
     """Trade id -> the `<ns>` receive time of its line, in µs (a plain scan of the raw files)."""
-    import gzip
-    import json
-
     out = {}
     for path in files:
         with gzip.open(path, "rt") as fh:
