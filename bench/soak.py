@@ -159,12 +159,20 @@ def main() -> int:
         default=None,
         help="serve.stream_maxlen: candles kept per Redis stream (default: the config's, 1000)",
     )
+    parser.add_argument(
+        "--reply-timeout-ms",
+        type=int,
+        default=None,
+        help="serve.reply_timeout_ms (default: the config's, 2000); on a busy machine a stall of redis-server"
+        " longer than this sends the candles to the backlog",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     print(
         f"soak: {args.rate:,} trades/s over {args.symbols_count} symbols, event time x{args.event_speed:g},"
         f" serve mode to a private redis-server, {args.minutes:g} minutes, a sample every {args.every:g} s"
-        + ("" if args.stream_maxlen is None else f", {args.stream_maxlen} candles kept per stream"),
+        + ("" if args.stream_maxlen is None else f", {args.stream_maxlen} candles kept per stream")
+        + ("" if args.reply_timeout_ms is None else f", Redis reply timeout {args.reply_timeout_ms} ms"),
         flush=True,
     )
     redis = RedisServer().start()
@@ -182,9 +190,10 @@ def soak(args: argparse.Namespace, redis: RedisServer, tmp: Path) -> int:
         "--source", "synthetic", "--exchange", "synthetic", "--symbols", "syn", "--redis-url", redis.url,
         "--stats-json", str(stats_path), "--log-level", "INFO",
     ]  # fmt: skip
-    if args.stream_maxlen is not None:
+    serve = {"stream_maxlen": args.stream_maxlen, "reply_timeout_ms": args.reply_timeout_ms}
+    if any(v is not None for v in serve.values()):
         config = tmp / "streaming.yaml"
-        config.write_text(f"serve:\n  stream_maxlen: {args.stream_maxlen}\n")
+        config.write_text("serve:\n" + "".join(f"  {k}: {v}\n" for k, v in serve.items() if v is not None))
         cmd += ["--config", str(config)]
     for arg in (
         "--symbols-count",
