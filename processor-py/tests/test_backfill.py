@@ -208,3 +208,21 @@ def test_a_bad_row_met_while_streaming_goes_on_from_the_first_row_not_handed_on(
     assert got == [str(100 + k) for k in range(10) if k != 7]  # each good row once, in order
     assert sum((p.bad_rows for p in pieces), start=collections.Counter()) == {"price": 1}
     assert f"{path}:9: bad row (price): price='oops'" in caplog.text
+
+
+async def test_the_read_ahead_hands_over_the_pieces_in_order_then_the_error_where_it_was_met():
+    from market_data_tick_handler.backfill.runner import ReadAhead
+
+    def pieces():
+        for k in range(20):  # more than it reads ahead
+            yield DAY, k
+        raise SourceError("file.csv.gz: cannot be read: truncated")
+
+    reader = ReadAhead(pieces())
+    try:
+        got = [await reader.next() for _ in range(20)]
+        assert got == [(DAY, k) for k in range(20)]
+        with pytest.raises(SourceError, match="truncated"):
+            await reader.next()
+    finally:
+        reader.close()

@@ -27,6 +27,8 @@ import asyncio
 import dataclasses
 import logging
 import os
+import queue
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 
 #: a frame holds at most this many trades (bounds the engine's temporary arrays)
 MAX_FRAME_ROWS = 4_000_000
+#: pieces of the input (``sources.PIECE_ROWS`` trades each) read ahead of the one going through the engine
+READ_AHEAD = 8
 #: tests: after this many days are recorded the process exits at once, as if killed
 EXIT_AFTER_DAYS_ENV = "MDTH_BACKFILL_EXIT_AFTER_DAYS"
 #: tests: a pause after each recorded day (seconds), so that a signal can be sent between two days
@@ -199,9 +203,31 @@ class Backfill:
                 config, candles=dataclasses.replace(config.candles, hft_warmup_bigquery=False)
             )
         )
-        service = StreamingService(config, self.sinks)
         first = days[todo] if todo is not None else days[-1] + timedelta(days=1)
         restored = state.load_checkpoint(first - timedelta(days=1)) if state.fingerprint == fp else None
+        if restored is None and done_before:  # recorded, but no state to carry on from (another config)
+            log.warning("%s: no usable state after %s: the range is done again from %s", name, first, days[0])
+            state.forget_from(days[0])
+            todo = 0
+        # the files are read ahead in a thread from now on, while the processor's objects are made
+        reader = ReadAhead(_pieces(job, days[todo:] if todo is not None else []))
+        try:
+            return await self._run(job, config, state, fp, restored, reader, days, name)
+        finally:
+            reader.close()
+
+    async def _run(
+        self,
+        job: SymbolJob,
+        config: StreamingConfig,
+        state: SymbolState,
+        fp: str,
+        restored: Any,
+        reader: ReadAhead,
+        days: list[date],
+        name: str,
+    ) -> bool:
+        service = StreamingService(config, self.sinks)
         if restored is not None:
             restored.keep_trades = service.handler.keep_trades  # this run's sinks: --ticks or not
             service.handler = restored
@@ -218,31 +244,18 @@ class Backfill:
                 "%s: carrying on from the state after %s (open candles, features)", name, state.checkpoint_day
             )
         else:
-            if done_before:  # recorded, but no checkpoint to carry on from (another configuration, damaged)
-                log.warning(
-                    "%s: no usable state after %s: the range is done again from %s", name, first, days[0]
-                )
-                state.forget_from(days[0])
-                todo = 0
             state.seq = 0
         state.fingerprint = fp
         session = f"backfill-{job.exchange}-{job.exchange_symbol}-{uuid.uuid4().hex[:8]}"
         if restored is not None and restored._sessions:
             session = next(reversed(restored._sessions))  # the same session: seq goes on from the last
         warm = restored is None and self.warmup and service._read_recent is not None
-        pieces = _pieces(job, days[todo:] if todo is not None else [])
-        reader = asyncio.create_task(asyncio.to_thread(next, pieces, None))
         day_counts: Counter[str] = Counter()
         sources = ""
         while True:
-            try:
-                item = await reader
-            except asyncio.CancelledError:
-                item = None
+            item = await reader.next()
             if item is None:
                 break
-            # the next piece (of this day or the next) is read while this one goes through
-            reader = asyncio.create_task(asyncio.to_thread(next, pieces, None))
             day, trades = item
             if trades is not None:
                 if warm and len(trades):
@@ -250,7 +263,6 @@ class Backfill:
                     warm = False
                 candles = await self._piece(service, trades, state, session, name)
                 if candles is None:  # stopped: nothing of this day is recorded
-                    reader.cancel()
                     self.outcome.stopped = True
                     return False
                 day_counts.update(trades=len(trades), bad_rows=sum(trades.bad_rows.values()), candles=candles)
@@ -260,7 +272,6 @@ class Backfill:
             try:
                 await self._flush()
             except asyncio.CancelledError:
-                reader.cancel()
                 self.outcome.stopped = True
                 return False
             counts = {k: day_counts[k] for k in ("trades", "bad_rows", "candles")}
@@ -329,6 +340,54 @@ class Backfill:
             self.progress.update(name)
         self.outcome.candles += candles
         return candles
+
+
+class ReadAhead:
+    """The pieces of the input read by a thread of its own, up to ``READ_AHEAD`` pieces ahead of the one
+    being used (pyarrow and the decompressor release the GIL: the reading goes on beside the engine).
+    An error of the input is raised by :meth:`next` where it was met, after the pieces before it."""
+
+    def __init__(self, pieces: Iterator[tuple[date, DayTrades | None]]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(READ_AHEAD)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(pieces,), name="backfill-read", daemon=True)
+        self._thread.start()
+
+    def _fill(self, pieces: Iterator[tuple[date, DayTrades | None]]) -> None:
+        try:
+            for item in pieces:
+                if not self._put(item):
+                    return
+            self._put(None)
+        except BaseException as exc:  # handed to the reader of the pieces, raised there
+            self._put(_Failed(exc))
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    async def next(self) -> tuple[date, DayTrades | None] | None:
+        """The next piece (``(day, None)`` ends a day), or None at the end."""
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            item = await asyncio.get_running_loop().run_in_executor(None, self._queue.get)
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: BaseException
 
 
 def _pieces(job: SymbolJob, days: Sequence[date]) -> Iterator[tuple[date, DayTrades | None]]:
