@@ -590,8 +590,12 @@ def main() -> None:
                 continue
             cmd = [str(bench_py), str(PEERS / script), *([kind] if kind else []), str(src), str(tmp / out)]
             jobs.append(partial(peer, tool, inp, cmd, tmp / out))
-        ours_cmd = [sys.executable, str(PEERS / "ours_batch.py"), str(arrays), str(tmp / "ours.json")]
-        jobs.append(partial(peer, "ours: candles_from_trades", frame, ours_cmd, tmp / "ours.json"))
+        for kind, tool, out in (
+            ("objects", "ours: candles_from_trades", "ours.json"),
+            ("table", "ours: candle_table_from_trades().frame()", "ours-table.json"),
+        ):
+            ours_cmd = [sys.executable, str(PEERS / "ours_batch.py"), kind, str(arrays), str(tmp / out)]
+            jobs.append(partial(peer, tool, frame, ours_cmd, tmp / out))
         if isinstance(csv_files, str):
             jobs.append(partial(lambda r: r, Run("ours: CSV backfill -> local store", csv, error=csv_files)))
         else:
@@ -641,7 +645,15 @@ def main() -> None:
         backfill = next((r for r in runs if r.tool.startswith("ours: CSV")), None)
         print()
         print(target("raw frames -> candles + features >= 2x tardis-dev direct", direct, tardis, 2))
-        print(target("DataFrame -> candles >= 10x pandas resample", batch, pandas_frame, 10))
+        print(
+            target(
+                "DataFrame -> candles >= 10x pandas resample (candles_from_trades)", batch, pandas_frame, 10
+            )
+        )
+        table_run = next((r for r in runs if r.tool.startswith("ours: candle_table")), None)
+        if table_run is not None and not table_run.error:
+            print(target("DataFrame -> candles >= 10x pandas resample (candle_table_from_trades().frame())",
+                         table_run, pandas_frame, 10))  # fmt: skip
         print(target("CSV backfill -> candles + features in the local store >= 1 M trades/s", backfill, None,
                      1e6, absolute=True))  # fmt: skip
 
