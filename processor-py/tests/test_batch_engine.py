@@ -52,9 +52,10 @@ def _codes(side) -> np.ndarray:
     return np.array([{"unknown": 0, "buy": 1, "sell": 2}[s] for s in side], dtype=np.uint8)
 
 
-def _live(trades: pd.DataFrame, cuts: list[int], *, compiled: bool = False, grace_us: int = 0):
+def _live(trades: pd.DataFrame, cuts: list[int], *, compiled: bool = False, grace_us: int = 0, gaps=()):
     """The candles and stats of the engine fed frame by frame (``cuts``: the frame sizes, cycled),
-    through the array path only unless ``compiled``."""
+    through the array path only unless ``compiled``. ``gaps``: (frame, start, end) calls of ``set_gap``
+    made before that frame (end None: open, until a call with the same start and an end)."""
     processor = LiveCandleProcessor("BTC-USDT", exchange_symbol="BTCUSDT", grace_us=grace_us)
     processor.engine.compiled = compiled
     ts = trades["timestamp"].to_numpy(np.int64)
@@ -62,6 +63,8 @@ def _live(trades: pd.DataFrame, cuts: list[int], *, compiled: bool = False, grac
     side = _codes(trades["side"])
     out, i, k = [], 0, 0
     while i < len(ts):
+        for _, start, end in (g for g in gaps if g[0] == k):
+            processor.engine.set_gap(["BTCUSDT"], start, end)
         j = i + cuts[k % len(cuts)]
         out.extend(processor.add_trades(ts[i:j], price[i:j], amount[i:j], side[i:j]))
         i, k = j, k + 1
@@ -157,15 +160,41 @@ def _streams(draw):
     return pd.DataFrame(rows, columns=["timestamp", "price", "amount", "side"]), cuts, grace
 
 
+@st.composite
+def _gaps(draw, trades: pd.DataFrame, cuts: list[int]):
+    """Gaps opened (and most of them ended, a few frames on) around the trades of random frames, as the
+    gap tracker reports a disconnect or a stale stream."""
+    ts = trades["timestamp"].to_numpy()
+    starts = np.cumsum([0] + [cuts[k % len(cuts)] for k in range(len(ts))])
+    frames = int(np.searchsorted(starts, len(ts)))
+    calls = []
+    for _ in range(draw(st.integers(0, 3))):
+        frame = draw(st.integers(0, max(frames - 1, 0)))
+        start = int(ts[min(starts[frame], len(ts) - 1)]) - draw(st.integers(0, 120 * S))
+        length = draw(st.integers(1, 600 * S))
+        later = draw(st.one_of(st.none(), st.integers(0, 4)))
+        if later is None:
+            calls.append((frame, start, start + length))
+        else:  # open now, ended `later` frames on (or never, past the last frame)
+            calls += [(frame, start, None), (frame + later, start, start + length)]
+    return calls
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_streams())
-def test_generated_streams_batch_equals_the_live_engine_bit_for_bit(stream):
+@given(_streams(), st.data())
+def test_generated_streams_batch_equals_the_live_engine_bit_for_bit(stream, data):
     trades, cuts, grace = stream
     live, live_stats = _live(trades, cuts, grace_us=grace)
     table = candle_table_from_trades(trades, exchange_symbol="BTCUSDT", symbol="BTC-USDT", grace_us=grace)
     _assert_identical(table.candles(), live)
     assert _batch_stats(trades, grace) == live_stats
     _assert_identical(_live(trades, cuts, compiled=True, grace_us=grace)[0], live)
+    # with gaps reported between frames (has_gap, gap_candles): the compiled path against the array path
+    gaps = data.draw(_gaps(trades, cuts))
+    with_gaps, stats = _live(trades, cuts, grace_us=grace, gaps=gaps)
+    compiled, compiled_stats = _live(trades, cuts, compiled=True, grace_us=grace, gaps=gaps)
+    _assert_identical(compiled, with_gaps)
+    assert compiled_stats == stats
 
 
 def test_a_bad_side_names_its_row():

@@ -2,7 +2,7 @@
 Python between two trades or two boundaries.
 
 ``CandleEngine`` runs this instead of its array path when it holds one instrument, on the event clock,
-with the late policy ``drop`` and no data gap, once its clock is anchored (``candle_engine.py``: the
+with the late policy ``drop``, once its clock is anchored (``candle_engine.py``: the
 module doc says what every rule below means). It works on the engine's own state (the ring of base
 buckets, the open roll-ups, the last close, the counters), in place, so the array path can take over at
 any trade and give the same candles: the two are one set of rules, and ``tests/test_batch_engine.py``
@@ -27,13 +27,13 @@ from numba import njit
 
 # state: int64 [clock_us, closed_through, observed_from]
 CLOCK, CLOSED_THROUGH, OBSERVED_FROM = 0, 1, 2
-# stats: int64 [trades, late_ticks, late_dropped, empty_candles, applied]
-TRADES, LATE_TICKS, LATE_DROPPED, EMPTY_CANDLES, APPLIED = 0, 1, 2, 3, 4
-# out columns: int64 [tf, start, count, first_ts, last_ts, is_partial] and float64 [open, high, low,
-# close, volume, buy, sell, notional, previous_close]
-O_TF, O_START, O_COUNT, O_FIRST, O_LAST, O_PARTIAL = 0, 1, 2, 3, 4, 5
+# stats: int64 [trades, late_ticks, late_dropped, empty_candles, applied, gap_candles]
+TRADES, LATE_TICKS, LATE_DROPPED, EMPTY_CANDLES, APPLIED, GAP_CANDLES = 0, 1, 2, 3, 4, 5
+# out columns: int64 [tf, start, count, first_ts, last_ts, is_partial, has_gap] and float64 [open, high,
+# low, close, volume, buy, sell, notional, previous_close]
+O_TF, O_START, O_COUNT, O_FIRST, O_LAST, O_PARTIAL, O_GAP = 0, 1, 2, 3, 4, 5, 6
 O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_SUMS, O_PREVIOUS = 0, 1, 2, 3, 4, 8
-INT_COLUMNS, FLOAT_COLUMNS = 6, 9
+INT_COLUMNS, FLOAT_COLUMNS = 7, 9
 
 
 @njit(cache=True, inline="always")
@@ -61,7 +61,7 @@ def _merge(
 @njit(cache=True, inline="always")
 def _emit(
     out_i, out_f, k, tf, start, end, observed_from, open_, high, low, close, count, first_ts, last_ts, sums,
-    row, previous_close, stats, candles,
+    row, previous_close, stats, candles, gap_start, gap_end,
 ):  # fmt: skip
     """``CandleEngine._publish`` of one candle; returns the next free row of ``out``."""
     n = count[row]
@@ -73,6 +73,13 @@ def _emit(
     out_i[k, O_FIRST] = first_ts[row]
     out_i[k, O_LAST] = last_ts[row]
     out_i[k, O_PARTIAL] = 1 if start < observed_from else 0
+    gap = 0
+    for g in range(len(gap_start)):  # CandleEngine._gap_mask
+        if gap_start[g] < end and gap_end[g] > start:
+            gap = 1
+            break
+    out_i[k, O_GAP] = gap
+    stats[GAP_CANDLES] += gap
     out_f[k, O_OPEN] = open_[row]
     out_f[k, O_HIGH] = high[row]
     out_f[k, O_LOW] = low[row]
@@ -93,11 +100,12 @@ def run_one(
     state, last_close,
     b_open, b_high, b_low, b_close, b_count, b_first, b_last, b_sums,
     r_open, r_high, r_low, r_close, r_count, r_first, r_last, r_sums,
-    stats, candles, out_i, out_f,
+    stats, candles, gap_start, gap_end, out_i, out_f,
 ):  # fmt: skip
     """Trades ``begin:`` of one instrument (arrival order) through the event clock. ``b_*``: the ring of
     base buckets (``ring`` rows, row = bucket start / base % ring); ``r_*``: the open roll-up of each
-    longer timeframe (row ``tf - 1``). Returns (the index it stopped at, candles written to ``out``)."""
+    longer timeframe (row ``tf - 1``); ``gap_*``: the instrument's gaps (an open one ends at the largest
+    int64). Returns (the index it stopped at, candles written to ``out``)."""
     n = len(ts)
     ntf = len(micros)
     clock = state[CLOCK]
@@ -146,7 +154,8 @@ def run_one(
                     row = (start // base_us) % ring
                     k = _emit(
                         out_i, out_f, k, 0, start, closed, observed_from, b_open, b_high, b_low, b_close,
-                        b_count, b_first, b_last, b_sums, row, last_close[0], stats, candles,
+                        b_count, b_first, b_last, b_sums, row, last_close[0], stats, candles, gap_start,
+                        gap_end,
                     )  # fmt: skip
                     if b_count[row] > 0:
                         last_close[0] = b_close[row]
@@ -168,7 +177,7 @@ def run_one(
                             k = _emit(
                                 out_i, out_f, k, tf, closed - micros[tf], closed, observed_from, r_open,
                                 r_high, r_low, r_close, r_count, r_first, r_last, r_sums, at, last_close[0],
-                                stats, candles,
+                                stats, candles, gap_start, gap_end,
                             )  # fmt: skip
                             if r_count[at] > 0:
                                 for c in range(tf + 1, ntf):

@@ -333,12 +333,7 @@ class CandleEngine:
         return self.compiled and self.late_policy == "drop" and len(self.symbols) == 1
 
     def _compiled_ready(self) -> bool:
-        return (
-            self._held is None
-            and not self._provisional
-            and self.closed_through is not None
-            and not self._gaps
-        )
+        return self._held is None and not self._provisional and self.closed_through is not None
 
     def _compiled(self, ts, price, amount, side, begin: int, emit) -> int:
         """Trades ``begin:`` through the compiled path until it stops (module doc of ``batch_kernel``);
@@ -362,15 +357,17 @@ class CandleEngine:
         ]
         r_sums = np.array([acc.sums[0] for acc in rolls]).reshape(len(rolls), 4)
         last_close = self._last_close[:1].copy()
-        stats = np.zeros(5, dtype=np.int64)
+        stats = np.zeros(6, dtype=np.int64)
         candles = np.zeros(len(self.timeframes), dtype=np.int64)
+        gaps = np.array([(g[1], _I64_MAX if g[2] is None else g[2]) for g in self._gaps], dtype=np.int64)
+        gap_start, gap_end = gaps.reshape(-1, 2).T.copy()
         i = begin
         while True:
             stop, k = kernel.run_one(
                 ts, price, amount, side, i, self.base_us, self.grace_us, self.max_jump_us, self.jump_confirm,
                 self.max_walk, self._micros, self._parent, RING, state, last_close,
                 b.open, b.high, b.low, b.close, b.count, b.first_ts, b.last_ts, b.sums,
-                *r, r_sums, stats, candles, out_i, out_f,
+                *r, r_sums, stats, candles, gap_start, gap_end, out_i, out_f,
             )  # fmt: skip
             if k:
                 emit(self.timeframe_names, out_i[:k], out_f[:k])
@@ -388,6 +385,10 @@ class CandleEngine:
         st["late_ticks"][0] += stats[kernel.LATE_TICKS]
         st["late_dropped"][0] += stats[kernel.LATE_DROPPED]
         st["empty_candles"][0] += stats[kernel.EMPTY_CANDLES]
+        st["gap_candles"][0] += stats[kernel.GAP_CANDLES]
+        if self._gaps:  # as _close_until leaves them: those that can still overlap an open candle
+            oldest = self.timeframes[-1].bucket_start(self.closed_through)
+            self._gaps = [g for g in self._gaps if g[2] is None or g[2] > oldest]
         self._candles[0] += candles
         self.ledger["applied"] += int(stats[kernel.APPLIED])
         self.ledger["late"] += int(stats[kernel.LATE_DROPPED])
@@ -897,7 +898,6 @@ class CandleEngine:
 def _parts_of(engine: CandleEngine, out: CandleBatch):
     """What the compiled path's candles become in ``on_slots``: a part each, as the array path emits."""
     slots = np.zeros(1, dtype=np.int64)
-    gap = np.zeros(1, dtype=bool)
     revision = np.zeros(1, dtype=np.int64)
 
     def emit(names: tuple[str, ...], rows_i: np.ndarray, rows_f: np.ndarray) -> None:
@@ -906,7 +906,7 @@ def _parts_of(engine: CandleEngine, out: CandleBatch):
             one = {name: column[j : j + 1] for name, column in values.items()}
             out.add(
                 CandleColumns(
-                    timeframe=names[t], timestamp_in=s, slots=slots, **one, has_gap=gap, is_partial=p,
+                    timeframe=names[t], timestamp_in=s, slots=slots, **one, is_partial=p,
                     revision=revision,
                 )
             )  # fmt: skip

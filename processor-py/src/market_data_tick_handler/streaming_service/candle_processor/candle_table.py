@@ -24,6 +24,7 @@ def kernel_columns(rows_i: np.ndarray, rows_f: np.ndarray) -> tuple[np.ndarray, 
         rows_i[:, k.O_COUNT].copy(), rows_i[:, k.O_FIRST], rows_i[:, k.O_LAST],
         rows_f[:, k.O_SUMS : k.O_SUMS + 4].copy(), rows_f[:, k.O_PREVIOUS],
     )  # fmt: skip
+    values["has_gap"] = rows_i[:, k.O_GAP].astype(bool)
     return rows_i[:, k.O_TF].copy(), rows_i[:, k.O_START].copy(), rows_i[:, k.O_PARTIAL].astype(bool), values
 
 
@@ -39,7 +40,6 @@ class CandleTable:
         """Rows of the compiled path (copied: its buffer is used again)."""
         tf, start, partial, values = kernel_columns(rows_i, rows_f)
         values["is_partial"] = partial
-        values["has_gap"] = np.zeros(len(tf), dtype=bool)
         values["revision"] = np.zeros(len(tf), dtype=np.int64)
         self._chunks.append(([names[t] for t in tf.tolist()], start, tf, values))
 
