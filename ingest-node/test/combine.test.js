@@ -193,15 +193,15 @@ describe('replay of a Binance and a Deribit recording together', () => {
 
   test('yields exactly the messages and wire rows of the two single-exchange replays, in exchange-time order', { timeout: 60000 }, async () => {
     const single = {
-      binance: await collect(openReplay({ ...BINANCE, files: [binanceFile], speed: 'max', log: memoryLog() })),
-      deribit: await collect(openReplay({ ...DERIBIT, files: [deribitFile], speed: 'max', log: memoryLog() }))
+      binance: await collect(openReplay({ ...BINANCE, files: [binanceFile], speed: 'max', replayPath: 'websocket', log: memoryLog() })),
+      deribit: await collect(openReplay({ ...DERIBIT, files: [deribitFile], speed: 'max', replayPath: 'websocket', log: memoryLog() }))
     }
     for (const msgs of Object.values(single)) assert.deepEqual(msgs.at(-1), { type: 'end', reason: 'replay_finished', error: null })
     assert.equal(single.binance.filter((m) => m.type === 'trade').length, expected.length)
     assert.deepEqual(single.deribit.slice(0, -1).map((m) => m.type), ['derivative_ticker', 'trade', 'trade', 'derivative_ticker', 'trade', 'trade'])
 
     const log = memoryLog()
-    const source = openSource({ source: 'replay', streams: [{ ...BINANCE, files: [binanceFile] }, { ...DERIBIT, files: [deribitFile] }], speed: 'max', log })
+    const source = openSource({ source: 'replay', streams: [{ ...BINANCE, files: [binanceFile] }, { ...DERIBIT, files: [deribitFile] }], speed: 'max', replayPath: 'websocket', log })
     assert.deepEqual(source.dataTypes, ['trade', 'book_snapshot', 'derivative_ticker'])
     const merged = await collect(source)
     assert.deepEqual(merged.at(-1), { type: 'end', reason: 'replay_finished', error: null })

@@ -8,6 +8,7 @@ import { openTardisRealtime } from '../src/sources/tardis-realtime.js'
 import { startReplayServer } from '../src/replay/server.js'
 import { readRecording } from '../src/replay/recording.js'
 import { memoryLog } from '../src/log.js'
+import { newFeedCounters, patchConnection } from '../src/sources/feed-patch.js'
 import { headLines, writeGz, tmpDir, expectedTrades, SHARED_DATA } from './helpers.js'
 
 const SPOT_0809 = `${SHARED_DATA}/binance-ws/spot_btcusdt_20240809.gz`
@@ -55,4 +56,24 @@ describe('feed patch', () => {
     assert.equal(counts.normalized.disconnect, 1)
     assert.ok(counts.raw.received >= got.length, 'every trade came from a raw message counted by the feed patch')
   })
+})
+
+test('a REST poller stops once the stream is released: the next poll tardis-dev scheduled is cleared', async () => {
+  const counters = newFeedCounters()
+  let polled = 0
+  const poller = {
+    _tid: undefined,
+    async poolDataToStream (out) { polled++; out.push({ polled }) }
+  }
+  patchConnection(poller, counters)
+  const out = { items: [], push (x) { this.items.push(x) } }
+  await poller.poolDataToStream(out)
+  assert.equal(polled, 1)
+  counters.released = true
+  const fired = []
+  await poller.poolDataToStream(out)
+  poller._tid = setTimeout(() => fired.push('polled again'), 20) // what tardis-dev does when it returns
+  await new Promise((resolve) => setTimeout(resolve, 60))
+  assert.equal(polled, 1)
+  assert.deepEqual(fired, [])
 })

@@ -77,6 +77,7 @@ function assertBooks (snapshots, states, what) {
 }
 
 const open = (extra) => openReplay({
+  replayPath: 'websocket',
   exchange: 'bitmex', symbols: SYMBOLS, dataTypes: ['trade', 'book_snapshot'], bookDepth: DEPTH, bookIntervalMs: 0,
   files: [BITMEX_WS], speed: 'max', log: memoryLog(), ...extra
 })

@@ -56,7 +56,7 @@ function bookStates () {
 
 describe('replay coinbase (cryptofeed capture)', () => {
   test('trades from `match`: the taker side is the opposite of Coinbase\'s (maker) side, row by row', { timeout: 30000 }, async () => {
-    const source = openReplay({ exchange: 'coinbase', symbols: PRODUCTS, dataTypes: ['trade'], files: [COINBASE_WS], speed: 'max', log: memoryLog() })
+    const source = openReplay({ exchange: 'coinbase', symbols: PRODUCTS, dataTypes: ['trade'], files: [COINBASE_WS], speed: 'max', replayPath: 'websocket', log: memoryLog() })
     const msgs = await collect(source)
     assert.deepEqual(msgs.at(-1), { type: 'end', reason: 'replay_finished', error: null })
     // `match` only: `last_match` (sent once per product at subscribe) is an earlier trade, not a new one
@@ -86,7 +86,7 @@ describe('replay coinbase (cryptofeed capture)', () => {
   test('level2 snapshot + l2update -> book snapshots equal to the book the test rebuilds', { timeout: 30000 }, async () => {
     const source = openReplay({
       exchange: 'coinbase', symbols: BOOK_PRODUCTS, dataTypes: ['book_snapshot'], bookDepth: DEPTH, bookIntervalMs: 0,
-      files: [COINBASE_WS], speed: 'max', log: memoryLog()
+      files: [COINBASE_WS], speed: 'max', replayPath: 'websocket', log: memoryLog()
     })
     const msgs = await collect(source)
     assert.equal(msgs.at(-1).reason, 'replay_finished')

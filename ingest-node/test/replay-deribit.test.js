@@ -66,7 +66,7 @@ const COLUMN = {
 
 describe('replay deribit (cryptofeed capture)', () => {
   test('option ticker -> option_summary, every field from the raw JSON, also through the wire', { timeout: 30000 }, async () => {
-    const source = openReplay({ exchange: 'deribit', symbols: OPTIONS, dataTypes: ['option_summary'], files: [DERIBIT_WS], speed: 'max', log: memoryLog() })
+    const source = openReplay({ exchange: 'deribit', symbols: OPTIONS, dataTypes: ['option_summary'], files: [DERIBIT_WS], speed: 'max', replayPath: 'websocket', log: memoryLog() })
     const msgs = await collect(source)
     assert.deepEqual(msgs.at(-1), { type: 'end', reason: 'replay_finished', error: null })
     const tickers = cryptofeedReceived(DERIBIT_WS).filter((m) => m.method === 'subscription' && m.params.channel.startsWith('ticker.'))

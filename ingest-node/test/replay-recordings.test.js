@@ -38,7 +38,7 @@ function lateSnapshot () {
   return [...head.slice(0, at), ...head.slice(at + 1, 526), head[at], ...head.slice(526)]
 }
 
-const opts = (files, more = {}) => ({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade', 'book_snapshot'], files, ...more })
+const opts = (files, more = {}) => ({ replayPath: 'websocket', exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade', 'book_snapshot'], files, ...more })
 
 /**
  * A finished replay: every trade of `ls` in order, one end (replay_finished), no disconnect, and a ledger

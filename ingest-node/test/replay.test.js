@@ -21,7 +21,7 @@ before(async () => {
 describe('replay through tardis-dev streamNormalized', () => {
   test('every @trade line comes out normalized, then exactly one end', { timeout: 30000 }, async () => {
     const log = memoryLog()
-    const source = openReplay({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], files: [slicePath], speed: 'max', log })
+    const source = openReplay({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade'], files: [slicePath], speed: 'max', replayPath: 'websocket', log })
     const msgs = await collect(source)
     const ends = msgs.filter((m) => m.type === 'end')
     assert.equal(ends.length, 1, 'exactly one end')

@@ -14,6 +14,8 @@
 // - once the stream is over (`counters.released`), tardis-dev's wait for the first two messages of a
 //   connection ends: `_onConnectionEstabilished` polls `_receivedMessagesCount` every 100 ms and never
 //   gives up, so a connection that got fewer (a replay with nothing for the symbols) kept the process alive.
+// - once the stream is over, a REST poller among a feed's connections (Binance futures' open interest)
+//   stops polling, instead of polling a closed replay server every few seconds and keeping the process up.
 // Binance's factory class is a MultiConnectionRealTimeFeedBase whose WebSocket feeds are instances of a
 // class tardis-dev does not export; they are patched as `_getRealTimeFeeds` yields them.
 import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
@@ -33,7 +35,8 @@ export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSn
 
 /**
  * Wraps one WebSocket feed's `onMessage` and `provideManualSnapshots` (instance properties over
- * tardis-dev's methods, which are still called). Objects without them (REST pollers) are left alone.
+ * tardis-dev's methods, which are still called); a REST poller's `poolDataToStream` stops once the stream
+ * is released.
  * With `record`, each raw message (and each manual snapshot as tardis-dev will yield it) goes to it
  * first; a record that throws is counted in `counters.recordErrors`, never breaks the feed.
  * @template T
@@ -44,6 +47,21 @@ export const newFeedCounters = () => ({ received: 0, snapshotFailures: 0, lastSn
  */
 export function patchConnection (feed, counters, record) {
   const f = /** @type {any} */ (feed)
+  if (typeof f.poolDataToStream === 'function') {
+    // a REST poller (Binance futures' open interest): once the stream is over it stops, where tardis-dev
+    // would poll a closed replay server (or the exchange) every few seconds for ever and keep the
+    // process alive. tardis-dev schedules the next poll when this returns: that timer is cleared right
+    // after (destroying the output instead makes its reader throw a premature close)
+    const pool = f.poolDataToStream
+    f.poolDataToStream = async function (out) {
+      if (counters.released) {
+        setImmediate(() => clearTimeout(this._tid))
+        return
+      }
+      return pool.call(this, out)
+    }
+    return feed
+  }
   if (typeof f.onMessage !== 'function' || typeof f.provideManualSnapshots !== 'function') return feed
   const onMessage = f.onMessage
   const provideManualSnapshots = f.provideManualSnapshots
