@@ -29,6 +29,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -284,8 +285,9 @@ class Backfill:
             if self._exit_after is not None and self.outcome.days_done >= self._exit_after:
                 log.warning("%s=%d: exiting now, as if killed", EXIT_AFTER_DAYS_ENV, self._exit_after)
                 os._exit(75)
-            if self._pause_s:
-                await asyncio.sleep(self._pause_s)
+            until = time.monotonic() + self._pause_s
+            while time.monotonic() < until and not self.stop_requested:
+                await asyncio.sleep(0.05)
         # the end of the range: the open candles close as partial, as at the end of a replay
         local = now_us()
         batches = service.handler.finish()
