@@ -47,7 +47,7 @@ describe('data type availability', () => {
 
   test('replay binance spot with trade + liquidation: liquidation logged once as not available, every trade still streams', { timeout: 30000 }, async () => {
     const log = memoryLog()
-    const source = openReplay({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade', 'liquidation'], files: [slice], speed: 'max', log })
+    const source = openReplay({ exchange: 'binance', symbols: ['btcusdt'], dataTypes: ['trade', 'liquidation'], files: [slice], speed: 'max', replayPath: 'websocket', log })
     assert.deepEqual(source.dataTypes, ['trade'], 'what the start frame lists')
     const msgs = await collect(source)
     assert.deepEqual(msgs.at(-1), { type: 'end', reason: 'replay_finished', error: null })

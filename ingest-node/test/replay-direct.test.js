@@ -208,13 +208,16 @@ describe('direct replay = WebSocket replay, cryptofeed captures, every data type
 })
 
 describe('direct replay: path choice, hold, merge', () => {
-  test('auto = direct at speed max without cut-after, websocket otherwise; an unknown path is an error', () => {
+  test('auto = direct at speed max without cut-after or recording, websocket otherwise; an unknown path is an error', () => {
     assert.equal(replayPathOf({ speed: 'max', cutAfter: 0 }), 'direct')
     assert.equal(replayPathOf({ speed: 'max', cutAfter: 10 }), 'websocket')
     assert.equal(replayPathOf({ speed: 10, cutAfter: 0 }), 'websocket')
     assert.equal(replayPathOf({ replayPath: 'websocket', speed: 'max' }), 'websocket')
     assert.equal(replayPathOf({ replayPath: 'direct', speed: 5 }), 'direct')
     assert.throws(() => replayPathOf({ replayPath: 'socket' }), /replayPath must be one of auto, direct, websocket/)
+    // recording keeps what tardis-dev's real-time feed receives: only the websocket path has one
+    assert.equal(replayPathOf({ speed: 'max', recording: true }), 'websocket')
+    assert.throws(() => replayPathOf({ replayPath: 'direct', recording: true }), /direct cannot record/)
   })
 
   test('hold(true): no further recorded message is read until hold(false)', { timeout: 60000 }, async () => {

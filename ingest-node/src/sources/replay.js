@@ -21,14 +21,18 @@ export { REPLAY_PATHS }
 
 /**
  * The path a replay takes: `auto` is direct at speed max without cutAfter (nothing to pace, no
- * connection to drop), websocket otherwise.
- * @param {{replayPath?: string, speed?: number|'max', cutAfter?: number}} o
+ * connection to drop) and without recording, websocket otherwise. Recording (--record-dir) keeps what
+ * tardis-dev's real-time feed receives, which only the WebSocket path has: direct with it is an error.
+ * @param {{replayPath?: string, speed?: number|'max', cutAfter?: number, recording?: boolean}} o
  * @returns {'direct'|'websocket'}
  */
-export function replayPathOf ({ replayPath = 'auto', speed = 'max', cutAfter = 0 }) {
+export function replayPathOf ({ replayPath = 'auto', speed = 'max', cutAfter = 0, recording = false }) {
   if (!REPLAY_PATHS.includes(replayPath)) throw new Error(`replay: replayPath must be one of ${REPLAY_PATHS.join(', ')}, got ${JSON.stringify(replayPath)}`)
+  if (replayPath === 'direct' && recording) {
+    throw new Error('replay: --replay-path direct cannot record: --record-dir keeps the raw messages tardis-dev\'s real-time feed receives, and only the websocket path has one (use --replay-path websocket or auto)')
+  }
   if (replayPath !== 'auto') return /** @type {'direct'|'websocket'} */ (replayPath)
-  return speed === 'max' && cutAfter === 0 ? 'direct' : 'websocket'
+  return speed === 'max' && cutAfter === 0 && !recording ? 'direct' : 'websocket'
 }
 
 /**
@@ -142,10 +146,10 @@ export function openReplay ({
   log = silentLog, timeoutIntervalMS = 0, replayPath = 'auto', ...rest
 }) {
   if (!Array.isArray(files) || files.length === 0) throw new Error('replay: --files is required (one or more recordings)')
-  const path = replayPathOf({ replayPath, speed, cutAfter })
+  const path = replayPathOf({ replayPath, speed, cutAfter, recording: rest.recorder != null })
   log(path === 'direct'
     ? `replay path: direct (recorded frames straight into tardis-dev's mappers, local timestamps = recorded receive times${replayPath === 'auto' ? '; auto: speed max, no cut-after' : ''}${speed !== 'max' || cutAfter > 0 ? `; it neither paces nor drops connections: speed ${speed} and cut-after ${cutAfter} are not applied` : ''})`
-    : `replay path: websocket (a local replay server and tardis-dev's real-time client${replayPath === 'auto' ? `; auto: ${speed === 'max' ? `cut-after ${cutAfter}` : `speed ${speed}`}` : ''})`)
+    : `replay path: websocket (a local replay server and tardis-dev's real-time client${replayPath === 'auto' ? `; auto: ${speed !== 'max' ? `speed ${speed}` : cutAfter > 0 ? `cut-after ${cutAfter}` : 'recording'}` : ''})`)
   if (path === 'direct') return openDirectReplay({ files, log, ...rest })
   const recordingStats = newRecordingStats()
   const stats = {
