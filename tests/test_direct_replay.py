@@ -10,8 +10,6 @@ project's code): bucket starts, OHLC, volumes, vwap and the trade count of every
 differ only in ``local_timestamp``: the recorded receive time on the direct path, the arrival time on
 the WebSocket path."""
 
-import gzip
-import json
 import os
 import subprocess
 from datetime import UTC, datetime
@@ -20,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from market_data_tick_handler.query import connect
-from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
+from support.binance_reference import (
+    BINANCE_WS,
+    assert_candles_match,
+    expected_candles,
+    read_trades,
+    recorded_local_us,
+)
 from support.pipeline import read_stats, replay_command
 
 DATASET = "market_data_streaming"  # a replay writes to the historical dataset
@@ -102,7 +106,7 @@ def test_direct_and_websocket_replays_store_the_same_candles_of_the_raw_frames(t
         assert sum(r["trade_count"] for r in direct) == trades, tf
 
     # ticks: the same trades; the local time is the recorded receive time on the direct path only
-    recorded = _recorded_local_us(files)
+    recorded = recorded_local_us(*files)
     ticks = {
         path: _rows(con, f"SELECT * FROM {DATASET}.ticks_trades ORDER BY timestamp, id")
         for path, con in stores.items()
@@ -114,15 +118,3 @@ def test_direct_and_websocket_replays_store_the_same_candles_of_the_raw_frames(t
         }
         assert _us(d["local_timestamp"]) == recorded[d["id"]]
         assert _us(w["local_timestamp"]) > recorded[w["id"]]  # played now, years after the recording
-
-
-def _recorded_local_us(files: list[Path]) -> dict[str, int]:
-    """Trade id -> the `<ns>` receive time of its line, in µs (a plain scan of the raw files)."""
-    out = {}
-    for path in files:
-        with gzip.open(path, "rt") as fh:
-            for line in fh:
-                ns, _, payload = line.partition(" ")
-                if '@trade"' in payload:
-                    out[str(json.loads(payload)["data"]["t"])] = int(ns) // 1000
-    return out

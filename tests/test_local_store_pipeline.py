@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from market_data_tick_handler.query import connect
-from support.binance_reference import assert_candles_match, expected_candles, read_trades
+from support.binance_reference import assert_candles_match, expected_candles, read_trades, recorded_local_us
 from support.pipeline import read_stats, replay_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,8 +77,9 @@ def test_two_replays_into_the_local_store_hold_every_trade_and_candle_once_per_k
     assert {(r["exchange"], r["symbol"], r["exchange_symbol"]) for r in rows} == {
         ("binance", "BTC-USDT", "BTCUSDT")
     }
-    for r in rows:  # received before it was handed on; handed on during the run, long after the trade
-        assert _us(r["timestamp"]) <= _us(r["local_timestamp"]) < _us(r["timestamp_out"])
+    recorded = recorded_local_us(SAMPLE)
+    for r in rows:  # a replay at speed max stamps the recorded receive time; handed on during the run
+        assert _us(r["local_timestamp"]) == recorded[r["id"]] < _us(r["timestamp_out"])
     # of each trade's two rows, the view keeps the earlier one
     first_out = _rows(con, f"SELECT id, min(timestamp_out) AS t FROM {DATASET}.ticks_trades GROUP BY id")
     assert {r["id"]: r["t"] for r in first_out} == {r["id"]: r["timestamp_out"] for r in rows}

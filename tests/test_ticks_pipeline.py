@@ -12,7 +12,13 @@ from pathlib import Path
 
 from market_data_tick_handler.query import connect
 from support.bigquery import client, micros, query, table
-from support.binance_reference import BINANCE_WS, assert_candles_match, expected_candles, read_trades
+from support.binance_reference import (
+    BINANCE_WS,
+    assert_candles_match,
+    expected_candles,
+    read_trades,
+    recorded_local_us,
+)
 from support.pipeline import read_stats, replay_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,8 +55,9 @@ def test_a_replay_writes_every_trade_once_to_ticks_trades_partitioned_on_market_
     assert {(r["exchange"], r["symbol"], r["exchange_symbol"]) for r in rows} == {
         ("binance", "BTC-USDT", "BTCUSDT")
     }
-    for r in rows:  # received before it was handed on; handed on during the run, long after the trade
-        assert micros(r["timestamp"]) <= micros(r["local_timestamp"]) < micros(r["timestamp_out"])
+    recorded = recorded_local_us(SAMPLE)
+    for r in rows:  # a replay at speed max stamps the recorded receive time; handed on during the run
+        assert micros(r["local_timestamp"]) == recorded[r["id"]] < micros(r["timestamp_out"])
 
     ticks = stats["ticks"]
     assert ticks["rows_written"] == 8020 and ticks["rows_lost"] == ticks["write_errors"] == 0

@@ -60,6 +60,20 @@ def read_trades(*files: Path) -> list[RawTrade]:
     return trades
 
 
+def recorded_local_us(*files: Path) -> dict[str, int]:
+    """Trade id -> the local receive time its line was recorded with (the `<ns>` before the JSON), in µs:
+    what a replay at speed max (the direct path) stamps as the trade's local time."""
+    out = {}
+    for path in files:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt") as fh:
+            for line in fh:
+                ns, _, payload = line.partition(" ")
+                if '@trade"' in payload:
+                    out[str(json.loads(payload)["data"]["t"])] = int(ns) // 1000
+    return out
+
+
 def expected_candles(trades: list[RawTrade], timeframe: str) -> list[dict]:
     size = TIMEFRAMES_US[timeframe]
     buckets: dict[int, list[RawTrade]] = {}
