@@ -269,6 +269,6 @@ async def test_without_serve_mode_printed_candles_are_the_messages():
             got.append(message)
 
     service = StreamingService(StreamingConfig(), [Collect()])
-    await service._publish([CandleBatch.from_candles([_candle("15s"), _candle("1m", close=7.25)])], [], T_IN)
+    await service.publish([CandleBatch.from_candles([_candle("15s"), _candle("1m", close=7.25)])], [], T_IN)
     assert [(m["timeframe"], m["candle"]["close"]) for m in got] == [("15s", 61_700.5), ("1m", 7.25)]
     assert got[1]["timestamp_in"] == "2024-08-09T00:00:00.000000Z" and got[1]["candle"]["trade_count"] == 42

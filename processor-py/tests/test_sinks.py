@@ -96,9 +96,9 @@ async def test_the_service_stamps_once_and_hands_the_same_output_to_every_sink_i
     first, second = Recorder("first", calls), Recorder("second", calls)
     service = StreamingService(StreamingConfig(), [first, second])
     batch = CandleBatch.from_candles([_candle("15s"), _candle("1m")])
-    await service._publish([], [], LOCAL)  # nothing closed: nothing handed
+    await service.publish([], [], LOCAL)  # nothing closed: nothing handed
     before = now_us()
-    await service._publish([batch], [_gap()], LOCAL)
+    await service.publish([batch], [_gap()], LOCAL)
     after = now_us()
     assert calls == ["accept first", "accept second"]
     (output,) = first.got

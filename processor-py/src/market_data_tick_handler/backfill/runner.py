@@ -260,7 +260,7 @@ class Backfill:
             day, trades = item
             if trades is not None:
                 if warm and len(trades):
-                    await service._warm_up_from_tables(int(trades.timestamp.min()))
+                    await service.warm_up_from_tables(int(trades.timestamp.min()))
                     warm = False
                 candles = await self._piece(service, trades, state, session, name)
                 if candles is None:  # stopped: nothing of this day is recorded
@@ -291,7 +291,7 @@ class Backfill:
         # the end of the range: the open candles close as partial, as at the end of a replay
         local = now_us()
         batches = service.handler.finish()
-        await service._publish(batches, [], local)
+        await service.publish(batches, [], local)
         self.outcome.candles += sum(len(b) for b in batches)
         try:
             await self._flush()
@@ -335,7 +335,7 @@ class Backfill:
             state.seq += 1
             local = now_us()
             result = handler.handle_frame(frame)
-            await service._publish(result.batches, result.records, local, result.trade_rows)
+            await service.publish(result.batches, result.records, local, result.trade_rows)
             candles += result.candle_count
             self.outcome.trades += n
             self.progress.trades += n

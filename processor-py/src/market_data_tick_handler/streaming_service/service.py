@@ -232,7 +232,7 @@ class StreamingService:
 
     async def _start_and_loop(self, sock: zmq.asyncio.Socket, endpoint: str) -> int:
         if self._read_recent is not None and not self._warm_at_first_tick:
-            await self._warm_up_from_tables(now_us())  # wall clock: anchored now
+            await self.warm_up_from_tables(now_us())  # wall clock: anchored now
         hot_path.prepare(bool(self.handler.settings.hft_timeframes))
         if self.config.ingest.spawn:
             if not self._resume_spawned():
@@ -405,7 +405,7 @@ class StreamingService:
         local = now_us()  # closing its candles begins
         result = self.handler.handle_frame(frame)
         handled = mono_us()
-        await self._publish(result.batches, result.records, local, result.trade_rows)
+        await self.publish(result.batches, result.records, local, result.trade_rows)
         if result.recv_mono_us:
             received = result.recv_mono_us
             self.latencies.record(
@@ -424,7 +424,7 @@ class StreamingService:
         """The timer: stale symbols, candles the clock has passed (``now``: the time it reads)."""
         local = now_us()
         polled = self.handler.poll(now)
-        await self._publish(polled.batches, polled.records, local)
+        await self.publish(polled.batches, polled.records, local)
         if polled.batches and self.recovery is not None and self.recovery.due():
             self._checkpoint()
 
@@ -584,7 +584,7 @@ class StreamingService:
         runs on its own, ``ingest.spawn: false``, goes on with its session: its open candles stay open,
         in the ledger's "in open candles", for a processor started again from the journal.)"""
         local = now_us()
-        await self._publish(self.handler.finish(), [], local)
+        await self.publish(self.handler.finish(), [], local)
 
     async def _close_sink(self, sink: Sink) -> None:
         """``sink.close()``; on a stop its own close timeout is cut to the time left before the deadline
@@ -666,7 +666,7 @@ class StreamingService:
         self.handler.gaps.frames_lost("ingester_exit")  # every symbol heard from: until its next message
         local = now_us()
         polled = self.handler.poll()
-        await self._publish(polled.batches, polled.records, local)
+        await self.publish(polled.batches, polled.records, local)
         if self.config.ingest.source not in LIVE_SOURCES:
             log.error("the replay is incomplete: what the ingester had not sent is lost; run it again")
             return False
@@ -722,9 +722,9 @@ class StreamingService:
         anchor = self.handler.first_tick_us(frame)
         if anchor is not None:
             self._warm_at_first_tick = False
-            await self._warm_up_from_tables(anchor)
+            await self.warm_up_from_tables(anchor)
 
-    async def _warm_up_from_tables(self, until_us: int) -> None:
+    async def warm_up_from_tables(self, until_us: int) -> None:
         """Recent candles of persist mode's tables through the feature lanes (docs/FEATURES.md "Warm-up
         at start"). The query runs in a thread; a failure is logged, counted (``warmup_errors``) and
         leaves the features cold: it never stops the processor."""
@@ -788,7 +788,7 @@ class StreamingService:
             exc_info=(type(error), error, error.__traceback__) if not isinstance(error, expected) else None,
         )
 
-    async def _publish(
+    async def publish(
         self,
         batches: list[CandleBatch],
         records: list[Record],
