@@ -27,12 +27,13 @@ def _sides(values: Any) -> np.ndarray:
     if isinstance(values, pd.Series | pd.Index):
         if isinstance(values.dtype, pd.CategoricalDtype):
             return _by_name(values.cat.codes.to_numpy(), list(values.cat.categories))
-        if hasattr(values.array, "__arrow_array__"):  # Arrow-backed strings
+        if hasattr(values.array, "__arrow_array__"):  # Arrow-backed strings: their bytes, compiled
             import pyarrow as pa
 
-            encoded = pa.chunked_array(values.array.__arrow_array__()).combine_chunks().dictionary_encode()
-            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-            return _by_name(codes, encoded.dictionary.to_pylist())
+            array = pa.chunked_array(values.array.__arrow_array__()).combine_chunks()
+            if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+                return _arrow_sides(array)
+            values = values.to_numpy()
         values = values.to_numpy()
     array = np.asarray(values)
     if array.dtype.kind not in "USO":
@@ -65,6 +66,53 @@ def _match_rows(matrix: np.ndarray, table: np.ndarray) -> np.ndarray:
             equal = True
             for j in range(matrix.shape[1]):
                 if matrix[i, j] != table[k, j]:
+                    equal = False
+                    break
+            if equal:
+                out[i] = k
+                break
+    return out
+
+
+def _arrow_sides(array) -> np.ndarray:
+    """Side codes of an Arrow string array, read from its offsets and bytes (no Python string per row)."""
+    import pyarrow as pa
+
+    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, dtype=width)[array.offset : array.offset + len(array) + 1]
+    offsets = offsets.astype(np.int64)
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    names = list(SIDE_CODES)
+    longest = max(len(n) for n in names)
+    table = np.zeros((len(names), longest), dtype=np.uint8)
+    lengths = np.array([len(n) for n in names], dtype=np.int64)
+    for k, name in enumerate(names):
+        table[k, : len(name)] = list(name.encode())
+    codes = _match_bytes(offsets, data, table, lengths)
+    if array.null_count:
+        codes[np.asarray(array.is_null())] = -1
+    if codes.min(initial=0) < 0:
+        row = int(np.argmax(codes < 0))
+        names.append(array[row].as_py())
+        codes[codes < 0] = len(names) - 1  # names the first row that is none of them
+    return _by_name(codes, names)
+
+
+@njit(cache=True)
+def _match_bytes(offsets: np.ndarray, data: np.ndarray, table: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """For each string (``data[offsets[i]:offsets[i + 1]]``), the index of the equal row of ``table``
+    (its first ``lengths[k]`` bytes), -1 if none."""
+    n = len(offsets) - 1
+    out = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        start, size = offsets[i], offsets[i + 1] - offsets[i]
+        for k in range(table.shape[0]):
+            if size != lengths[k]:
+                continue
+            equal = True
+            for j in range(size):
+                if data[start + j] != table[k, j]:
                     equal = False
                     break
             if equal:
