@@ -42,10 +42,12 @@ async function once (c, replayPath) {
   const t0 = performance.now()
   batcher.start({ source: 'replay', exchanges: [c.exchange], data_types: source.dataTypes, speed: 'max', ingester_version: 'bench' })
   let end = null
-  for await (const m of source) {
-    if (m.type === 'end') { end = m; break }
-    const p = batcher.push(m)
-    if (p !== undefined) await p
+  for await (const v of source) {
+    if (!Array.isArray(v) && v.type === 'end') { end = v; break }
+    for (const m of Array.isArray(v) ? v : [v]) { // the direct path yields a batch per piece read
+      const p = batcher.push(m)
+      if (p !== undefined) await p
+    }
   }
   await batcher.end({ reason: end?.reason ?? 'source_closed', counts: {} })
   const s = (performance.now() - t0) / 1000

@@ -78,13 +78,13 @@ async function isGzip (path) {
 }
 
 /**
- * Lines of a file (gzip or plain), lazily, with back-pressure (the stream is paused while the consumer
- * is busy). Handles \n and \r\n.
+ * Lines of a file (gzip or plain), lazily, a batch per piece read (256 KiB), with back-pressure (the
+ * stream is paused while the consumer is busy). Handles \n and \r\n.
  * @param {string} path
  * @param {{maxLineChars?: number}} [options]
- * @returns {AsyncGenerator<string>}
+ * @returns {AsyncGenerator<string[]>}
  */
-export async function * readLines (path, { maxLineChars = MAX_LINE_CHARS } = {}) {
+export async function * readLineBatches (path, { maxLineChars = MAX_LINE_CHARS } = {}) {
   const gz = await isGzip(path)
   const raw = createReadStream(path, { highWaterMark: 256 * 1024 })
   const input = gz ? raw.pipe(createGunzip({ chunkSize: 256 * 1024 })) : raw
@@ -95,19 +95,21 @@ export async function * readLines (path, { maxLineChars = MAX_LINE_CHARS } = {})
   try {
     for await (const chunk of input) {
       const text = rest + decoder.write(chunk)
+      const batch = []
       let start = 0
       let nl
       while ((nl = text.indexOf('\n', start)) !== -1) {
         const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl
-        lines++
-        yield text.slice(start, end)
+        batch.push(text.slice(start, end))
         start = nl + 1
       }
+      lines += batch.length
       rest = text.slice(start)
+      if (batch.length > 0) yield batch
       if (rest.length > maxLineChars) throw new Error(`line ${lines + 1} is longer than ${maxLineChars} characters (not a recording?)`)
     }
     rest += decoder.end()
-    if (rest.length > 0) yield rest.endsWith('\r') ? rest.slice(0, -1) : rest
+    if (rest.length > 0) yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest]
   } catch (e) {
     const what = gz && e.code?.startsWith?.('Z_') ? 'a truncated or corrupt gzip' : gz ? 'gzip' : null
     throw new Error(`recording: cannot read ${path}${what === null ? '' : ` (${what})`} after line ${lines}: ${e.message}`)
@@ -115,6 +117,16 @@ export async function * readLines (path, { maxLineChars = MAX_LINE_CHARS } = {})
     raw.destroy()
     if (gz) input.destroy()
   }
+}
+
+/**
+ * Lines of a file one by one (readLineBatches, flattened).
+ * @param {string} path
+ * @param {{maxLineChars?: number}} [options]
+ * @returns {AsyncGenerator<string>}
+ */
+export async function * readLines (path, options) {
+  for await (const batch of readLineBatches(path, options)) yield * batch
 }
 
 /**
@@ -193,45 +205,61 @@ export function parseLine (line) {
  */
 
 /**
- * Every good message of the files, in order, played back to back.
+ * Every good message of the files, in order, played back to back, a batch per piece read (the direct
+ * replay takes them so: one turn of its async generators per batch, not per message).
  * @param {string[]} files
  * @param {ReadRecordingOptions} [options]
- * @returns {AsyncGenerator<RecordedMessage>}
+ * @returns {AsyncGenerator<RecordedMessage[]>}
  */
-export async function * readRecording (files, { stats = newRecordingStats(), log = silentLog, maxBadLineLogs = 20 } = {}) {
+export async function * readRecordingBatches (files, { stats = newRecordingStats(), log = silentLog, maxBadLineLogs = 20 } = {}) {
   if (!Array.isArray(files) || files.length === 0) throw new Error('recording: no files given')
   for (const file of files) {
     stats.files++
     let lineNo = 0
     if ((await stat(file).catch(() => null))?.size === 0) throw new Error(`recording: ${file} is empty (0 bytes)`)
     const before = { lines: stats.lines, messages: stats.messages, bad: stats.bad }
-    for await (const line of readLines(file)) {
-      lineNo++
-      stats.lines++
-      if (line.trim() === '') {
-        stats.empty++
-        continue
-      }
-      const parsed = parseLine(line)
-      if (typeof parsed === 'string') {
-        stats.bad++
-        const reason = badReason(parsed)
-        stats.badReasons[reason] = (stats.badReasons[reason] ?? 0) + 1
-        if (stats.bad <= maxBadLineLogs) {
-          log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
-          if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
+    const name = basename(file)
+    for await (const lines of readLineBatches(file)) {
+      const batch = []
+      for (const line of lines) {
+        lineNo++
+        stats.lines++
+        if (line.trim() === '') {
+          stats.empty++
+          continue
         }
-        continue
+        const parsed = parseLine(line)
+        if (typeof parsed === 'string') {
+          stats.bad++
+          const reason = badReason(parsed)
+          stats.badReasons[reason] = (stats.badReasons[reason] ?? 0) + 1
+          if (stats.bad <= maxBadLineLogs) {
+            log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
+            if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
+          }
+          continue
+        }
+        if ('control' in parsed) {
+          stats.control++
+          continue
+        }
+        stats.messages++
+        batch.push({ file: name, line: lineNo, tsUs: parsed.tsUs, raw: parsed.raw, data: parsed.data })
       }
-      if ('control' in parsed) {
-        stats.control++
-        continue
-      }
-      stats.messages++
-      yield { file: basename(file), line: lineNo, tsUs: parsed.tsUs, raw: parsed.raw, data: parsed.data }
+      if (batch.length > 0) yield batch
     }
     if (stats.messages === before.messages) {
       log(`recording: ${file}: no usable message in its ${stats.lines - before.lines} line(s) (${stats.bad - before.bad} malformed)`)
     }
   }
+}
+
+/**
+ * Every good message of the files, one by one (readRecordingBatches, flattened).
+ * @param {string[]} files
+ * @param {ReadRecordingOptions} [options]
+ * @returns {AsyncGenerator<RecordedMessage>}
+ */
+export async function * readRecording (files, options) {
+  for await (const batch of readRecordingBatches(files, options)) yield * batch
 }

@@ -23,7 +23,7 @@ import { createRequire } from 'node:module'
 import { compute, getRealTimeFeedFactory } from 'tardis-dev'
 import { normalizersFor } from './tardis-stream.js'
 import { protocolFor } from '../replay/exchanges/index.js'
-import { readRecording } from '../replay/recording.js'
+import { readRecordingBatches } from '../replay/recording.js'
 import { dateFromUs } from '../convert.js'
 import { silentLog } from '../log.js'
 
@@ -112,65 +112,81 @@ export function directMessages ({ exchange, symbols, dataTypes, files, bookDepth
     return { session, replies }
   }
 
-  /** tardis-dev's normalized messages (book_change included), before compute */
+  /**
+   * tardis-dev's normalized messages (book_change included), before compute: an array per batch of
+   * recorded messages (readRecordingBatches), so that the async generators between the file and the
+   * pipeline turn once per batch, not once per message.
+   */
   async function * normalized () {
     const shared = protocol.createRecordingState(inventory)
     let { session, replies } = connect(shared)
     let mappers = createMappers()
     let lastTurn = performance.now()
-    let n = 0
-    for await (const rec of readRecording(files, { stats: recordingStats, log })) {
-      while (held) await new Promise((resolve) => { release = () => resolve(undefined) })
-      if ((++n & 255) === 0 && performance.now() - lastTurn >= TURN_EVERY_MS) {
-        await turn()
-        lastTurn = performance.now()
-      }
-      const out = session.route(rec)
-      if (out === null) {
-        counts.skipped++
-        continue
-      }
-      counts.sent++
-      const localTimestamp = dateFromUs(rec.tsUs)
-      // the session's greeting and answers reach the client before the first recorded frame
-      const msgs = replies.length === 0 ? [out] : [...replies, out]
-      replies = []
-      let failed = null
-      for (const text of msgs) {
-        // the parse the WebSocket client would do; a frame sent as recorded is parsed already
-        const msg = text === rec.raw ? rec.data : JSON.parse(text)
-        try {
-          for (const mapper of mappers) {
-            if (!mapper.canHandle(msg)) continue
-            const mapped = mapper.map(msg, localTimestamp)
-            if (!mapped) continue
-            for (const m of mapped) if (wanted(m.symbol)) yield m
+    for await (const batch of readRecordingBatches(files, { stats: recordingStats, log })) {
+      const out = []
+      for (const rec of batch) {
+        const routed = session.route(rec)
+        if (routed === null) {
+          counts.skipped++
+          continue
+        }
+        counts.sent++
+        const localTimestamp = dateFromUs(rec.tsUs)
+        // the session's greeting and answers reach the client before the first recorded frame
+        const msgs = replies.length === 0 ? [routed] : [...replies, routed]
+        replies = []
+        let failed = null
+        for (const text of msgs) {
+          // the parse the WebSocket client would do; a frame sent as recorded is parsed already
+          const msg = text === rec.raw ? rec.data : JSON.parse(text)
+          try {
+            for (const mapper of mappers) {
+              if (!mapper.canHandle(msg)) continue
+              const mapped = mapper.map(msg, localTimestamp)
+              if (!mapped) continue
+              for (const m of mapped) if (wanted(m.symbol)) out.push(m)
+            }
+          } catch (e) {
+            failed = e
+            break
           }
-        } catch (e) {
-          failed = e
-          break
+        }
+        if (failed !== null) {
+          // streamNormalized: a mapper error is a disconnect, and a new connection with fresh mappers
+          counts.mapperErrors++
+          if (counts.mapperErrors <= 5) log(`replay (direct): tardis-dev's ${exchange} mapper failed on ${rec.file}:${rec.line} (${failed.message}); fresh mappers and subscription, as the WebSocket path's reconnect`)
+          out.push({ type: 'disconnect', exchange, localTimestamp, symbols })
+          mappers = createMappers();
+          ({ session, replies } = connect(shared))
         }
       }
-      if (failed !== null) {
-        // streamNormalized: a mapper error is a disconnect, and a new connection with fresh mappers
-        counts.mapperErrors++
-        if (counts.mapperErrors <= 5) log(`replay (direct): tardis-dev's ${exchange} mapper failed on ${rec.file}:${rec.line} (${failed.message}); fresh mappers and subscription, as the WebSocket path's reconnect`)
-        yield { type: 'disconnect', exchange, localTimestamp, symbols }
-        mappers = createMappers();
-        ({ session, replies } = connect(shared))
+      if (out.length > 0) yield out
+      // before the next batch is read: a hold (mergeSources) and a turn of the event loop
+      while (held) await new Promise((resolve) => { release = () => resolve(undefined) })
+      if (performance.now() - lastTurn >= TURN_EVERY_MS) {
+        await turn()
+        lastTurn = performance.now()
       }
     }
   }
 
+  /** @param {AsyncIterable<any[]>} batches */
+  async function * oneByOne (batches) {
+    for await (const batch of batches) yield * batch
+  }
+
+  /** Arrays of normalized messages: one per batch read, or (book snapshots computed) one per message. */
   async function * messages () {
-    const source = normalized()
-    const stream = computables.length > 0 ? compute(source, ...computables) : source
-    for await (const m of stream) {
+    if (computables.length === 0) {
+      for await (const batch of normalized()) yield batch
+      return
+    }
+    for await (const m of compute(oneByOne(normalized()), ...computables)) {
       if (internalTypes.has(m.type)) {
         internal[m.type] = (internal[m.type] ?? 0) + 1
         continue
       }
-      yield m
+      yield [m]
     }
   }
 

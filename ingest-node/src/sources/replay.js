@@ -330,18 +330,20 @@ function openDirectReplay ({ files, log = silentLog, ...rest }) {
     if (held) direct.hold(true)
     log(`replay: ${files.length} file(s) at speed max straight into tardis-dev's ${rest.exchange} mappers`)
     try {
-      for await (const m of direct.messages) {
+      for await (const batch of direct.messages) {
         tardis.feed.received = counts.sent
         tardis.feed.lastMessageMs = Date.now()
-        normalized[m.type] = (normalized[m.type] ?? 0) + 1
-        if (m.type === 'disconnect') {
-          tardis.disconnects++
-          tardis.reconnects++
-          tardis.lastDisconnectMs = Date.now()
-        } else {
-          tardis.messages++
+        for (const m of batch) {
+          normalized[m.type] = (normalized[m.type] ?? 0) + 1
+          if (m.type === 'disconnect') {
+            tardis.disconnects++
+            tardis.reconnects++
+            tardis.lastDisconnectMs = Date.now()
+          } else {
+            tardis.messages++
+          }
         }
-        yield m
+        yield batch // an array: the pipeline and mergeSources take its messages in order
       }
     } catch (e) {
       log(`replay: failed: ${e.message}`)
