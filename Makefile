@@ -22,7 +22,7 @@ replay run-serve run-persist: export REDIS_URL := $(REDIS_URL)
 
 BQ_PROJECT ?= local-project
 
-.PHONY: setup demo replay bq-emulator run-serve run-persist test lint bench soak vectors clean
+.PHONY: setup demo replay bq-emulator run-serve run-persist test lint bench bench-env soak vectors clean
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bqemu
 
@@ -104,7 +104,6 @@ lint: setup
 ## make bench-env: the peers make bench compares with (cryptofeed, pandas; bench/requirements-peers.txt) in
 ## their own virtualenv .venv-bench, never in the project's .venv
 BENCH_VENV := .venv-bench
-.PHONY: bench-env
 bench-env: $(STAMPS)/bench-env
 $(STAMPS)/bench-env: bench/requirements-peers.txt
 	@mkdir -p $(STAMPS)
@@ -136,4 +135,4 @@ vectors: setup
 	cd ingest-node && npm run --silent vectors
 
 clean:
-	rm -rf $(VENV) $(BQEMU_VENV) $(STAMPS) ingest-node/node_modules
+	rm -rf $(VENV) $(BQEMU_VENV) $(BENCH_VENV) $(STAMPS) ingest-node/node_modules
