@@ -1,7 +1,7 @@
 // Batches normalized messages into wire frames: one open FrameBuilder per frame type (and header
-// shape). A batch goes out at the end of the current event-loop turn (setImmediate) or when it holds
-// maxBatch rows; a control message (disconnect, ledger, end) first flushes every pending batch, so frames
-// leave in message order across types at every control message.
+// shape). A batch goes out at the end of the current event-loop turn (setImmediate), when it holds
+// maxBatch rows, or when a message of another frame type comes; a control message (disconnect, ledger,
+// end) first flushes every pending batch. So frames leave in message order across types.
 // It also keeps the ingester's half of the ledger (proto/README.md "Ledger counts"): every message
 // pushed is counted in `normalized` and becomes a row, a disconnect frame, or a counted drop.
 // With a journal, every frame (start, data, ledger, end) is written to it when it is encoded, right
@@ -60,6 +60,8 @@ export class Batcher {
     this.seq = 0
     /** @type {Map<string, FrameBuilder>} key -> builder with rows not sent yet */
     this._open = new Map()
+    /** @type {string|null} the builder key of the last data message (a change of key flushes the others) */
+    this._lastKey = null
     /** @type {Map<string, FrameBuilder[]>} key -> free builders for reuse */
     this._free = new Map()
     this._immediate = null
@@ -193,6 +195,11 @@ export class Batcher {
     const w = writers[type]
     if (w !== undefined) {
       const key = w.key(m)
+      // a frame holds messages that came one after another: one of another frame type first sends the
+      // open ones, so frames leave in arrival order across types (a ticker that came before a trade is
+      // handled before the candle that trade closes, however fast the source)
+      if (key !== this._lastKey && this._open.size > 0 && !(this._open.size === 1 && this._open.has(key))) this._flushAll()
+      this._lastKey = key
       const b = this._open.get(key) ?? this._builder(key, w.frameType, w.header(m))
       w.write(b, m)
       this._written[/** @type {number} */ (w.index)]++

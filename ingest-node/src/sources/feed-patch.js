@@ -14,11 +14,40 @@
 // - once the stream is over (`counters.released`), tardis-dev's wait for the first two messages of a
 //   connection ends: `_onConnectionEstabilished` polls `_receivedMessagesCount` every 100 ms and never
 //   gives up, so a connection that got fewer (a replay with nothing for the symbols) kept the process alive.
+// - once a replay is over, a REST call to its (closed) server is not retried: tardis-dev's back-off
+//   retries (10, exponential) kept the process up for minutes after the end.
 // - once the stream is over, a REST poller among a feed's connections (Binance futures' open interest)
 //   stops polling, instead of polling a closed replay server every few seconds and keeping the process up.
 // Binance's factory class is a MultiConnectionRealTimeFeedBase whose WebSocket feeds are instances of a
 // class tardis-dev does not export; they are patched as `_getRealTimeFeeds` yields them.
+import { createRequire } from 'node:module'
 import { getRealTimeFeedFactory, setRealTimeFeedFactory } from 'tardis-dev'
+
+const require = createRequire(import.meta.url)
+/** tardis-dev's HTTP client module (its REST calls read `httpClient` from it at each call) */
+const handy = require('tardis-dev/dist/handy.js')
+/** REST base URLs of streams that are over (a replay server that has closed): no retry against them */
+const closedRestUrls = new Set()
+let restRetriesPatched = false
+
+/**
+ * tardis-dev retries a failed REST call up to 10 times with exponential back-off (Binance: minutes in
+ * all); against a replay server that has closed, those retries kept the process up long after the
+ * replay's end. Once a stream with a `restUrl` is released, a failed call to it is not retried.
+ */
+function patchRestRetries () {
+  if (restRetriesPatched) return
+  restRetriesPatched = true
+  handy.httpClient = handy.httpClient.extend({
+    retry: {
+      calculateDelay: ({ computedValue, error }) => {
+        const url = String(error?.options?.url ?? '')
+        for (const base of closedRestUrls) if (url.startsWith(base)) return 0
+        return computedValue
+      }
+    }
+  })
+}
 
 /**
  * @typedef {object} FeedCounters
@@ -142,7 +171,9 @@ export function installFeedPatch (exchange, options) {
   const Feed = getRealTimeFeedFactory(exchange)
   const Patched = patchedFeedClass(Feed, options)
   setRealTimeFeedFactory(exchange, Patched)
+  if (options.restUrl !== undefined) patchRestRetries()
   return () => {
     if (getRealTimeFeedFactory(exchange) === Patched) setRealTimeFeedFactory(exchange, Feed)
+    if (options.restUrl !== undefined) closedRestUrls.add(options.restUrl)
   }
 }
