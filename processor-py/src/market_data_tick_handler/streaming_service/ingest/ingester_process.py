@@ -139,6 +139,12 @@ def ingester_args(
     return args + list(ingest.extra_args)
 
 
+#: V8 grows each semi-space of its young generation to 16 MiB under the ingester's steady allocation, 32
+#: MiB of its RSS; capped at 4 MiB they take 8 (ingester 95 -> 73 MiB with 1,000 symbols), measured no
+#: slower (1 M synthetic trades through main: 5.4 s against 5.6 s)
+NODE_FLAGS = ("--max-semi-space-size=4",)
+
+
 @dataclass(frozen=True, slots=True)
 class IngesterLine:
     """One stderr line of the ingester: ``ingest: <msg>`` (text) or a JSON object ``{ts, level, logger,
@@ -207,6 +213,7 @@ class IngesterProcess:
             raise ConfigError(f"{script.parent.parent}/node_modules is missing: run `make setup` (npm ci)")
         cmd = [
             node,
+            *NODE_FLAGS,
             str(script),
             *ingester_args(
                 self.ingest,
