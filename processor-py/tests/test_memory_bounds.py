@@ -90,3 +90,30 @@ def test_importing_main_and_starting_serve_mode_loads_no_pandas_pyarrow_duckdb_g
     )
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert [m for m in loaded if m.startswith(NOT_AT_START)] == []
+
+
+def test_the_hot_path_hands_back_llvm_pages_and_numba_still_compiles_after() -> None:
+    """In a fresh process: after ``hot_path.prepare`` the resident memory is lower than before it by at
+    least what ``release_llvm_code`` reported, and a function compiled afterwards runs (the pages it needs
+    fault back in)."""
+    script = (
+        "import re\n"
+        "def rss(): return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "from market_data_tick_handler.streaming_service import hot_path\n"
+        "from market_data_tick_handler.streaming_service.hft_features.feature_engine import compile_step\n"
+        "from market_data_tick_handler.streaming_service.candle_json import compile_writer\n"
+        "compile_step(); compile_writer()\n"
+        "before = rss()\n"
+        "released = hot_path.release_llvm_code() // 1024\n"
+        "after = rss()\n"
+        "from numba import njit\n"
+        "f = njit(lambda x: x * 2 + 1)\n"
+        "print(before, released, after, f(20))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    before, released, after, value = (int(v) for v in out.stdout.split())
+    assert released > 16 * 1024, out.stdout  # kB: LLVM's library pages that loading the kernels touched
+    assert after <= before - released + 2048, out.stdout  # (allowing 2 MiB of other movement)
+    assert value == 41
