@@ -22,7 +22,7 @@ replay run-serve run-persist: export REDIS_URL := $(REDIS_URL)
 
 BQ_PROJECT ?= local-project
 
-.PHONY: setup demo replay bq-emulator run-serve run-persist test lint bench bench-env soak vectors clean
+.PHONY: setup demo replay bq-emulator run-serve run-persist test lint bench bench-env soak soak-1000 vectors clean
 
 setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/bqemu
 
@@ -128,6 +128,11 @@ bench: setup bench-env
 MINUTES ?= 30
 soak: setup
 	$(PY) bench/soak.py --minutes $(MINUTES)
+
+## make soak-1000 [MINUTES=30]: issue 19's memory case, 1,000 symbols at 3,000 trades/s, RSS every 10 s
+soak-1000: setup
+	$(PY) bench/soak.py --minutes $(MINUTES) --symbols 1000 --interval 10 --rate 3000 --event-speed 20 \
+	  --stream-maxlen 100 --reply-timeout-ms 10000
 
 ## make vectors: rewrite both sides' golden wire vectors from proto/vectors/cases.json
 vectors: setup
