@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from market_data_tick_handler.devtools.local_redis import RedisServer
+from market_data_tick_handler.devtools.procfs import rss_kb
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_bench import machine
@@ -48,18 +49,6 @@ class Sample:
     ingester_kb: int | None
     redis_kb: int | None
     trades: int | None
-
-
-def rss_kb(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def children(pid: int) -> list[int]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from market_data_tick_handler.devtools.local_redis import RedisServer
+from market_data_tick_handler.devtools.procfs import rss_kb
 
 SYMBOLS = 1_000
 RATE = 5_000  # trades per second, paced
@@ -37,16 +38,6 @@ class Sample:
     @property
     def both_mib(self) -> float:
         return (self.processor_kb + self.ingester_kb) / 1024
-
-
-def rss_kb(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def ingester_pid(processor: int) -> int | None:

@@ -59,6 +59,17 @@ def _merge(
 
 
 @njit(cache=True, inline="always")
+def _store(
+    row, o, h, lw, c, cnt, first, last, s0, s1, s2, s3, b_open, b_high, b_low, b_close, b_count, b_first,
+    b_last, b_sums,
+):  # fmt: skip
+    """The base bucket ``row`` held in locals (``run_one``) written back to the ring."""
+    b_open[row], b_high[row], b_low[row], b_close[row] = o, h, lw, c
+    b_count[row], b_first[row], b_last[row] = cnt, first, last
+    b_sums[row, 0], b_sums[row, 1], b_sums[row, 2], b_sums[row, 3] = s0, s1, s2, s3
+
+
+@njit(cache=True, inline="always")
 def _emit(
     out_i, out_f, k, tf, start, end, observed_from, open_, high, low, close, count, first_ts, last_ts, sums,
     row, previous_close, stats, candles, gap_start, gap_end,
@@ -143,9 +154,10 @@ def run_one(
                 if walk > max_walk or k + walk * ntf > capacity:
                     break
                 if loaded:
-                    b_open[cur], b_high[cur], b_low[cur], b_close[cur] = o, h, lw, c
-                    b_count[cur], b_first[cur], b_last[cur] = cnt, first, last
-                    b_sums[cur, 0], b_sums[cur, 1], b_sums[cur, 2], b_sums[cur, 3] = s0, s1, s2, s3
+                    _store(
+                        cur, o, h, lw, c, cnt, first, last, s0, s1, s2, s3,
+                        b_open, b_high, b_low, b_close, b_count, b_first, b_last, b_sums,
+                    )  # fmt: skip
                     loaded = False
                     lo = hi = 0
                 while closed < target:  # CandleEngine._close_base, bucket by bucket
@@ -196,9 +208,10 @@ def run_one(
         trades += 1
         if t < lo or t >= hi:
             if loaded:
-                b_open[cur], b_high[cur], b_low[cur], b_close[cur] = o, h, lw, c
-                b_count[cur], b_first[cur], b_last[cur] = cnt, first, last
-                b_sums[cur, 0], b_sums[cur, 1], b_sums[cur, 2], b_sums[cur, 3] = s0, s1, s2, s3
+                _store(
+                    cur, o, h, lw, c, cnt, first, last, s0, s1, s2, s3,
+                    b_open, b_high, b_low, b_close, b_count, b_first, b_last, b_sums,
+                )  # fmt: skip
             lo = t - t % base_us
             hi = lo + base_us
             cur = (lo // base_us) % ring
@@ -234,9 +247,10 @@ def run_one(
         applied += 1
         i += 1
     if loaded:
-        b_open[cur], b_high[cur], b_low[cur], b_close[cur] = o, h, lw, c
-        b_count[cur], b_first[cur], b_last[cur] = cnt, first, last
-        b_sums[cur, 0], b_sums[cur, 1], b_sums[cur, 2], b_sums[cur, 3] = s0, s1, s2, s3
+        _store(
+            cur, o, h, lw, c, cnt, first, last, s0, s1, s2, s3,
+            b_open, b_high, b_low, b_close, b_count, b_first, b_last, b_sums,
+        )  # fmt: skip
     stats[TRADES] += trades
     stats[LATE_TICKS] += late
     stats[LATE_DROPPED] += late
