@@ -211,3 +211,16 @@ def test_every_form_of_the_side_column_gives_the_same_candles(kind):
     reference = candles_from_trades(trades)
     side = _codes(trades["side"]) if kind == "codes" else trades["side"].astype(kind)
     _assert_identical(candles_from_trades(trades.assign(side=side)), reference)
+
+
+def test_in_pieces_the_same_candles_as_in_one(monkeypatch):
+    """Text sides come in pieces (``sides.side_pieces``), the engine taking one while the next is encoded:
+    the candles are those of the whole column at once (codes: one piece)."""
+    from market_data_tick_handler.streaming_service.candle_processor import sides
+
+    trades = _trades("spot_btcusdt_20240809.gz")
+    reference = candles_from_trades(trades.assign(side=_codes(trades["side"])))
+    monkeypatch.setattr(sides, "PIECE", 997)
+    text = trades["side"].astype("string[pyarrow]")
+    assert len(list(sides.side_pieces(text, len(text)))) > 10
+    _assert_identical(candles_from_trades(trades.assign(side=text)), reference)

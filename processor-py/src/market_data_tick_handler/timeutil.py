@@ -44,7 +44,7 @@ def to_us_array(values) -> np.ndarray:
 
         if len(array) and not isinstance(array.flat[0], (int, np.integer)):
             return pd.to_datetime(array, utc=True).as_unit("us").asi8
-    return array.astype(np.int64)
+    return array.astype(np.int64, copy=False)
 
 
 def parse_iso_us(text: str) -> int:

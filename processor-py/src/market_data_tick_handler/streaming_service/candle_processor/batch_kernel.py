@@ -34,6 +34,7 @@ TRADES, LATE_TICKS, LATE_DROPPED, EMPTY_CANDLES, APPLIED, GAP_CANDLES = 0, 1, 2,
 O_TF, O_START, O_COUNT, O_FIRST, O_LAST, O_PARTIAL, O_GAP = 0, 1, 2, 3, 4, 5, 6
 O_OPEN, O_HIGH, O_LOW, O_CLOSE, O_SUMS, O_PREVIOUS = 0, 1, 2, 3, 4, 8
 INT_COLUMNS, FLOAT_COLUMNS = 7, 9
+_I64_MAX = np.iinfo(np.int64).max
 
 
 @njit(cache=True, inline="always")
@@ -104,7 +105,7 @@ def _emit(
     return k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # batch.py encodes the next piece's sides in a thread meanwhile
 def run_one(
     ts, price, amount, side, begin,
     base_us, grace_us, max_jump_us, jump_confirm, max_walk, micros, parent, ring,
@@ -125,7 +126,7 @@ def run_one(
     capacity = out_i.shape[0]
     k = 0
     i = begin
-    trades = applied = late = 0
+    trades = late = 0
     # the base bucket of the last trade, [lo, hi), and its ring row ``cur``, held in locals while it
     # takes trades (``loaded``) and written back before anything else reads the ring
     lo = hi = 0
@@ -147,9 +148,11 @@ def run_one(
             if not confirmed:
                 break
         if t > clock:
-            target = t - grace_us
-            target -= target % base_us
-            if target > closed:
+            # the clock closes the base buckets that end at or before t - grace; ``closed`` is a bucket
+            # start, so there is one to close only from ``closed + base_us`` on (no division per trade)
+            if t - grace_us >= closed + base_us:
+                target = t - grace_us
+                target -= target % base_us
                 walk = (target - closed) // base_us
                 if walk > max_walk or k + walk * ntf > capacity:
                     break
@@ -205,7 +208,6 @@ def run_one(
                             for s in range(4):
                                 r_sums[at, s] = 0.0
             clock = t
-        trades += 1
         if t < lo or t >= hi:
             if loaded:
                 _store(
@@ -220,15 +222,27 @@ def run_one(
             s0, s1, s2, s3 = b_sums[cur, 0], b_sums[cur, 1], b_sums[cur, 2], b_sums[cur, 3]
             loaded = True
         if lo < closed:  # late: its bucket is closed (policy drop)
+            trades += 1
             late += 1
             i += 1
             continue
-        p = price[i]
-        a = amount[i]
-        if cnt == 0:  # Buckets.merge_prices, for one trade
-            o = h = lw = c = p
+        if cnt == 0:  # a fresh bucket: its open, high, low and first time are this trade's
+            o = h = lw = c = price[i]
             first = last = t
-        else:
+        # this trade (``Buckets.merge_prices`` for one trade, and the sums), then those after it in the
+        # same bucket that close nothing and jump nowhere: the common case, in a loop with few live values
+        limit = min(hi, closed + base_us + grace_us)
+        if max_jump_us < _I64_MAX - clock:
+            limit = min(limit, clock + max_jump_us + 1)
+        limit = max(limit, t + 1)  # this trade: in its bucket, not late, at or before the clock
+        j = i
+        while j < n:
+            t = ts[j]
+            if t < lo or t >= limit:
+                break
+            clock = max(clock, t)
+            p = price[j]
+            a = amount[j]
             if t < first:
                 o = p
                 first = t
@@ -237,15 +251,17 @@ def run_one(
                 last = t
             h = max(h, p)
             lw = min(lw, p)
-        cnt += 1
-        s0 += a
-        if side[i] == 1:
-            s1 += a
-        elif side[i] == 2:
-            s2 += a
-        s3 += p * a
-        applied += 1
-        i += 1
+            cnt += 1
+            s0 += a
+            # without a branch (a trade's side is as good as random): adding +0.0 leaves a sum as it is
+            # (a sum that starts at +0.0 is never -0.0), so the bits are those of the engine's sums
+            sd = side[j]
+            s1 += a if sd == 1 else 0.0
+            s2 += a if sd == 2 else 0.0
+            s3 += p * a
+            j += 1
+        trades += j - i
+        i = j
     if loaded:
         _store(
             cur, o, h, lw, c, cnt, first, last, s0, s1, s2, s3,
@@ -254,7 +270,7 @@ def run_one(
     stats[TRADES] += trades
     stats[LATE_TICKS] += late
     stats[LATE_DROPPED] += late
-    stats[APPLIED] += applied
+    stats[APPLIED] += trades - late
     state[CLOCK] = clock
     state[CLOSED_THROUGH] = closed
     return i, k

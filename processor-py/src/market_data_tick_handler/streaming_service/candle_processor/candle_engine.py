@@ -292,25 +292,29 @@ class CandleEngine:
         return out
 
     def run_table(
-        self, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray
-    ) -> CandleTable:
+        self, ts: np.ndarray, price: np.ndarray, amount: np.ndarray, side: np.ndarray,
+        table: CandleTable | None = None,
+    ) -> CandleTable:  # fmt: skip
         """The trades of the engine's one instrument (historical batches: ``batch.py``): the candles they
-        closed, as one table rather than a part per candle."""
+        closed, as one table rather than a part per candle (appended to ``table`` if given: the trades
+        that follow those of an earlier call)."""
         if len(self.symbols) != 1:
             raise ValueError(f"run_table is for an engine of one instrument, not {len(self.symbols)}")
-        table = CandleTable(self.exchange, self.symbols[0], self.exchange_symbols[0])
-        batch = self._batch()
-        slot = np.zeros(len(ts), dtype=np.int64)
-        self._run(slot, ts, price, amount, side, batch, table.add_run, table)
+        if table is None:
+            table = CandleTable(self.exchange, self.symbols[0], self.exchange_symbols[0])
+        self._run(None, ts, price, amount, side, self._batch(), table.add_run, table)
         return table
 
     def _run(self, slot, ts, price, amount, side, out: CandleBatch, emit, table=None) -> None:
         """The compiled path (``batch_kernel.py``) wherever it applies, the array path elsewhere: the
         array path takes a window at a time in an engine the compiled path can serve, so that the compiled
-        one resumes after a jump; the whole batch otherwise (as before)."""
+        one resumes after a jump; the whole batch otherwise (as before). ``slot`` None: every row is slot 0
+        (made only for the rows the array path takes)."""
         n = len(ts)
         if n == 0:
             return
+        if slot is None and not self._compiled_capable():
+            slot = np.zeros(n, dtype=np.int64)
         if not self.clock.trades_move_time:  # wall clock: the timer closes the buckets (``advance``)
             self._apply(slot, ts, price, amount, side, out)
             return
@@ -323,7 +327,8 @@ class CandleEngine:
                     break
             stop = min(n, i + _ARRAY_WINDOW) if capable else n
             before = len(out.parts)
-            self._on_slots_array(slot[i:stop], ts[i:stop], price[i:stop], amount[i:stop], side[i:stop], out)
+            rows = np.zeros(stop - i, dtype=np.int64) if slot is None else slot[i:stop]
+            self._on_slots_array(rows, ts[i:stop], price[i:stop], amount[i:stop], side[i:stop], out)
             if table is not None:
                 table.add_parts(out.parts[before:])
                 del out.parts[before:]
