@@ -98,7 +98,7 @@ class CandleTable:
         text["timeframe"] = pa.chunked_array(
             [pa.array(c.names, pa.string()).take(c.codes) for c in self._chunks], pa.string()
         )
-        return pd.DataFrame({k: v.to_pandas() for k, v in text.items()} | columns)
+        return pd.DataFrame({k: v.to_pandas() for k, v in text.items()} | columns, copy=False)  # ours alone
 
     def candles(self) -> list[Candle]:
         return list(self)

@@ -72,14 +72,23 @@ def side_pieces(values: Any, n: int) -> Iterator[tuple[int, int, np.ndarray]]:
     pool = ThreadPoolExecutor(1, thread_name_prefix="side-codes")
     try:
         futures = [
-            (at + a, at + min(a + PIECE, len(chunk)), pool.submit(_arrow_piece, chunk, at, a, a + PIECE))
+            (at + a, at + b, pool.submit(_arrow_piece, chunk, at, a, b))
             for at, chunk in chunks
-            for a in range(0, len(chunk), PIECE)
+            for a, b in _bounds(len(chunk), first=PIECE // 8 if at == 0 else PIECE)
         ]
         for start, stop, future in futures:
             yield start, stop, future.result()
     finally:
         pool.shutdown(cancel_futures=True)
+
+
+def _bounds(n: int, first: int) -> Iterator[tuple[int, int]]:
+    """Rows ``0:n`` as pieces of ``PIECE`` rows, the first of ``first`` (a short first piece: the caller
+    waits for it alone)."""
+    a, b = 0, min(first, n)
+    while a < n:
+        yield a, b
+        a, b = b, min(b + PIECE, n)
 
 
 def _arrow_text(values: Any) -> list[tuple[int, Any]] | None:
