@@ -29,12 +29,13 @@ class Server:
         self.events: list[tuple[Any, ...]] = []
         self.hold: asyncio.Event | None = None  # set: a send waits for it (an item in flight)
         self.sending = asyncio.Event()
+        self.round_trip_s = 0.0
 
     async def send(self, item: Item) -> str:
         self.sending.set()
         if self.hold is not None:
             await self.hold.wait()
-        await asyncio.sleep(0)
+        await asyncio.sleep(self.round_trip_s)
         if item.name in self.refuse:
             raise ValueError(f"no {item.name}")
         if not self.up:
@@ -116,6 +117,35 @@ async def test_while_the_server_is_down_items_wait_in_order_and_go_once_it_is_ba
     ]
     assert {name for name, *_ in failed} == {"a"}  # only the head is tried
     await backlog.close(1)
+
+
+async def test_once_the_server_answers_again_deliver_waits_until_the_backlog_drained():
+    """A caller faster than one round trip per item (the processor at a replay's speed) would keep a
+    backlog left by an outage full for ever if ``deliver`` only queued: once the server answers, each
+    ``deliver`` returns with nothing waiting, so the backlog drains; while the server fails it does not
+    hold the caller up."""
+    server = Server(up=False)
+    backlog = _backlog(server)
+    backlog.start()
+    for name in "abc":
+        await backlog.deliver(Item(name))  # the server is down: queued, the caller goes on
+    assert [i.name for i in backlog] == ["a", "b", "c"]
+    server.round_trip_s = 0.05
+    server.up = True
+    for _ in range(500):  # the background task's next try takes the head: the server answers again
+        if server.taken:
+            break
+        await asyncio.sleep(0.005)
+    assert server.taken == ["a"] and [i.name for i in backlog] == ["b", "c"]
+    for name in "defgh":
+        await backlog.deliver(Item(name))
+        assert len(backlog) == 0, f"deliver({name}) returned with {[i.name for i in backlog]} waiting"
+    assert server.taken == list("abcdefgh")
+    server.up = False  # down again: deliver does not wait for a backlog it cannot drain
+    await backlog.deliver(Item("i"))
+    await backlog.deliver(Item("j"))
+    assert [i.name for i in backlog] == ["i", "j"]
+    await backlog.close(0.1)
 
 
 async def test_a_refused_item_is_not_sent_again_and_the_next_one_goes():

@@ -4,6 +4,11 @@ server cannot take them, and a background task sends them again with exponential
 - **In order.** Items are sent oldest first, one at a time; an item put while others wait goes behind
   them. ``deliver`` sends an item at once when nothing waits (the caller awaits that one round trip) and
   queues it otherwise; ``put`` only queues (the background task sends it).
+- **Catching up.** While the server fails, ``deliver`` returns at once (the caller goes on; its items
+  wait). Once the server answers again, ``deliver`` queues its item and returns when nothing waits any
+  more (or at the next failure): the caller is held back while the backlog drains, as it is held for one
+  round trip when nothing waits. Otherwise a caller faster than one round trip per item keeps the
+  backlog full after a single timeout, and it never drains (the serve soak lost 742,000 candles so).
 - **Retry.** A transient failure (the ``transient`` exception types: unreachable, timed out, busy) leaves
   the item at the head; after ``n`` failures in a row the next try waits ``first_retry_s * 2 ** (n - 1)``
   seconds, at most ``max_retry_s``. The same item object is sent again, so whatever the sink fixed at
@@ -152,6 +157,7 @@ class Backlog(Generic[T]):
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._progress = asyncio.Event()  # an item left, a try failed, or the backlog stopped
         self._worker: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -216,6 +222,7 @@ class Backlog(Generic[T]):
         when it fails, or when others wait, queue it. One caller at a time."""
         if self._items or self._overflowing():
             self.put(item)
+            await self._caught_up()
             return
         self._in_flight = item
         try:
@@ -231,6 +238,15 @@ class Backlog(Generic[T]):
         finally:
             self._in_flight = None
         self._delivery.sent(item, result)
+
+    async def _caught_up(self) -> None:
+        """Wait while items wait and the server takes them: until nothing waits, the server fails, or
+        the backlog stops (at once without a background task to send them)."""
+        while (self._items or self._overflowing()) and not self._failures:
+            if self._worker is None or self._worker.done() or self._stop.is_set():
+                return
+            self._progress.clear()
+            await self._progress.wait()
 
     async def _take_back(self) -> None:
         """Items from the overflow into memory while they fit (one at least when memory is empty)."""
@@ -279,6 +295,7 @@ class Backlog(Generic[T]):
             except self._transient as exc:
                 self._failures += 1
                 self._delivery.failed(item, exc, self.retry_in(self._failures), False)
+                self._progress.set()
                 continue
             except Exception as exc:
                 self._delivery.refused(item, exc)
@@ -292,6 +309,7 @@ class Backlog(Generic[T]):
             if self._spilling:
                 self.overflow.done(entry.seq)  # type: ignore[union-attr]
             self._delivery.backlog_changed()
+            self._progress.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until nothing waits (at most ``timeout`` s); True when nothing does."""
@@ -312,6 +330,7 @@ class Backlog(Generic[T]):
         if worker is not None:
             self._stop.set()
             self._wake.set()
+            self._progress.set()
             if in_flight_s is not None and not worker.done():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(in_flight_s):
