@@ -105,6 +105,43 @@ def _emit(
     return k + 1
 
 
+@njit(cache=True, inline="never")
+def _take_bucket(ts, price, amount, side, i, lo, limit, clock, o, h, lw, c, first, last, cnt, s0, s1, s2, s3):
+    """Trades ``i:`` while they fall in ``[lo, limit)``: the base bucket held in locals (``o`` ... ``s3``)
+    takes each (``Buckets.merge_prices`` for one trade, and the sums, in arrival order), the clock
+    following. The common case, in a function of its own (not inlined) so that its few values stay in
+    registers; ``run_one`` has checked that none of these trades closes a bucket, jumps or is late.
+    Returns the index it stopped at and the values."""
+    n = len(ts)
+    j = i
+    while j < n:
+        u = np.uint64(j)  # an unsigned index: no test for a negative one
+        t = ts[u]
+        if t < lo or t >= limit:
+            break
+        clock = max(clock, t)
+        p = price[u]
+        a = amount[u]
+        if t < first:
+            o = p
+            first = t
+        if t >= last:
+            c = p
+            last = t
+        h = max(h, p)
+        lw = min(lw, p)
+        cnt += 1
+        s0 += a
+        # without a branch (a trade's side is as good as random): adding +0.0 leaves a sum as it is
+        # (a sum that starts at +0.0 is never -0.0), so the bits are those of the engine's sums
+        sd = side[u]
+        s1 += a if sd == 1 else 0.0
+        s2 += a if sd == 2 else 0.0
+        s3 += p * a
+        j += 1
+    return j, clock, o, h, lw, c, first, last, cnt, s0, s1, s2, s3
+
+
 @njit(cache=True, nogil=True)  # batch.py encodes the next piece's sides in a thread meanwhile
 def run_one(
     ts, price, amount, side, begin,
@@ -229,37 +266,14 @@ def run_one(
         if cnt == 0:  # a fresh bucket: its open, high, low and first time are this trade's
             o = h = lw = c = price[i]
             first = last = t
-        # this trade (``Buckets.merge_prices`` for one trade, and the sums), then those after it in the
-        # same bucket that close nothing and jump nowhere: the common case, in a loop with few live values
+        # this trade, then those after it in the same bucket that close nothing and jump nowhere
         limit = min(hi, closed + base_us + grace_us)
         if max_jump_us < _I64_MAX - clock:
             limit = min(limit, clock + max_jump_us + 1)
         limit = max(limit, t + 1)  # this trade: in its bucket, not late, at or before the clock
-        j = i
-        while j < n:
-            t = ts[j]
-            if t < lo or t >= limit:
-                break
-            clock = max(clock, t)
-            p = price[j]
-            a = amount[j]
-            if t < first:
-                o = p
-                first = t
-            if t >= last:
-                c = p
-                last = t
-            h = max(h, p)
-            lw = min(lw, p)
-            cnt += 1
-            s0 += a
-            # without a branch (a trade's side is as good as random): adding +0.0 leaves a sum as it is
-            # (a sum that starts at +0.0 is never -0.0), so the bits are those of the engine's sums
-            sd = side[j]
-            s1 += a if sd == 1 else 0.0
-            s2 += a if sd == 2 else 0.0
-            s3 += p * a
-            j += 1
+        j, clock, o, h, lw, c, first, last, cnt, s0, s1, s2, s3 = _take_bucket(
+            ts, price, amount, side, i, lo, limit, clock, o, h, lw, c, first, last, cnt, s0, s1, s2, s3
+        )
         trades += j - i
         i = j
     if loaded:
