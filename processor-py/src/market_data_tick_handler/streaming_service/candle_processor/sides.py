@@ -134,17 +134,18 @@ def _match_keys(offsets, data, words, masks, k0, k1, k2, v0, v1, v2, out) -> int
     good as random). Returns how many are no name."""
     misses = 0
     for i in range(len(offsets) - 1):
-        start = offsets[i]
-        size = offsets[i + 1] - start
+        u = np.uint64(i)  # unsigned indexes: no test for a negative one
+        start = offsets[u]
+        size = offsets[u + np.uint64(1)] - start
         if start < len(words):
-            word = words[start]
+            word = words[np.uint64(start)]
         else:  # the last few bytes: one at a time
             word = 0
             for b in range(len(data) - start):
                 word |= np.int64(data[start + b]) << (8 * b)
-        key = (word & masks[min(size, 7)]) | (min(size, 8) << 56)  # 8 or more bytes: no name
+        key = (word & masks[np.uint64(max(min(size, 7), 0))]) | (min(size, 8) << 56)  # 8+ bytes: no name
         m0, m1, m2 = key == k0, key == k1, key == k2
-        out[i] = v0 * m0 + v1 * m1 + v2 * m2 + 255 * (1 - (m0 | m1 | m2))
+        out[u] = v0 * m0 + v1 * m1 + v2 * m2 + 255 * (1 - (m0 | m1 | m2))
         misses += 1 - (m0 | m1 | m2)
     return misses
 
