@@ -2,8 +2,10 @@
 // snapshot (scanRecording of exchanges/binance.js), through the synchronous worker (inventory.js).
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { scanRecording } from '../src/replay/exchanges/binance.js'
-import { scanRecordingSync, needsScan } from '../src/replay/inventory.js'
+import { gunzipSync } from 'node:zlib'
+import { readFileSync } from 'node:fs'
+import { scanRecording, scanLine } from '../src/replay/exchanges/binance.js'
+import { scanRecordingSync, needsScan, numberedLines } from '../src/replay/inventory.js'
 import { SPOT_0808, SHARED_DATA, REPO_ROOT, headLines } from './helpers.js'
 
 const SAMPLE = `${REPO_ROOT}/data/sample/binance-spot-btcusdt-trades.gz`
@@ -54,6 +56,18 @@ describe('recording inventory (Binance depth snapshots)', () => {
     assert.equal(needsScan('binance', BOOK), true)
     assert.equal(needsScan('binance-futures', BOOK), true)
     assert.equal(needsScan('bitmex', BOOK), false, 'BitMEX sends its book partial over the WebSocket')
+  })
+
+  test('only the lines the scan looks at are handed to it, with their own line numbers', async () => {
+    const texts = gunzipSync(readFileSync(SPOT_0808)).toString('utf8').split('\n')
+    const expected = texts.flatMap((text, i) => (text.includes('@depth') || text.includes('"lastUpdateId"')) ? [`${i + 1} ${text}`] : [])
+    assert.ok(expected.length > 0 && expected.length < texts.length / 2, `${expected.length} of ${texts.length}`)
+    const got = []
+    for await (const { file, line, text } of numberedLines([SPOT_0808], scanLine)) {
+      assert.equal(file, SPOT_0808)
+      got.push(`${line} ${text}`)
+    }
+    assert.deepEqual(got, expected)
   })
 
   test('the shared recordings, synchronously (worker)', async () => {

@@ -5,7 +5,7 @@
 // types it streams when it is opened (the start frame lists them before the first message is pulled).
 import { Worker, MessageChannel, receiveMessageOnPort } from 'node:worker_threads'
 import { protocolFor } from './exchanges/index.js'
-import { readLines } from './recording.js'
+import { readLineBatches } from './recording.js'
 
 /**
  * @typedef {object} ScanRequest
@@ -28,14 +28,21 @@ export function needsScan (exchange, dataTypes) {
 }
 
 /**
- * Lines of the files, back to back, with their file and 1-based line number.
+ * Lines of the files, back to back, with their file and 1-based line number; with `keep`, only the lines
+ * it keeps (tested a batch at a time, without a turn of the generator per line).
  * @param {string[]} files
+ * @param {((text: string) => boolean) | null} [keep]
  * @returns {AsyncGenerator<{file: string, line: number, text: string}>}
  */
-export async function * numberedLines (files) {
+export async function * numberedLines (files, keep = null) {
   for (const file of files) {
     let line = 0
-    for await (const text of readLines(file)) yield { file, line: ++line, text }
+    for await (const batch of readLineBatches(file)) {
+      for (const text of batch) {
+        line++
+        if (keep === null || keep(text)) yield { file, line, text }
+      }
+    }
   }
 }
 
@@ -48,7 +55,7 @@ export async function * numberedLines (files) {
 export async function scanRecording (exchange, files, request) {
   const p = protocolFor(exchange)
   if (typeof p.scanRecording !== 'function') return { unavailable: [], inventory: null }
-  return p.scanRecording(numberedLines(files), request)
+  return p.scanRecording(numberedLines(files, p.scanLine ?? null), request)
 }
 
 /**

@@ -35,6 +35,9 @@ export const scannedTypes = ['book_snapshot']
 const STREAM_KEY = '{"stream":"'
 const SNAPSHOT_SUFFIX = '@depthSnapshot'
 
+/** The lines scanRecording looks at: depth updates and snapshots (every other line it skips). */
+export const scanLine = (text) => text.includes('@depth') || text.includes('"lastUpdateId"')
+
 /**
  * Which symbols the recording has a depth snapshot for (string checks on the lines, no JSON.parse), the
  * way route() attributes them: an unwrapped `{"lastUpdateId":...}` line belongs to the symbol of the last

@@ -26,6 +26,8 @@ import * as deribit from './deribit.js'
  * @property {(lines: AsyncIterable<{file: string, line: number, text: string}>, request: {symbols: string[], dataTypes: string[]}) => Promise<{unavailable: {type: string, reason: string}[], inventory: any}>} [scanRecording]
  *   what the recording holds that tardis-dev's feed needs besides the subscribed streams (Binance: a
  *   depth snapshot per symbol for book data); `unavailable`: data types it cannot feed, and why
+ * @property {(text: string) => boolean} [scanLine] whether scanRecording needs to see a line (a cheap test;
+ *   the others are not handed to it: a trades-only recording is scanned at the speed of reading it)
  */
 
 /** @type {ExchangeProtocol[]} */
