@@ -1,8 +1,9 @@
 """Issue 19, memory: 1,000 symbols on 6 timeframes with features on 2, through the real processes
 (``python -m market_data_tick_handler.main`` in serve mode, which starts the Node ingester on its synthetic
 source) into a private redis-server: the processor counts every trade the synthetic source sent, and both
-processes together stay under 250 MiB of resident memory after the warm-up (the figure is printed). The
-issue asks for 200 MiB; that is not met yet (~214-242 MiB measured): 250 guards what was reached.
+processes together stay under 215 MiB of resident memory after the warm-up (the figure is printed). The
+issue asks for 200 MiB: every run measured is under it (192-197 MiB at the peak, processor 117-124 and
+ingester 73-75, on 2 cores), but by too little to hold on a busy machine, so 215 guards what was reached.
 
 The trades sent are set here (``--total``), not read from the pipeline; the synthetic source's own count
 and the ingester's rows are checked against it too. The long version is ``bench/soak.py --symbols 1000
@@ -25,7 +26,7 @@ SYMBOLS = 1_000
 RATE = 5_000  # trades per second, paced
 TOTAL = 300_000  # 60 s at RATE
 WARMUP_S = 20.0  # samples before this are left out of the bound
-GUARD_MIB = 250.0  # measured 214-234 (see below): a regression past this fails outright
+GUARD_MIB = 215.0  # measured 192-197 (see below): a regression past this fails outright
 TIMEFRAMES = ("15s", "1m", "5m", "15m", "4h", "24h")  # the built-in defaults, features on 15s and 1m
 
 
@@ -114,9 +115,12 @@ def test_1000_symbols_both_processes_under_200_mib_and_every_trade_counted(tmp_p
         f" {peak.processor_kb / 1024:.1f}, ingester {peak.ingester_kb / 1024:.1f})"
     )
     print(figure)
-    # issue 19 asks for < 200 MiB together and this is not met yet: measured 214-242 MiB on 2
-    # cores shared with other runs, with LLVM's pages handed back (hot_path.py), the ingester without
-    # tardis-dev and its V8 young generation capped (ingester_process.NODE_FLAGS). What is left is mostly
-    # numba: its modules and LLVM's state for the loaded kernels, ~70 MiB of the processor's ~140
-    # (docs/ARCHITECTURE.md "Bounds"). GUARD_MIB holds what was reached against a regression.
+    # issue 19 asks for < 200 MiB together: measured 192.2-197.3 MiB on 2 cores (processor 117-124,
+    # ingester 73-75; 186-195 in the same run by a probe), with the clean pages of the mapped libraries
+    # handed back and every kernel the live path runs loaded before the first frame (hot_path.py), the
+    # ingester without tardis-dev and its V8 young generation capped (ingester_process.NODE_FLAGS). The
+    # margin is a few MiB, so GUARD_MIB (215) holds what was reached against a regression rather than
+    # the issue's 200. What is left of the processor is mostly numba (its modules, its runtime and typing
+    # registries, LLVM's state for the loaded kernels) and the interpreter's modules
+    # (docs/ARCHITECTURE.md "Bounds").
     assert peak.both_mib < GUARD_MIB, figure

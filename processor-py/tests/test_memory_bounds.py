@@ -117,3 +117,59 @@ def test_the_hot_path_hands_back_llvm_pages_and_numba_still_compiles_after() -> 
     assert released > 16 * 1024, out.stdout  # kB: LLVM's library pages that loading the kernels touched
     assert after <= before - released + 2048, out.stdout  # (allowing 2 MiB of other movement)
     assert value == 41
+
+
+def test_the_hot_path_hands_back_clean_file_pages_and_the_libraries_still_run() -> None:
+    """In a fresh process: ``release_file_pages`` drops the read-only pages of the mapped files (numpy's,
+    libpython's, OpenSSL's...), the resident memory falls by what it reported, and the code in them
+    runs after (its pages fault back in from the page cache)."""
+    script = (
+        "import re, ssl, hashlib\n"
+        "import numpy as np\n"
+        "def rss(): return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "from market_data_tick_handler.streaming_service import hot_path\n"
+        "before = rss()\n"
+        "released = hot_path.release_file_pages() // 1024\n"
+        "after = rss()\n"
+        "total = int(np.arange(10).sum()) + len(hashlib.sha256(b'x').hexdigest())\n"
+        "print(before, released, after, total)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    before, released, after, total = (int(v) for v in out.stdout.split())
+    assert released > 16 * 1024, out.stdout  # kB: llvmlite's (imported by hot_path), numpy's, libpython's
+    # what the interpreter runs next (libpython's loop, libc) faults straight back: up to 8 MiB
+    assert after <= before - released + 8192, out.stdout
+    assert total == 45 + 64
+
+
+_LIVE_STEP_AFTER_PREPARE = """
+import numpy as np
+from market_data_tick_handler.streaming_service import hot_path
+from market_data_tick_handler.streaming_service.candle_processor import LiveCandleProcessor
+from market_data_tick_handler.streaming_service.hft_features.kernel import step_lanes
+from market_data_tick_handler.streaming_service.hft_features.live_features import LiveFeatures
+hot_path.prepare(True)
+loaded = len(step_lanes.signatures)
+engine = LiveCandleProcessor("A-B").engine
+live = LiveFeatures(engine, ("15s", "1m"))
+names = [f"S{i}" for i in range(5)]
+for second in (1, 16, 31, 61, 62):  # boundaries closing the candles of one and of several instruments
+    n = 1 if second == 62 else len(names)
+    ts = np.full(n, second * 1_000_000, dtype=np.int64)
+    one, sides = np.ones(n), np.ones(n, dtype=np.uint8)
+    batch = engine.on_trades(names[:n], np.arange(n, dtype=np.uint16), ts, one, one, sides)
+    live.annotate(batch)
+print(loaded, len(step_lanes.signatures))
+"""
+
+
+def test_the_feature_step_of_live_boundaries_is_loaded_before_the_first_frame() -> None:
+    """After ``hot_path.prepare`` the live engine's boundaries (candles of one instrument and of several,
+    whose columns are strided views) step the features with no new specialization of the kernel: one
+    loaded at the first boundary would page LLVM's library back in for the rest of the run."""
+    cmd = [sys.executable, "-c", _LIVE_STEP_AFTER_PREPARE]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=120)
+    loaded, after = (int(v) for v in out.stdout.split())
+    assert after == loaded, out.stdout

@@ -4,15 +4,19 @@ pay for it (``make bench`` measures both, bench/feature_bench.py):
 - the compiled kernels of the hot path (feature step, candle JSON writer, the candle engine's compiled
   path for one instrument) are loaded from numba's cache,
   or compiled, now: done at the first boundary, the JSON writer alone delayed its candles by ~0.14 s
-  (persist mode's row writer is compiled by ``PersistMode.start``, which runs before this);
+  (persist mode's row writer is compiled by ``PersistMode.start``, which runs before this); the feature
+  step also with the strided columns of a live boundary of several instruments (``warm_live_features``),
+  a specialization of its own;
 - every object made so far (modules, compiled code, clients, warm-up) is moved out of the garbage
   collector's view (``gc.freeze``): a full collection walks ~150,000 of them, a ~55 ms pause at a moment
   the collector picks; after the freeze a full collection only sees what the run itself keeps;
-- the pages of LLVM's library (llvmlite) that loading the kernels touched, ~68 MiB of its machine code and
-  read-only data, are dropped from the process (``release_llvm_code``): numba runs LLVM only to compile or
-  load a kernel, never on the live path. They are clean pages of the file (the page cache keeps them,
-  shared), so nothing is lost: a later compile faults back in what it needs. This is resident memory the
-  process stops holding, not heap freed (docs/ARCHITECTURE.md "Bounds").
+- the clean pages of the files mapped read-only (machine code and read-only data of the libraries) are
+  dropped from the process (``release_file_pages``): ~100 MiB, most of it LLVM's library (llvmlite),
+  which numba runs only to compile or load a kernel, never on the live path; then the code only start-up
+  ran (OpenSSL's, OpenBLAS's, most of libpython's and numpy's). The page cache keeps them, shared, and
+  the kernel may drop such pages itself at any time, so nothing is lost: what the live path runs faults
+  straight back in (~12 MiB), a later compile what it needs. This is resident memory the process stops
+  holding, not heap freed (docs/ARCHITECTURE.md "Bounds").
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import gc
 import logging
 import re
 import sys
+from collections.abc import Callable
+
+import numpy as np
 
 from .candle_json import compile_writer
 from .candle_processor.batch_kernel import compile_kernel
@@ -32,11 +39,13 @@ MADV_DONTNEED = 4
 _MAPPING = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$")
 
 
-def release_llvm_code(library: str = "libllvmlite.so") -> int:
-    """Drop from this process the pages of ``library`` it holds in read-only mappings with no page of its
-    own (``Private_Dirty`` and ``Anonymous`` 0: the file's pages as on disk, so nothing is lost). Returns
-    the bytes of resident memory released (0 off Linux, or without llvmlite loaded)."""
-    if not sys.platform.startswith("linux") or "llvmlite.binding" not in sys.modules:
+def release_file_pages(keep: Callable[[str], bool] = lambda path: False) -> int:
+    """Drop from this process the pages it holds of files mapped read-only with no page of its own
+    (``Private_Dirty`` and ``Anonymous`` 0: the file's pages as on disk), except of the paths ``keep``
+    names: what the kernel itself may drop at any time under memory pressure, so nothing is lost; a page
+    used again faults back in from the page cache. Returns the bytes of resident memory released (0 off
+    Linux)."""
+    if not sys.platform.startswith("linux"):
         return 0
     try:
         with open("/proc/self/smaps") as f:
@@ -50,7 +59,8 @@ def release_llvm_code(library: str = "libllvmlite.so") -> int:
         if m is not None:
             start, end, perms, path = m.groups()
             current = None
-            if path.endswith(library) and perms in ("r-xp", "r--p"):
+            file = path.startswith("/") and not path.startswith("/dev/")
+            if file and perms in ("r-xp", "r--p") and not keep(path):
                 current = {"start": int(start, 16), "end": int(end, 16)}
                 mappings.append(current)
         elif current is not None and ":" in line:
@@ -61,11 +71,38 @@ def release_llvm_code(library: str = "libllvmlite.so") -> int:
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     released = 0
     for m in mappings:
-        if m.get("Private_Dirty", 1) or m.get("Anonymous", 1):
+        if m.get("Private_Dirty", 1) or m.get("Anonymous", 1) or not m.get("Rss"):
             continue
         if libc.madvise(m["start"], m["end"] - m["start"], MADV_DONTNEED) == 0:
-            released += m.get("Rss", 0)
+            released += m["Rss"]
     return released
+
+
+def release_llvm_code(library: str = "libllvmlite.so") -> int:
+    """:func:`release_file_pages` of ``library`` alone (0 without llvmlite loaded)."""
+    if "llvmlite.binding" not in sys.modules:
+        return 0
+    return release_file_pages(keep=lambda path: not path.endswith(library))
+
+
+def warm_live_features() -> None:
+    """Step the features of candles a live engine closed for two instruments at one boundary: their
+    columns as the engine hands them over (volume and the sides are strided views, numba's layout ``A``)
+    load a specialization of the step of its own, which ``compile_step``'s contiguous candle does not.
+    Loaded only at the first live boundary, it paged LLVM's library back in after the release below
+    (+38 MiB resident for the rest of the run, issue 19's 1,000 symbols)."""
+    from .candle_processor.live_candle_processor import LiveCandleProcessor
+    from .hft_features.live_features import LiveFeatures
+
+    engine = LiveCandleProcessor("X-Y").engine
+    live = LiveFeatures(engine, ("15s",))
+    ts = np.array([1, 2, 15_000_001, 15_000_002], dtype=np.int64)  # the last two close both 15s candles
+    one = np.ones(len(ts))
+    sym = np.array([0, 1, 0, 1], dtype=np.uint16)
+    batch = engine.on_trades(["XY", "ZW"], sym, ts, one, one, np.ones(len(ts), dtype=np.uint8))
+    live.annotate(batch)
+    if not any(part.features is not None for part in batch.parts):
+        raise RuntimeError("warm_live_features: no candle of the boundary got features")
 
 
 def prepare(features: bool) -> None:
@@ -74,7 +111,9 @@ def prepare(features: bool) -> None:
         compile_step()
     compile_writer()
     compile_kernel()
+    if features:
+        warm_live_features()
     gc.collect()
     gc.freeze()
-    released = release_llvm_code()
-    log.debug("hot path ready: %.1f MiB of LLVM's library pages handed back", released / 2**20)
+    released = release_file_pages()
+    log.debug("hot path ready: %.1f MiB of clean file pages handed back", released / 2**20)

@@ -141,7 +141,9 @@ def ingester_args(
 
 #: V8 grows each semi-space of its young generation to 16 MiB under the ingester's steady allocation, 32
 #: MiB of its RSS; capped at 4 MiB they take 8 (ingester 95 -> 73 MiB with 1,000 symbols), measured no
-#: slower (1 M synthetic trades through main: 5.4 s against 5.6 s)
+#: slower (1 M synthetic trades through main: 5.4 s against 5.6 s). Smaller caps do not pay: at 2 the
+#: ingester was 69-72 MiB alone on the cores but 81-82 with a second run beside it (4: 75-76; more is
+#: promoted to the old generation), at 1 79; --optimize-for-size took 7 MiB off but sent 35% slower
 NODE_FLAGS = ("--max-semi-space-size=4",)
 
 
