@@ -13,6 +13,7 @@ from market_data_tick_handler.streaming_service.ingest.ingester_process import (
     IngestStream,
     find_ingester,
     ingester_args,
+    node_flags,
     stream_args,
 )
 
@@ -138,3 +139,16 @@ def test_replay_path_passed_only_when_chosen(path):
     assert "--replay-path" not in ingester_args(IngestConfig(source="replay", files=("a.gz",)), "ipc:///x")
     # a live source has nothing to replay: the key is ignored there
     assert "--replay-path" not in ingester_args(IngestConfig(replay_path=path), "ipc:///x")
+
+
+def test_v8_young_generation_small_for_streams_larger_for_a_replay_at_speed_max():
+    """The ingester's V8 flags (ingester_process.node_flags): a capped young generation keeps 1,000 live
+    symbols small; a replay at speed max gets a larger one (fewer scavenges); node accepts both."""
+    replay_max = node_flags(IngestConfig(source="replay", speed="max"))
+    assert replay_max == ("--max-semi-space-size=16",)
+    streams = (IngestConfig(source="replay", speed="20"), IngestConfig(source="synthetic"), IngestConfig())
+    for paced in streams:
+        assert node_flags(paced) == ("--max-semi-space-size=4",)
+    for flags in (replay_max, node_flags(IngestConfig())):
+        done = subprocess.run([shutil.which("node"), *flags, "-e", "0"], capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr

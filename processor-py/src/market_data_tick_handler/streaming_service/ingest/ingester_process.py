@@ -145,6 +145,16 @@ def ingester_args(
 #: ingester was 69-72 MiB alone on the cores but 81-82 with a second run beside it (4: 75-76; more is
 #: promoted to the old generation), at 1 79; --optimize-for-size took 7 MiB off but sent 35% slower
 NODE_FLAGS = ("--max-semi-space-size=4",)
+#: a replay at speed max allocates as fast as it can parse: with 4 MiB semi-spaces V8 scavenges so often
+#: that the ingester ran at 165-176 k trades/s on the bench recording, at 16 MiB at 251-316 k/s (8: 226-275,
+#: 32: 210-245; alternating runs on 2 cores), for up to 24 MiB more RSS while the replay runs
+REPLAY_MAX_NODE_FLAGS = ("--max-semi-space-size=16",)
+
+
+def node_flags(ingest: IngestConfig) -> tuple[str, ...]:
+    """The ingester's V8 flags: its young generation capped small (memory), larger for a replay at speed
+    max (throughput)."""
+    return REPLAY_MAX_NODE_FLAGS if ingest.source == "replay" and ingest.speed == "max" else NODE_FLAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +225,7 @@ class IngesterProcess:
             raise ConfigError(f"{script.parent.parent}/node_modules is missing: run `make setup` (npm ci)")
         cmd = [
             node,
-            *NODE_FLAGS,
+            *node_flags(self.ingest),
             str(script),
             *ingester_args(
                 self.ingest,
