@@ -20,14 +20,18 @@ from numba import njit
 
 from .trade_groups import SIDE_CODES
 
-PIECE = 1 << 18  # rows per piece of ``side_pieces``
+PIECE = 1 << 19  # rows per piece of ``side_pieces``
 
-# each side name as one integer: its bytes (up to 7) little-endian, its length in the top byte
-_KEYS = tuple(int.from_bytes(n.encode(), "little") | len(n.encode()) << 56 for n in SIDE_CODES)
-_VALUES = tuple(SIDE_CODES.values())
-_SIZE_MASKS = np.array([(1 << 8 * z) - 1 for z in range(8)], dtype=np.int64)
+# the side names have lengths of their own (3, 4, 7): a string's length says which name it can be, and
+# its bytes, read as one little-endian integer, whether it is; by length 0..8 (8: eight or more bytes)
+_NAME_WORD = np.full(9, -1, dtype=np.int64)  # -1: no name of that length (a masked word never equals it)
+_NAME_CODE = np.full(9, 255, dtype=np.uint8)
+for _name, _code in SIDE_CODES.items():
+    _NAME_WORD[len(_name.encode())] = int.from_bytes(_name.encode(), "little")
+    _NAME_CODE[len(_name.encode())] = _code
+_LENGTH_MASK = np.array([(1 << 8 * z) - 1 for z in range(8)] + [0], dtype=np.int64)
 _NO_SIDE = 255
-assert len(SIDE_CODES) == 3 and all(len(n.encode()) < 8 for n in SIDE_CODES), "_match_keys compares 3 names"
+assert len({len(n.encode()) for n in SIDE_CODES}) == len(SIDE_CODES) and max(map(len, SIDE_CODES)) < 8
 
 
 def side_codes(values: Any) -> np.ndarray:
@@ -117,7 +121,7 @@ def _arrow_piece(chunk: Any, at: int, a: int, b: int) -> np.ndarray:
     # the bytes as overlapping 8-byte integers: ``words[i]`` is the 8 bytes from byte i
     words = np.ndarray(buffer=data, dtype=np.int64, shape=(max(len(data) - 7, 0),), strides=(1,))
     codes = np.empty(b - a, dtype=np.uint8)
-    if _match_keys(offsets, data, words, _SIZE_MASKS, *_KEYS, *_VALUES, codes):
+    if _match_names(offsets, data, words, _LENGTH_MASK, _NAME_WORD, _NAME_CODE, codes):
         bad = int(np.argmax(codes == _NO_SIDE))
         nulls = np.asarray(chunk.slice(a, b - a).is_null())
         if nulls.any():
@@ -128,25 +132,24 @@ def _arrow_piece(chunk: Any, at: int, a: int, b: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _match_keys(offsets, data, words, masks, k0, k1, k2, v0, v1, v2, out) -> int:
-    """``out[i]``: the code of string i (``data[offsets[i]:offsets[i + 1]]``), or ``_NO_SIDE``: its
-    bytes and length as one integer, compared with each name's without a branch (the side of a trade is as
-    good as random). Returns how many are no name."""
+def _match_names(offsets, data, words, length_mask, name_word, name_code, out) -> int:
+    """``out[i]``: the code of string i (``data[offsets[i]:offsets[i + 1]]``), or ``_NO_SIDE``: the name
+    of its length, if its bytes are that name's (one comparison, no branch on the name: the side of a
+    trade is as good as random). Returns how many are no name."""
     misses = 0
     for i in range(len(offsets) - 1):
         u = np.uint64(i)  # unsigned indexes: no test for a negative one
         start = offsets[u]
-        size = offsets[u + np.uint64(1)] - start
+        length = np.uint64(max(min(offsets[u + np.uint64(1)] - start, 8), 0))
         if start < len(words):
             word = words[np.uint64(start)]
         else:  # the last few bytes: one at a time
             word = 0
             for b in range(len(data) - start):
                 word |= np.int64(data[start + b]) << (8 * b)
-        key = (word & masks[np.uint64(max(min(size, 7), 0))]) | (min(size, 8) << 56)  # 8+ bytes: no name
-        m0, m1, m2 = key == k0, key == k1, key == k2
-        out[u] = v0 * m0 + v1 * m1 + v2 * m2 + 255 * (1 - (m0 | m1 | m2))
-        misses += 1 - (m0 | m1 | m2)
+        ok = (word & length_mask[length]) == name_word[length]
+        out[u] = name_code[length] if ok else 255
+        misses += not ok
     return misses
 
 
