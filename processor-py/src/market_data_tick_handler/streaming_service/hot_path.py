@@ -78,13 +78,6 @@ def release_file_pages(keep: Callable[[str], bool] = lambda path: False) -> int:
     return released
 
 
-def release_llvm_code(library: str = "libllvmlite.so") -> int:
-    """:func:`release_file_pages` of ``library`` alone (0 without llvmlite loaded)."""
-    if "llvmlite.binding" not in sys.modules:
-        return 0
-    return release_file_pages(keep=lambda path: not path.endswith(library))
-
-
 def warm_live_features() -> None:
     """Step the features of candles a live engine closed for two instruments at one boundary: their
     columns as the engine hands them over (volume and the sides are strided views, numba's layout ``A``)
