@@ -92,10 +92,16 @@ run-persist: setup
 	$(PY) -m market_data_tick_handler.main --mode $(MODE_FLAGS) --config streaming.yaml \
 	  --symbols $(SYMBOLS) --exchange $(EXCHANGE) $(ARGS)
 
-## make test: lint, the Node tests, the Python tests and the cross-process tests
+## make test: lint, the Node tests, the Python tests and the cross-process tests. The Node tests run beside
+## the processor's own tests (their output shown when both are done), the cross-process tests (RSS bounds
+## among them) after both, alone on the cores: CI stays well inside its 20 minutes on a 2-core machine
 test: setup lint
-	cd ingest-node && npm test
-	$(PY) -m pytest -q processor-py/tests tests
+	@cd ingest-node && { npm test > ../.node-test.log 2>&1; echo $$? > ../.node-test.rc; } & \
+	  $(PY) -m pytest -q processor-py/tests; py=$$?; wait; \
+	  cat .node-test.log; node=$$(cat .node-test.rc); rm -f .node-test.log .node-test.rc; \
+	  echo "node --test: exit $$node; pytest processor-py/tests: exit $$py"; \
+	  test $$node -eq 0 && test $$py -eq 0
+	$(PY) -m pytest -q tests
 
 lint: setup
 	$(VENV)/bin/ruff check processor-py tests bench
