@@ -69,6 +69,7 @@ from ..clock import Clock, EventClock, make_clock
 from ..instrument_service import InstrumentTable
 from .buckets import Buckets
 from .candle_batch import CandleBatch, CandleColumns
+from .candle_gaps import CandleGaps
 from .candle_table import CandleTable, kernel_columns
 from .timeframes import parse_timeframes
 from .trade_groups import TradeGroups, group_trades
@@ -112,6 +113,7 @@ class _Published:
     slots: np.ndarray  # sorted
     revision: np.ndarray
     is_partial: bool
+    has_gap: np.ndarray  # what folded gaps say of it (``candle_gaps.py``); the live ones are asked again
 
 
 def candle_values(
@@ -196,8 +198,7 @@ class CandleEngine:
         self._last_close = np.empty(0)  # NaN until the instrument's first base candle with trades
         self._stats = {name: np.zeros(0, dtype=np.int64) for name in SLOT_STATS}
         self._candles = np.zeros((0, len(self.timeframes)), dtype=np.int64)
-        self._gaps: list[list] = []  # [slot, start, end or None while open], exchange time
-        self._merge_at = 16  # merge the ended gaps when there are more (``_merge_gaps``)
+        self._gaps = CandleGaps()
         self._recent: list[OrderedDict[int, _Published]] = [OrderedDict() for _ in self.timeframes]
         self._processors: dict[str, LiveCandleProcessor] = {}
         #: whether an engine of one instrument on the event clock runs its compiled path
@@ -251,6 +252,7 @@ class CandleEngine:
         for name, values in self._stats.items():
             self._stats[name] = np.concatenate([values, np.zeros(extra, dtype=np.int64)])
         self._candles = np.vstack([self._candles, np.zeros((extra, len(self.timeframes)), dtype=np.int64)])
+        self._gaps.grow(capacity)
         self._capacity = capacity
 
     def processor(self, exchange_symbol: str) -> LiveCandleProcessor:
@@ -364,8 +366,7 @@ class CandleEngine:
         last_close = self._last_close[:1].copy()
         stats = np.zeros(6, dtype=np.int64)
         candles = np.zeros(len(self.timeframes), dtype=np.int64)
-        gaps = np.array([(g[1], _I64_MAX if g[2] is None else g[2]) for g in self._gaps], dtype=np.int64)
-        gap_start, gap_end = gaps.reshape(-1, 2).T.copy()
+        gap_start, gap_end = self._gaps.intervals(0)
         i = begin
         while True:
             stop, k = kernel.run_one(
@@ -391,9 +392,7 @@ class CandleEngine:
         st["late_dropped"][0] += stats[kernel.LATE_DROPPED]
         st["empty_candles"][0] += stats[kernel.EMPTY_CANDLES]
         st["gap_candles"][0] += stats[kernel.GAP_CANDLES]
-        if self._gaps:  # as _close_until leaves them: those that can still overlap an open candle
-            oldest = self.timeframes[-1].bucket_start(self.closed_through)
-            self._gaps = [g for g in self._gaps if g[2] is None or g[2] > oldest]
+        self._fold_gaps()
         self._candles[0] += candles
         self.ledger["applied"] += int(stats[kernel.APPLIED])
         self.ledger["late"] += int(stats[kernel.LATE_DROPPED])
@@ -624,7 +623,7 @@ class CandleEngine:
             if published is None or j >= len(published.slots) or published.slots[j] != slot:
                 stats["late_too_old"][slot] += count
                 continue
-            row = np.array([j])
+            row, end = np.array([j]), start + tf.micros
             published.buckets.merge_prices(row, *prices)
             published.buckets.sums[j] += sums
             published.revision[j] += 1
@@ -634,6 +633,7 @@ class CandleEngine:
                 self._columns(
                     i, start, published.buckets, row, published.slots[row], np.zeros(1),
                     published.is_partial, published.revision[row],
+                    published.has_gap[row] | self._gaps.live_mask(published.slots[row], start, end),
                 )
             )  # fmt: skip
         self.ledger["applied" if took else "late_too_old"] += count
@@ -643,31 +643,17 @@ class CandleEngine:
         same ``start`` and an end): every candle overlapping it gets ``has_gap`` (data_types/gaps.py)."""
         for s in exchange_symbols:
             slot = self.slot(s)
-            for gap in self._gaps:
-                if gap[0] == slot and gap[1] == start and gap[2] is None:
-                    gap[2] = None if end is None else max(end, start)
-                    break
-            else:
-                self._gaps.append([slot, start, end])
+            if self._gaps.set(slot, start, end):
                 self._stats["gaps"][slot] += 1
-        if end is not None and len(self._gaps) > self._merge_at:
-            self._merge_gaps()
+        if end is not None:
+            self._fold_gaps()
 
-    def _merge_gaps(self) -> None:
-        """Overlapping or touching ended gaps of one instrument become one (a candle overlaps their
-        union exactly when it overlaps one of them): a storm of lost frames keeps the list short. Run
-        when the list has doubled since the last merge (amortized constant time per gap)."""
-        ended = sorted((g for g in self._gaps if g[2] is not None), key=lambda g: (g[0], g[1]))
-        merged: list[list] = []
-        for gap in ended:
-            last = merged[-1] if merged else None
-            if last is not None and last[0] == gap[0] and gap[1] <= last[2]:
-                last[2] = max(last[2], gap[2])
-            else:
-                merged.append(list(gap))
-        if len(merged) < len(ended):
-            self._gaps = [g for g in self._gaps if g[2] is None] + merged
-        self._merge_at = 2 * len(self._gaps) + 16
+    def _fold_gaps(self) -> None:
+        """Gaps ending in closed buckets keep only what they say of open and published candles
+        (``candle_gaps.py``)."""
+        if self.closed_through is not None and self._gaps.live:
+            recent = [(tf.micros, self._recent[i]) for i, tf in enumerate(self.timeframes)]
+            self._gaps.fold(self.closed_through, recent if self.late_policy == "revise" else ())
 
     # -- clock ---------------------------------------------------------------------------------
     @property
@@ -725,9 +711,7 @@ class CandleEngine:
             self.closed_through = start + self.base_us  # type: ignore[operator]
             self._close_base(start, out)  # type: ignore[arg-type]
             walked += 1
-        if self._gaps:
-            oldest = self.timeframes[-1].bucket_start(self.closed_through)  # type: ignore[arg-type]
-            self._gaps = [g for g in self._gaps if g[2] is None or g[2] > oldest]
+        self._fold_gaps()
 
     def _skip_to(self, t: int) -> None:
         """The clock moved more than ``max_walk`` buckets: every open candle is closed by now (the walk
@@ -792,8 +776,9 @@ class CandleEngine:
         if self.late_policy == "revise":
             recent = self._recent[tf_index]
             recent[start] = _Published(
-                buckets.take(rows[slots]), slots, columns.revision.copy(), columns.is_partial
-            )
+                buckets.take(rows[slots]), slots, columns.revision.copy(), columns.is_partial,
+                self._gaps.through[slots] > start,
+            )  # fmt: skip
             while len(recent) > self.revise_window:
                 recent.popitem(last=False)
         out.add(columns)
@@ -808,9 +793,10 @@ class CandleEngine:
         previous_close: np.ndarray,
         is_partial: bool | None = None,
         revision: np.ndarray | None = None,
+        has_gap: np.ndarray | None = None,
     ) -> CandleColumns:
         """The candles of ``rows`` (instruments ``slots``): those with trades, and the empty ones of
-        instruments that have a previous close to carry."""
+        instruments that have a previous close to carry; ``has_gap`` default: as open candles."""
         count = buckets.count[rows]
         empty = count == 0
         publish = ~empty | ~np.isnan(previous_close)
@@ -838,17 +824,10 @@ class CandleEngine:
                 b.sums[rows],
                 previous_close,
             ),
-            has_gap=self._gap_mask(slots, start, end),
+            has_gap=self._gaps.mask(slots, start, end) if has_gap is None else has_gap,
             is_partial=is_partial,
             revision=np.zeros(len(rows), dtype=np.int64) if revision is None else revision,
         )
-
-    def _gap_mask(self, slots: np.ndarray, start: int, end: int) -> np.ndarray:
-        mask = np.zeros(len(slots), dtype=bool)
-        for slot, g0, g1 in self._gaps:
-            if g0 < end and (g1 is None or g1 > start):
-                mask |= slots == slot
-        return mask
 
     # -- stats ---------------------------------------------------------------------------------
     @property
