@@ -10,6 +10,8 @@ pay for it (``make bench`` measures both, bench/feature_bench.py):
 - every object made so far (modules, compiled code, clients, warm-up) is moved out of the garbage
   collector's view (``gc.freeze``): a full collection walks ~150,000 of them, a ~55 ms pause at a moment
   the collector picks; after the freeze a full collection only sees what the run itself keeps;
+- glibc's mmap and trim thresholds are fixed (``steady_malloc``), so that a burst of large buffers goes
+  back to the system rather than staying in the heap;
 - the clean pages of the files mapped read-only (machine code and read-only data of the libraries) are
   dropped from the process (``release_file_pages``): ~100 MiB, most of it LLVM's library (llvmlite),
   which numba runs only to compile or load a kernel, never on the live path; then the code only start-up
