@@ -47,8 +47,9 @@ export function isoToUs (s) {
  * @param {number} us
  */
 export function dateFromUs (us) {
-  const d = new Date(Math.floor(us / 1000))
-  d.μs = us - Math.floor(us / 1000) * 1000
+  const ms = Math.floor(us / 1000)
+  const d = new Date(ms)
+  d.μs = us - ms * 1000
   return d
 }
 

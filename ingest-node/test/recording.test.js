@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { readRecording, newRecordingStats, parseTimestampUs, parseEpochSecondsUs, checkRecordings, readLines } from '../src/replay/recording.js'
+import { readRecording, newRecordingStats, parseTimestampUs, parseEpochSecondsUs, checkRecordings, readLines, parseLine } from '../src/replay/recording.js'
 import { memoryLog } from '../src/log.js'
 import { tmpDir, writeGz, headLines, SPOT_0808, BITMEX_WS, COINBASE_WS, DERIBIT_WS, cryptofeedReceived } from './helpers.js'
 
@@ -180,4 +180,44 @@ describe('recording reader', () => {
     assert.equal(parseTimestampUs('2024-08-08T23:54:15.5Z'), Date.UTC(2024, 7, 8, 23, 54, 15) * 1000 + 500000)
     assert.ok(Number.isNaN(parseTimestampUs('yesterday')))
   })
+
+  test('lines across the reader\'s pieces: exactly the lines of a plain split, CRLF or not', async () => {
+    // ~1.5 MB: several 256 KiB pieces, lines of every length up to 700 kB, so that lines start, end and
+    // span whole pieces at every offset
+    const lines = []
+    for (let k = 0; lines.length < 4000; k++) lines.push(`${k} ` + 'x'.repeat((k * 7919) % 997) + (k % 500 === 0 ? 'y'.repeat(700_000 * (k % 1000 === 0)) : ''))
+    const dir = tmpDir()
+    for (const eol of ['\n', '\r\n']) {
+      const file = join(dir, `pieces${eol.length}.gz`)
+      writeFileSync(file, gzipSync(lines.join(eol) + eol))
+      const got = []
+      for await (const line of readLines(file)) got.push(line)
+      assert.equal(got.length, lines.length)
+      assert.ok(got.every((line, i) => line === lines[i]), 'every line as written')
+    }
+  })
+
+  test('every line reads as parseLine reads it: the quick path for <ns> {object} lines, the rest as before', async () => {
+    const lines = [
+      `1723161254087896568 ${t1}`, // 19-digit ns
+      `172316125408789656 ${t2}`, // 18 digits
+      `9999999999999999999 ${t1}`, // beyond 2^53 µs: parseLine's string cut
+      `17231612540878965x8 ${t1}`, // not all digits
+      `1723161254087896568 [1,2]`, // an array
+      `1723161254087896568 {"stream":`, // truncated
+      `1723161254087896568 ${t3} `, // trailing blank
+      `1723161254087 ${t2}`, // ms
+      `2024-08-08T23:54:15.5Z ${t1}`, // ISO
+      ` 1723161254087896568 ${t1}` // leading blank
+    ]
+    const dir = tmpDir()
+    const file = join(dir, 'forms.txt')
+    writeFileSync(file, lines.join('\n') + '\n')
+    const { out, stats } = await readAll([file])
+    const want = lines.map((line, i) => [i + 1, parseLine(line)]).filter(([, r]) => typeof r === 'object' && r.tsUs !== undefined)
+    assert.deepEqual(out.map((m) => [m.line, { tsUs: m.tsUs, raw: m.raw, data: m.data }]), want)
+    assert.equal(stats.messages, want.length)
+    assert.equal(stats.bad, lines.length - want.length)
+  })
 })
+

@@ -84,7 +84,8 @@ export function directMessages ({ exchange, symbols, dataTypes, files, bookDepth
   /** @type {Record<string, number>} */
   const internal = {}
   const upper = symbols.map((s) => s.toUpperCase())
-  const wanted = (symbol) => upper.length === 0 || upper.includes(symbol)
+  const allSymbols = upper.length === 0
+  const wantedSet = new Set(upper)
   let held = false
   /** @type {(() => void)|null} */
   let release = null
@@ -113,6 +114,26 @@ export function directMessages ({ exchange, symbols, dataTypes, files, bookDepth
   }
 
   /**
+   * One frame through the mappers as normalizeMessages drives them (canHandle, then map); the
+   * messages of subscribed symbols appended to `out`. Returns the error a mapper threw, else null.
+   * @param {any[]} mappers @param {any} msg @param {Date} localTimestamp @param {any[]} out
+   */
+  const feed = (mappers, msg, localTimestamp, out) => {
+    try {
+      for (let k = 0; k < mappers.length; k++) {
+        const mapper = mappers[k]
+        if (!mapper.canHandle(msg)) continue
+        const mapped = mapper.map(msg, localTimestamp)
+        if (!mapped) continue
+        for (const m of mapped) if (allSymbols || wantedSet.has(m.symbol)) out.push(m)
+      }
+    } catch (e) {
+      return e
+    }
+    return null
+  }
+
+  /**
    * tardis-dev's normalized messages (book_change included), before compute: an array per batch of
    * recorded messages (readRecordingBatches), so that the async generators between the file and the
    * pipeline turn once per batch, not once per message.
@@ -132,23 +153,18 @@ export function directMessages ({ exchange, symbols, dataTypes, files, bookDepth
         }
         counts.sent++
         const localTimestamp = dateFromUs(rec.tsUs)
-        // the session's greeting and answers reach the client before the first recorded frame
-        const msgs = replies.length === 0 ? [routed] : [...replies, routed]
-        replies = []
         let failed = null
-        for (const text of msgs) {
-          // the parse the WebSocket client would do; a frame sent as recorded is parsed already
-          const msg = text === rec.raw ? rec.data : JSON.parse(text)
-          try {
-            for (const mapper of mappers) {
-              if (!mapper.canHandle(msg)) continue
-              const mapped = mapper.map(msg, localTimestamp)
-              if (!mapped) continue
-              for (const m of mapped) if (wanted(m.symbol)) out.push(m)
-            }
-          } catch (e) {
-            failed = e
-            break
+        if (replies.length === 0) {
+          // the common case: one frame, no array of frames to go through
+          failed = feed(mappers, routed === rec.raw ? rec.data : JSON.parse(routed), localTimestamp, out)
+        } else {
+          // the session's greeting and answers reach the client before the first recorded frame
+          const msgs = [...replies, routed]
+          replies = []
+          for (const text of msgs) {
+            // the parse the WebSocket client would do; a frame sent as recorded is parsed already
+            failed = feed(mappers, text === rec.raw ? rec.data : JSON.parse(text), localTimestamp, out)
+            if (failed !== null) break
           }
         }
         if (failed !== null) {
