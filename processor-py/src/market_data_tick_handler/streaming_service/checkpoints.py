@@ -34,8 +34,9 @@ from ..config import StreamingConfig
 
 log = logging.getLogger(__name__)
 
-#: raised when the pickled classes change in a way an older checkpoint cannot be read into
-FORMAT = 1
+#: raised when the pickled classes change in a way an older checkpoint cannot be read into (2: the candle
+#: engine's gaps, ``candle_processor/candle_gaps.py``)
+FORMAT = 2
 _NAME = re.compile(r"^checkpoint-(\d{20})\.ckpt$")
 
 
