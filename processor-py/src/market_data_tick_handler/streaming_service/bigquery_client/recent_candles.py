@@ -21,16 +21,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from google.api_core import exceptions as api_errors
-from google.cloud import bigquery
+from typing import TYPE_CHECKING, Any
 
 from ...config import StreamingConfig
 from ..candle_processor import Timeframe
 from ..candle_processor.schema import WARM_UP
-from .clients import rest_client
 from .tables import CANDLE_COLUMNS, candle_table_name, target_dataset
+
+if TYPE_CHECKING:  # the Google client loads only when BigQuery is read (the local store shares the rest)
+    from google.cloud import bigquery
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: the columns a warm-up reads (``TickHandler.warm_up``): the candle's names and the fields the schema
@@ -88,6 +87,8 @@ def candle_query(table_id: str, partition_field: str) -> str:
 def query_parameters(
     exchange: str, symbols: Sequence[str], since_us: int, last_start_us: int
 ) -> list[bigquery.ScalarQueryParameter | bigquery.ArrayQueryParameter]:
+    from google.cloud import bigquery
+
     return [
         bigquery.ScalarQueryParameter("exchange", "STRING", exchange),
         bigquery.ArrayQueryParameter("symbols", "STRING", sorted({s.lower() for s in symbols})),
@@ -120,6 +121,8 @@ def query_recent_candles(
 ) -> list[dict[str, Any]]:
     """The candles of one table (see the module's docstring), oldest first per series. Raises what the
     client raises (``NotFound`` for a table or dataset that does not exist)."""
+    from google.cloud import bigquery
+
     since, last_start = bounds(until_us, Timeframe.parse(timeframe).micros, count)
     config = bigquery.QueryJobConfig(query_parameters=query_parameters(exchange, symbols, since, last_start))
     sql = candle_query(table_id, partition_field)
@@ -144,6 +147,10 @@ class RecentCandles:
 def read_recent_candles(config: StreamingConfig, project: str, until_us: int) -> RecentCandles:
     """Recent candles of every hft timeframe and every exchange streamed, from the dataset persist mode
     would write to (blocking; never raises: a failure is in ``error``)."""
+    from google.api_core import exceptions as api_errors
+
+    from .clients import rest_client
+
     bq = config.persist.bigquery
     dataset, partitioning = target_dataset(bq, config.ingest.source)
     out = RecentCandles(project, dataset, until_us)
@@ -181,6 +188,9 @@ def read_recent_candles(config: StreamingConfig, project: str, until_us: int) ->
 
 def _dataset_exists(client: bigquery.Client, project: str, dataset: str, timeout: float) -> bool:
     """After a NotFound: is it the table (False: the dataset is there) or the dataset that is missing?"""
+    from google.api_core import exceptions as api_errors
+    from google.cloud import bigquery
+
     try:
         client.get_dataset(bigquery.DatasetReference(project, dataset), retry=None, timeout=timeout)
     except api_errors.NotFound:
