@@ -226,6 +226,16 @@ def test_a_silence_between_two_rows_of_one_frame_is_a_closed_stale_gap_and_flags
     assert [((c.timestamp_in - T0) // S, c.has_gap) for c in result.candles] == [(0, True), (15, True)]
 
 
+def test_a_silence_inside_a_one_symbol_frame_is_found_in_time_order_when_the_rows_are_not():
+    h = _handler(30_000)
+    rows = [
+        (0, T0 + 1 * S, 100.0, 1.0, "buy"),
+        (0, T0 + 40 * S, 101.0, 1.0, "buy"),
+        (0, T0 + 2 * S, 100.0, 1.0, "buy"),  # late: in time order the silence is 2 s -> 40 s, not 1 s -> 40 s
+    ]
+    assert _gaps(h.handle_bytes(trade_frame(rows, 0, "g"))) == [("BTCUSDT", "stale", 2 * S, 40 * S)]
+
+
 def test_event_clock_a_disconnect_starts_at_the_exchange_clock_and_ends_for_all_at_the_next_message():
     h = _handler(30_000)
     h.handle_bytes(

@@ -161,10 +161,13 @@ class GapProcessor(DataTypeProcessor):
                 sym, ts = sym[ok], ts[ok]
             first = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
             last = np.full(k, UNKNOWN, dtype=np.int64)
-            np.minimum.at(first, sym, ts)
-            np.maximum.at(last, sym, ts)
+            if k == 1 and len(ts):  # one symbol (a backfill's frames): no scatter
+                first[0], last[0] = ts.min(), ts.max()
+            else:
+                np.minimum.at(first, sym, ts)
+                np.maximum.at(last, sym, ts)
             present = last != UNKNOWN
-            inner = self._silences_within(sym, ts)
+            inner = self._silences_within(sym, ts, k)
         for state, entries in groups:
             positions, indexes = entries.positions, entries.slots
             here = present[positions]
@@ -202,11 +205,16 @@ class GapProcessor(DataTypeProcessor):
             top = int(t1.max())
             state.clock = top if state.clock is None else max(state.clock, top)
 
-    def _silences_within(self, sym: np.ndarray, ts: np.ndarray) -> list[tuple[int, int, int]]:
+    def _silences_within(self, sym: np.ndarray, ts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
         """(frame symbol index, from, to) of every silence of ``stale_after_ms`` or more between two
-        rows of one symbol in one frame: in a replay at full speed one frame can span many seconds."""
+        rows of one symbol in one frame (``k`` symbols in its table): in a replay at full speed one
+        frame can span many seconds."""
         if len(ts) < 2 or int(ts.max()) - int(ts.min()) < self.stale_us:
             return []
+        if k == 1:  # one symbol: its times in order are enough (most often they are in order already)
+            t = ts if (ts[1:] >= ts[:-1]).all() else np.sort(ts)
+            hit = np.flatnonzero(t[1:] - t[:-1] >= self.stale_us)
+            return [(0, int(t[j]), int(t[j + 1])) for j in hit.tolist()]
         order = np.lexsort((ts, sym))
         s, t = sym[order], ts[order]
         hit = np.flatnonzero((s[1:] == s[:-1]) & (t[1:] - t[:-1] >= self.stale_us))
