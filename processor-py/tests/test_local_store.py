@@ -115,6 +115,21 @@ def test_candle_rows_have_the_bigquery_columns_types_nulls_and_the_values_handed
     assert eth["vwap"] is eth["first_trade_time"] is eth["last_trade_time"] is eth["sma_5"] is None
 
 
+def test_candle_rows_carry_every_feature_or_a_run_of_them_with_the_others_null(tmp_path):
+    st = LocalStore(tmp_path / "wh", now=NOW)
+    st.ensure(LIVE)
+    candle_names = {f.name for f in dataclasses.fields(Candle)}
+    names = [c.name for c in LIVE.columns if c.type == "FLOAT64" and c.name not in candle_names]
+    assert len(names) > 10
+    every = {name: float(i) + 0.5 for i, name in enumerate(names)}  # all of them, in the table's order
+    run = {name: -float(i) for i, name in enumerate(names[3:6])}  # three in a row, the others missing
+    candles = [_candle(features=every), _candle(t_in=T0 + 60 * S, features=run)]
+    _append(st, LIVE, _candle_rows(st, candles, T0 + 120 * S, T0 + 120 * S))
+    rows = _rows(st, f"SELECT * FROM {LIVE.dataset}.{LIVE.name} ORDER BY timestamp_in")
+    assert [rows[0][name] for name in names] == [float(i) + 0.5 for i in range(len(names))]
+    assert [rows[1][name] for name in names] == [None] * 3 + [-0.0, -1.0, -2.0] + [None] * (len(names) - 6)
+
+
 def test_tick_rows_have_their_tables_columns_book_levels_as_lists_of_structs_and_nulls(tmp_path):
     st = LocalStore(tmp_path / "wh", now=NOW)
     out = T0 + 10 * S

@@ -55,7 +55,7 @@ class CandleCodec:
         self._fields = tuple((self._word[f.name], f.name, f.kind is FLOAT) for f in CANDLE_FIELDS)
         self._features = tuple(c.name for c in numbers if c.name not in candle)
         self._first_feature = self._word[self._features[0]] if self._features else self._words
-        self._feature_words: dict[tuple[str, ...], np.ndarray] = {}
+        self._feature_words: dict[tuple[str, ...], tuple[slice | np.ndarray, bool]] = {}
         self._tails: dict[tuple[str, str, str, str], bytes] = {}
         self._names: dict[bytes, tuple[str, ...]] = {}
 
@@ -71,11 +71,14 @@ class CandleCodec:
         words[:, 3] = block.stamps.out_us
         for j, name, is_float in self._fields:
             (floats if is_float else words)[:, j] = getattr(c, name)
-        first = self._first_feature
-        floats[:, first:] = np.nan
         features = c.features
         if features is not None and len(features.names):
-            floats[:, self._feature_positions(features.names)] = features.values
+            where, every = self._feature_positions(features.names)
+            if not every:
+                floats[:, self._first_feature :] = np.nan
+            floats[:, where] = features.values
+        else:
+            floats[:, self._first_feature :] = np.nan
         buf, width = words.tobytes(), self._width
         exchange, timeframe = block.exchange, c.timeframe
         symbols, exchange_symbols, tails, rows = block.symbols, block.exchange_symbols, self._tails, []
@@ -87,14 +90,20 @@ class CandleCodec:
             rows.append(buf[i * width : (i + 1) * width] + tail)
         return rows
 
-    def _feature_positions(self, names: tuple[str, ...]) -> np.ndarray:
-        positions = self._feature_words.get(names)
-        if positions is None:
+    def _feature_positions(self, names: tuple[str, ...]) -> tuple[slice | np.ndarray, bool]:
+        """The words of ``names`` (a slice where they are consecutive, as the catalogue's order makes
+        them), and whether they are every feature word (no NaN to fill in first)."""
+        got = self._feature_words.get(names)
+        if got is None:
             unknown = [name for name in names if name not in self._word]
             if unknown:
                 raise ValueError(f"{self.table.name}: no column for the feature(s) {unknown}")
-            positions = self._feature_words[names] = np.array([self._word[name] for name in names])
-        return positions
+            words = [self._word[name] for name in names]
+            consecutive = words == list(range(words[0], words[0] + len(words)))
+            where = slice(words[0], words[-1] + 1) if consecutive else np.array(words)
+            every = sorted(words) == list(range(self._first_feature, self._words))
+            got = self._feature_words[names] = (where, every)
+        return got
 
     # -- decode ----------------------------------------------------------------------------------------
     def decode(self, rows: Sequence[bytes]) -> pa.Table:
