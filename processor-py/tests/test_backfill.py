@@ -8,6 +8,7 @@ import collections
 import gzip
 import io
 import logging
+import re
 from datetime import date
 from pathlib import Path
 
@@ -194,6 +195,21 @@ def test_the_progress_line_says_days_trades_rate_and_time_left():
     assert line.endswith("\n") and "\r" not in line  # not a terminal: plain lines
 
 
+def test_the_rate_counts_from_start_and_the_last_line_says_how_long_the_start_up_took():
+    out = io.StringIO()
+    progress = Progress(total_days=1, total_bytes=100, stream=out, every_s=0)
+    progress.started -= 30.0  # thirty seconds of start-up (imports, kernels, tables) before start()
+    progress.start()
+    progress.started -= 2.0  # then two seconds of work
+    progress.start()  # a later symbol's: changes nothing
+    progress.days, progress.trades, progress.bytes_done = 1, 3_000_000, 100
+    progress.close()
+    line = out.getvalue()
+    rate = int(re.search(r"trades 3,000,000, ([\d,]+) trades/s", line).group(1).replace(",", ""))
+    assert 1_499_000 < rate <= 1_500_000  # over the two seconds, not thirty-two
+    assert line.rstrip().endswith("(after a start-up of 30.00 s: tables, compiled kernels)")
+
+
 def test_a_bad_row_met_while_streaming_goes_on_from_the_first_row_not_handed_on(tmp_path, caplog):
     from market_data_tick_handler.backfill.sources import iter_tardis_trades
 
@@ -203,7 +219,8 @@ def test_a_bad_row_met_while_streaming_goes_on_from_the_first_row_not_handed_on(
     with caplog.at_level(logging.ERROR):
         # blocks of ~2 rows: the first pieces are read typed and handed on before the bad row is met
         pieces = list(iter_tardis_trades(path, "binance", "BTCUSDT", DAY, piece_rows=3, block_size=200))
-    assert len(pieces) >= 2 and len(pieces[0]) >= 3
+    # a short first piece (an eighth, at least a row), then pieces of three rows or more
+    assert len(pieces) >= 3 and len(pieces[0]) >= 1 and len(pieces[1]) >= 3
     got = [i for p in pieces for i in p.ids]
     assert got == [str(100 + k) for k in range(10) if k != 7]  # each good row once, in order
     assert sum((p.bad_rows for p in pieces), start=collections.Counter()) == {"price": 1}

@@ -216,7 +216,17 @@ async def run(args: argparse.Namespace, config: StreamingConfig, jobs: list[Symb
     progress = Progress(
         total_days=sum(len(j.days) for j in jobs), total_bytes=sum(sum(j.sizes.values()) for j in jobs)
     )
-    backfill = Backfill(config, sinks, _state_dir(args, config), progress, args.force, not args.no_warmup)
+
+    async def start_sinks() -> None:
+        for sink in sinks:
+            await sink.start()
+
+    # the tables are checked or made (in threads) while the first symbol's reader and processor are made
+    started = asyncio.ensure_future(start_sinks())
+    await asyncio.sleep(0)  # its first table is in a thread from here on
+    backfill = Backfill(
+        config, sinks, _state_dir(args, config), progress, args.force, not args.no_warmup, ready=started
+    )
     loop = asyncio.get_running_loop()
     received: list[int] = []
 
@@ -231,11 +241,10 @@ async def run(args: argparse.Namespace, config: StreamingConfig, jobs: list[Symb
         loop.add_signal_handler(sig, on_signal, sig)
     code = 0
     try:
-        for sink in sinks:
-            await sink.start()
         for job in jobs:
             if not await backfill.run(job):
                 break
+        await started  # (when no job needed the sinks: every day was done before)
     except WriteRefused as exc:
         log.error("cannot write the tables: %s", exc)
         code = 1
@@ -243,6 +252,7 @@ async def run(args: argparse.Namespace, config: StreamingConfig, jobs: list[Symb
         log.error("%s", exc)
         code = 1
     finally:
+        await asyncio.gather(started, return_exceptions=True)  # not still starting as the sinks close
         for sink in sinks:
             await sink.close()
         for sig in (signal.SIGINT, signal.SIGTERM):

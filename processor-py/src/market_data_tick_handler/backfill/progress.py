@@ -1,6 +1,8 @@
 """The backfill's progress bar on stderr: days (files) done, trades, trades/s and the time left.
 
-On a terminal one line is redrawn in place (``\\r``) at most 5 times a second; otherwise (a log file, a
+Elapsed time and trades/s count from :meth:`Progress.start`, when the first symbol's processor is ready
+(its compiled kernels loaded, the tables made); the last line says how long that start-up took. On a
+terminal one line is redrawn in place (``\\r``) at most 5 times a second; otherwise (a log file, a
 pipe) a plain line is written every ``every_s`` seconds, and one at the end. The time left is estimated
 from the bytes of input still to read at the rate so far.
 """
@@ -31,9 +33,18 @@ class Progress:
     bad_rows: int = 0
     bytes_done: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: seconds from this object's making to :meth:`start` (imports done: tables, compiled kernels)
+    startup_s: float | None = None
     _shown: float = 0.0
     _tty: bool | None = None
     _width: int = 0
+
+    def start(self) -> None:
+        """The work begins: elapsed time and trades/s count from now (the first call; later ones, of the
+        next symbols, change nothing). The start-up before is shown apart, in the last line."""
+        if self.startup_s is None:
+            now = time.monotonic()
+            self.startup_s, self.started = now - self.started, now
 
     @property
     def tty(self) -> bool:
@@ -57,13 +68,15 @@ class Progress:
             f" {rate:,.0f} trades/s, elapsed {_duration(elapsed)}, ETA {left}{bad}"
         )
 
-    def update(self, symbol: str = "", force: bool = False) -> None:
+    def update(self, symbol: str = "", force: bool = False, last: bool = False) -> None:
         now = time.monotonic()
         interval = 0.2 if self.tty else self.every_s
         if not force and now - self._shown < interval:
             return
         self._shown = now
         text = self.line(symbol)
+        if last and self.startup_s is not None:
+            text += f" (after a start-up of {self.startup_s:.2f} s: tables, compiled kernels)"
         if self.tty:
             pad = " " * max(0, self._width - len(text))
             self._width = len(text)
@@ -73,7 +86,7 @@ class Progress:
         self.stream.flush()
 
     def close(self, symbol: str = "") -> None:
-        self.update(symbol, force=True)
+        self.update(symbol, force=True, last=True)
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()

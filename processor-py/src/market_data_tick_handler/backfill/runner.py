@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -151,9 +151,11 @@ class Backfill:
         progress: Progress,
         force: bool = False,
         warmup: bool = True,
+        ready: Awaitable[None] | None = None,
     ) -> None:
         self.config = config
         self.sinks = sinks
+        self.ready = ready  # the sinks' start, awaited before the first row is handed to them
         self.state_dir = state_dir
         self.progress = progress
         self.force = force
@@ -210,10 +212,14 @@ class Backfill:
             log.warning("%s: no usable state after %s: the range is done again from %s", name, first, days[0])
             state.forget_from(days[0])
             todo = 0
-        # the files are read ahead in a thread from now on, while the processor's objects are made
+        service = StreamingService(config, self.sinks)  # the first one loads the compiled kernels
+        if self.ready is not None:
+            await self.ready
+        self.progress.start()  # the start-up ends here (as a replay's clock starts at its first frame)
+        # the files are read ahead in a thread from now on
         reader = ReadAhead(_pieces(job, days[todo:] if todo is not None else []))
         try:
-            return await self._run(job, config, state, fp, restored, reader, days, name)
+            return await self._run(job, config, service, state, fp, restored, reader, days, name)
         finally:
             reader.close()
 
@@ -221,6 +227,7 @@ class Backfill:
         self,
         job: SymbolJob,
         config: StreamingConfig,
+        service: StreamingService,
         state: SymbolState,
         fp: str,
         restored: Any,
@@ -228,7 +235,6 @@ class Backfill:
         days: list[date],
         name: str,
     ) -> bool:
-        service = StreamingService(config, self.sinks)
         if restored is not None:
             restored.keep_trades = service.handler.keep_trades  # this run's sinks: --ticks or not
             service.handler = restored

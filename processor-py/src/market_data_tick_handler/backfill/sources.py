@@ -284,6 +284,7 @@ class _Reader:
             _check_header(self.path, reader.schema.names)
             batches: list[pa.RecordBatch] = []
             rows = 0
+            want = max(1, self.piece_rows // 8) if self.delivered == 0 else self.piece_rows  # a short first
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -297,9 +298,9 @@ class _Reader:
                     raise _Fallback
                 batches.append(batch)
                 rows += batch.num_rows
-                if rows >= self.piece_rows:
+                if rows >= want:  # (a short first piece: the engine starts on it while the next is read)
                     yield self._typed_piece(batches)
-                    batches, rows = [], 0
+                    batches, rows, want = [], 0, self.piece_rows
             if invalid:
                 raise _Fallback
             if batches or self.first:
