@@ -47,6 +47,7 @@ from ..data_types.trades import TradeRows, compile_trade_check
 from ..hft_features import FeatureStage
 from ..instrument_service import InstrumentMapper
 from .counters import Counters
+from .log_budget import LogBudget
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ class FrameRouter:
         self._sessions: dict[str, int] = {}  # session -> next expected seq, least recently seen first
         self._seq_jumps: dict[str, int] = {}  # session -> seq of a frame dropped as an implausible jump
         self._gap_records: list[Record] = []
+        #: gap lines in the log: at most 20 a minute, the others counted in one line (every gap is counted)
+        self.gap_log = LogBudget(log, "gap")
         #: hand each trade frame's valid rows on (``FrameResult.trade_rows``): set when a sink wants them
         self.keep_trades = False
         #: frame type -> its handler
@@ -155,6 +158,11 @@ class FrameRouter:
             "liquidations": self._feed_liquidations,
         }
         compile_trade_check()  # at start, not at the first trade frame
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A checkpoint's router (pickled whole); one made before the gap log had a budget gets one."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("gap_log", LogBudget(log, "gap"))
 
     # -- the counts, as attributes -------------------------------------------------------------------
     @property
@@ -423,6 +431,8 @@ class FrameRouter:
             if r.end is None:
                 self.counts[f"gaps_{r.reason}"] += 1
         for (exchange, reason, start, end), symbols in groups.items():
+            if not self.gap_log.allow(reason):
+                continue
             names = ", ".join(symbols[:10]) + (f" and {len(symbols) - 10} more" if len(symbols) > 10 else "")
             log.warning(
                 "gap (%s) on %s %s: from %s %s; candles in it are flagged has_gap",
