@@ -4,12 +4,14 @@ worked out by hand."""
 
 from collections.abc import Callable
 
+import numpy as np
 from helpers import T0, S, control_frame, trade_frame
 
 from market_data_tick_handler.config import config_from_dict
 from market_data_tick_handler.streaming_service import DataTypeRouter
 from market_data_tick_handler.streaming_service.clock import EventClock
 from market_data_tick_handler.streaming_service.data_types import Gap, GapProcessor
+from market_data_tick_handler.streaming_service.data_types.gaps import moves_clock
 from market_data_tick_handler.streaming_service.tick_processor import CandleSettings, FrameResult, TickHandler
 from market_data_tick_handler.wire import decode_frame, encode_frame
 
@@ -234,6 +236,33 @@ def test_a_silence_inside_a_one_symbol_frame_is_found_in_time_order_when_the_row
         (0, T0 + 2 * S, 100.0, 1.0, "buy"),  # late: in time order the silence is 2 s -> 40 s, not 1 s -> 40 s
     ]
     assert _gaps(h.handle_bytes(trade_frame(rows, 0, "g"))) == [("BTCUSDT", "stale", 2 * S, 40 * S)]
+
+
+def test_the_clock_moves_with_a_confirmed_jump_and_not_with_a_stray_or_an_unconfirmed_one():
+    def moves(ts, clock=0):  # the jump rule of candle_engine.py: 60 s, two more trades to confirm
+        return moves_clock(np.array(ts, dtype=np.int64) * S, clock * S, 60 * S, 2).tolist()
+
+    assert moves([10, 20, 200, 201, 202, 203]) == [True] * 6  # a hole of 180 s, confirmed
+    assert moves([10, 500, 20, 30]) == [True, False, True, True]  # a stray, refuted by the trade after
+    assert moves([10, 500, 501]) == [True, False, False]  # not confirmed by the end of the frame
+    assert moves([170, 171, 172], clock=100) == [True] * 3  # a hole right after the clock
+    assert moves([10, 70, 130, 190]) == [True] * 4  # each within 60 s of the one before
+
+
+def test_a_silence_longer_than_the_clock_jump_ends_at_the_first_trade_after_it():
+    h = _handler(30_000)
+    h.handle_bytes(
+        trade_frame([(0, T0 + 1 * S, 100.0, 1.0, "buy"), (0, T0 + 2 * S, 100.0, 1.0, "buy")], 0, "g")
+    )
+    # 298 s without a trade (more than the clock's 60 s jump): the trades after it confirm the jump
+    back = [(0, T0 + 300 * S + k * 500_000, 101.0, 1.0, "buy") for k in range(4)]
+    resumed = h.handle_bytes(trade_frame(back, 1, "g"))
+    assert _gaps(resumed) == [("BTCUSDT", "stale", 2 * S, 300 * S)]  # not at a later frame's first trade
+    later = h.handle_bytes(trade_frame([(0, T0 + 320 * S, 101.0, 1.0, "buy")], 2, "g"))
+    flags = {
+        (c.timestamp_in - T0) // S: c.has_gap for c in resumed.candles + later.candles if c.timeframe == "15s"
+    }
+    assert flags[285] is True and flags[300] is False  # the candle the trades came back in has no gap
 
 
 def test_event_clock_a_disconnect_starts_at_the_exchange_clock_and_ends_for_all_at_the_next_message():

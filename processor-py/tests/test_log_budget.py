@@ -37,7 +37,7 @@ def test_the_first_lines_of_a_window_pass_the_rest_are_counted_and_said_once_the
 def test_a_router_of_many_quiet_symbols_logs_twenty_gap_lines_then_counts_the_rest(caplog):
     symbols = tuple(("binance", f"S{k}USDT") for k in range(30))
     h = TickHandler(CandleSettings(clock="event"))
-    # each symbol silent from 1 s + k ms to 46 s + k ms (stale after 30 s): thirty gaps of different times, a line each
+    # each symbol silent from 1 s + k ms to 46 s + k ms (stale after 30 s): thirty gaps, a line each
     first = [(k, T0 + S + 1000 * k, 1.0, 1.0, "buy") for k in range(30)]
     again = [(k, T0 + 46 * S + 1000 * k, 1.0, 1.0, "buy") for k in range(30)]
     with caplog.at_level(logging.WARNING):

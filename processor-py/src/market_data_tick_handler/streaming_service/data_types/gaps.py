@@ -82,6 +82,40 @@ class _Exchange:
             self.count = int(np.count_nonzero(self.subscribed))
 
 
+def moves_clock(ts: np.ndarray, clock: int, jump: int, confirm: int) -> np.ndarray:
+    """Which rows of ``ts`` (one exchange's, in arrival order) move an event clock at ``clock``, by the
+    candle engine's jump rule (``candle_engine.py``): a row more than ``jump`` past the clock counts once
+    it and at least ``confirm`` rows right after it are all that far ahead (a hole in the data: the
+    clock then moves to the earliest of them); rows refuted by a row back within reach (strays), and
+    rows still unconfirmed when the frame ends, do not. The gap tracker hears a symbol only from rows
+    that count, so the end of a silence longer than ``jump`` is its first trade, not a later frame's."""
+    n = len(ts)
+    ok = np.ones(n, dtype=bool)
+    c, i = clock, 0
+    while i < n:
+        seg = ts[i:]
+        run = np.maximum.accumulate(seg)
+        prev = np.empty_like(seg)
+        prev[0] = c
+        np.maximum(run[:-1], c, out=prev[1:])
+        off = seg > prev + jump
+        k = int(np.argmax(off)) if off.any() else len(seg)
+        if k:
+            c = max(c, int(run[k - 1]))
+        if k == len(seg):
+            break
+        first = i + k
+        rest = ts[first:]
+        away = rest > c + jump
+        r = len(rest) if away.all() else int(np.argmin(away))
+        if r > confirm:  # confirmed: the clock moves to the earliest of them, and they are taken from there
+            c, i = int(rest[: confirm + 1].min()), first
+            continue
+        ok[first : first + r] = False
+        i = first + r
+    return ok
+
+
 class GapProcessor(DataTypeProcessor):
     data_type = "gaps"
 
@@ -146,17 +180,13 @@ class GapProcessor(DataTypeProcessor):
                 # no exchange time: tardis-dev gives such a message (a BitMEX liquidation, a Coinbase
                 # book image) its arrival time, which in a replay is today: it must not move the clock
                 ok &= ts != local
-            horizons = [self.clock.horizon_us(state.name) for state, _ in groups]
-            if len(groups) == 1:  # one exchange (the common case): one bound
-                h = horizons[0]
-                if h is not None and len(ts) and int(ts.max()) > h:
-                    ok &= ts <= h
-            elif k and any(h is not None for h in horizons):
-                limit = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
-                for (_, entries), h in zip(groups, horizons, strict=True):
-                    if h is not None:
-                        limit[entries.positions] = h
-                ok &= ts <= limit[np.minimum(sym, k - 1)]
+            jump, confirm = self.clock.max_jump_us, self.clock.jump_confirm
+            for state, entries in groups:
+                h = self.clock.horizon_us(state.name)
+                if h is None or not len(ts) or int(ts.max()) <= h:
+                    continue  # no clock yet, or nothing past it (the common case)
+                rows = np.flatnonzero(ok if len(groups) == 1 else ok & np.isin(sym, entries.positions))
+                ok[rows[~moves_clock(ts[rows], h - jump, jump, confirm)]] = False
             if not ok.all():
                 sym, ts = sym[ok], ts[ok]
             first = np.full(k, np.iinfo(np.int64).max, dtype=np.int64)
