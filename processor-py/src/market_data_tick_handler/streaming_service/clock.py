@@ -21,10 +21,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
+import numpy as np
+
 from ..timeutil import now_us
 
 DEFAULT_MAX_JUMP_US = 60_000_000  # event clock: a trade further ahead must be confirmed (candle_engine.py)
 DEFAULT_JUMP_CONFIRM = 2  # ... by this many further trades at least as far ahead
+_I64_MAX = np.iinfo(np.int64).max
+
+
+def past_reach(ts: np.ndarray, clock: int, jump: int) -> tuple[np.ndarray, np.ndarray]:
+    """The jump rule's first step over trades in arrival order (``candle_engine.py``, and the gap tracker):
+    which of them are more than ``jump`` ahead of both ``clock`` and every trade before them, and the
+    running maximum of ``ts`` (the clock after the trades before the first such one)."""
+    run = np.maximum.accumulate(ts)
+    prev = np.empty_like(ts)
+    prev[0] = clock
+    np.maximum(run[:-1], clock, out=prev[1:])
+    return ts > np.minimum(prev, _I64_MAX - jump) + jump, run
 
 
 class Clock(ABC):

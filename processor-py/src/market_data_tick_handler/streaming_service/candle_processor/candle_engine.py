@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from ..clock import Clock, EventClock, make_clock
+from ..clock import Clock, EventClock, make_clock, past_reach
 from ..instrument_service import InstrumentTable
 from .buckets import Buckets
 from .candle_batch import CandleBatch, CandleColumns
@@ -459,11 +459,7 @@ class CandleEngine:
         i = 0
         while i < n:
             seg = ts[i:]
-            run = np.maximum.accumulate(seg)
-            prev = np.empty_like(seg)
-            prev[0] = c
-            np.maximum(run[:-1], c, out=prev[1:])
-            off = seg > np.minimum(prev, _I64_MAX - jump) + jump
+            off, run = past_reach(seg, c, jump)
             if self._provisional:
                 off |= seg < self._anchor - jump  # type: ignore[operator]
             k = int(np.argmax(off)) if off.any() else len(seg)

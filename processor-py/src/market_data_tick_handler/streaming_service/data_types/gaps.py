@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...wire import Frame
-from ..clock import Clock, EventClock
+from ..clock import Clock, EventClock, past_reach
 from ..instrument_service import ExchangeEntries, Instruments, InstrumentTable
 from .base import DataTypeProcessor, RowCheck
 from .records import Gap, Record
@@ -94,11 +94,7 @@ def moves_clock(ts: np.ndarray, clock: int, jump: int, confirm: int) -> np.ndarr
     c, i = clock, 0
     while i < n:
         seg = ts[i:]
-        run = np.maximum.accumulate(seg)
-        prev = np.empty_like(seg)
-        prev[0] = c
-        np.maximum(run[:-1], c, out=prev[1:])
-        off = seg > prev + jump
+        off, run = past_reach(seg, c, jump)
         k = int(np.argmax(off)) if off.any() else len(seg)
         if k:
             c = max(c, int(run[k - 1]))
