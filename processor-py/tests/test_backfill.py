@@ -12,11 +12,9 @@ import re
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from market_data_tick_handler.backfill.progress import Progress
-from market_data_tick_handler.backfill.runner import frame_bounds
 from market_data_tick_handler.backfill.sources import SourceError, read_recordings, read_tardis_trades
 from market_data_tick_handler.backfill.state import SymbolState
 from market_data_tick_handler.devtools.tardis_csv import write_tardis_trades_csv
@@ -151,17 +149,6 @@ def test_tardis_csv_of_a_recording_is_tardis_format(tmp_path):
     assert gzip.decompress(files[1].read_bytes()).decode().splitlines()[1] == (
         f"binance,BTCUSDT,1723161601200000,{(midnight_ns + 10**9) // 1000},8,buy,61001.00000000,0.20000000"
     )
-
-
-def test_a_day_is_cut_into_frames_within_the_clock_jump_horizon():
-    jump = 60_000_000
-    ts = np.array([0, 10, 59_999_999, 60_000_000, 60_000_001, 200_000_000, 200_000_001], dtype=np.int64)
-    ts += T0
-    # no clock yet: the first frame reaches 60 s past its first trade; after a hole, a new frame
-    assert frame_bounds(ts, None, jump) == [(0, 4), (4, 5), (5, 7)]
-    # a clock already at T0 - 30 s (its horizon T0 + 30 s): the first frame ends there
-    assert frame_bounds(ts, T0 - 30_000_000 + jump, jump) == [(0, 2), (2, 5), (5, 7)]
-    assert frame_bounds(np.zeros(0, dtype=np.int64), None, jump) == []
 
 
 def test_the_state_is_saved_whole_and_read_back(tmp_path):

@@ -265,6 +265,27 @@ def test_a_silence_longer_than_the_clock_jump_ends_at_the_first_trade_after_it()
     assert flags[285] is True and flags[300] is False  # the candle the trades came back in has no gap
 
 
+def test_a_long_silence_flags_the_same_candles_however_the_trades_are_cut_into_frames():
+    # a trade a second from 0 s to 199 s, none for 241 s (more than the 60 s jump), then 440 s to 539 s
+    times = [*range(0, 200), *range(440, 540)]
+    trades = [(0, T0 + t * S, 100.0 + t % 7, 1.0, "buy") for t in times]
+
+    def candles(size: int) -> list[tuple]:
+        h = _handler(30_000)
+        out = []
+        for seq, at in enumerate(range(0, len(trades), size)):
+            out += h.handle_bytes(trade_frame(trades[at : at + size], seq, "g")).candles
+        out += [c for batch in h.finish() for c in batch]
+        return [(c.timeframe, (c.timestamp_in - T0) // S, c.trade_count, c.has_gap) for c in out]
+
+    one = candles(len(trades))
+    for size in (7, 100, 250):  # a frame ends before, inside or after the hole
+        assert candles(size) == one
+    # the silence runs from 199 s to 440 s: the 15 s candles [195, 210) ... [435, 450) overlap it, no other
+    flagged = [start for tf, start, _, gap in one if tf == "15s" and gap]
+    assert flagged == list(range(195, 450, 15))
+
+
 def test_event_clock_a_disconnect_starts_at_the_exchange_clock_and_ends_for_all_at_the_next_message():
     h = _handler(30_000)
     h.handle_bytes(
