@@ -204,7 +204,9 @@ describe('journal', () => {
     await new Promise((resolve) => child.stdout.once('data', resolve))
     child.kill('SIGKILL')
     await new Promise((resolve) => child.on('exit', resolve))
-    const files = journalFiles(dir)
+    // killed between making a new file and writing its header, the newest file has no header (open() below
+    // removes it): every other file starts with the header
+    const files = journalFiles(dir).filter((f, i, all) => i < all.length - 1 || statSync(f.path).size >= 8)
     const jseqs = files.flatMap((f) => readRecords(f.path).records.map((r) => r.jseq))
     assert.ok(jseqs.length >= 200)
     assert.deepEqual(jseqs, jseqs.map((_, i) => i + 1), 'every whole record, in order, no hole')
