@@ -212,6 +212,7 @@ describe('journal', () => {
     assert.deepEqual(jseqs, jseqs.map((_, i) => i + 1), 'every whole record, in order, no hole')
     const next = new Journal({ dir, log: memoryLog() }).open() // the dead writer's lock is taken over
     assert.equal(next.nextJseq, jseqs.length + 1)
+    for (const f of journalFiles(dir)) assert.ok(statSync(f.path).size >= 8, `${f.name}: a file without the header is left`)
     assert.match(next.log.lines.join('\n'), /taking over .*journal\.lock of a process that is gone/)
     next.close()
   })
