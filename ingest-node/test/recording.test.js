@@ -170,7 +170,7 @@ describe('recording reader', () => {
     assert.ok(log.lines.some((l) => /junk\.gz: no usable message in its 2 line\(s\) \(2 malformed\)/.test(l)), log.lines.join('\n'))
     const blob = join(dir, 'blob.bin')
     writeFileSync(blob, Buffer.alloc(4096, 0x41))
-    await assert.rejects(async () => { for await (const l of readLines(blob, { maxLineChars: 1000 })) void l }, /blob\.bin after line 0: line 1 is longer than 1000 characters/)
+    await assert.rejects(async () => { for await (const l of readLines(blob, { maxLineBytes: 1000 })) void l }, /blob\.bin after line 0: line 1 is longer than 1000 bytes/)
   })
 
   test('timestamp units', () => {
@@ -194,6 +194,29 @@ describe('recording reader', () => {
       for await (const line of readLines(file)) got.push(line)
       assert.equal(got.length, lines.length)
       assert.ok(got.every((line, i) => line === lines[i]), 'every line as written')
+    }
+  })
+
+  test('a recording of many pieces, ASCII and not, CRLF or not: every line as parseLine reads it', async () => {
+    // ~2.5 MB of `<ns> {json}` lines (some with non-ASCII text, some malformed, one of 300 kB): read in
+    // pieces by the reading thread, decoded a window at a time (ASCII pieces) or a line at a time
+    const lines = []
+    for (let k = 0; lines.length < 12000; k++) {
+      const ns = String(1723161254087896568n + BigInt(k) * 1000123n)
+      const text = k % 1777 === 0 ? 'z'.repeat(300_000) : k % 97 === 0 ? 'é€😀 ünïcödé' : 'x'.repeat(k % 211)
+      lines.push(k % 503 === 0 ? `${ns} {"broken":` : k % 601 === 0 ? `garbage ${k}` : `${ns} {"stream":"btcusdt@trade","data":{"t":${k},"note":"${text}"}}`)
+    }
+    const want = lines.map((line, i) => [i + 1, parseLine(line)]).filter(([, r]) => typeof r === 'object' && r.tsUs !== undefined)
+    const dir = tmpDir()
+    for (const eol of ['\n', '\r\n']) {
+      const file = join(dir, `many${eol.length}.gz`)
+      writeFileSync(file, gzipSync(lines.join(eol) + eol))
+      const { out, stats } = await readAll([file])
+      assert.equal(out.length, want.length)
+      assert.ok(out.every((m, i) => m.line === want[i][0] && m.tsUs === want[i][1].tsUs && m.raw === want[i][1].raw), 'every message as parseLine reads it')
+      assert.deepEqual(out.filter((m) => m.data.data.note.startsWith('é')).length, want.filter(([, r]) => r.data.data.note.startsWith('é')).length)
+      assert.equal(stats.lines, lines.length)
+      assert.equal(stats.bad, lines.length - want.length)
     }
   })
 

@@ -7,11 +7,13 @@
 //   as `control` (the replay server answers the client's own subscribe messages instead).
 // gzip is detected by its magic bytes. A malformed line is counted (by reason) and logged with
 // file:line, and reading goes on. A file that cannot be read (missing, not a file, empty, a truncated or
-// corrupt gzip, a "line" longer than maxLineChars) is an error naming it (and the line it stopped after).
+// corrupt gzip, a "line" longer than maxLineBytes) is an error naming it (and the line it stopped after).
 import { createReadStream } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { createGunzip } from 'node:zlib'
-import { StringDecoder } from 'node:string_decoder'
+import { isAscii } from 'node:buffer'
+import { Worker } from 'node:worker_threads'
+import { setImmediate as turn } from 'node:timers/promises'
 import { basename } from 'node:path'
 import { isoToUs } from '../convert.js'
 import { silentLog } from '../log.js'
@@ -39,8 +41,8 @@ import { silentLog } from '../log.js'
 /** @returns {RecordingStats} */
 export const newRecordingStats = () => ({ files: 0, lines: 0, messages: 0, empty: 0, bad: 0, badReasons: {}, control: 0 })
 
-/** Longest line accepted (characters); a longer one means the file is not a recording. */
-export const MAX_LINE_CHARS = 64 * 1024 * 1024
+/** Longest line accepted (bytes); a longer one means the file is not a recording. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024
 
 /**
  * Checks that every file can be read as a recording before anything is replayed: it exists, is a file,
@@ -78,46 +80,48 @@ async function isGzip (path) {
 }
 
 /**
- * Lines of a file (gzip or plain), lazily, a batch per piece read (256 KiB), with back-pressure (the
- * stream is paused while the consumer is busy). Handles \n and \r\n.
- * @param {string} path
- * @param {{maxLineChars?: number}} [options]
- * @returns {AsyncGenerator<string[]>}
+ * A piece of a file: whole lines as bytes, in a buffer of its own (transferable to another thread).
+ * Line k is bytes[starts[k], ends[k]) (its \n and a \r before it left out).
+ * @typedef {object} LinePiece
+ * @property {Buffer} bytes
+ * @property {number} n lines
+ * @property {Int32Array} starts
+ * @property {Int32Array} ends
  */
-export async function * readLineBatches (path, { maxLineChars = MAX_LINE_CHARS } = {}) {
+
+/**
+ * The lines of a file (gzip or plain), lazily, a piece per 256 KiB read, with back-pressure (the stream
+ * is paused while the consumer is busy). Splits bytes, not text: each piece is decoded (or not) by
+ * whoever takes it, possibly in another thread (readRecordingBatches).
+ * @param {string} path
+ * @param {{maxLineBytes?: number}} [options]
+ * @returns {AsyncGenerator<LinePiece>}
+ */
+export async function * readLinePieces (path, { maxLineBytes = MAX_LINE_BYTES } = {}) {
   const gz = await isGzip(path)
-  const raw = createReadStream(path, { highWaterMark: 256 * 1024 })
-  const input = gz ? raw.pipe(createGunzip({ chunkSize: 256 * 1024 })) : raw
+  const raw = createReadStream(path, { highWaterMark: PIECE_BYTES })
+  const input = gz ? raw.pipe(createGunzip({ chunkSize: PIECE_BYTES })) : raw
   if (gz) raw.on('error', (e) => input.destroy(e))
-  const decoder = new StringDecoder('utf8')
-  let rest = ''
+  /** @type {Buffer[]} the line begun in earlier chunks */
+  let rest = []
+  let restBytes = 0
   let lines = 0
   try {
     for await (const chunk of input) {
-      const text = decoder.write(chunk)
-      const batch = []
-      let start = 0
-      let nl = text.indexOf('\n')
-      if (nl !== -1 && rest.length > 0) {
-        // the line begun in the previous piece: joined on its own, the piece itself is not copied
-        const line = rest + text.slice(0, nl)
-        batch.push(line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line)
-        start = nl + 1
-        rest = ''
-        nl = text.indexOf('\n', start)
+      const last = chunk.lastIndexOf(10)
+      if (last === -1) {
+        rest.push(chunk)
+        restBytes += chunk.length
+      } else {
+        const piece = splitLines(joined(rest, restBytes, chunk.subarray(0, last + 1)))
+        lines += piece.n
+        yield piece
+        rest = last + 1 < chunk.length ? [chunk.subarray(last + 1)] : []
+        restBytes = chunk.length - last - 1
       }
-      for (; nl !== -1; nl = text.indexOf('\n', start)) {
-        const end = nl > start && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl
-        batch.push(text.slice(start, end))
-        start = nl + 1
-      }
-      lines += batch.length
-      rest = start === 0 ? rest + text : text.slice(start)
-      if (batch.length > 0) yield batch
-      if (rest.length > maxLineChars) throw new Error(`line ${lines + 1} is longer than ${maxLineChars} characters (not a recording?)`)
+      if (restBytes > maxLineBytes) throw new Error(`line ${lines + 1} is longer than ${maxLineBytes} bytes (not a recording?)`)
     }
-    rest += decoder.end()
-    if (rest.length > 0) yield [rest.endsWith('\r') ? rest.slice(0, -1) : rest]
+    if (restBytes > 0) yield splitLines(joined(rest, restBytes, null), false)
   } catch (e) {
     const what = gz && e.code?.startsWith?.('Z_') ? 'a truncated or corrupt gzip' : gz ? 'gzip' : null
     throw new Error(`recording: cannot read ${path}${what === null ? '' : ` (${what})`} after line ${lines}: ${e.message}`)
@@ -127,10 +131,104 @@ export async function * readLineBatches (path, { maxLineChars = MAX_LINE_CHARS }
   }
 }
 
+/** Bytes read (and decompressed) at a time: a piece of lines is about this long. */
+const PIECE_BYTES = 256 * 1024
+
+/**
+ * `parts` then `tail` copied into one new buffer of its own.
+ * @param {Buffer[]} parts @param {number} partBytes @param {Buffer|null} tail
+ */
+function joined (parts, partBytes, tail) {
+  const out = Buffer.allocUnsafeSlow(partBytes + (tail?.length ?? 0))
+  let at = 0
+  for (const p of parts) at += p.copy(out, at)
+  if (tail !== null) tail.copy(out, at)
+  return out
+}
+
+/**
+ * The lines of `bytes`: each ends at a \n, or (`terminated` false: the end of a file without one) the
+ * last at the end.
+ * @param {Buffer} bytes
+ * @returns {LinePiece}
+ */
+function splitLines (bytes, terminated = true) {
+  let starts = new Int32Array(Math.max(16, bytes.length >> 7))
+  let ends = new Int32Array(starts.length)
+  let n = 0
+  for (let from = 0; from < bytes.length;) {
+    let nl = bytes.indexOf(10, from)
+    if (nl === -1) {
+      if (terminated) break
+      nl = bytes.length
+    }
+    if (n === starts.length) {
+      starts = grown(starts)
+      ends = grown(ends)
+    }
+    starts[n] = from
+    ends[n] = nl > from && bytes[nl - 1] === 13 ? nl - 1 : nl
+    n++
+    from = nl + 1
+  }
+  return { bytes, n, starts, ends }
+}
+
+/** @param {Int32Array} a */
+function grown (a) {
+  const b = new Int32Array(a.length * 2)
+  b.set(a)
+  return b
+}
+
+/**
+ * Bytes decoded at a time: the strings stay below V8's large-object size (128 KiB), which costs 30 times
+ * more per byte to allocate (measured: 230 µs for a 256 KiB string, 7 µs for 64 KiB).
+ */
+const TEXT_WINDOW = 60 * 1024
+
+/**
+ * A function giving the text of bytes[s, e), for s, e within one line. A piece that is all ASCII is
+ * decoded a window at a time (its lines are slices of the window's string); any other, a line at a
+ * time (UTF-8; a line starts and ends on a character boundary).
+ * @param {Buffer} bytes
+ * @param {boolean} [ascii] already known
+ * @returns {(s: number, e: number) => string}
+ */
+export function textOf (bytes, ascii = isAscii(bytes)) {
+  if (!ascii) return (s, e) => bytes.toString('utf8', s, e)
+  let text = ''
+  let from = 0
+  let to = 0
+  return (s, e) => {
+    if (s < from || e > to) {
+      from = s
+      to = Math.min(bytes.length, Math.max(e, s + TEXT_WINDOW))
+      text = bytes.toString('latin1', from, to)
+    }
+    return text.slice(s - from, e - from)
+  }
+}
+
+/**
+ * Lines of a file (gzip or plain) as text, lazily, a batch per piece read. Handles \n and \r\n.
+ * @param {string} path
+ * @param {{maxLineBytes?: number}} [options]
+ * @returns {AsyncGenerator<string[]>}
+ */
+export async function * readLineBatches (path, options) {
+  for await (const { bytes, n, starts, ends } of readLinePieces(path, options)) {
+    const text = textOf(bytes)
+    const batch = new Array(n)
+    for (let k = 0; k < n; k++) batch[k] = text(starts[k], ends[k])
+    yield batch
+  }
+}
+
 /**
  * Lines of a file one by one (readLineBatches, flattened).
  * @param {string} path
- * @param {{maxLineChars?: number}} [options]
+ * @param {{maxLineBytes?: number}} [options]
  * @returns {AsyncGenerator<string>}
  */
 export async function * readLines (path, options) {
@@ -206,33 +304,101 @@ export function parseLine (line) {
 }
 
 /**
- * The common line `<18-19 digit ns> {json object}` -> its RecordedMessage, in one object; null for any
- * other line (parseLine then decides, and reports a malformed one exactly as before).
- * @param {string} line @param {string} file @param {number} lineNo
- * @returns {RecordedMessage|null}
+ * Where each line of a piece in the common form `<18-19 digit ns> {...` has its JSON, and its µs (the
+ * ns digits but the last 3, as parseTimestampUs's Number(s.slice(0, -3))); -1 (µs NaN) for any other
+ * line, which parseLine reads. Runs in the reading thread (recording-worker.js).
+ * @param {LinePiece} piece
+ * @returns {{jsonAt: Int32Array, tsUs: Float64Array}}
  */
-function fastRecord (line, file, lineNo) {
-  const sp = line.indexOf(' ')
-  if (sp !== 18 && sp !== 19) return null
-  if (line.charCodeAt(sp + 1) !== 123) return null // '{'
-  // µs = the ns digits but the last 3 (< 2^53: exact), as parseTimestampUs's Number(s.slice(0, -3))
-  let us = 0
-  const digits = sp - 3
-  for (let k = 0; k < sp; k++) {
-    const d = line.charCodeAt(k) - 48
-    if (d < 0 || d > 9) return null
-    if (k < digits) us = us * 10 + d
+export function quickStamps ({ bytes, n, starts, ends }) {
+  const jsonAt = new Int32Array(n).fill(-1)
+  const tsUs = new Float64Array(n).fill(NaN)
+  for (let k = 0; k < n; k++) {
+    const s = starts[k]
+    const e = ends[k]
+    const sp = s + 19 < e && bytes[s + 18] === 32 ? s + 18 : s + 20 < e && bytes[s + 19] === 32 ? s + 19 : -1
+    if (sp === -1 || bytes[sp + 1] !== 123) continue // '{'
+    let us = 0
+    let i = s
+    for (; i < sp; i++) {
+      const d = bytes[i] - 48
+      if (d < 0 || d > 9) break
+      if (i < sp - 3) us = us * 10 + d
+    }
+    // not all digits; or beyond the year 2255 (> 2^53 µs: parseLine's string cut)
+    if (i < sp || us > Number.MAX_SAFE_INTEGER) continue
+    jsonAt[k] = sp + 1
+    tsUs[k] = us
   }
-  if (us > Number.MAX_SAFE_INTEGER) return null // beyond the year 2255: parseLine's string cut
-  const raw = line.slice(sp + 1)
+  return { jsonAt, tsUs }
+}
+
+/** The parsed JSON text when it is an object (not an array), else null. @param {string} text */
+function parsedObject (text) {
   let data
   try {
-    data = JSON.parse(raw)
+    data = JSON.parse(text)
   } catch {
     return null
   }
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) return null
-  return { file, line: lineNo, tsUs: us, raw, data }
+  return data !== null && typeof data === 'object' && !Array.isArray(data) ? data : null
+}
+
+/** Pieces the reading thread reads ahead of the one taken. */
+const PIECES_AHEAD = 16
+
+/** A turn of the event loop at least this often (ms) while pieces are taken without waiting. */
+const TURN_EVERY_MS = 10
+
+/**
+ * readLinePieces of one file at a time, with each piece's quickStamps, from a worker thread
+ * (recording-worker.js): reading, decompressing and splitting run beside the thread that parses. The
+ * worker keeps the process alive only while a piece is waited for.
+ */
+function openPieceReader () {
+  const worker = new Worker(new URL('./recording-worker.js', import.meta.url))
+  worker.unref()
+  /** @type {any[]} */
+  const inbox = []
+  /** @type {(() => void)|null} */
+  let wake = null
+  const put = (m) => {
+    inbox.push(m)
+    if (wake !== null) { const w = wake; wake = null; w() }
+  }
+  worker.on('message', put)
+  worker.on('error', (e) => put({ error: `the recording reader thread failed: ${e.message}` }))
+  worker.on('exit', (code) => put({ error: `the recording reader thread exited (code ${code})` }))
+  return {
+    /**
+     * @param {string} file
+     * @returns {AsyncGenerator<LinePiece & {ascii: boolean, jsonAt: Int32Array, tsUs: Float64Array}>}
+     */
+    async * read (file) {
+      worker.postMessage({ file, credit: PIECES_AHEAD })
+      let turnedAt = performance.now()
+      for (;;) {
+        if (inbox.length === 0) {
+          worker.ref()
+          while (inbox.length === 0) await new Promise((resolve) => { wake = () => resolve(undefined) })
+          worker.unref()
+          turnedAt = performance.now()
+        } else if (performance.now() - turnedAt >= TURN_EVERY_MS) {
+          // a consumer that never waits otherwise (the replay server at max speed) still lets timers,
+          // sockets and signals run
+          await turn()
+          turnedAt = performance.now()
+        }
+        const m = inbox.shift()
+        if (m.error !== undefined) throw new Error(m.error)
+        if (m.done === true) return
+        worker.postMessage({ credit: 1 })
+        m.bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.length)
+        yield m
+      }
+    },
+    close: () => { worker.removeAllListeners('exit'); return worker.terminate() }
+  }
 }
 
 /**
@@ -244,57 +410,71 @@ function fastRecord (line, file, lineNo) {
 
 /**
  * Every good message of the files, in order, played back to back, a batch per piece read (the direct
- * replay takes them so: one turn of its async generators per batch, not per message).
+ * replay takes them so: one turn of its async generators per batch, not per message). The files are
+ * read, decompressed and split into lines in a worker thread; this one decodes and parses.
  * @param {string[]} files
  * @param {ReadRecordingOptions} [options]
  * @returns {AsyncGenerator<RecordedMessage[]>}
  */
 export async function * readRecordingBatches (files, { stats = newRecordingStats(), log = silentLog, maxBadLineLogs = 20 } = {}) {
   if (!Array.isArray(files) || files.length === 0) throw new Error('recording: no files given')
-  for (const file of files) {
-    stats.files++
-    let lineNo = 0
-    if ((await stat(file).catch(() => null))?.size === 0) throw new Error(`recording: ${file} is empty (0 bytes)`)
-    const before = { lines: stats.lines, messages: stats.messages, bad: stats.bad }
-    const name = basename(file)
-    for await (const lines of readLineBatches(file)) {
-      const batch = []
-      for (const line of lines) {
-        lineNo++
-        stats.lines++
-        const fast = fastRecord(line, name, lineNo)
-        if (fast !== null) {
-          stats.messages++
-          batch.push(fast)
-          continue
-        }
-        if (line.trim() === '') {
-          stats.empty++
-          continue
-        }
-        const parsed = parseLine(line)
-        if (typeof parsed === 'string') {
-          stats.bad++
-          const reason = badReason(parsed)
-          stats.badReasons[reason] = (stats.badReasons[reason] ?? 0) + 1
-          if (stats.bad <= maxBadLineLogs) {
-            log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
-            if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
+  /** @type {ReturnType<typeof openPieceReader>|null} */
+  let reader = null
+  try {
+    for (const file of files) {
+      stats.files++
+      let lineNo = 0
+      if ((await stat(file).catch(() => null))?.size === 0) throw new Error(`recording: ${file} is empty (0 bytes)`)
+      reader ??= openPieceReader()
+      const before = { lines: stats.lines, messages: stats.messages, bad: stats.bad }
+      const name = basename(file)
+      for await (const { bytes, n, starts, ends, ascii, jsonAt, tsUs } of reader.read(file)) {
+        const text = textOf(bytes, ascii)
+        const batch = []
+        for (let k = 0; k < n; k++) {
+          lineNo++
+          stats.lines++
+          const at = jsonAt[k]
+          if (at !== -1) {
+            const raw = text(at, ends[k])
+            const data = parsedObject(raw)
+            if (data !== null) {
+              stats.messages++
+              batch.push({ file: name, line: lineNo, tsUs: tsUs[k], raw, data })
+              continue
+            }
           }
-          continue
+          const line = text(starts[k], ends[k])
+          if (line.trim() === '') {
+            stats.empty++
+            continue
+          }
+          const parsed = parseLine(line)
+          if (typeof parsed === 'string') {
+            stats.bad++
+            const reason = badReason(parsed)
+            stats.badReasons[reason] = (stats.badReasons[reason] ?? 0) + 1
+            if (stats.bad <= maxBadLineLogs) {
+              log(`recording: ${file}:${lineNo}: malformed line skipped (${parsed}): ${JSON.stringify(line.slice(0, 120))}`)
+              if (stats.bad === maxBadLineLogs) log(`recording: ${maxBadLineLogs} malformed lines logged; further ones are only counted`)
+            }
+            continue
+          }
+          if ('control' in parsed) {
+            stats.control++
+            continue
+          }
+          stats.messages++
+          batch.push({ file: name, line: lineNo, tsUs: parsed.tsUs, raw: parsed.raw, data: parsed.data })
         }
-        if ('control' in parsed) {
-          stats.control++
-          continue
-        }
-        stats.messages++
-        batch.push({ file: name, line: lineNo, tsUs: parsed.tsUs, raw: parsed.raw, data: parsed.data })
+        if (batch.length > 0) yield batch
       }
-      if (batch.length > 0) yield batch
+      if (stats.messages === before.messages) {
+        log(`recording: ${file}: no usable message in its ${stats.lines - before.lines} line(s) (${stats.bad - before.bad} malformed)`)
+      }
     }
-    if (stats.messages === before.messages) {
-      log(`recording: ${file}: no usable message in its ${stats.lines - before.lines} line(s) (${stats.bad - before.bad} malformed)`)
-    }
+  } finally {
+    reader?.close().catch(() => {})
   }
 }
 
