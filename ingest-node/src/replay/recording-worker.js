@@ -1,8 +1,8 @@
 // The reading thread of readRecordingBatches (recording.js): reads, decompresses and splits a file into
 // pieces of lines (readLinePieces) and finds where the quick lines' JSON starts (quickStamps), so that
-// the replay's own thread only decodes and parses. Asked for one file at a time ({file, credit}); sends
-// a piece per credit ({credit: 1} after each one taken), then {done: true}, or {error} when the file
-// cannot be read (after the pieces before the failure).
+// the replay's own thread only decodes and parses. Asked for one file at a time ({file, credit}); sends a
+// piece per credit (given back a few at a time as pieces are taken), then {done: true}, or {error} when
+// the file cannot be read (after the pieces before the failure).
 import { parentPort } from 'node:worker_threads'
 import { isAscii } from 'node:buffer'
 import { readLinePieces, quickStamps } from './recording.js'

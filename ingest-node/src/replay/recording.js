@@ -344,8 +344,9 @@ function parsedObject (text) {
   return data !== null && typeof data === 'object' && !Array.isArray(data) ? data : null
 }
 
-/** Pieces the reading thread reads ahead of the one taken. */
+/** Pieces the reading thread reads ahead of the one taken, and how many are given back at a time. */
 const PIECES_AHEAD = 16
+const CREDIT_EVERY = 4
 
 /** A turn of the event loop at least this often (ms) while pieces are taken without waiting. */
 const TURN_EVERY_MS = 10
@@ -377,6 +378,7 @@ function openPieceReader () {
     async * read (file) {
       worker.postMessage({ file, credit: PIECES_AHEAD })
       let turnedAt = performance.now()
+      let taken = 0
       for (;;) {
         if (inbox.length === 0) {
           worker.ref()
@@ -392,7 +394,7 @@ function openPieceReader () {
         const m = inbox.shift()
         if (m.error !== undefined) throw new Error(m.error)
         if (m.done === true) return
-        worker.postMessage({ credit: 1 })
+        if (++taken % CREDIT_EVERY === 0) worker.postMessage({ credit: CREDIT_EVERY })
         m.bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.length)
         yield m
       }
