@@ -38,7 +38,7 @@ import { monoUs, silentLog } from './log.js'
 /**
  * @typedef {object} BatcherOptions
  * @property {(frame: PendingFrame) => Promise<any>} send delivers frames in call order (see sender.js)
- * @property {number} [maxBatch] rows per frame at most (default 1000)
+ * @property {number} [maxBatch] rows per frame at most (default 2000)
  * @property {string} [session] default: random per process run
  * @property {Record<string, string[]>} [subscribed] exchange -> subscribed symbols (disconnect fallback, start frame)
  * @property {import('./journal.js').Journal|null} [journal] an open journal: every frame is appended to it
@@ -49,7 +49,7 @@ export const newSessionId = () => randomBytes(8).toString('hex')
 
 export class Batcher {
   /** @param {BatcherOptions} options */
-  constructor ({ send, maxBatch = 1000, session = newSessionId(), subscribed = {}, journal = null, log = silentLog }) {
+  constructor ({ send, maxBatch = 2000, session = newSessionId(), subscribed = {}, journal = null, log = silentLog }) {
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error(`batcher: maxBatch must be a positive integer, got ${maxBatch}`)
     this._send = send
     this.maxBatch = maxBatch

@@ -43,7 +43,7 @@ const USAGE = `usage: node src/cli.js --source replay|tardis-realtime|synthetic|
   --ledger-interval-ms 10000    a ledger frame (cumulative counts) this often; 0 = none
   --sndhwm 4                    ZeroMQ send high-water mark, frames
   --sndbuf 65536                kernel TCP send buffer, bytes (0 = OS default)
-  --max-batch 1000              rows per frame at most
+  --max-batch 2000              rows per frame at most
   --linger-ms 5000              how long to wait for the end frame to be delivered on exit
   --journal-dir data/journal    append every frame to a journal there before sending it, its jseq in
                                 the frame's header (proto/README.md "Journal"); default: no journal
@@ -91,7 +91,7 @@ const OPTIONS = {
   endpoint: { type: 'string', default: 'tcp://127.0.0.1:5555' },
   sndhwm: { type: 'string', default: '4' },
   sndbuf: { type: 'string', default: '65536' },
-  'max-batch': { type: 'string', default: '1000' },
+  'max-batch': { type: 'string', default: '2000' },
   'linger-ms': { type: 'string', default: '5000' },
   'book-depth': { type: 'string', default: '10' },
   'book-interval-ms': { type: 'string', default: '100' },

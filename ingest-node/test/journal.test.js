@@ -259,7 +259,7 @@ describe('journal', () => {
     const journal = new Journal({ dir }).open()
     const source = openSynthetic({ symbolsCount: 5, total: 3500, startUs: 1_700_000_000_000_000 })
     const sender = new Sender({ endpoint: pull.lastEndpoint, busy: 'wait', journal })
-    const batcher = new Batcher({ send: (f) => sender.send(f), subscribed: { synthetic: source.symbols }, journal })
+    const batcher = new Batcher({ send: (f) => sender.send(f), maxBatch: 1000, subscribed: { synthetic: source.symbols }, journal })
     const received = (async () => {
       const out = []
       for await (const [msg] of pull) {
@@ -295,7 +295,7 @@ describe('journal', () => {
     const source = openSynthetic({ symbolsCount: 5, total: 50_000, startUs: 1_700_000_000_000_000 })
     // nobody binds this endpoint: ZeroMQ queues sndhwm frames for a processor that may come, then is full
     const sender = new Sender({ endpoint: `ipc://${dir}/nobody.sock`, sndhwm: 4, busy: 'journal', journal, log })
-    const batcher = new Batcher({ send: (f) => sender.send(f), subscribed: { synthetic: source.symbols }, journal })
+    const batcher = new Batcher({ send: (f) => sender.send(f), maxBatch: 1000, subscribed: { synthetic: source.symbols }, journal })
     const t0 = performance.now()
     const result = await runPipeline({ source, batcher, sender, startInfo: START, closeTimeoutMs: 10_000 })
     const ms = performance.now() - t0

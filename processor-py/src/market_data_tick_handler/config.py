@@ -342,7 +342,7 @@ class IngestConfig:
     node: str = "node"
     sndhwm: int = _at_least(1, 4)
     rcvhwm: int = _at_least(1, 4)
-    max_batch: int = _at_least(1, 1000)
+    max_batch: int = _at_least(1, 2000)
     extra_args: tuple[str, ...] = ()
     journal: JournalConfig = field(default_factory=JournalConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
