@@ -143,9 +143,10 @@ def test_replay_path_passed_only_when_chosen(path):
 
 def test_v8_young_generation_small_for_streams_larger_for_a_replay_at_speed_max():
     """The ingester's V8 flags (ingester_process.node_flags): a capped young generation keeps 1,000 live
-    symbols small; a replay at speed max gets a larger one (fewer scavenges); node accepts both."""
+    symbols small; a replay at speed max gets a larger one (fewer scavenges) and collects on its own
+    thread; node accepts both."""
     replay_max = node_flags(IngestConfig(source="replay", speed="max"))
-    assert replay_max == ("--max-semi-space-size=16",)
+    assert replay_max == ("--max-semi-space-size=16", "--single-threaded-gc")
     streams = (IngestConfig(source="replay", speed="20"), IngestConfig(source="synthetic"), IngestConfig())
     for paced in streams:
         assert node_flags(paced) == ("--max-semi-space-size=4",)
