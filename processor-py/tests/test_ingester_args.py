@@ -146,7 +146,7 @@ def test_v8_young_generation_small_for_streams_larger_for_a_replay_at_speed_max(
     symbols small; a replay at speed max gets a larger one (fewer scavenges) and collects on its own
     thread; node accepts both."""
     replay_max = node_flags(IngestConfig(source="replay", speed="max"))
-    assert replay_max == ("--max-semi-space-size=16", "--single-threaded-gc")
+    assert replay_max == ("--max-semi-space-size=32", "--min-semi-space-size=32", "--single-threaded-gc")
     streams = (IngestConfig(source="replay", speed="20"), IngestConfig(source="synthetic"), IngestConfig())
     for paced in streams:
         assert node_flags(paced) == ("--max-semi-space-size=4",)

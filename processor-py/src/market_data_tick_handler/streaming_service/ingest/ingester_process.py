@@ -147,12 +147,14 @@ def ingester_args(
 NODE_FLAGS = ("--max-semi-space-size=4",)
 #: a replay at speed max allocates as fast as it can parse: with 4 MiB semi-spaces V8 scavenges so often
 #: that the ingester ran at 165-176 k trades/s on the bench recording, at 16 MiB at 251-316 k/s (8: 226-275,
-#: 32: 210-245; alternating runs on 2 cores), for up to 24 MiB more RSS while the replay runs. Its garbage
-#: is collected on its own thread only: V8's parallel and concurrent helpers cost more CPU than they save
-#: on two cores that the processor shares (the 2 M-trade bench replay: elapsed 5.99 -> 5.23 s, the
-#: ingester's CPU 8.5 -> 7.6 s, medians of 6 alternating pairs, every pair faster; its main thread no
-#: busier)
-REPLAY_MAX_NODE_FLAGS = ("--max-semi-space-size=16", "--single-threaded-gc")
+#: 32: 210-245; alternating runs on 2 cores). Its garbage is collected on its own thread only: V8's
+#: parallel and concurrent helpers cost more CPU than they save on two cores that the processor shares
+#: (the 2 M-trade bench replay: elapsed 5.99 -> 5.23 s, the ingester's CPU 8.5 -> 7.6 s, medians of 6
+#: alternating pairs, every pair faster). Collected so, the young generation is best held at 32 MiB from
+#: the start (V8 otherwise grows it slowly): 112 scavenges instead of 230, its main thread 0.2-0.4 s less
+#: busy, the replay 4.73 -> 4.52 s (5 pairs, every one faster), for about 45 MiB more RSS while it runs
+#: (210-227 -> 260-265 MiB). 16 MiB held from the start was pathological (2.5 s of scavenges).
+REPLAY_MAX_NODE_FLAGS = ("--max-semi-space-size=32", "--min-semi-space-size=32", "--single-threaded-gc")
 
 
 def node_flags(ingest: IngestConfig) -> tuple[str, ...]:
