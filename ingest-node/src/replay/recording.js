@@ -195,7 +195,7 @@ const TEXT_WINDOW = 60 * 1024
  * @param {boolean} [ascii] already known
  * @returns {(s: number, e: number) => string}
  */
-export function textOf (bytes, ascii = isAscii(bytes)) {
+function textOf (bytes, ascii = isAscii(bytes)) {
   if (!ascii) return (s, e) => bytes.toString('utf8', s, e)
   let text = ''
   let from = 0
