@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads'
 import { setImmediate as turn } from 'node:timers/promises'
 import { basename } from 'node:path'
 import { isoToUs } from '../convert.js'
+import { parseFrame } from './frames.js'
 import { silentLog } from '../log.js'
 
 /**
@@ -295,7 +296,7 @@ export function parseLine (line) {
   const raw = line.slice(sp + 1)
   let data
   try {
-    data = JSON.parse(raw)
+    data = parseFrame(raw)
   } catch (e) {
     return `${BAD.invalid_json}: ${e.message}`
   }
@@ -337,7 +338,7 @@ export function quickStamps ({ bytes, n, starts, ends }) {
 function parsedObject (text) {
   let data
   try {
-    data = JSON.parse(text)
+    data = parseFrame(text)
   } catch {
     return null
   }
