@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { isAscii } from 'node:buffer'
 import { readLinePieces, quickStamps } from './recording.js'
+import { scanTemplates } from './frames.js'
 
 /** @type {{taken: Int32Array, ahead: number}} */
 const { taken, ahead } = workerData
@@ -23,8 +24,11 @@ async function read (file) {
       sent++
       const { jsonAt, tsUs } = quickStamps(piece)
       const { bytes, n, starts, ends } = piece
-      parentPort.postMessage({ bytes, n, starts, ends, ascii: isAscii(bytes), jsonAt, tsUs },
-        [bytes.buffer, starts.buffer, ends.buffer, jsonAt.buffer, tsUs.buffer])
+      const ascii = isAscii(bytes)
+      const scan = ascii ? scanTemplates(bytes, jsonAt, ends, n) : null
+      const transfer = [bytes.buffer, starts.buffer, ends.buffer, jsonAt.buffer, tsUs.buffer]
+      if (scan !== null) transfer.push(scan.which.buffer, scan.from.buffer, scan.to.buffer, scan.value.buffer)
+      parentPort.postMessage({ bytes, n, starts, ends, ascii, jsonAt, tsUs, scan }, transfer)
     }
     parentPort.postMessage({ done: true })
   } catch (e) {

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads'
 import { setImmediate as turn } from 'node:timers/promises'
 import { basename } from 'node:path'
 import { isoToUs } from '../convert.js'
-import { parseFrame } from './frames.js'
+import { templatedFrame } from './frames.js'
 import { silentLog } from '../log.js'
 
 /**
@@ -296,7 +296,7 @@ export function parseLine (line) {
   const raw = line.slice(sp + 1)
   let data
   try {
-    data = parseFrame(raw)
+    data = JSON.parse(raw)
   } catch (e) {
     return `${BAD.invalid_json}: ${e.message}`
   }
@@ -338,7 +338,7 @@ export function quickStamps ({ bytes, n, starts, ends }) {
 function parsedObject (text) {
   let data
   try {
-    data = parseFrame(text)
+    data = JSON.parse(text)
   } catch {
     return null
   }
@@ -352,8 +352,9 @@ const PIECES_AHEAD = 16
 const TURN_EVERY_MS = 10
 
 /**
- * readLinePieces of one file at a time, with each piece's quickStamps, from a worker thread
- * (recording-worker.js): reading, decompressing and splitting run beside the thread that parses. The
+ * readLinePieces of one file at a time, with each piece's quickStamps and (ASCII pieces) scanTemplates,
+ * from a worker thread (recording-worker.js): reading, decompressing, splitting and matching the
+ * templated frames (frames.js) run beside the thread that parses. The
  * worker keeps the process alive only while a piece is waited for.
  */
 function openPieceReader () {
@@ -376,7 +377,7 @@ function openPieceReader () {
   return {
     /**
      * @param {string} file
-     * @returns {AsyncGenerator<LinePiece & {ascii: boolean, jsonAt: Int32Array, tsUs: Float64Array}>}
+     * @returns {AsyncGenerator<LinePiece & {ascii: boolean, jsonAt: Int32Array, tsUs: Float64Array, scan: import('./frames.js').TemplateScan|null}>}
      */
     async * read (file) {
       Atomics.store(taken, 0, 0)
@@ -417,7 +418,8 @@ function openPieceReader () {
 /**
  * Every good message of the files, in order, played back to back, a batch per piece read (the direct
  * replay takes them so: one turn of its async generators per batch, not per message). The files are
- * read, decompressed and split into lines in a worker thread; this one decodes and parses.
+ * read, decompressed and split into lines in a worker thread, which also finds the templated frames
+ * (frames.js); this one decodes, makes the templated frames' objects and parses the other lines.
  * @param {string[]} files
  * @param {ReadRecordingOptions} [options]
  * @returns {AsyncGenerator<RecordedMessage[]>}
@@ -434,7 +436,7 @@ export async function * readRecordingBatches (files, { stats = newRecordingStats
       reader ??= openPieceReader()
       const before = { lines: stats.lines, messages: stats.messages, bad: stats.bad }
       const name = basename(file)
-      for await (const { bytes, n, starts, ends, ascii, jsonAt, tsUs } of reader.read(file)) {
+      for await (const { bytes, n, starts, ends, ascii, jsonAt, tsUs, scan } of reader.read(file)) {
         const text = textOf(bytes, ascii)
         const batch = []
         for (let k = 0; k < n; k++) {
@@ -443,7 +445,7 @@ export async function * readRecordingBatches (files, { stats = newRecordingStats
           const at = jsonAt[k]
           if (at !== -1) {
             const raw = text(at, ends[k])
-            const data = parsedObject(raw)
+            const data = scan !== null && scan.which[k] !== -1 ? templatedFrame(scan, k, text) : parsedObject(raw)
             if (data !== null) {
               stats.messages++
               batch.push({ file: name, line: lineNo, tsUs: tsUs[k], raw, data })
