@@ -30,11 +30,60 @@ const TEMPLATES = [
   }
 ]
 
-/** Each template split at its holes: literal bytes, a hole, ..., a hole, literal bytes. */
-const COMPILED = TEMPLATES.map(({ text }) => ({
-  literals: text.split(/%[sib]/).map((l) => Buffer.from(l, 'latin1')),
+/**
+ * A template's text cut at its holes: literals[0], hole 0, literals[1], ..., hole n-1, literals[n].
+ * @param {string} text
+ */
+const partsOf = (text) => ({
+  literals: text.split(/%[sib]/),
   kinds: /** @type {HoleKind[]} */ ([...text.matchAll(/%([sib])/g)].map((m) => m[1]))
-}))
+})
+
+/**
+ * The source of a template's matcher `(b, p, end, base, from, to, value) => boolean`: whether bytes
+ * b[p, end) are the template's text, its holes noted from index `base` on (TemplateScan). Compiled, as
+ * convert.js compiles its row writers: the literal bytes compared one by one in straight-line code run
+ * three times faster than a loop over the template's parts (0.18 against 0.51 µs a trade frame).
+ * @param {{literals: string[], kinds: HoleKind[]}} parts
+ */
+function matcherSource ({ literals, kinds }) {
+  const lines = ['let c, v']
+  literals.forEach((literal, h) => {
+    const bytes = [...Buffer.from(literal, 'latin1')]
+    lines.push(`if (p + ${bytes.length} > end${bytes.map((byte, j) => ` || b[p + ${j}] !== ${byte}`).join('')}) return false`, `p += ${bytes.length}`)
+    if (h === kinds.length) {
+      lines.push('return p === end')
+      return
+    }
+    lines.push(`from[base + ${h}] = p`)
+    if (kinds[h] === 's') {
+      // up to the closing quote: printable ASCII, no escape
+      lines.push('for (;; p++) { if (p >= end) return false; c = b[p]; if (c === 34) break; if (c < 0x20 || c > 0x7e || c === 92) return false }',
+        `to[base + ${h}] = p`)
+    } else if (kinds[h] === 'i') {
+      // 0, or up to 15 digits not starting with 0
+      lines.push('v = b[p] - 48; if (v < 0 || v > 9) return false; p++',
+        `if (v !== 0) { for (c = b[p] - 48; p < end && c >= 0 && c <= 9; c = b[++p] - 48) v = v * 10 + c; if (p - from[base + ${h}] > 15) return false }`,
+        `value[base + ${h}] = v`)
+    } else {
+      lines.push(`if (b[p] === 116 && b[p + 1] === 114 && b[p + 2] === 117 && b[p + 3] === 101) { value[base + ${h}] = 1; p += 4 }`, // true
+        `else if (b[p] === 102 && b[p + 1] === 97 && b[p + 2] === 108 && b[p + 3] === 115 && b[p + 4] === 101) { value[base + ${h}] = 0; p += 5 }`, // false
+        'else return false')
+    }
+  })
+  return lines.join('\n')
+}
+
+/** Each template's hole kinds and its compiled matcher. */
+const COMPILED = TEMPLATES.map(({ text }) => {
+  const parts = partsOf(text)
+  // eslint-disable-next-line no-new-func
+  const matches = new Function('b', 'p', 'end', 'base', 'from', 'to', 'value', matcherSource(parts))
+  return {
+    kinds: parts.kinds,
+    matches: /** @type {(b: Uint8Array, p: number, end: number, base: number, from: Int32Array, to: Int32Array, value: Float64Array) => boolean} */ (matches)
+  }
+})
 /** Holes of the template with the most. */
 const MAX_HOLES = Math.max(...COMPILED.map((c) => c.kinds.length))
 
@@ -63,59 +112,13 @@ export function scanTemplates (bytes, jsonAt, ends, n) {
   for (let k = 0; k < n; k++) {
     if (jsonAt[k] === -1) continue
     for (let t = 0; t < COMPILED.length; t++) {
-      if (matches(COMPILED[t], bytes, jsonAt[k], ends[k], k * MAX_HOLES, from, to, value)) {
+      if (COMPILED[t].matches(bytes, jsonAt[k], ends[k], k * MAX_HOLES, from, to, value)) {
         which[k] = t
         break
       }
     }
   }
   return { which, from, to, value }
-}
-
-/**
- * Whether bytes[p, end) is the template's text; its holes noted from index `base` on.
- * @param {{literals: Uint8Array[], kinds: HoleKind[]}} template
- * @param {Uint8Array} bytes @param {number} p @param {number} end @param {number} base
- * @param {Int32Array} from @param {Int32Array} to @param {Float64Array} value
- */
-function matches ({ literals, kinds }, bytes, p, end, base, from, to, value) {
-  for (let h = 0; ; h++) {
-    const lit = literals[h]
-    if (p + lit.length > end) return false
-    for (let j = 0; j < lit.length; j++) if (bytes[p + j] !== lit[j]) return false
-    p += lit.length
-    if (h === kinds.length) return p === end
-    const kind = kinds[h]
-    from[base + h] = p
-    if (kind === 's') {
-      // up to the closing quote: printable ASCII, no escape
-      for (;; p++) {
-        if (p >= end) return false
-        const c = bytes[p]
-        if (c === 34) break
-        if (c < 0x20 || c > 0x7e || c === 92) return false
-      }
-      to[base + h] = p
-    } else if (kind === 'i') {
-      // 0, or up to 15 digits not starting with 0
-      let v = bytes[p] - 48
-      if (v < 0 || v > 9) return false
-      p++
-      if (v !== 0) {
-        for (let d = bytes[p] - 48; p < end && d >= 0 && d <= 9; d = bytes[++p] - 48) v = v * 10 + d
-        if (p - from[base + h] > 15) return false
-      }
-      value[base + h] = v
-    } else if (bytes[p] === 116 && bytes[p + 1] === 114 && bytes[p + 2] === 117 && bytes[p + 3] === 101) { // true
-      value[base + h] = 1
-      p += 4
-    } else if (bytes[p] === 102 && bytes[p + 1] === 97 && bytes[p + 2] === 108 && bytes[p + 3] === 115 && bytes[p + 4] === 101) { // false
-      value[base + h] = 0
-      p += 5
-    } else {
-      return false
-    }
-  }
 }
 
 /** A line's hole values (reused: `make` copies them into the object it makes). */
