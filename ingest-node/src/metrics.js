@@ -149,6 +149,7 @@ export class IngestMetrics {
     counter('recording_files_total', 'Recording files opened, per exchange', ['exchange'], r('files'))
     counter('recording_errors_total', 'Failed recording writes (open, compress, write, close), per exchange', ['exchange'], r('errors'))
     counter('recording_lost_total', 'Lines of blocks that could not be written to the recording, per exchange', ['exchange'], r('lost'))
+    counter('recording_after_close_total', 'Raw messages that came after the recording was closed (the session had ended), not recorded, per exchange', ['exchange'], r('after_close'))
     gauge('recording_queued_bytes', 'Recording lines waiting to be written (characters)', [], () => (recorder === null ? [] : one(recorder.queued)))
 
     gauge('info', 'The ingester: version, session, source (always 1)', ['version', 'session', 'source'], () => [[{ version: info.version, session: info.session, source: info.source }, 1]])

@@ -45,10 +45,12 @@ export const recordingPath = (dir, exchange, hour) => join(dir, exchange, `${exc
  * @property {number} files files opened (one per exchange and hour, again after a write error)
  * @property {number} errors failed writes (open, compress, write, close)
  * @property {number} lost lines of blocks that could not be written
+ * @property {number} after_close lines that came after close(): the session had ended, and a feed still
+ *   closing delivered them (not recorded, as they were not streamed either)
  */
 
 /** @returns {RecorderCounts} */
-const newCounts = () => ({ messages: 0, bytes: 0, written: 0, blocks: 0, files: 0, errors: 0, lost: 0 })
+const newCounts = () => ({ messages: 0, bytes: 0, written: 0, blocks: 0, files: 0, errors: 0, lost: 0, after_close: 0 })
 
 /**
  * @typedef {object} Target one exchange-hour file
@@ -135,7 +137,7 @@ export class Recorder {
   writeLine (exchange, ns, json) {
     const ex = this._state(exchange)
     if (this.closed) {
-      ex.counts.lost++
+      ex.counts.after_close++
       return
     }
     if (ex.target === null || ns < ex.hourStart || ns >= ex.hourEnd) this._rotate(ex, ns)
@@ -153,7 +155,8 @@ export class Recorder {
   }
 
   /**
-   * Writes what is gathered and closes every file (complete gzip files); later lines are counted lost.
+   * Writes what is gathered and closes every file (complete gzip files); later lines are not recorded,
+   * counted as `after_close`.
    * @returns {Promise<RecorderCounts>}
    */
   async close () {

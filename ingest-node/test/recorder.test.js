@@ -53,6 +53,18 @@ describe('recorder', () => {
     assert.equal(counts.bytes, [...sent.binance, ...sent.deribit].reduce((a, l) => a + Buffer.byteLength(l) + 1, 0))
   })
 
+  test('a line after close() is not recorded and counted as after_close, not lost', async () => {
+    const dir = tmpDir()
+    const rec = new Recorder({ dir, now: () => T_2359, flushMs: 0 })
+    rec.write('binance', { stream: 'btcusdt@trade', data: { t: 1 } })
+    const counts = await rec.close()
+    rec.write('binance', { stream: 'btcusdt@trade', data: { t: 2 } })
+    assert.deepEqual(gunzipLines(join(dir, 'binance', 'binance-2024-08-08T23.gz')), [`${T_2359} {"stream":"btcusdt@trade","data":{"t":1}}`])
+    assert.deepEqual({ ...rec.stats, bytes: 0, written: 0 }, { ...counts, bytes: 0, written: 0, after_close: 1 })
+    assert.equal(rec.stats.lost, 0)
+    assert.equal(rec.stats.messages, 1)
+  })
+
   test('hourOf: the UTC hour of a time in ns', () => {
     assert.equal(hourOf(T_2359), '2024-08-08T23')
     assert.equal(hourOf(T_2359 + 1_000_000_000n), '2024-08-09T00')
@@ -169,6 +181,8 @@ describe('recorder', () => {
     assert.equal(files.length, 1)
     const recorded = gunzipLines(join(dir, 'binance', files[0])) // throws on a truncated gzip
     assert.equal(recorded.length, summary.recording.messages)
+    // a trade the closing WebSocket may still deliver (the sample's second is 31 ms after the first) is
+    // counted as after_close, not lost
     assert.equal(summary.recording.lost, 0)
     // the recorded trades are the first ones of the sample, payloads unchanged (replayed at real time: a few)
     const trades = recorded.filter((l) => l.includes('@trade')).map((l) => JSON.parse(l.slice(l.indexOf(' ') + 1)))
